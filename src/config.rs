@@ -1,0 +1,367 @@
+//! Typed configuration: TOML file plus `SMSGW__SECTION__KEY` environment overrides.
+//!
+//! Every section is read on its own so that `check-config` reports every problem at once,
+//! each as `key: problem`. Unknown keys are errors: a misspelt key silently ignored is a
+//! setting the operator believes in and does not have.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::compose::ComposeMode;
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub instance: Instance,
+    pub smtp: Smtp,
+    pub sms: Sms,
+    pub security: Security,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Instance {
+    /// Unique name of this instance in the cluster.
+    pub name: String,
+    /// Directory of `smsgw.db` and the simulator's records; relative to the working directory.
+    pub data_dir: PathBuf,
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Self {
+            name: "smsgw".into(),
+            data_dir: "data".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    /// Addresses the SMTP server listens on.
+    pub listen: Vec<SocketAddr>,
+    /// Name in the greeting and in EHLO.
+    pub hostname: String,
+    /// Domains whose addresses are phone numbers (`+33477858589@sms`).
+    pub sms_domains: Vec<String>,
+    /// Largest message accepted, in bytes (advertised as SIZE).
+    pub max_message_size: usize,
+    /// Recipients accepted in one transaction.
+    pub max_recipients: usize,
+    /// Simultaneous connections; more are answered `421` and closed.
+    pub max_connections: usize,
+    /// Errors in one session before it is closed with `421`.
+    pub max_errors: usize,
+    /// Seconds to wait for a command line.
+    pub command_timeout_secs: u64,
+    /// Seconds to wait for more message data during DATA or BDAT.
+    pub data_timeout_secs: u64,
+    /// Seconds sessions get to finish after a shutdown signal.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+            hostname: "smsgw.localdomain".into(),
+            sms_domains: vec!["sms".into()],
+            max_message_size: 1024 * 1024,
+            max_recipients: 100,
+            max_connections: 512,
+            max_errors: 10,
+            command_timeout_secs: 300,
+            data_timeout_secs: 300,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTooLong {
+    Truncate,
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sms {
+    /// Region (ISO 3166 code, e.g. "GB") of national numbers such as `07700900123@sms`.
+    pub default_region: String,
+    /// What of the mail becomes the SMS text.
+    pub compose: ComposeMode,
+    /// Most parts one request may take (1..=255).
+    pub max_parts: usize,
+    /// What to do with a text longer than `max_parts`.
+    pub on_too_long: OnTooLong,
+}
+
+impl Default for Sms {
+    fn default() -> Self {
+        Self {
+            default_region: "GB".into(),
+            compose: ComposeMode::SubjectBody,
+            max_parts: 6,
+            on_too_long: OnTooLong::Truncate,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Security {
+    /// Refuse numbers of the premium-rate type.
+    pub deny_premium: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self { deny_premium: true }
+    }
+}
+
+/// One problem in the configuration, named by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub problem: String,
+}
+
+impl Problem {
+    fn new(key: &str, problem: &str) -> Problem {
+        Problem {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.problem)
+    }
+}
+
+/// Every problem found, so the operator fixes them in one go.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<Problem>);
+
+const SECTIONS: &[&str] = &["instance", "smtp", "sms", "security"];
+const LIST_KEYS: &[&str] = &["smtp.listen", "smtp.sms_domains"];
+
+impl Config {
+    /// Reads the file (which must exist) and the environment, then validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut env = config::Environment::with_prefix("SMSGW")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",");
+        for key in LIST_KEYS {
+            env = env.with_list_parse_key(key);
+        }
+        let raw = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(env)
+            .build()
+            .map_err(|e| {
+                ConfigError(vec![Problem::new(
+                    &path.display().to_string(),
+                    &e.to_string(),
+                )])
+            })?;
+        Self::from_raw(&raw)
+    }
+
+    fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let tables: HashMap<String, config::Value> =
+            raw.clone().try_deserialize().unwrap_or_default();
+        for key in tables.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
+            let known = SECTIONS.join(", ");
+            problems.push(Problem::new(
+                key,
+                &format!("unknown section (known: {known})"),
+            ));
+        }
+        let config = Config {
+            instance: section(&tables, "instance", &mut problems),
+            smtp: section(&tables, "smtp", &mut problems),
+            sms: section(&tables, "sms", &mut problems),
+            security: section(&tables, "security", &mut problems),
+        };
+        config.validate(&mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    fn validate(&self, problems: &mut Vec<Problem>) {
+        let mut check = |ok: bool, key: &str, problem: &str| {
+            if !ok {
+                problems.push(Problem::new(key, problem));
+            }
+        };
+        check(
+            !self.instance.name.is_empty(),
+            "instance.name",
+            "must not be empty",
+        );
+        check(
+            !self.smtp.listen.is_empty(),
+            "smtp.listen",
+            "needs at least one address",
+        );
+        check(
+            !self.smtp.hostname.is_empty(),
+            "smtp.hostname",
+            "must not be empty",
+        );
+        check(
+            !self.smtp.sms_domains.is_empty(),
+            "smtp.sms_domains",
+            "needs at least one domain, such as \"sms\"",
+        );
+        check(
+            self.smtp.sms_domains.iter().all(|d| is_domain(d)),
+            "smtp.sms_domains",
+            "each entry must be a bare domain such as \"sms\" or \"sms.example.com\"",
+        );
+        check(
+            self.smtp.max_message_size >= 1024,
+            "smtp.max_message_size",
+            "must be at least 1024 bytes",
+        );
+        check(
+            self.smtp.max_recipients >= 1,
+            "smtp.max_recipients",
+            "must be at least 1",
+        );
+        check(
+            self.smtp.max_connections >= 1,
+            "smtp.max_connections",
+            "must be at least 1",
+        );
+        check(
+            self.smtp.max_errors >= 1,
+            "smtp.max_errors",
+            "must be at least 1",
+        );
+        check(
+            self.smtp.command_timeout_secs >= 1,
+            "smtp.command_timeout_secs",
+            "must be at least 1",
+        );
+        check(
+            self.smtp.data_timeout_secs >= 1,
+            "smtp.data_timeout_secs",
+            "must be at least 1",
+        );
+        check(
+            (1..=255).contains(&self.sms.max_parts),
+            "sms.max_parts",
+            "must be between 1 and 255 (a concatenated SMS counts its parts in one octet)",
+        );
+        check(
+            self.region().is_some(),
+            "sms.default_region",
+            "must be an ISO 3166 region code known to libphonenumber, such as \"GB\" or \"FR\"",
+        );
+    }
+
+    /// The region of national numbers, if `sms.default_region` names one.
+    pub fn region(&self) -> Option<phonenumber::country::Id> {
+        self.sms.default_region.to_ascii_uppercase().parse().ok()
+    }
+
+    /// Where the SQLite database lives.
+    pub fn database_path(&self) -> PathBuf {
+        self.instance.data_dir.join("smsgw.db")
+    }
+}
+
+/// Reads one section, reporting every bad key in it: the key at fault is taken out and
+/// the rest is read again, so one typo does not hide the next.
+fn section<T: DeserializeOwned + Default>(
+    tables: &HashMap<String, config::Value>,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> T {
+    let Some(value) = tables.get(name) else {
+        return T::default();
+    };
+    let mut table = match value.clone().into_table() {
+        Ok(table) => table,
+        Err(_) => {
+            problems.push(Problem::new(
+                name,
+                &format!("must be a table such as [{name}]"),
+            ));
+            return T::default();
+        }
+    };
+    loop {
+        let value = config::Value::new(None, config::ValueKind::Table(table.clone()));
+        match value.try_deserialize::<T>() {
+            Ok(section) => return section,
+            Err(error) => {
+                let (key, problem) = describe(&error);
+                let full = key
+                    .as_ref()
+                    .map_or(name.to_string(), |k| format!("{name}.{k}"));
+                problems.push(Problem::new(&full, &problem));
+                let field = key
+                    .as_deref()
+                    .map(|k| k.split(['.', '[']).next().unwrap_or(k));
+                if field.and_then(|f| table.remove(f)).is_none() {
+                    return T::default();
+                }
+            }
+        }
+    }
+}
+
+/// The key an error is about (relative to its section) and what is wrong with it.
+fn describe(error: &config::ConfigError) -> (Option<String>, String) {
+    use config::ConfigError;
+    match error {
+        ConfigError::Type {
+            key,
+            unexpected,
+            expected,
+            ..
+        } => (
+            key.clone(),
+            format!("expected {expected}, found {unexpected}"),
+        ),
+        ConfigError::At { key, error, .. } => (key.clone(), describe(error).1),
+        ConfigError::Message(message) => match message.strip_prefix("unknown field `") {
+            Some(rest) => {
+                let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+                let expected = expected.trim_start_matches(", ");
+                (Some(field.to_string()), format!("unknown key ({expected})"))
+            }
+            None => (None, message.clone()),
+        },
+        other => (None, other.to_string()),
+    }
+}
+
+fn is_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}

@@ -1,0 +1,47 @@
+//! smsgw: a mail-to-SMS gateway. Mail to `<phone>@sms` comes in over SMTP, is stored,
+//! and is sent as SMS. Each stage talks to the next only through the store.
+
+pub mod address;
+pub mod compose;
+pub mod config;
+pub mod sms;
+pub mod smtp;
+pub mod store;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use config::Config;
+use store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// Runs the gateway until `shutdown` is cancelled, then drains: listeners close first,
+/// open sessions get `smtp.shutdown_grace_secs` to finish, and everything they were
+/// told was accepted is already committed.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    let store = Store::open(&config.database_path())?;
+    address::warm_up();
+    let listeners = smtp::bind(&config.smtp.listen).await?;
+    for listener in &listeners {
+        tracing::info!(address = %listener.local_addr()?, "SMTP listening");
+    }
+    smtp::serve(
+        listeners,
+        smtp::Settings::from_config(&config),
+        store,
+        config.smtp.max_connections,
+        Duration::from_secs(config.smtp.shutdown_grace_secs),
+        shutdown,
+    )
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}

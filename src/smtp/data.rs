@@ -1,0 +1,117 @@
+//! DATA and BDAT: the message, then its text as SMS parts, then the store.
+
+use smtp_proto::request::receiver::DummyDataReceiver;
+
+use super::reply::{self, Reply};
+use super::session::{Session, Step};
+use crate::compose::compose;
+use crate::config::OnTooLong;
+use crate::store::NewMail;
+
+impl Session {
+    pub(super) fn data(&mut self) -> Reply {
+        if let Some(reply) = self.ready_for_data() {
+            return reply;
+        }
+        self.start_data();
+        Reply::new(354, "", "Send the message, end with <CRLF>.<CRLF>")
+    }
+
+    /// BDAT is answered once its chunk is read, so it replies nothing now.
+    pub(super) fn bdat(&mut self, chunk_size: usize, last: bool) {
+        let refusal = self.ready_for_data().or_else(|| {
+            let total = self.message.len().saturating_add(chunk_size);
+            (total > self.settings.max_message_size)
+                .then(|| reply::too_big(self.settings.max_message_size))
+        });
+        match refusal {
+            // The chunk follows the command whatever we answer: read it, then answer.
+            Some(answer) => {
+                self.reset();
+                self.discard(DummyDataReceiver::new_bdat(chunk_size), answer);
+            }
+            None => self.start_bdat(chunk_size, last),
+        }
+    }
+
+    /// Refuses data without a sender and at least one accepted recipient.
+    fn ready_for_data(&self) -> Option<Reply> {
+        match &self.transaction {
+            None => Some(reply::bad_sequence("Need MAIL and RCPT before data")),
+            Some(t) if t.recipients.is_empty() => {
+                Some(Reply::new(554, "5.5.1", "No valid recipients"))
+            }
+            Some(_) => None,
+        }
+    }
+
+    pub(super) fn end_of_chunk(&mut self, last: bool, out: &mut Vec<u8>) -> Option<Step> {
+        if last {
+            return self.end_of_message(out);
+        }
+        let text = format!("{} octets received", self.message.len());
+        self.respond(Reply::new(250, "2.0.0", text), out)
+    }
+
+    /// The whole message is in: compose its SMS text, or refuse it with the reason.
+    pub(super) fn end_of_message(&mut self, out: &mut Vec<u8>) -> Option<Step> {
+        let raw = std::mem::take(&mut self.message);
+        let Some(transaction) = self.transaction.take() else {
+            return self.respond(reply::bad_sequence("No transaction in progress"), out);
+        };
+        match self.sms_text(&raw) {
+            Ok((text, encoding, parts)) => Some(Step::Store(Box::new(NewMail {
+                sender: transaction.sender,
+                envid: transaction.envid,
+                ret: transaction.ret,
+                client: self.client.ip().to_string(),
+                helo: self.helo.clone().unwrap_or_default(),
+                auth_user: None,
+                raw,
+                text,
+                encoding,
+                parts,
+                requests: transaction.recipients,
+            }))),
+            Err(reply) => {
+                tracing::info!(client = %self.client, reason = %reply.text, "mail refused");
+                self.respond(reply, out)
+            }
+        }
+    }
+
+    /// The text, its encoding and its part count, within `sms.max_parts`.
+    fn sms_text(&self, raw: &[u8]) -> Result<(String, String, usize), Reply> {
+        let text = compose(raw, self.settings.compose);
+        if text.trim().is_empty() {
+            return Err(Reply::new(
+                554,
+                "5.6.0",
+                "The mail has no text to send as SMS",
+            ));
+        }
+        let split = crate::sms::split(&text, &self.settings.languages);
+        let max = self.settings.max_parts;
+        if split.parts.len() <= max {
+            return Ok((text, split.encoding.as_str().to_string(), split.parts.len()));
+        }
+        if self.settings.on_too_long == OnTooLong::Reject {
+            return Err(Reply::new(
+                554,
+                "5.3.4",
+                format!(
+                    "The text needs {} SMS parts, more than the {max} allowed",
+                    split.parts.len()
+                ),
+            ));
+        }
+        // The cut may drop the only characters that needed UCS-2: split again.
+        let truncated = split.parts[..max].concat();
+        let split = crate::sms::split(&truncated, &self.settings.languages);
+        Ok((
+            truncated,
+            split.encoding.as_str().to_string(),
+            split.parts.len(),
+        ))
+    }
+}

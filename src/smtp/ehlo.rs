@@ -1,0 +1,29 @@
+//! EHLO and HELO.
+
+use super::reply::Reply;
+use super::session::Session;
+
+impl Session {
+    pub(super) fn ehlo(&mut self, host: String, extended: bool) -> Reply {
+        self.reset();
+        let greeting = format!("{} greets {host}", self.settings.hostname);
+        self.helo = Some(host);
+        // Greetings carry no enhanced status code (RFC 2034 §3).
+        if !extended {
+            return Reply::new(250, "", greeting);
+        }
+        let size = format!("SIZE {}", self.settings.max_message_size);
+        let lines = [
+            greeting.as_str(),
+            "PIPELINING",
+            &size,
+            "8BITMIME",
+            "SMTPUTF8",
+            "ENHANCEDSTATUSCODES",
+            "DSN",
+            "CHUNKING",
+            "HELP",
+        ];
+        Reply::new(250, "", lines.join("\n"))
+    }
+}

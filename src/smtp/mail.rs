@@ -1,0 +1,47 @@
+//! MAIL FROM, with the RFC 3461 DSN parameters (RET, ENVID) and SIZE.
+
+use smtp_proto::{MAIL_BODY_BINARYMIME, MAIL_RET_FULL, MAIL_RET_HDRS, MailFrom};
+
+use super::reply::{self, Reply};
+use super::session::{Session, Transaction};
+
+/// RFC 3461 §4.4: ENVID is at most 100 characters.
+const MAX_ENVID: usize = 100;
+
+impl Session {
+    pub(super) fn mail(&mut self, from: MailFrom<String>) -> Reply {
+        if self.helo.is_none() {
+            return reply::bad_sequence("Say EHLO or HELO first");
+        }
+        if self.transaction.is_some() {
+            return reply::bad_sequence("A transaction is already in progress: RSET first");
+        }
+        if from.size > self.settings.max_message_size {
+            return reply::too_big(self.settings.max_message_size);
+        }
+        if from.flags & MAIL_BODY_BINARYMIME != 0 {
+            return Reply::new(555, "5.5.4", "BODY=BINARYMIME is not supported");
+        }
+        if from.env_id.as_ref().is_some_and(|id| id.len() > MAX_ENVID) {
+            return Reply::new(501, "5.5.4", "ENVID is longer than 100 characters");
+        }
+        let ret = match (
+            from.flags & MAIL_RET_FULL != 0,
+            from.flags & MAIL_RET_HDRS != 0,
+        ) {
+            (true, false) => Some("FULL"),
+            (false, true) => Some("HDRS"),
+            (false, false) => None,
+            (true, true) => return Reply::new(501, "5.5.4", "RET may be FULL or HDRS, not both"),
+        };
+        let sender = from.address;
+        let text = format!("Sender <{sender}> ok");
+        self.transaction = Some(Transaction {
+            sender,
+            envid: from.env_id,
+            ret,
+            recipients: Vec::new(),
+        });
+        Reply::new(250, "2.1.0", text)
+    }
+}

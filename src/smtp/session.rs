@@ -1,0 +1,282 @@
+//! One SMTP session as a state machine fed with bytes. It never touches the socket: the
+//! connection loop feeds it what it read, writes what it answered, and stores the mail
+//! when asked to ([`Step::Store`]), so the session can be driven by tests byte by byte.
+
+use std::net::SocketAddr;
+use std::slice::Iter;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp_proto::request::receiver::{
+    BdatReceiver, DataReceiver, DummyDataReceiver, DummyLineReceiver, RequestReceiver,
+};
+use smtp_proto::{Error as ParseError, Request};
+
+use super::Settings;
+use super::reply::{self, Reply};
+use crate::store::{NewMail, NewRequest, StoreError};
+
+pub(super) enum State {
+    /// Reading command lines.
+    Command(RequestReceiver),
+    /// Reading a DATA message into `Session::message`.
+    Data(DataReceiver),
+    /// Reading one BDAT chunk into `Session::message`.
+    Bdat(BdatReceiver),
+    /// Reading data that will not be kept; `Reply` is the answer once it ends.
+    Discard(DummyDataReceiver, Reply),
+    /// Skipping the rest of a command line that was too long.
+    LongLine(DummyLineReceiver),
+}
+
+/// What the connection loop must do next.
+#[derive(Debug)]
+pub enum Step {
+    /// Read more bytes (after writing what was answered).
+    Read,
+    /// Commit this mail, then call [`Session::stored`] and keep ingesting.
+    Store(Box<NewMail>),
+    /// Write what was answered and close the connection.
+    Close,
+}
+
+/// The envelope of the transaction in progress.
+#[derive(Debug, Default)]
+pub(super) struct Transaction {
+    pub sender: String,
+    pub envid: Option<String>,
+    pub ret: Option<&'static str>,
+    pub recipients: Vec<NewRequest>,
+}
+
+pub struct Session {
+    pub(super) state: State,
+    pub(super) settings: Arc<Settings>,
+    pub(super) client: SocketAddr,
+    pub(super) helo: Option<String>,
+    pub(super) transaction: Option<Transaction>,
+    pub(super) message: Vec<u8>,
+    errors: usize,
+}
+
+impl Session {
+    pub fn new(settings: Arc<Settings>, client: SocketAddr) -> Session {
+        Session {
+            state: State::Command(RequestReceiver::default()),
+            settings,
+            client,
+            helo: None,
+            transaction: None,
+            message: Vec::new(),
+            errors: 0,
+        }
+    }
+
+    pub fn greeting(&self, out: &mut Vec<u8>) {
+        let text = format!("{} ESMTP smsgw ready", self.settings.hostname);
+        Reply::new(220, "2.0.0", text).write_to(out);
+    }
+
+    /// How long the peer may stay silent in the current state.
+    pub fn timeout(&self) -> Duration {
+        match self.state {
+            State::Command(_) | State::LongLine(_) => self.settings.command_timeout,
+            _ => self.settings.data_timeout,
+        }
+    }
+
+    /// Between commands: a shutdown may close the session without cutting a message.
+    pub fn is_between_commands(&self) -> bool {
+        matches!(self.state, State::Command(_))
+    }
+
+    /// Consumes bytes until the session needs more, has a mail to store, or must close.
+    pub fn ingest(&mut self, bytes: &mut Iter<'_, u8>, out: &mut Vec<u8>) -> Step {
+        loop {
+            let step = match &mut self.state {
+                State::Command(receiver) => match receiver.ingest(bytes) {
+                    Ok(request) => {
+                        let request = request.into_owned();
+                        self.command(request, out)
+                    }
+                    Err(ParseError::NeedsMoreData { .. }) => return Step::Read,
+                    Err(error) => self.parse_error(error, out),
+                },
+                State::Data(receiver) => {
+                    if receiver.ingest(bytes, &mut self.message) {
+                        self.state = command_state();
+                        self.end_of_message(out)
+                    } else {
+                        self.check_data_size();
+                        return Step::Read;
+                    }
+                }
+                State::Bdat(receiver) => {
+                    if !receiver.ingest(bytes, &mut self.message) {
+                        return Step::Read;
+                    }
+                    let last = receiver.is_last;
+                    self.state = command_state();
+                    self.end_of_chunk(last, out)
+                }
+                State::Discard(receiver, _) => {
+                    if !receiver.ingest(bytes) {
+                        return Step::Read;
+                    }
+                    let State::Discard(_, answer) =
+                        std::mem::replace(&mut self.state, command_state())
+                    else {
+                        unreachable!("matched Discard above")
+                    };
+                    self.respond(answer, out)
+                }
+                State::LongLine(receiver) => {
+                    if !receiver.ingest(bytes) {
+                        return Step::Read;
+                    }
+                    self.state = command_state();
+                    self.respond(Reply::new(500, "5.5.2", "Line too long"), out)
+                }
+            };
+            if let Some(step) = step {
+                return step;
+            }
+        }
+    }
+
+    fn command(&mut self, request: Request<String>, out: &mut Vec<u8>) -> Option<Step> {
+        let reply = match request {
+            Request::Ehlo { host } => self.ehlo(host, true),
+            Request::Helo { host } => self.ehlo(host, false),
+            Request::Mail { from } => self.mail(from),
+            Request::Rcpt { to } => self.rcpt(to),
+            Request::Data => self.data(),
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => {
+                self.bdat(chunk_size, is_last);
+                return None;
+            }
+            Request::Rset => {
+                self.reset();
+                Reply::new(250, "2.0.0", "Reset")
+            }
+            Request::Noop { .. } => Reply::new(250, "2.0.0", "OK"),
+            Request::Vrfy { .. } => Reply::new(
+                252,
+                "2.5.0",
+                "Cannot verify, but mail to <number>@sms will be attempted",
+            ),
+            Request::Help { .. } => Reply::new(
+                214,
+                "2.0.0",
+                "smsgw turns mail to <phone>@sms into SMS\n\
+                 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT",
+            ),
+            Request::Quit => {
+                Reply::new(221, "2.0.0", "Bye").write_to(out);
+                return Some(Step::Close);
+            }
+            other => reply::not_implemented(other.name()),
+        };
+        self.respond(reply, out)
+    }
+
+    /// Writes a reply; too many errors end the session.
+    pub(super) fn respond(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<Step> {
+        reply.write_to(out);
+        if reply.is_error() {
+            self.errors += 1;
+            if self.errors >= self.settings.max_errors {
+                Reply::new(421, "4.7.0", "Too many errors, closing connection").write_to(out);
+                return Some(Step::Close);
+            }
+        }
+        None
+    }
+
+    fn parse_error(&mut self, error: ParseError, out: &mut Vec<u8>) -> Option<Step> {
+        let reply = match error {
+            ParseError::NeedsMoreData { .. } => return None,
+            ParseError::UnknownCommand => Reply::new(500, "5.5.1", "Unknown command"),
+            ParseError::InvalidSenderAddress => {
+                Reply::new(501, "5.1.7", "Bad sender address syntax")
+            }
+            ParseError::InvalidRecipientAddress => {
+                Reply::new(501, "5.1.3", "Bad recipient address syntax")
+            }
+            ParseError::SyntaxError { syntax } => {
+                Reply::new(501, "5.5.2", format!("Syntax error, expected: {syntax}"))
+            }
+            ParseError::InvalidParameter { param } => {
+                Reply::new(501, "5.5.4", format!("Invalid value for parameter {param}"))
+            }
+            ParseError::UnsupportedParameter { param } => {
+                Reply::new(555, "5.5.4", format!("Unsupported parameter {param:?}"))
+            }
+            ParseError::ResponseTooLong => {
+                self.state = State::LongLine(DummyLineReceiver::default());
+                return None;
+            }
+            ParseError::InvalidResponse { .. } => Reply::new(500, "5.5.2", "Syntax error"),
+        };
+        self.respond(reply, out)
+    }
+
+    /// Forgets the transaction in progress (RSET, a new HELO, after a mail).
+    pub(super) fn reset(&mut self) {
+        self.transaction = None;
+        self.message = Vec::new();
+    }
+
+    /// After `Step::Store`: answer the end of data with the commit's outcome.
+    pub fn stored(
+        &mut self,
+        result: Result<Vec<i64>, StoreError>,
+        out: &mut Vec<u8>,
+    ) -> Option<Step> {
+        let reply = match result {
+            Ok(ids) => {
+                let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+                Reply::new(250, "2.0.0", format!("Ok: queued as {}", ids.join(" ")))
+            }
+            Err(error) => {
+                tracing::error!(client = %self.client, %error, "mail not stored");
+                Reply::new(
+                    451,
+                    "4.3.0",
+                    "Local storage error, mail not accepted: try again later",
+                )
+            }
+        };
+        self.respond(reply, out)
+    }
+
+    pub(super) fn discard(&mut self, receiver: DummyDataReceiver, answer: Reply) {
+        self.state = State::Discard(receiver, answer);
+    }
+
+    pub(super) fn start_data(&mut self) {
+        self.state = State::Data(DataReceiver::new());
+    }
+
+    pub(super) fn start_bdat(&mut self, chunk_size: usize, last: bool) {
+        self.state = State::Bdat(BdatReceiver::new(chunk_size, last));
+    }
+
+    /// A DATA message past the size limit: keep reading to its end, keep nothing.
+    fn check_data_size(&mut self) {
+        if self.message.len() > self.settings.max_message_size
+            && let State::Data(receiver) = &self.state
+        {
+            let rest = DummyDataReceiver::new_data(receiver);
+            self.reset();
+            self.discard(rest, reply::too_big(self.settings.max_message_size));
+        }
+    }
+}
+
+fn command_state() -> State {
+    State::Command(RequestReceiver::default())
+}

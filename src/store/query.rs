@@ -1,0 +1,124 @@
+//! Reads for `smsgw queue list` and `smsgw queue show`.
+
+use rusqlite::{Connection, Row, params};
+use serde::Serialize;
+
+use super::{State, StoreError};
+
+/// Times are shown as RFC 3339 UTC, formatted by SQLite from the stored milliseconds.
+const COLUMNS: &str = "r.id, r.state, r.number, r.recipient, m.sender, r.parts, r.encoding,
+    strftime('%Y-%m-%dT%H:%M:%fZ', r.created / 1000.0, 'unixepoch'),
+    strftime('%Y-%m-%dT%H:%M:%fZ', r.updated / 1000.0, 'unixepoch'),
+    r.attempts, r.status, r.reason";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRow {
+    pub id: i64,
+    pub state: String,
+    pub number: String,
+    pub recipient: String,
+    pub sender: String,
+    pub parts: i64,
+    pub encoding: String,
+    pub created: String,
+    pub updated: String,
+    pub attempts: i64,
+    pub status: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub time: String,
+    pub state: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestDetail {
+    #[serde(flatten)]
+    pub request: RequestRow,
+    pub text: String,
+    pub client: String,
+    pub helo: String,
+    pub auth_user: Option<String>,
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueFilter {
+    pub state: Option<State>,
+}
+
+fn request_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
+    Ok(RequestRow {
+        id: row.get(0)?,
+        state: row.get(1)?,
+        number: row.get(2)?,
+        recipient: row.get(3)?,
+        sender: row.get(4)?,
+        parts: row.get(5)?,
+        encoding: row.get(6)?,
+        created: row.get(7)?,
+        updated: row.get(8)?,
+        attempts: row.get(9)?,
+        status: row.get(10)?,
+        reason: row.get(11)?,
+    })
+}
+
+/// Requests, oldest first.
+pub fn list(conn: &Connection, filter: QueueFilter) -> Result<Vec<RequestRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM requests r JOIN messages m ON m.id = r.message_id
+         WHERE ?1 IS NULL OR r.state = ?1 ORDER BY r.id"
+    );
+    let mut statement = conn.prepare(&sql)?;
+    let rows = statement.query_map(params![filter.state.map(State::as_str)], request_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One request with its history.
+pub fn show(conn: &Connection, id: i64) -> Result<RequestDetail, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS}, r.text, m.client, m.helo, m.auth_user, m.envid, m.ret, r.notify, r.orcpt
+         FROM requests r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1"
+    );
+    let detail = conn
+        .query_row(&sql, params![id], |row| {
+            Ok(RequestDetail {
+                request: request_row(row)?,
+                text: row.get(12)?,
+                client: row.get(13)?,
+                helo: row.get(14)?,
+                auth_user: row.get(15)?,
+                envid: row.get(16)?,
+                ret: row.get(17)?,
+                notify: row.get(18)?,
+                orcpt: row.get(19)?,
+                events: Vec::new(),
+            })
+        })
+        .map_err(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound(id),
+            e => e.into(),
+        })?;
+    let mut statement = conn.prepare(
+        "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', time / 1000.0, 'unixepoch'), state, detail
+         FROM events WHERE request_id = ?1 ORDER BY id",
+    )?;
+    let events = statement
+        .query_map(params![id], |row| {
+            Ok(Event {
+                time: row.get(0)?,
+                state: row.get(1)?,
+                detail: row.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(RequestDetail { events, ..detail })
+}
