@@ -59,6 +59,10 @@ impl Session {
         let Some(transaction) = self.transaction.take() else {
             return self.respond(reply::bad_sequence("No transaction in progress"), out);
         };
+        // A message that arrived in one read was not seen growing: check it whole.
+        if raw.len() > self.settings.max_message_size {
+            return self.respond(reply::too_big(self.settings.max_message_size), out);
+        }
         match self.sms_text(&raw) {
             Ok((text, encoding, parts)) => Some(Step::Store(Box::new(NewMail {
                 sender: transaction.sender,

@@ -56,7 +56,52 @@ pub struct Session {
     pub(super) helo: Option<String>,
     pub(super) transaction: Option<Transaction>,
     pub(super) message: Vec<u8>,
+    line_length: LineLength,
     errors: usize,
+}
+
+/// Longest command line accepted, CRLF included (RFC 5321 §4.5.3.1.4 allows 512 octets
+/// plus extension parameters; this is what smtp-proto buffers at most).
+const MAX_LINE: usize = smtp_proto::request::receiver::MAX_LINE_LENGTH;
+
+/// Counts the bytes of the command line in progress, across reads.
+#[derive(Default)]
+struct LineLength {
+    pending: usize,
+}
+
+enum LineCheck {
+    /// The next line is within the limit (or still arriving within it).
+    Ok,
+    /// The next line is complete in `bytes` but too long: it has been skipped.
+    TooLong,
+    /// The line in progress is already too long and its end is not here yet.
+    Unterminated,
+}
+
+impl LineLength {
+    fn check(&mut self, bytes: &mut Iter<'_, u8>) -> LineCheck {
+        let rest = bytes.as_slice();
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(end) if self.pending + end + 1 > MAX_LINE => {
+                self.pending = 0;
+                *bytes = rest[end + 1..].iter();
+                LineCheck::TooLong
+            }
+            Some(_) => {
+                self.pending = 0;
+                LineCheck::Ok
+            }
+            None if self.pending + rest.len() > MAX_LINE => {
+                self.pending = 0;
+                LineCheck::Unterminated
+            }
+            None => {
+                self.pending += rest.len();
+                LineCheck::Ok
+            }
+        }
+    }
 }
 
 impl Session {
@@ -68,6 +113,7 @@ impl Session {
             helo: None,
             transaction: None,
             message: Vec::new(),
+            line_length: LineLength::default(),
             errors: 0,
         }
     }
@@ -94,13 +140,23 @@ impl Session {
     pub fn ingest(&mut self, bytes: &mut Iter<'_, u8>, out: &mut Vec<u8>) -> Step {
         loop {
             let step = match &mut self.state {
-                State::Command(receiver) => match receiver.ingest(bytes) {
-                    Ok(request) => {
-                        let request = request.into_owned();
-                        self.command(request, out)
+                State::Command(receiver) => match self.line_length.check(bytes) {
+                    LineCheck::TooLong => {
+                        *receiver = RequestReceiver::default();
+                        self.respond(Reply::new(500, "5.5.2", "Line too long"), out)
                     }
-                    Err(ParseError::NeedsMoreData { .. }) => return Step::Read,
-                    Err(error) => self.parse_error(error, out),
+                    LineCheck::Unterminated => {
+                        self.state = State::LongLine(DummyLineReceiver::default());
+                        None
+                    }
+                    LineCheck::Ok => match receiver.ingest(bytes) {
+                        Ok(request) => {
+                            let request = request.into_owned();
+                            self.command(request, out)
+                        }
+                        Err(ParseError::NeedsMoreData { .. }) => return Step::Read,
+                        Err(error) => self.parse_error(error, out),
+                    },
                 },
                 State::Data(receiver) => {
                     if receiver.ingest(bytes, &mut self.message) {

@@ -1,0 +1,79 @@
+//! The operator's commands: check-config and queue.
+
+use std::process::Command;
+
+use crate::support::{BIN, Gateway, TempDir, message};
+
+#[test]
+fn check_config_names_every_bad_key() {
+    let dir = TempDir::new();
+    let path = dir.0.join("bad.toml");
+    std::fs::write(
+        &path,
+        "[smtp]\nlisen = [\"127.0.0.1:25\"]\nmax_recipients = \"many\"\n[sms]\nmax_parts = 0\non_too_long = \"cut\"\n[modems]\nx = 1\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    for key in [
+        "smtp.lisen: unknown key",
+        "smtp.max_recipients:",
+        "sms.max_parts:",
+        "sms.on_too_long:",
+        "modems: unknown section",
+    ] {
+        assert!(text.contains(key), "{key:?} not in:\n{text}");
+    }
+}
+
+#[test]
+fn check_config_accepts_the_shipped_config_and_env_overrides() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/smsgw.toml");
+    let ok = Command::new(BIN)
+        .args(["check-config", "--config", shipped])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let bad = Command::new(BIN)
+        .args(["check-config", "--config", shipped])
+        .env("SMSGW__SMTP__LISTEN", "127.0.0.1:2525,nowhere")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("smtp.listen[1]"));
+}
+
+#[test]
+fn queue_list_filters_by_state_and_show_tells_the_story() {
+    let gateway = Gateway::start("");
+    assert_eq!(
+        gateway
+            .client()
+            .mail(&["+33477858589@sms"], &message("hello", "world"))
+            .code,
+        250
+    );
+    let received = gateway.cli(&["queue", "list", "--state", "received"]);
+    assert!(String::from_utf8_lossy(&received.stdout).contains("+33477858589"));
+    let failed = gateway.cli(&["queue", "list", "--state", "failed", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&failed.stdout).trim(), "[]");
+    let bogus = gateway.cli(&["queue", "list", "--state", "lost"]);
+    assert!(!bogus.status.success());
+    let shown = gateway.cli(&["queue", "show", "1"]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("received") && text.contains("text: hello"),
+        "{text}"
+    );
+    let missing = gateway.cli(&["queue", "show", "99"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no request 99"));
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `smsgw` binary, real TCP, a real SQLite file.
+
+mod cli;
+mod conversation;
+mod data;
+mod durability;
+mod recipients;
+mod support;

@@ -1,0 +1,82 @@
+//! RCPT TO: every address form of DESIGN.md, and precise refusals.
+
+use crate::support::Gateway;
+
+#[test]
+fn every_address_form_becomes_its_e164_number() {
+    let gateway = Gateway::start("[sms]\ndefault_region = \"FR\"\n");
+    let mut client = gateway.client();
+    client.command("EHLO client.example", 250);
+    let forms = [
+        ("+33477858589@sms", "+33477858589"),
+        ("0033477858589@sms", "+33477858589"),
+        ("0477858589@sms", "+33477858589"),
+        ("\"Paul@+33477858589\"@sms", "+33477858589"),
+        ("Paul.+33477858589@sms", "+33477858589"),
+        ("paul=+33477858589@sms", "+33477858589"),
+        ("\"+33 4 77 85 85 89\"@sms", "+33477858589"),
+        ("+33-4-77-85-85-89@sms", "+33477858589"),
+        ("\"+33(0)477858589\"@SMS", "+33477858589"),
+        ("+447911123456@Sms", "+447911123456"),
+    ];
+    for (address, number) in forms {
+        client.command("MAIL FROM:<a@example.com>", 250);
+        let reply = client.command(&format!("RCPT TO:<{address}>"), 250);
+        assert!(reply.text().contains(number), "{address}: {reply:?}");
+        client.command("RSET", 250);
+    }
+}
+
+#[test]
+fn refusals_name_the_problem() {
+    let gateway = Gateway::start("[sms]\ndefault_region = \"FR\"\n");
+    let mut client = gateway.client();
+    client.command("EHLO client.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    let refused = [
+        ("+33477858589@example.com", 550, "5.7.1"),
+        ("someone@example.com", 550, "5.7.1"),
+        ("+33477858589@sms.", 550, "5.7.1"),
+        ("+33477858589%example.com@sms", 550, "5.7.1"),
+        ("\"+33477858589@example.com\"@sms", 550, "5.7.1"),
+        ("paul@sms", 553, "5.1.3"),
+        ("+3347785858@sms", 553, "5.1.3"),
+        ("+33899123456@sms", 550, "5.7.1"),
+    ];
+    for (address, code, status) in refused {
+        let reply = client.command(&format!("RCPT TO:<{address}>"), code);
+        assert!(reply.text().starts_with(status), "{address}: {reply:?}");
+        assert!(
+            reply.text().len() > 10,
+            "{address}: no reason given: {reply:?}"
+        );
+    }
+    let log = gateway.wait_for_log("+3347785858@sms");
+    assert!(log.contains("refused"), "{log}");
+}
+
+#[test]
+fn the_number_of_recipients_is_limited() {
+    let gateway = Gateway::start("[smtp]\nmax_recipients = 2\n");
+    let mut client = gateway.client();
+    client.command("EHLO client.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    client.command("RCPT TO:<+33477858589@sms>", 250);
+    client.command("RCPT TO:<+447911123456@sms>", 250);
+    let reply = client.command("RCPT TO:<+447911123457@sms>", 452);
+    assert!(reply.text().starts_with("4.5.3"), "{reply:?}");
+}
+
+#[test]
+fn a_number_given_twice_gets_one_sms() {
+    let gateway = Gateway::start("");
+    let mut client = gateway.client();
+    client.command("EHLO client.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    client.command("RCPT TO:<+33477858589@sms>", 250);
+    client.command("RCPT TO:<\"Paul@+33477858589\"@sms>", 250);
+    client.command("DATA", 354);
+    client.send("Subject: once\r\n\r\nhello\r\n.\r\n");
+    client.expect(250);
+    assert_eq!(gateway.queue().len(), 1);
+}

@@ -1,0 +1,315 @@
+//! A real gateway process on port 0 with its own data directory, and a raw SMTP client.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_smsgw");
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "smsgw-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Gateway {
+    child: Option<Child>,
+    pub smtp: SocketAddr,
+    _dir: TempDir,
+    pub config: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    /// A gateway with the default settings, plus `extra` TOML (whole sections).
+    pub fn start(extra: &str) -> Gateway {
+        let dir = TempDir::new();
+        let config = dir.0.join("smsgw.toml");
+        let data = dir.0.join("data");
+        let text = format!(
+            "[instance]\ndata_dir = {data:?}\n\n{}\n",
+            with_default_smtp(extra)
+        );
+        std::fs::write(&config, text).expect("write config");
+        let (child, smtp, logs) = spawn(&config);
+        Gateway {
+            child: Some(child),
+            smtp,
+            _dir: dir,
+            config,
+            logs,
+        }
+    }
+
+    /// SIGKILL, as a crash or power cut would, then start again on the same data.
+    pub fn crash_and_restart(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        let (child, smtp, logs) = spawn(&self.config);
+        self.child = Some(child);
+        self.smtp = smtp;
+        self.logs = logs;
+    }
+
+    /// Sends a signal ("TERM", "INT", ...) to the gateway.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid)
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the gateway to exit on its own.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_with_deadline(&mut child, Duration::from_secs(20))
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.smtp)
+    }
+
+    /// Runs the CLI against this gateway's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .expect("run smsgw")
+    }
+
+    pub fn queue(&self) -> Vec<Value> {
+        let output = self.cli(&["queue", "list", "--json"]);
+        assert!(
+            output.status.success(),
+            "queue list: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout)
+            .expect("json")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn show(&self, id: i64) -> Value {
+        let output = self.cli(&["queue", "show", &id.to_string(), "--json"]);
+        assert!(
+            output.status.success(),
+            "queue show: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("json")
+    }
+
+    /// Log lines so far that contain `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until a log line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = self.log_lines(needle).pop() {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Tests listen on port 0 and keep timeouts short unless they say otherwise.
+fn with_default_smtp(extra: &str) -> String {
+    if extra.contains("[smtp]") {
+        extra.replacen("[smtp]", "[smtp]\nlisten = [\"127.0.0.1:0\"]", 1)
+    } else {
+        format!("[smtp]\nlisten = [\"127.0.0.1:0\"]\n\n{extra}")
+    }
+}
+
+fn spawn(config: &Path) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start smsgw");
+    let stderr = child.stderr.take().expect("stderr");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (found, address) = mpsc::channel();
+    let kept = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("SMTP listening address=") {
+                let _ = found.send(line[at + 23..].trim().to_string());
+            }
+            kept.lock().unwrap().push(line);
+        }
+    });
+    let address = address
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("gateway did not start: {:?}", logs.lock().unwrap()));
+    (child, address.parse().expect("address"), logs)
+}
+
+pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process did not exit in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A raw SMTP client: send lines, read whole replies.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+/// One SMTP reply: its code and its lines (text after `code-` / `code `).
+#[derive(Debug)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+impl Client {
+    pub fn connect(address: SocketAddr) -> Client {
+        let stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let writer = stream.try_clone().unwrap();
+        let mut client = Client {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        client.expect(220);
+        client
+    }
+
+    pub fn send(&mut self, bytes: &str) {
+        self.send_bytes(bytes.as_bytes());
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send");
+    }
+
+    /// Reads one reply (None if the server closed the connection).
+    pub fn reply(&mut self) -> Option<Reply> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            let code = line.get(..3)?.parse().ok()?;
+            lines.push(line.get(4..).unwrap_or("").to_string());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Some(Reply { code, lines });
+            }
+        }
+    }
+
+    /// Reads one reply and checks its code.
+    pub fn expect(&mut self, code: u16) -> Reply {
+        let reply = self
+            .reply()
+            .unwrap_or_else(|| panic!("connection closed, expected {code}"));
+        assert_eq!(reply.code, code, "unexpected reply: {reply:?}");
+        reply
+    }
+
+    /// Sends a command line and checks the reply's code.
+    pub fn command(&mut self, line: &str, code: u16) -> Reply {
+        self.send(&format!("{line}\r\n"));
+        self.expect(code)
+    }
+
+    /// True once the server has closed the connection.
+    pub fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
+    }
+
+    /// EHLO, MAIL, RCPT for each recipient, DATA with `body`: returns the final reply.
+    pub fn mail(&mut self, recipients: &[&str], message: &str) -> Reply {
+        self.command("EHLO test.example", 250);
+        self.command("MAIL FROM:<sender@example.com>", 250);
+        for recipient in recipients {
+            self.command(&format!("RCPT TO:<{recipient}>"), 250);
+        }
+        self.command("DATA", 354);
+        self.send(message);
+        self.send("\r\n.\r\n");
+        self.reply().expect("reply to end of data")
+    }
+}
+
+/// A small mail with a subject and a body.
+pub fn message(subject: &str, body: &str) -> String {
+    format!("From: sender@example.com\r\nTo: sms\r\nSubject: {subject}\r\n\r\n{body}")
+}
