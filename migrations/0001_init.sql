@@ -46,3 +46,27 @@ CREATE TABLE events (
     detail      TEXT    NOT NULL
 );
 CREATE INDEX events_by_request ON events(request_id, id);
+
+-- The SMS parts of a request as handed to a modem. A part is 'submitting' from just
+-- before AT+CMGS until +CMGS answers: a crash in between leaves it so, and the request
+-- becomes 'uncertain' instead of being sent twice.
+CREATE TABLE parts (
+    request_id  INTEGER NOT NULL REFERENCES requests(id),
+    part        INTEGER NOT NULL,          -- 1-based
+    modem       TEXT    NOT NULL,
+    mr          INTEGER,                   -- TP-MR from +CMGS
+    status      TEXT    NOT NULL,          -- 'submitting' | 'sent' | 'delivered' | 'failed'
+    submitted   INTEGER NOT NULL,
+    reported    INTEGER,
+    PRIMARY KEY (request_id, part)
+);
+CREATE INDEX parts_by_reference ON parts(modem, mr, status);
+
+-- SMS received by a modem (delivery to mail comes later).
+CREATE TABLE inbox (
+    id          INTEGER PRIMARY KEY,
+    received    INTEGER NOT NULL,
+    modem       TEXT    NOT NULL,
+    originator  TEXT    NOT NULL,
+    text        TEXT    NOT NULL
+);

@@ -47,9 +47,7 @@ pub enum AddressError {
     NoNumber { local: String },
     #[error("{number} is not a valid phone number")]
     InvalidNumber { number: String },
-    #[error(
-        "national number {number} needs sms.default_region, or write it as +<country code><number>"
-    )]
+    #[error("national number {number} needs sms.default_region, or write it as +<country code><number>")]
     NeedsRegion { number: String },
     #[error("'{local}' can be read as several phone numbers, write it as +<country code><number>")]
     Ambiguous { local: String },
@@ -61,9 +59,7 @@ impl AddressError {
     /// SMTP reply code and enhanced status code for this refusal.
     pub fn reply(&self) -> (u16, &'static str) {
         match self {
-            Self::ForeignDomain { .. } | Self::Relay { .. } | Self::PremiumRate { .. } => {
-                (550, "5.7.1")
-            }
+            Self::ForeignDomain { .. } | Self::Relay { .. } | Self::PremiumRate { .. } => (550, "5.7.1"),
             Self::NoDomain { .. }
             | Self::EmptyLocalPart { .. }
             | Self::ControlCharacter { .. }
@@ -128,11 +124,7 @@ fn unquote(local: &str) -> Cow<'_, str> {
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
         // RFC 5321 quoted-pair: a backslash escapes the next character.
-        unquoted.push(if c == '\\' {
-            chars.next().unwrap_or(c)
-        } else {
-            c
-        });
+        unquoted.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
     }
     Cow::Owned(unquoted)
 }
@@ -202,10 +194,7 @@ fn number_starts(local: &str, suffix_start: usize) -> Vec<usize> {
     if let Some(plus) = suffix.find('+') {
         return vec![suffix_start + plus];
     }
-    let first = suffix_start
-        + suffix
-            .find(|c: char| c.is_ascii_digit() || c == '(')
-            .unwrap_or(0);
+    let first = suffix_start + suffix.find(|c: char| c.is_ascii_digit() || c == '(').unwrap_or(0);
     let mut starts = vec![first];
     starts.extend(
         suffix
@@ -218,11 +207,7 @@ fn number_starts(local: &str, suffix_start: usize) -> Vec<usize> {
 
 /// The one start that gives a valid number; the longest one when none does,
 /// so that the error names what the sender wrote.
-fn pick_number(
-    local: &str,
-    starts: &[usize],
-    region: Option<country::Id>,
-) -> Result<usize, AddressError> {
+fn pick_number(local: &str, starts: &[usize], region: Option<country::Id>) -> Result<usize, AddressError> {
     let mut found: Option<(usize, String)> = None;
     for &start in starts {
         let Ok(number) = normalise(&local[start..], region) else {

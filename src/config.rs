@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::compose::ComposeMode;
+use crate::sms::Language;
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone, Default)]
@@ -100,6 +101,9 @@ pub struct Sms {
     pub max_parts: usize,
     /// What to do with a text longer than `max_parts`.
     pub on_too_long: OnTooLong,
+    /// National language shift tables (TS 23.038 §6.2.1.2) that may keep a Turkish,
+    /// Spanish or Portuguese text in 7-bit: any of "tr", "es", "pt".
+    pub national_language_tables: Vec<String>,
 }
 
 impl Default for Sms {
@@ -109,6 +113,7 @@ impl Default for Sms {
             compose: ComposeMode::SubjectBody,
             max_parts: 6,
             on_too_long: OnTooLong::Truncate,
+            national_language_tables: Vec::new(),
         }
     }
 }
@@ -154,7 +159,7 @@ impl std::fmt::Display for Problem {
 pub struct ConfigError(pub Vec<Problem>);
 
 const SECTIONS: &[&str] = &["instance", "smtp", "sms", "security"];
-const LIST_KEYS: &[&str] = &["smtp.listen", "smtp.sms_domains"];
+const LIST_KEYS: &[&str] = &["smtp.listen", "smtp.sms_domains", "sms.national_language_tables"];
 
 impl Config {
     /// Reads the file (which must exist) and the environment, then validates.
@@ -171,25 +176,16 @@ impl Config {
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .add_source(env)
             .build()
-            .map_err(|e| {
-                ConfigError(vec![Problem::new(
-                    &path.display().to_string(),
-                    &e.to_string(),
-                )])
-            })?;
+            .map_err(|e| ConfigError(vec![Problem::new(&path.display().to_string(), &e.to_string())]))?;
         Self::from_raw(&raw)
     }
 
     fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
-        let tables: HashMap<String, config::Value> =
-            raw.clone().try_deserialize().unwrap_or_default();
+        let tables: HashMap<String, config::Value> = raw.clone().try_deserialize().unwrap_or_default();
         for key in tables.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
             let known = SECTIONS.join(", ");
-            problems.push(Problem::new(
-                key,
-                &format!("unknown section (known: {known})"),
-            ));
+            problems.push(Problem::new(key, &format!("unknown section (known: {known})")));
         }
         let config = Config {
             instance: section(&tables, "instance", &mut problems),
@@ -206,26 +202,26 @@ impl Config {
     }
 
     fn validate(&self, problems: &mut Vec<Problem>) {
+        for (index, code) in self.sms.national_language_tables.iter().enumerate() {
+            if let Err(e) = code.parse::<Language>() {
+                problems.push(Problem::new(
+                    &format!("sms.national_language_tables[{index}]"),
+                    &e.to_string(),
+                ));
+            }
+        }
         let mut check = |ok: bool, key: &str, problem: &str| {
             if !ok {
                 problems.push(Problem::new(key, problem));
             }
         };
-        check(
-            !self.instance.name.is_empty(),
-            "instance.name",
-            "must not be empty",
-        );
+        check(!self.instance.name.is_empty(), "instance.name", "must not be empty");
         check(
             !self.smtp.listen.is_empty(),
             "smtp.listen",
             "needs at least one address",
         );
-        check(
-            !self.smtp.hostname.is_empty(),
-            "smtp.hostname",
-            "must not be empty",
-        );
+        check(!self.smtp.hostname.is_empty(), "smtp.hostname", "must not be empty");
         check(
             !self.smtp.sms_domains.is_empty(),
             "smtp.sms_domains",
@@ -251,11 +247,7 @@ impl Config {
             "smtp.max_connections",
             "must be at least 1",
         );
-        check(
-            self.smtp.max_errors >= 1,
-            "smtp.max_errors",
-            "must be at least 1",
-        );
+        check(self.smtp.max_errors >= 1, "smtp.max_errors", "must be at least 1");
         check(
             self.smtp.command_timeout_secs >= 1,
             "smtp.command_timeout_secs",
@@ -283,6 +275,15 @@ impl Config {
         self.sms.default_region.to_ascii_uppercase().parse().ok()
     }
 
+    /// The national language tables enabled (invalid codes are reported by validation).
+    pub fn languages(&self) -> Vec<Language> {
+        self.sms
+            .national_language_tables
+            .iter()
+            .filter_map(|code| code.parse().ok())
+            .collect()
+    }
+
     /// Where the SQLite database lives.
     pub fn database_path(&self) -> PathBuf {
         self.instance.data_dir.join("smsgw.db")
@@ -302,10 +303,7 @@ fn section<T: DeserializeOwned + Default>(
     let mut table = match value.clone().into_table() {
         Ok(table) => table,
         Err(_) => {
-            problems.push(Problem::new(
-                name,
-                &format!("must be a table such as [{name}]"),
-            ));
+            problems.push(Problem::new(name, &format!("must be a table such as [{name}]")));
             return T::default();
         }
     };
@@ -315,13 +313,9 @@ fn section<T: DeserializeOwned + Default>(
             Ok(section) => return section,
             Err(error) => {
                 let (key, problem) = describe(&error);
-                let full = key
-                    .as_ref()
-                    .map_or(name.to_string(), |k| format!("{name}.{k}"));
+                let full = key.as_ref().map_or(name.to_string(), |k| format!("{name}.{k}"));
                 problems.push(Problem::new(&full, &problem));
-                let field = key
-                    .as_deref()
-                    .map(|k| k.split(['.', '[']).next().unwrap_or(k));
+                let field = key.as_deref().map(|k| k.split(['.', '[']).next().unwrap_or(k));
                 if field.and_then(|f| table.remove(f)).is_none() {
                     return T::default();
                 }
@@ -339,10 +333,7 @@ fn describe(error: &config::ConfigError) -> (Option<String>, String) {
             unexpected,
             expected,
             ..
-        } => (
-            key.clone(),
-            format!("expected {expected}, found {unexpected}"),
-        ),
+        } => (key.clone(), format!("expected {expected}, found {unexpected}")),
         ConfigError::At { key, error, .. } => (key.clone(), describe(error).1),
         ConfigError::Message(message) => match message.strip_prefix("unknown field `") {
             Some(rest) => {
@@ -358,10 +349,7 @@ fn describe(error: &config::ConfigError) -> (Option<String>, String) {
 
 fn is_domain(domain: &str) -> bool {
     !domain.is_empty()
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }

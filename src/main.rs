@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use smsgw::config::Config;
+use smsgw::sms;
 use smsgw::store::{self, QueueFilter, State};
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +29,37 @@ enum Command {
     /// Inspect the requests in the store.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Encode and decode SMS PDUs, as modems exchange them in PDU mode.
+    #[command(subcommand)]
+    Pdu(PduCommand),
+}
+
+#[derive(Subcommand)]
+enum PduCommand {
+    /// Print the SMS-SUBMIT PDUs of a text, one per line after the `AT+CMGS=<n>` it needs.
+    Encode {
+        /// Destination: E.164 (+33477858589), national digits, or alphanumeric.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        text: String,
+        /// Ask the network for a status report.
+        #[arg(long)]
+        status_report: bool,
+        /// Class 0: shown on the screen, not stored.
+        #[arg(long)]
+        flash: bool,
+        /// SMS centre number; default: the SIM's (`00`).
+        #[arg(long)]
+        smsc: Option<String>,
+    },
+    /// Decode a PDU (SMSC field first, as after `+CMGR`/`+CDS`) and print it as JSON.
+    Decode {
+        hex: String,
+        /// TPDU octets, as `+CMGR`/`+CDS` give them: tells a PDU without SMSC field.
+        #[arg(long)]
+        tpdu_len: Option<usize>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -47,6 +79,8 @@ enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Queue an uncertain, failed or expired request again: it will be sent (again).
+    Retry { id: i64 },
 }
 
 fn main() -> ExitCode {
@@ -67,6 +101,13 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
+fn invalid(path: &std::path::Path) -> String {
+    format!(
+        "invalid configuration {} (smsgw check-config lists every problem)",
+        path.display()
+    )
+}
+
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let config = Config::load(&cli.config);
@@ -81,13 +122,9 @@ fn run() -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Command::Serve => serve(
-            config.with_context(|| format!("invalid configuration {}", cli.config.display()))?,
-        ),
-        Command::Queue(command) => queue(
-            &config.with_context(|| format!("invalid configuration {}", cli.config.display()))?,
-            command,
-        ),
+        Command::Pdu(command) => pdu(command),
+        Command::Serve => serve(config.with_context(|| invalid(&cli.config))?),
+        Command::Queue(command) => queue(&config.with_context(|| invalid(&cli.config))?, command),
     }
 }
 
@@ -111,10 +148,7 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
 
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot listen for SIGTERM/SIGINT");
         return;
     };
@@ -125,6 +159,37 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+fn pdu(command: PduCommand) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        PduCommand::Encode {
+            to,
+            text,
+            status_report,
+            flash,
+            smsc,
+        } => {
+            let options = sms::SubmitOptions {
+                smsc,
+                status_report,
+                flash,
+                ..Default::default()
+            };
+            for pdu in sms::encode_submit(&to, &text, &options)? {
+                writeln!(out, "AT+CMGS={} {}", pdu.tpdu_len, pdu.hex)?;
+            }
+        }
+        PduCommand::Decode { hex, tpdu_len } => {
+            let decoded = match tpdu_len {
+                Some(length) => sms::decode_with_tpdu_len(hex.trim(), length)?,
+                None => sms::decode(hex.trim())?,
+            };
+            writeln!(out, "{}", serde_json::to_string_pretty(&decoded)?)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<ExitCode> {
     let path = config.database_path();
     anyhow::ensure!(
@@ -132,6 +197,14 @@ fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<ExitCode> {
         "no database at {} (has the gateway run here?)",
         path.display()
     );
+    if let QueueCommand::Retry { id } = command {
+        anyhow::ensure!(
+            store::retry(&path, id)?,
+            "request {id} is not uncertain, failed or expired: not retried"
+        );
+        println!("request {id} queued again");
+        return Ok(ExitCode::SUCCESS);
+    }
     let conn = store::open_read_only(&path)?;
     let mut out = std::io::stdout().lock();
     match command {
@@ -154,6 +227,7 @@ fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        QueueCommand::Retry { .. } => unreachable!("handled above"),
         QueueCommand::Show { id, json } => {
             let detail = store::query::show(&conn, id)?;
             if json {
@@ -173,21 +247,9 @@ fn print_detail(out: &mut impl Write, d: &store::RequestDetail) -> std::io::Resu
         "request {}  {}  to {} (written {})",
         r.id, r.state, r.number, r.recipient
     )?;
-    let user = d
-        .auth_user
-        .as_ref()
-        .map(|u| format!(", user {u}"))
-        .unwrap_or_default();
-    writeln!(
-        out,
-        "from <{}> via {} (HELO {}){user}",
-        r.sender, d.client, d.helo
-    )?;
-    writeln!(
-        out,
-        "{} part(s), {}, attempts {}",
-        r.parts, r.encoding, r.attempts
-    )?;
+    let user = d.auth_user.as_ref().map(|u| format!(", user {u}")).unwrap_or_default();
+    writeln!(out, "from <{}> via {} (HELO {}){user}", r.sender, d.client, d.helo)?;
+    writeln!(out, "{} part(s), {}, attempts {}", r.parts, r.encoding, r.attempts)?;
     if let (Some(status), Some(reason)) = (&r.status, &r.reason) {
         writeln!(out, "status {status}: {reason}")?;
     }

@@ -1,33 +1,22 @@
-// PLACEHOLDER until helper delivers
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Language {
-    Turkish,
-}
-pub enum Encoding {
-    Gsm7,
-    Ucs2,
-}
-impl Encoding {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Encoding::Gsm7 => "gsm7",
-            Encoding::Ucs2 => "ucs2",
-        }
-    }
-}
-pub struct Split {
-    pub encoding: Encoding,
-    pub parts: Vec<String>,
-}
-pub fn split(text: &str, _l: &[Language]) -> Split {
-    let chars: Vec<char> = text.chars().collect();
-    let parts = if chars.len() <= 160 {
-        vec![text.to_string()]
-    } else {
-        chars.chunks(153).map(|c| c.iter().collect()).collect()
-    };
-    Split {
-        encoding: Encoding::Gsm7,
-        parts,
-    }
-}
+//! SMS text and PDUs: GSM 03.38 / TS 23.038 alphabets, splitting into parts,
+//! SMS-SUBMIT encoding and SMS-DELIVER / SMS-SUBMIT / SMS-STATUS-REPORT decoding
+//! (TS 23.040), and reassembly of concatenated messages. Pure: no I/O, no clock.
+
+mod gsm7;
+mod language;
+mod national;
+mod pdu;
+#[cfg(test)]
+mod proptests;
+mod reassembly;
+mod split;
+mod ucs2;
+
+pub use language::{Encoding, Language, UnknownEncoding, UnknownLanguage};
+pub use pdu::{
+    Address, AddressKind, Body, Concat, Deliver, DeliverOptions, EncodeError, Pdu, PduError, RawIe, ReportStatus,
+    StatusReport, Submit, SubmitOptions, SubmitPdu, Timestamp, Udh, Validity, decode, decode_bytes,
+    decode_with_tpdu_len, encode_deliver, encode_submit,
+};
+pub use reassembly::{Reassembled, Reassembler};
+pub use split::{Split, split, split_with};

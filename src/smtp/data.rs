@@ -21,8 +21,7 @@ impl Session {
     pub(super) fn bdat(&mut self, chunk_size: usize, last: bool) {
         let refusal = self.ready_for_data().or_else(|| {
             let total = self.message.len().saturating_add(chunk_size);
-            (total > self.settings.max_message_size)
-                .then(|| reply::too_big(self.settings.max_message_size))
+            (total > self.settings.max_message_size).then(|| reply::too_big(self.settings.max_message_size))
         });
         match refusal {
             // The chunk follows the command whatever we answer: read it, then answer.
@@ -38,9 +37,7 @@ impl Session {
     fn ready_for_data(&self) -> Option<Reply> {
         match &self.transaction {
             None => Some(reply::bad_sequence("Need MAIL and RCPT before data")),
-            Some(t) if t.recipients.is_empty() => {
-                Some(Reply::new(554, "5.5.1", "No valid recipients"))
-            }
+            Some(t) if t.recipients.is_empty() => Some(Reply::new(554, "5.5.1", "No valid recipients")),
             Some(_) => None,
         }
     }
@@ -88,11 +85,7 @@ impl Session {
     fn sms_text(&self, raw: &[u8]) -> Result<(String, String, usize), Reply> {
         let text = compose(raw, self.settings.compose);
         if text.trim().is_empty() {
-            return Err(Reply::new(
-                554,
-                "5.6.0",
-                "The mail has no text to send as SMS",
-            ));
+            return Err(Reply::new(554, "5.6.0", "The mail has no text to send as SMS"));
         }
         let split = crate::sms::split(&text, &self.settings.languages);
         let max = self.settings.max_parts;
@@ -112,10 +105,6 @@ impl Session {
         // The cut may drop the only characters that needed UCS-2: split again.
         let truncated = split.parts[..max].concat();
         let split = crate::sms::split(&truncated, &self.settings.languages);
-        Ok((
-            truncated,
-            split.encoding.as_str().to_string(),
-            split.parts.len(),
-        ))
+        Ok((truncated, split.encoding.as_str().to_string(), split.parts.len()))
     }
 }

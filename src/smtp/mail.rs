@@ -25,10 +25,7 @@ impl Session {
         if from.env_id.as_ref().is_some_and(|id| id.len() > MAX_ENVID) {
             return Reply::new(501, "5.5.4", "ENVID is longer than 100 characters");
         }
-        let ret = match (
-            from.flags & MAIL_RET_FULL != 0,
-            from.flags & MAIL_RET_HDRS != 0,
-        ) {
+        let ret = match (from.flags & MAIL_RET_FULL != 0, from.flags & MAIL_RET_HDRS != 0) {
             (true, false) => Some("FULL"),
             (false, true) => Some("HDRS"),
             (false, false) => None,

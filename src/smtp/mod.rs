@@ -47,12 +47,7 @@ impl Settings {
         Settings {
             hostname: config.smtp.hostname.clone(),
             rules: AddressRules {
-                domains: config
-                    .smtp
-                    .sms_domains
-                    .iter()
-                    .map(|d| d.to_ascii_lowercase())
-                    .collect(),
+                domains: config.smtp.sms_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
                 default_region: config.region(),
                 deny_premium: config.security.deny_premium,
             },
@@ -64,7 +59,7 @@ impl Settings {
             compose: config.sms.compose,
             max_parts: config.sms.max_parts,
             on_too_long: config.sms.on_too_long,
-            languages: Vec::new(),
+            languages: config.languages(),
         }
     }
 }
@@ -74,9 +69,9 @@ impl Settings {
 pub async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(addresses.len());
     for address in addresses {
-        let listener = TcpListener::bind(address).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"))
-        })?;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {address}: {e}")))?;
         listeners.push(listener);
     }
     Ok(listeners)

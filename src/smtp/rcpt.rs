@@ -1,8 +1,6 @@
 //! RCPT TO: the recipient becomes an E.164 number here, or is refused with the reason.
 
-use smtp_proto::{
-    RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RcptTo,
-};
+use smtp_proto::{RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RcptTo};
 
 use super::reply::{self, Reply};
 use super::session::Session;
@@ -18,10 +16,7 @@ impl Session {
             return Reply::new(
                 452,
                 "4.5.3",
-                format!(
-                    "Too many recipients: at most {} per mail",
-                    self.settings.max_recipients
-                ),
+                format!("Too many recipients: at most {} per mail", self.settings.max_recipients),
             );
         }
         let notify = match notify(to.flags) {
@@ -37,18 +32,11 @@ impl Session {
             }
         };
         tracing::info!(client = %self.client, rcpt = %to.address, number = %recipient.number, "recipient accepted");
-        if transaction
-            .recipients
-            .iter()
-            .any(|r| r.number == recipient.number)
-        {
+        if transaction.recipients.iter().any(|r| r.number == recipient.number) {
             return Reply::new(
                 250,
                 "2.1.5",
-                format!(
-                    "{} is already a recipient: it gets one SMS",
-                    recipient.number
-                ),
+                format!("{} is already a recipient: it gets one SMS", recipient.number),
             );
         }
         let text = format!("Recipient ok: SMS to {}", recipient.number);

@@ -179,9 +179,7 @@ impl Session {
                     if !receiver.ingest(bytes) {
                         return Step::Read;
                     }
-                    let State::Discard(_, answer) =
-                        std::mem::replace(&mut self.state, command_state())
-                    else {
+                    let State::Discard(_, answer) = std::mem::replace(&mut self.state, command_state()) else {
                         unreachable!("matched Discard above")
                     };
                     self.respond(answer, out)
@@ -207,10 +205,7 @@ impl Session {
             Request::Mail { from } => self.mail(from),
             Request::Rcpt { to } => self.rcpt(to),
             Request::Data => self.data(),
-            Request::Bdat {
-                chunk_size,
-                is_last,
-            } => {
+            Request::Bdat { chunk_size, is_last } => {
                 self.bdat(chunk_size, is_last);
                 return None;
             }
@@ -256,15 +251,9 @@ impl Session {
         let reply = match error {
             ParseError::NeedsMoreData { .. } => return None,
             ParseError::UnknownCommand => Reply::new(500, "5.5.1", "Unknown command"),
-            ParseError::InvalidSenderAddress => {
-                Reply::new(501, "5.1.7", "Bad sender address syntax")
-            }
-            ParseError::InvalidRecipientAddress => {
-                Reply::new(501, "5.1.3", "Bad recipient address syntax")
-            }
-            ParseError::SyntaxError { syntax } => {
-                Reply::new(501, "5.5.2", format!("Syntax error, expected: {syntax}"))
-            }
+            ParseError::InvalidSenderAddress => Reply::new(501, "5.1.7", "Bad sender address syntax"),
+            ParseError::InvalidRecipientAddress => Reply::new(501, "5.1.3", "Bad recipient address syntax"),
+            ParseError::SyntaxError { syntax } => Reply::new(501, "5.5.2", format!("Syntax error, expected: {syntax}")),
             ParseError::InvalidParameter { param } => {
                 Reply::new(501, "5.5.4", format!("Invalid value for parameter {param}"))
             }
@@ -287,11 +276,7 @@ impl Session {
     }
 
     /// After `Step::Store`: answer the end of data with the commit's outcome.
-    pub fn stored(
-        &mut self,
-        result: Result<Vec<i64>, StoreError>,
-        out: &mut Vec<u8>,
-    ) -> Option<Step> {
+    pub fn stored(&mut self, result: Result<Vec<i64>, StoreError>, out: &mut Vec<u8>) -> Option<Step> {
         let reply = match result {
             Ok(ids) => {
                 let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
@@ -299,11 +284,7 @@ impl Session {
             }
             Err(error) => {
                 tracing::error!(client = %self.client, %error, "mail not stored");
-                Reply::new(
-                    451,
-                    "4.3.0",
-                    "Local storage error, mail not accepted: try again later",
-                )
+                Reply::new(451, "4.3.0", "Local storage error, mail not accepted: try again later")
             }
         };
         self.respond(reply, out)
@@ -335,4 +316,66 @@ impl Session {
 
 fn command_state() -> State {
     State::Command(RequestReceiver::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use proptest::prelude::*;
+
+    fn session() -> Session {
+        let settings = super::super::Settings::from_config(&Config::default());
+        Session::new(Arc::new(settings), "127.0.0.1:1".parse().unwrap())
+    }
+
+    /// Feeds `chunks` as successive reads; returns everything answered.
+    fn converse(chunks: &[&[u8]]) -> String {
+        let mut session = session();
+        let mut out = Vec::new();
+        session.greeting(&mut out);
+        'reads: for chunk in chunks {
+            let mut bytes = chunk.iter();
+            loop {
+                match session.ingest(&mut bytes, &mut out) {
+                    Step::Read => break,
+                    Step::Store(_) => {
+                        if session.stored(Ok(vec![1]), &mut out).is_some() {
+                            break 'reads;
+                        }
+                    }
+                    Step::Close => break 'reads,
+                }
+            }
+        }
+        String::from_utf8(out).expect("replies are text")
+    }
+
+    const DIALOGUE: &[u8] = b"EHLO a.example\r\nMAIL FROM:<a@example.com>\r\n\
+        RCPT TO:<+33477858589@sms>\r\nDATA\r\nSubject: hi\r\n\r\nhello\r\n.\r\nQUIT\r\n";
+
+    #[test]
+    fn replies_do_not_depend_on_how_reads_split_the_bytes() {
+        let whole = converse(&[DIALOGUE]);
+        assert!(whole.contains("250 2.0.0 Ok: queued as 1"), "{whole}");
+        assert!(whole.ends_with("221 2.0.0 Bye\r\n"), "{whole}");
+        let bytewise: Vec<&[u8]> = DIALOGUE.chunks(1).collect();
+        assert_eq!(converse(&bytewise), whole);
+    }
+
+    proptest! {
+        #[test]
+        fn any_input_gets_well_formed_replies_and_no_panic(
+            noise in proptest::collection::vec(any::<u8>(), 0..2048),
+            cut in 0usize..2048,
+        ) {
+            let mut input = DIALOGUE[..DIALOGUE.len() - 6].to_vec();
+            input.extend_from_slice(&noise);
+            let cut = cut.min(input.len());
+            let out = converse(&[&input[..cut], &input[cut..]]);
+            for line in out.lines() {
+                prop_assert!(line.len() >= 3 && line.as_bytes()[..3].iter().all(u8::is_ascii_digit), "{line:?}");
+            }
+        }
+    }
 }

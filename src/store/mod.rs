@@ -8,12 +8,14 @@ mod transitions;
 mod writer;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
+use tokio::sync::Notify;
 
 pub use query::{Event, QueueFilter, RequestDetail, RequestRow};
-pub use transitions::{NewMail, NewRequest};
+pub use transitions::{NewMail, NewRequest, Waiting};
 
 /// Migrations, applied in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
@@ -100,6 +102,16 @@ impl std::str::FromStr for State {
 #[derive(Clone)]
 pub struct Store {
     writer: writer::Writer,
+    /// Stages wake each other through these after writing a new state.
+    pub wake: Arc<Wakeups>,
+}
+
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    /// New requests in `received`.
+    pub received: Notify,
+    /// New requests in `queued`.
+    pub queued: Notify,
 }
 
 impl Store {
@@ -108,16 +120,124 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = connect(path)?;
         migrate(&conn)?;
-        let writer = writer::Writer::start(conn)
-            .map_err(|e| StoreError::DataDir(path.display().to_string(), e))?;
-        Ok(Store { writer })
+        let writer = writer::Writer::start(conn).map_err(|e| StoreError::DataDir(path.display().to_string(), e))?;
+        Ok(Store {
+            writer,
+            wake: Arc::default(),
+        })
     }
 
     /// Stores an accepted mail as one request per recipient; returns their ids once the
     /// rows are durably committed.
     pub async fn receive(&self, mail: NewMail) -> Result<Vec<i64>, StoreError> {
-        self.writer
+        let ids = self
+            .writer
             .write(move |conn| transitions::receive(conn, &mail, now_ms()))
+            .await?;
+        self.wake.received.notify_one();
+        Ok(ids)
+    }
+
+    /// `received → queued` for all received requests; wakes the modems.
+    pub async fn queue_received(&self) -> Result<usize, StoreError> {
+        let count = self
+            .writer
+            .write(|conn| transitions::queue_received(conn, now_ms()))
+            .await?;
+        if count > 0 {
+            self.wake.queued.notify_one();
+        }
+        Ok(count)
+    }
+
+    pub async fn waiting(&self, limit: usize) -> Result<Vec<Waiting>, StoreError> {
+        self.writer
+            .write(move |conn| transitions::waiting(conn, now_ms(), limit))
+            .await
+    }
+
+    /// Milliseconds until the next queued request falls due, if one waits for time.
+    pub async fn next_due_in(&self) -> Result<Option<u64>, StoreError> {
+        let due = self.writer.write(transitions::next_due).await?;
+        Ok(due.map(|at| at.saturating_sub(now_ms()).max(0) as u64))
+    }
+
+    pub async fn claim(&self, id: i64, modem: &str, lease_ms: i64) -> Result<bool, StoreError> {
+        let modem = modem.to_string();
+        self.writer
+            .write(move |conn| {
+                let now = now_ms();
+                transitions::claim(conn, id, &modem, now + lease_ms, now)
+            })
+            .await
+    }
+
+    pub async fn part_submitting(&self, id: i64, part: usize, modem: &str) -> Result<(), StoreError> {
+        let modem = modem.to_string();
+        self.writer
+            .write(move |conn| transitions::part_submitting(conn, id, part, &modem, now_ms()))
+            .await
+    }
+
+    pub async fn part_sent(&self, id: i64, part: usize, parts: usize, mr: u8) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| transitions::part_sent(conn, id, part, parts, mr, now_ms()))
+            .await
+    }
+
+    pub async fn requeue(&self, id: i64, delay_ms: i64, reason: String) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| {
+                let now = now_ms();
+                transitions::requeue(conn, id, now + delay_ms, &reason, now)
+            })
+            .await?;
+        self.wake.queued.notify_one();
+        Ok(())
+    }
+
+    pub async fn fail(&self, id: i64, to: State, status: &'static str, reason: String) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| transitions::fail(conn, id, to, status, &reason, now_ms()))
+            .await
+    }
+
+    pub async fn uncertain(&self, id: i64, reason: String) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| transitions::uncertain(conn, id, &reason, now_ms()))
+            .await
+    }
+
+    pub async fn report(
+        &self,
+        modem: &str,
+        mr: u8,
+        number: String,
+        delivered: bool,
+        detail: String,
+    ) -> Result<Option<i64>, StoreError> {
+        let modem = modem.to_string();
+        self.writer
+            .write(move |conn| transitions::report(conn, &modem, mr, &number, delivered, &detail, now_ms()))
+            .await
+    }
+
+    /// Requests whose lease ended before `lease_before_ms` (all, at start: `i64::MAX`).
+    pub async fn recover(&self, lease_before_ms: i64) -> Result<usize, StoreError> {
+        let count = self
+            .writer
+            .write(move |conn| transitions::recover(conn, lease_before_ms, now_ms()))
+            .await?;
+        if count > 0 {
+            self.wake.queued.notify_one();
+        }
+        Ok(count)
+    }
+
+    pub async fn inbox(&self, modem: &str, originator: String, text: String) -> Result<i64, StoreError> {
+        let modem = modem.to_string();
+        self.writer
+            .write(move |conn| transitions::inbox(conn, &modem, &originator, &text, now_ms()))
             .await
     }
 }
@@ -125,8 +245,7 @@ impl Store {
 /// A connection with the settings every user of the database needs.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::DataDir(dir.display().to_string(), e))?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::DataDir(dir.display().to_string(), e))?;
     }
     let conn = Connection::open(path)?;
     // WAL lets the CLI read while the gateway writes; synchronous=FULL makes every
@@ -148,12 +267,19 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        conn.execute_batch(&format!(
-            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
-            index + 1
-        ))?;
+        conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", index + 1))?;
     }
     Ok(())
+}
+
+/// `smsgw queue retry`: queues an uncertain, failed or expired request again, from the
+/// CLI beside a running gateway (which picks it up at its next sweep).
+pub fn retry(path: &Path, id: i64) -> Result<bool, StoreError> {
+    let conn = connect(path)?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let retried = transitions::retry(&conn, id, now_ms())?;
+    conn.execute_batch("COMMIT")?;
+    Ok(retried)
 }
 
 /// Opens the database for reading, as the CLI does beside a running gateway.

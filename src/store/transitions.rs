@@ -78,16 +78,285 @@ pub(super) fn receive(conn: &Connection, mail: &NewMail, now: i64) -> Result<Vec
     Ok(ids)
 }
 
-fn event(
+fn event(conn: &Connection, request: i64, now: i64, state: State, detail: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO events (request_id, time, state, detail) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![request, now, state.as_str(), detail])?;
+    Ok(())
+}
+
+/// Moves a request from one of `from` to `to` and records why; false if it was not in
+/// any of `from` (someone else moved it first).
+fn transition(
     conn: &Connection,
-    request: i64,
+    id: i64,
+    from: &[State],
+    to: State,
     now: i64,
-    state: State,
     detail: &str,
+) -> Result<bool, StoreError> {
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    let changed = conn
+        .prepare_cached(
+            "UPDATE requests SET state = ?1, updated = ?2
+             WHERE id = ?3 AND state IN (SELECT value FROM json_each(?4))",
+        )?
+        .execute(params![
+            to.as_str(),
+            now,
+            id,
+            serde_json::to_string(&from).unwrap_or_default()
+        ])?;
+    if changed == 1 {
+        event(conn, id, now, to, detail)?;
+    }
+    Ok(changed == 1)
+}
+
+/// `received → queued` for every received request: with no peers, this instance's
+/// modems are the only route.
+pub(super) fn queue_received(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    let ids: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM requests WHERE state = 'received' ORDER BY id LIMIT 1000")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for &id in &ids {
+        transition(
+            conn,
+            id,
+            &[State::Received],
+            State::Queued,
+            now,
+            "routed to this instance's modems",
+        )?;
+    }
+    Ok(ids.len())
+}
+
+/// A request waiting for a modem.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub id: i64,
+    pub number: String,
+    pub text: String,
+    pub parts: usize,
+    pub attempts: i64,
+}
+
+/// Queued requests that are due, oldest first.
+pub(super) fn waiting(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Waiting>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, number, text, parts, attempts FROM requests
+         WHERE state = 'queued' AND (next_attempt IS NULL OR next_attempt <= ?1)
+         ORDER BY id LIMIT ?2",
+    )?;
+    let rows = statement.query_map(params![now, limit as i64], |row| {
+        Ok(Waiting {
+            id: row.get(0)?,
+            number: row.get(1)?,
+            text: row.get(2)?,
+            parts: row.get::<_, i64>(3)? as usize,
+            attempts: row.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// When the next queued request becomes due, if any is waiting for time.
+pub(super) fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT min(next_attempt) FROM requests WHERE state = 'queued'")?
+        .query_row([], |row| row.get(0))?)
+}
+
+/// `queued → sending` on `modem`, leased until `lease_until`.
+pub(super) fn claim(conn: &Connection, id: i64, modem: &str, lease_until: i64, now: i64) -> Result<bool, StoreError> {
+    if !transition(
+        conn,
+        id,
+        &[State::Queued],
+        State::Sending,
+        now,
+        &format!("claimed by modem {modem}"),
+    )? {
+        return Ok(false);
+    }
+    conn.prepare_cached("UPDATE requests SET modem = ?1, lease_until = ?2, attempts = attempts + 1 WHERE id = ?3")?
+        .execute(params![modem, lease_until, id])?;
+    Ok(true)
+}
+
+/// Just before `AT+CMGS` for one part: from here a crash makes the request uncertain.
+pub(super) fn part_submitting(
+    conn: &Connection,
+    id: i64,
+    part: usize,
+    modem: &str,
+    now: i64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO events (request_id, time, state, detail) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO parts (request_id, part, modem, status, submitted) VALUES (?1, ?2, ?3, 'submitting', ?4)
+         ON CONFLICT (request_id, part) DO UPDATE SET modem = ?3, mr = NULL, status = 'submitting', submitted = ?4, reported = NULL",
     )?
-    .execute(params![request, now, state.as_str(), detail])?;
+    .execute(params![id, part as i64, modem, now])?;
     Ok(())
+}
+
+/// `+CMGS: <mr>` came back for one part; the last part makes the request `sent`.
+pub(super) fn part_sent(
+    conn: &Connection,
+    id: i64,
+    part: usize,
+    parts: usize,
+    mr: u8,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE parts SET mr = ?1, status = 'sent' WHERE request_id = ?2 AND part = ?3")?
+        .execute(params![mr, id, part as i64])?;
+    if part == parts {
+        let detail = if parts == 1 {
+            format!("sent, message reference {mr}")
+        } else {
+            format!("all {parts} parts sent, last reference {mr}")
+        };
+        transition(conn, id, &[State::Sending], State::Sent, now, &detail)?;
+    }
+    Ok(())
+}
+
+/// A temporary failure: back to the queue until `next_attempt`; parts not yet sent are
+/// forgotten (a part already sent is never sent again: the whole request restarts only
+/// when none was).
+pub(super) fn requeue(conn: &Connection, id: i64, next_attempt: i64, reason: &str, now: i64) -> Result<(), StoreError> {
+    if transition(conn, id, &[State::Sending], State::Queued, now, reason)? {
+        conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1 AND status = 'submitting'")?
+            .execute(params![id])?;
+        conn.prepare_cached("UPDATE requests SET next_attempt = ?1, lease_until = NULL, modem = NULL WHERE id = ?2")?
+            .execute(params![next_attempt, id])?;
+    }
+    Ok(())
+}
+
+/// A permanent failure, or validity run out (`to` = `Expired`).
+pub(super) fn fail(
+    conn: &Connection,
+    id: i64,
+    to: State,
+    status: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let from = [State::Received, State::Queued, State::Sending, State::Sent];
+    if transition(conn, id, &from, to, now, &format!("{status} {reason}"))? {
+        conn.prepare_cached("UPDATE requests SET status = ?1, reason = ?2, lease_until = NULL WHERE id = ?3")?
+            .execute(params![status, reason, id])?;
+    }
+    Ok(())
+}
+
+/// `AT+CMGS` went out but no `+CMGS` came back: maybe sent, maybe not. Not resent
+/// unless an operator says so (`smsgw queue retry`).
+pub(super) fn uncertain(conn: &Connection, id: i64, reason: &str, now: i64) -> Result<(), StoreError> {
+    if transition(conn, id, &[State::Sending], State::Uncertain, now, reason)? {
+        conn.prepare_cached("UPDATE requests SET lease_until = NULL, reason = ?1 WHERE id = ?2")?
+            .execute(params![reason, id])?;
+    }
+    Ok(())
+}
+
+/// A status report for (modem, mr, number): marks its part, and the request once every
+/// part is delivered or one failed. Returns the request id it matched.
+pub(super) fn report(
+    conn: &Connection,
+    modem: &str,
+    mr: u8,
+    number: &str,
+    delivered: bool,
+    detail: &str,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    // References wrap at 256: the most recent part with this one is meant.
+    let found: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT p.request_id, p.part FROM parts p JOIN requests r ON r.id = p.request_id
+             WHERE p.modem = ?1 AND p.mr = ?2 AND p.status = 'sent' AND r.number = ?3
+             ORDER BY p.submitted DESC LIMIT 1",
+        )?
+        .query_row(params![modem, mr, number], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map(Some)
+        .or_else(|e| {
+            if e == rusqlite::Error::QueryReturnedNoRows {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        })?;
+    let Some((id, part)) = found else { return Ok(None) };
+    let status = if delivered { "delivered" } else { "failed" };
+    conn.prepare_cached("UPDATE parts SET status = ?1, reported = ?2 WHERE request_id = ?3 AND part = ?4")?
+        .execute(params![status, now, id, part])?;
+    if !delivered {
+        fail(
+            conn,
+            id,
+            State::Failed,
+            "5.4.0",
+            &format!("part {part} not delivered: {detail}"),
+            now,
+        )?;
+        return Ok(Some(id));
+    }
+    let pending: i64 = conn
+        .prepare_cached("SELECT r.parts - (SELECT count(*) FROM parts WHERE request_id = r.id AND status = 'delivered') FROM requests r WHERE r.id = ?1")?
+        .query_row(params![id], |row| row.get(0))?;
+    if pending == 0 {
+        transition(conn, id, &[State::Sent], State::Delivered, now, detail)?;
+    }
+    Ok(Some(id))
+}
+
+/// At start, or when a lease ran out: requests left `sending` by a crash go back to the
+/// queue if no part had reached the modem, else become uncertain.
+pub(super) fn recover(conn: &Connection, lease_before: i64, now: i64) -> Result<usize, StoreError> {
+    let stuck: Vec<(i64, bool)> = conn
+        .prepare_cached(
+            "SELECT id, EXISTS (SELECT 1 FROM parts WHERE request_id = requests.id AND status IN ('submitting', 'sent'))
+             FROM requests WHERE state = 'sending' AND lease_until < ?1",
+        )?
+        .query_map(params![lease_before], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for &(id, reached_modem) in &stuck {
+        if reached_modem {
+            uncertain(
+                conn,
+                id,
+                "interrupted after AT+CMGS without an answer: may have been sent",
+                now,
+            )?;
+        } else {
+            requeue(conn, id, now, "interrupted before any part reached the modem", now)?;
+        }
+    }
+    Ok(stuck.len())
+}
+
+/// `smsgw queue retry`: an uncertain, failed or expired request is queued again, on purpose.
+pub(super) fn retry(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreError> {
+    let from = [State::Uncertain, State::Failed, State::Expired];
+    if !transition(conn, id, &from, State::Queued, now, "retried by the operator")? {
+        return Ok(false);
+    }
+    conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1")?
+        .execute(params![id])?;
+    conn.prepare_cached(
+        "UPDATE requests SET next_attempt = NULL, status = NULL, reason = NULL, modem = NULL WHERE id = ?1",
+    )?
+    .execute(params![id])?;
+    Ok(true)
+}
+
+/// An SMS received by a modem.
+pub(super) fn inbox(conn: &Connection, modem: &str, originator: &str, text: &str, now: i64) -> Result<i64, StoreError> {
+    conn.prepare_cached("INSERT INTO inbox (received, modem, originator, text) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![now, modem, originator, text])?;
+    Ok(conn.last_insert_rowid())
 }

@@ -82,9 +82,7 @@ fn in_savepoint<R>(
 fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
         let mut replies = Vec::new();
-        let begun = conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(StoreError::from);
+        let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from);
         if let Err(e) = &begun {
             tracing::error!(error = %e, "store cannot begin a transaction");
             first(None)(Some(e));

@@ -38,11 +38,7 @@ fn check_config_accepts_the_shipped_config_and_env_overrides() {
         .args(["check-config", "--config", shipped])
         .output()
         .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     let bad = Command::new(BIN)
         .args(["check-config", "--config", shipped])
         .env("SMSGW__SMTP__LISTEN", "127.0.0.1:2525,nowhere")
@@ -69,10 +65,7 @@ fn queue_list_filters_by_state_and_show_tells_the_story() {
     assert!(!bogus.status.success());
     let shown = gateway.cli(&["queue", "show", "1"]);
     let text = String::from_utf8_lossy(&shown.stdout);
-    assert!(
-        text.contains("received") && text.contains("text: hello"),
-        "{text}"
-    );
+    assert!(text.contains("received") && text.contains("text: hello"), "{text}");
     let missing = gateway.cli(&["queue", "show", "99"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no request 99"));

@@ -23,12 +23,7 @@ fn ehlo_advertises_what_we_implement() {
     }
     client.command("HELO client.example", 250);
     client.command("NOOP", 250);
-    assert!(
-        client
-            .command("VRFY someone", 252)
-            .text()
-            .starts_with("2.5.0")
-    );
+    assert!(client.command("VRFY someone", 252).text().starts_with("2.5.0"));
     client.command("HELP", 214);
     client.command("QUIT", 221);
     assert!(client.is_closed());
@@ -54,12 +49,7 @@ fn commands_out_of_order_are_refused_with_503() {
     assert!(client.command("DATA", 503).text().starts_with("5.5.1"));
     client.command("MAIL FROM:<a@example.com>", 250);
     client.command("MAIL FROM:<a@example.com>", 503);
-    assert!(
-        client
-            .command("DATA", 554)
-            .text()
-            .contains("No valid recipients")
-    );
+    assert!(client.command("DATA", 554).text().contains("No valid recipients"));
     client.command("RSET", 250);
     client.command("MAIL FROM:<a@example.com>", 250);
     client.command("QUIT", 221);
@@ -71,12 +61,7 @@ fn malformed_commands_get_500_and_501() {
     let gateway = Gateway::start("");
     let mut client = gateway.client();
     client.command("EHLO client.example", 250);
-    assert!(
-        client
-            .command("FROBNICATE now", 500)
-            .text()
-            .starts_with("5.5.1")
-    );
+    assert!(client.command("FROBNICATE now", 500).text().starts_with("5.5.1"));
     assert!(
         client
             .command("MAIL FROM: a@example.com", 501)
@@ -96,12 +81,7 @@ fn malformed_commands_get_500_and_501() {
             .text()
             .starts_with("5.5.4")
     );
-    assert!(
-        client
-            .command("RCPT TO:<not an address>", 501)
-            .text()
-            .starts_with("5.")
-    );
+    assert!(client.command("RCPT TO:<not an address>", 501).text().starts_with("5."));
     client.command("EXPN list", 502);
     client.command("STARTTLS", 502);
     client.send("\u{0}\u{1}binary garbage\r\n");

@@ -26,10 +26,7 @@ fn a_mail_client_sends_an_sms_with_lettre() {
     }
     let detail = gateway.show(queue[0]["id"].as_i64().unwrap());
     assert_eq!(detail["number"], "+33477858589");
-    assert_eq!(
-        detail["text"],
-        "Server down\nweb1 does not answer since 03:12 €"
-    );
+    assert_eq!(detail["text"], "Server down\nweb1 does not answer since 03:12 €");
     assert_eq!(detail["encoding"], "gsm7");
     assert_eq!(detail["events"][0]["state"], "received");
 }
@@ -91,10 +88,7 @@ fn oversized_mail_is_refused_with_552_and_not_stored() {
     client.command("MAIL FROM:<a@example.com>", 250);
     client.command("RCPT TO:<+33477858589@sms>", 250);
     client.command("DATA", 354);
-    client.send(&format!(
-        "{}\r\n.\r\n",
-        message("big", &"0123456789\r\n".repeat(400))
-    ));
+    client.send(&format!("{}\r\n.\r\n", message("big", &"0123456789\r\n".repeat(400))));
     assert!(client.expect(552).text().starts_with("5.3.4"));
     // The session is usable again, and a BDAT past the limit is refused too.
     client.command("MAIL FROM:<a@example.com>", 250);
@@ -119,17 +113,13 @@ fn a_mail_without_text_is_refused_with_554_5_6_0() {
 fn too_long_texts_are_refused_or_truncated_as_configured() {
     let long = "All work and no play makes Jack a dull boy. ".repeat(30);
     let strict = Gateway::start("[sms]\nmax_parts = 2\non_too_long = \"reject\"\n");
-    let reply = strict
-        .client()
-        .mail(&["+33477858589@sms"], &message("", &long));
+    let reply = strict.client().mail(&["+33477858589@sms"], &message("", &long));
     assert_eq!(reply.code, 554);
     assert!(reply.text().starts_with("5.3.4"), "{reply:?}");
     assert!(strict.queue().is_empty());
 
     let lenient = Gateway::start("[sms]\nmax_parts = 2\non_too_long = \"truncate\"\n");
-    let reply = lenient
-        .client()
-        .mail(&["+33477858589@sms"], &message("", &long));
+    let reply = lenient.client().mail(&["+33477858589@sms"], &message("", &long));
     assert_eq!(reply.code, 250);
     let queue = lenient.queue();
     assert_eq!(queue[0]["parts"], 2);
@@ -147,9 +137,7 @@ fn unicode_text_is_stored_as_ucs2_parts() {
     let body = "Réunion à 15h 🙂 ".repeat(10);
     let reply = gateway.client().mail(
         &["+33477858589@sms"],
-        &format!(
-            "Subject: =?UTF-8?B?w4l0YXQ=?=\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}"
-        ),
+        &format!("Subject: =?UTF-8?B?w4l0YXQ=?=\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}"),
     );
     assert_eq!(reply.code, 250);
     let request = &gateway.queue()[0];

@@ -34,16 +34,12 @@ fn every_acknowledged_request_survives_sigkill() {
                     drop(stream);
                     let result = std::panic::catch_unwind(|| {
                         let mut client = Client::connect(address);
-                        client.mail(
-                            &["+33477858589@sms", "+447911123456@sms"],
-                            &message("crash", "test"),
-                        )
+                        client.mail(&["+33477858589@sms", "+447911123456@sms"], &message("crash", "test"))
                     });
                     match result {
-                        Ok(reply) if reply.code == 250 => acknowledged
-                            .lock()
-                            .unwrap()
-                            .extend(queued_ids(&reply.text())),
+                        Ok(reply) if reply.code == 250 => {
+                            acknowledged.lock().unwrap().extend(queued_ids(&reply.text()))
+                        }
                         _ => return,
                     }
                 }
@@ -61,11 +57,7 @@ fn every_acknowledged_request_survives_sigkill() {
         let _ = sender.join();
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
-    let stored: BTreeSet<i64> = gateway
-        .queue()
-        .iter()
-        .map(|r| r["id"].as_i64().unwrap())
-        .collect();
+    let stored: BTreeSet<i64> = gateway.queue().iter().map(|r| r["id"].as_i64().unwrap()).collect();
     let lost: Vec<_> = acknowledged.difference(&stored).collect();
     assert!(
         lost.is_empty(),

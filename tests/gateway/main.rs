@@ -4,5 +4,6 @@ mod cli;
 mod conversation;
 mod data;
 mod durability;
+mod pdu_crosscheck;
 mod recipients;
 mod support;

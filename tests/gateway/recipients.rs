@@ -46,10 +46,7 @@ fn refusals_name_the_problem() {
     for (address, code, status) in refused {
         let reply = client.command(&format!("RCPT TO:<{address}>"), code);
         assert!(reply.text().starts_with(status), "{address}: {reply:?}");
-        assert!(
-            reply.text().len() > 10,
-            "{address}: no reason given: {reply:?}"
-        );
+        assert!(reply.text().len() > 10, "{address}: no reason given: {reply:?}");
     }
     let log = gateway.wait_for_log("+3347785858@sms");
     assert!(log.contains("refused"), "{log}");

@@ -50,10 +50,7 @@ impl Gateway {
         let dir = TempDir::new();
         let config = dir.0.join("smsgw.toml");
         let data = dir.0.join("data");
-        let text = format!(
-            "[instance]\ndata_dir = {data:?}\n\n{}\n",
-            with_default_smtp(extra)
-        );
+        let text = format!("[instance]\ndata_dir = {data:?}\n\n{}\n", with_default_smtp(extra));
         std::fs::write(&config, text).expect("write config");
         let (child, smtp, logs) = spawn(&config);
         Gateway {
@@ -207,10 +204,7 @@ pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::E
         if let Some(status) = child.try_wait().expect("try_wait") {
             return status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "process did not exit in {limit:?}"
-        );
+        assert!(Instant::now() < deadline, "process did not exit in {limit:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -237,9 +231,7 @@ impl Reply {
 impl Client {
     pub fn connect(address: SocketAddr) -> Client {
         let stream = TcpStream::connect(address).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let writer = stream.try_clone().unwrap();
         let mut client = Client {
             reader: BufReader::new(stream),

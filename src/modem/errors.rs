@@ -1,0 +1,97 @@
+//! The one place where a modem's error becomes temporary or permanent.
+//!
+//! `+CMS ERROR` codes: 0–127 are the network's RP cause values (3GPP TS 24.011 §8.2.5.4),
+//! 128–255 the TP-FCS values (TS 23.040 §9.2.3.22), 300–511 the modem's own (TS 27.005
+//! §3.2.5); above that, manufacturer-specific codes, treated as temporary.
+
+use super::at::Final;
+
+/// What to do with the request after an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Try again later, maybe on another modem; `modem_fault` says the modem itself is
+    /// unwell (no SIM, no network) and should be re-initialised.
+    Temporary { reason: String, modem_fault: bool },
+    /// The SMS cannot be sent: fail the request with this enhanced status code.
+    Permanent { status: &'static str, reason: String },
+}
+
+impl Outcome {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Outcome::Permanent { .. })
+    }
+}
+
+/// Sorts the final result of `AT+CMGS` (or its PDU) into temporary or permanent.
+pub fn classify(result: Final) -> Outcome {
+    match result {
+        Final::Cms(code) => cms(code),
+        Final::Cme(code) => Outcome::Temporary {
+            reason: format!("modem equipment error +CME ERROR: {code}"),
+            modem_fault: true,
+        },
+        Final::Error => Outcome::Temporary {
+            reason: "modem answered ERROR".into(),
+            modem_fault: false,
+        },
+        Final::Ok => Outcome::Temporary {
+            reason: "modem answered OK without a message reference".into(),
+            modem_fault: false,
+        },
+    }
+}
+
+fn cms(code: u16) -> Outcome {
+    let permanent = |status, what: &str| Outcome::Permanent {
+        status,
+        reason: format!("{what} (+CMS ERROR: {code})"),
+    };
+    let temporary = |what: &str, modem_fault| Outcome::Temporary {
+        reason: format!("{what} (+CMS ERROR: {code})"),
+        modem_fault,
+    };
+    match code {
+        1 | 28 | 30 => permanent("5.1.1", "the number is not assigned or unknown to the network"),
+        8 | 10 => permanent("5.7.1", "the network bars SMS to this number"),
+        21 => permanent("5.7.1", "the network rejected the SMS"),
+        29 | 50 | 69 => permanent("5.3.3", "the network does not provide this service to our SIM"),
+        96..=111 | 127 | 304 | 305 => permanent("5.6.0", "the network or modem refused the SMS as malformed"),
+        128..=255 => permanent("5.6.0", "the SMS centre refused the message"),
+        17 | 22 | 27 | 38 | 41 | 42 | 47 | 331 | 332 | 500 => temporary("the network is unavailable or busy", false),
+        310..=316 | 318 | 330 => temporary("the modem's SIM or service centre is not usable", true),
+        300..=303 | 320..=322 | 340 => temporary("the modem cannot send now", true),
+        _ => temporary("the modem reported an error", false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_sort_into_temporary_and_permanent() {
+        let table = [
+            (Final::Cms(1), true),
+            (Final::Cms(21), true),
+            (Final::Cms(304), true),
+            (Final::Cms(0xC0), true),
+            (Final::Cms(38), false),
+            (Final::Cms(42), false),
+            (Final::Cms(331), false),
+            (Final::Cms(310), false),
+            (Final::Cms(500), false),
+            (Final::Cms(520), false),
+            (Final::Cme(10), false),
+            (Final::Error, false),
+        ];
+        for (result, permanent) in table {
+            assert_eq!(classify(result).is_permanent(), permanent, "{result:?}");
+        }
+    }
+
+    #[test]
+    fn a_sick_modem_is_told_apart_from_a_busy_network() {
+        assert!(matches!(classify(Final::Cms(310)), Outcome::Temporary { modem_fault: true, .. }));
+        assert!(matches!(classify(Final::Cms(38)), Outcome::Temporary { modem_fault: false, .. }));
+    }
+}

@@ -1,0 +1,189 @@
+//! The pool: a dispatcher hands each due request to the cheapest free modem that may
+//! send it (tariff prefix, rate limit), by claiming it in the store; one worker task per
+//! modem owns its port.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::ModemSpec;
+use super::worker::{self, Job};
+use crate::store::{Store, StoreError, Waiting};
+
+/// How often the dispatcher looks again even if nobody woke it (operator retries from
+/// the CLI, expired leases).
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// What workers tell the dispatcher.
+#[derive(Debug)]
+pub enum Report {
+    /// Initialised and idle.
+    Ready(usize),
+    /// Finished a job and idle again.
+    Done(usize),
+    /// Closed; reopening with backoff (or disabled).
+    Down(usize),
+}
+
+/// Retry timing, from the config.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Delay before attempt n+1, indexed by attempts made (the last one repeats).
+    pub retry_delays: Vec<Duration>,
+    /// After this long since it was received, a request is expired instead of retried.
+    pub validity: Duration,
+}
+
+struct Slot {
+    spec: Arc<ModemSpec>,
+    jobs: mpsc::Sender<Job>,
+    ready: bool,
+    busy: bool,
+    /// Parts sent in the last minute, for `per_minute`.
+    recent: VecDeque<Instant>,
+}
+
+impl Slot {
+    fn free(&self) -> bool {
+        self.ready && !self.busy
+    }
+
+    /// When this modem may send `parts` more parts (now if `None` is not needed).
+    fn rate_wait(&mut self, parts: usize, now: Instant) -> Option<Duration> {
+        let limit = self.spec.per_minute as usize;
+        if limit == 0 {
+            return None;
+        }
+        while self.recent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+            self.recent.pop_front();
+        }
+        if self.recent.len() + parts.min(limit) <= limit {
+            return None;
+        }
+        let oldest = self.recent[self.recent.len() + parts.min(limit) - limit - 1];
+        Some(Duration::from_secs(60).saturating_sub(now.duration_since(oldest)))
+    }
+}
+
+pub async fn run(specs: Vec<Arc<ModemSpec>>, store: Store, timing: Timing, shutdown: CancellationToken) {
+    let (reports, mut incoming) = mpsc::channel(64);
+    let mut slots = Vec::new();
+    let mut workers = Vec::new();
+    for (index, spec) in specs.into_iter().enumerate() {
+        let (jobs, queue) = mpsc::channel(1);
+        let context = worker::Context {
+            index,
+            spec: spec.clone(),
+            store: store.clone(),
+            reports: reports.clone(),
+            timing: timing.clone(),
+            shutdown: shutdown.clone(),
+        };
+        workers.push(tokio::spawn(worker::run(context, queue)));
+        slots.push(Slot { spec, jobs, ready: false, busy: false, recent: VecDeque::new() });
+    }
+    if let Err(error) = store.recover(i64::MAX).await {
+        tracing::error!(%error, "cannot recover requests left sending");
+    }
+    loop {
+        let wait = match assign(&mut slots, &store).await {
+            Ok(wait) => wait.unwrap_or(SWEEP).min(SWEEP),
+            Err(error) => {
+                tracing::error!(%error, "dispatcher cannot read the queue");
+                SWEEP
+            }
+        };
+        tokio::select! {
+            () = store.wake.queued.notified() => {}
+            Some(report) = incoming.recv() => apply(&mut slots, report),
+            () = tokio::time::sleep(wait) => {
+                let _ = store.recover(crate::store::now_ms()).await;
+            }
+            () = shutdown.cancelled() => break,
+        }
+        while let Ok(report) = incoming.try_recv() {
+            apply(&mut slots, report);
+        }
+    }
+    // Workers finish the SMS in hand (bounded by their own timeouts) and stop.
+    drop(slots);
+    for worker in workers {
+        let _ = worker.await;
+    }
+}
+
+fn apply(slots: &mut [Slot], report: Report) {
+    match report {
+        Report::Ready(i) | Report::Done(i) => {
+            slots[i].ready = true;
+            slots[i].busy = false;
+        }
+        Report::Down(i) => {
+            slots[i].ready = false;
+            slots[i].busy = false;
+        }
+    }
+}
+
+/// Hands due requests to free modems; returns how long until a rate limit or a retry
+/// time could let more go.
+async fn assign(slots: &mut [Slot], store: &Store) -> Result<Option<Duration>, StoreError> {
+    if !slots.iter().any(Slot::free) {
+        return Ok(None);
+    }
+    let mut wait = store.next_due_in().await?.map(Duration::from_millis);
+    for request in store.waiting(256).await? {
+        let now = Instant::now();
+        match cheapest_free(slots, &request, now) {
+            Choice::Modem(index) => {
+                let slot = &mut slots[index];
+                let lease = super::driver::SEND_TIMEOUT.as_millis() as i64 * (request.parts as i64 + 1);
+                if !store.claim(request.id, &slot.spec.name, lease).await? {
+                    continue;
+                }
+                slot.busy = true;
+                slot.recent.extend(std::iter::repeat_n(now, request.parts));
+                if slot.jobs.send(Job { request }).await.is_err() {
+                    slot.ready = false;
+                }
+            }
+            Choice::Later(delay) => wait = Some(wait.map_or(delay, |w| w.min(delay))),
+            Choice::None => {}
+        }
+        if !slots.iter().any(Slot::free) {
+            break;
+        }
+    }
+    Ok(wait)
+}
+
+enum Choice {
+    Modem(usize),
+    /// A modem could take it once its rate limit allows.
+    Later(Duration),
+    /// No free modem has a tariff for this number.
+    None,
+}
+
+/// The free modem with the lowest tariff for the number (ties: by name).
+fn cheapest_free(slots: &mut [Slot], request: &Waiting, now: Instant) -> Choice {
+    let mut candidates: Vec<(f64, usize)> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, slot)| slot.free())
+        .filter_map(|(index, slot)| slot.spec.tariff_for(&request.number).map(|cost| (cost, index)))
+        .collect();
+    candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| slots[a.1].spec.name.cmp(&slots[b.1].spec.name)));
+    let mut later: Option<Duration> = None;
+    for (_, index) in candidates {
+        match slots[index].rate_wait(request.parts, now) {
+            None => return Choice::Modem(index),
+            Some(delay) => later = Some(later.map_or(delay, |l| l.min(delay))),
+        }
+    }
+    later.map_or(Choice::None, Choice::Later)
+}

@@ -1,0 +1,129 @@
+//! TS 23.040 PDUs as the modem exchanges them: the SMSC address field (TS 24.011
+//! RP-address, `00` for none) followed by the TPDU.
+//!
+//! The TP-MTI of the first octet is read as the direction of a gateway sees it:
+//! 00 SMS-DELIVER, 01 SMS-SUBMIT, 10 SMS-STATUS-REPORT (the reports and SMS-COMMAND
+//! that share those values travel the other way and are never handed to us).
+
+mod address;
+mod deliver;
+mod encode;
+mod reader;
+mod status;
+mod submit;
+mod timestamp;
+mod udh;
+mod user_data;
+
+#[cfg(test)]
+mod encode_vectors;
+#[cfg(test)]
+mod malformed;
+#[cfg(test)]
+mod vectors;
+
+use serde::Serialize;
+
+pub use address::{Address, AddressKind};
+pub use deliver::Deliver;
+pub use encode::{DeliverOptions, EncodeError, SubmitOptions, SubmitPdu, encode_deliver, encode_submit};
+pub use status::{ReportStatus, StatusReport};
+pub use submit::{Submit, Validity};
+pub use timestamp::Timestamp;
+pub use udh::{Concat, RawIe, Udh};
+pub use user_data::Body;
+
+use reader::Reader;
+
+/// A decoded PDU; serialises as `{"type": "deliver" | "submit" | "status-report", …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Pdu {
+    Deliver(Deliver),
+    Submit(Submit),
+    StatusReport(StatusReport),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PduError {
+    #[error("odd number of hex digits")]
+    OddHex,
+    #[error("not a hex digit at position {0}")]
+    BadHex(usize),
+    #[error("PDU ends inside {0}")]
+    Truncated(&'static str),
+    #[error("{field} of {value} is out of range")]
+    BadLength { field: &'static str, value: usize },
+    #[error("{0} octets after the end of the PDU")]
+    TrailingData(usize),
+    #[error("unsupported message type (TP-MTI {0})")]
+    UnsupportedType(u8),
+    #[error("bad address: {0}")]
+    BadAddress(&'static str),
+    #[error("bad user data header: {0}")]
+    BadUdh(&'static str),
+    #[error("bad timestamp: {0}")]
+    BadTimestamp(&'static str),
+    #[error("UCS-2 user data has an odd number of octets")]
+    OddUcs2,
+}
+
+/// Decodes hex as written after the `> ` prompt or in `+CMGR`/`+CMT`/`+CDS`: SMSC field first.
+/// Whitespace around the hex is ignored; case is not significant.
+pub fn decode(hex: &str) -> Result<Pdu, PduError> {
+    decode_bytes(&from_hex(hex.trim())?)
+}
+
+/// Like `decode`, for modems whose unsolicited `+CMT: ,<length>` / `+CDS: <length>`
+/// may leave the SMSC field out: `<length>` counts TPDU octets only, so a PDU exactly
+/// that long has no SMSC field and one longer starts with it.
+pub fn decode_with_tpdu_len(hex: &str, tpdu_len: usize) -> Result<Pdu, PduError> {
+    let bytes = from_hex(hex.trim())?;
+    if bytes.len() == tpdu_len {
+        decode_tpdu(None, &mut Reader::new(&bytes))
+    } else {
+        decode_bytes(&bytes)
+    }
+}
+
+pub fn decode_bytes(bytes: &[u8]) -> Result<Pdu, PduError> {
+    let mut reader = Reader::new(bytes);
+    let smsc = address::read_smsc(&mut reader)?;
+    decode_tpdu(smsc, &mut reader)
+}
+
+fn decode_tpdu(smsc: Option<Address>, reader: &mut Reader<'_>) -> Result<Pdu, PduError> {
+    let first = reader.peek("first octet")?;
+    let pdu = match first & 0x03 {
+        0 => Pdu::Deliver(deliver::read(smsc, reader)?),
+        1 => Pdu::Submit(submit::read(smsc, reader)?),
+        2 => Pdu::StatusReport(status::read(smsc, reader)?),
+        mti => return Err(PduError::UnsupportedType(mti)),
+    };
+    match reader.remaining() {
+        0 => Ok(pdu),
+        extra => Err(PduError::TrailingData(extra)),
+    }
+}
+
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0F)]])
+        .map(char::from)
+        .collect()
+}
+
+pub(crate) fn from_hex(hex: &str) -> Result<Vec<u8>, PduError> {
+    let digits = hex.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return Err(PduError::OddHex);
+    }
+    let nibble = |i: usize, d: u8| char::from(d).to_digit(16).map(|v| v as u8).ok_or(PduError::BadHex(i));
+    digits
+        .chunks_exact(2)
+        .enumerate()
+        .map(|(i, pair)| Ok(nibble(2 * i, pair[0])? << 4 | nibble(2 * i + 1, pair[1])?))
+        .collect()
+}
