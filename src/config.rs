@@ -4,7 +4,7 @@
 //! each as `key: problem`. Unknown keys are errors: a misspelt key silently ignored is a
 //! setting the operator believes in and does not have.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::compose::ComposeMode;
+use crate::modem::sim::SimConfig;
 use crate::sms::Language;
 
 /// The whole configuration, validated.
@@ -20,6 +21,7 @@ pub struct Config {
     pub instance: Instance,
     pub smtp: Smtp,
     pub sms: Sms,
+    pub modem: Vec<Modem>,
     pub security: Security,
 }
 
@@ -104,6 +106,10 @@ pub struct Sms {
     /// National language shift tables (TS 23.038 §6.2.1.2) that may keep a Turkish,
     /// Spanish or Portuguese text in 7-bit: any of "tr", "es", "pt".
     pub national_language_tables: Vec<String>,
+    /// How long a request may wait to be sent (also the SMS's validity at the network).
+    pub validity_minutes: u64,
+    /// Delays before each new attempt after a temporary failure; the last one repeats.
+    pub retry_delays_secs: Vec<u64>,
 }
 
 impl Default for Sms {
@@ -114,8 +120,46 @@ impl Default for Sms {
             max_parts: 6,
             on_too_long: OnTooLong::Truncate,
             national_language_tables: Vec::new(),
+            validity_minutes: 24 * 60,
+            retry_delays_secs: vec![30, 60, 300, 900, 1800, 3600],
         }
     }
+}
+
+/// One GSM modem (`[[modem]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Modem {
+    /// Unique among this instance's modems; names its records and its requests.
+    pub name: String,
+    /// A serial device such as "/dev/ttyUSB0", or "sim" for the built-in simulated modem.
+    pub port: String,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// The SIM's PIN, if it asks for one; a wrong one is never retried.
+    #[serde(default)]
+    pub pin: String,
+    /// SMS centre number to set with AT+CSCA; empty: the SIM's own.
+    #[serde(default)]
+    pub smsc: String,
+    /// SMS parts per minute this modem may send; 0: no limit.
+    #[serde(default)]
+    pub per_minute: u32,
+    /// Cost of one SMS part by E.164 prefix (longest match wins); a number matching no
+    /// prefix is not sent by this modem.
+    #[serde(default = "default_tariff")]
+    pub tariff: BTreeMap<String, f64>,
+    /// The simulated modem's behaviour (`port = "sim"` only).
+    #[serde(default)]
+    pub sim: SimConfig,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+
+fn default_tariff() -> BTreeMap<String, f64> {
+    BTreeMap::from([("+".to_string(), 0.0)])
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,8 +202,13 @@ impl std::fmt::Display for Problem {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError(pub Vec<Problem>);
 
-const SECTIONS: &[&str] = &["instance", "smtp", "sms", "security"];
-const LIST_KEYS: &[&str] = &["smtp.listen", "smtp.sms_domains", "sms.national_language_tables"];
+const SECTIONS: &[&str] = &["instance", "smtp", "sms", "modem", "security"];
+const LIST_KEYS: &[&str] = &[
+    "smtp.listen",
+    "smtp.sms_domains",
+    "sms.national_language_tables",
+    "sms.retry_delays_secs",
+];
 
 impl Config {
     /// Reads the file (which must exist) and the environment, then validates.
@@ -191,6 +240,7 @@ impl Config {
             instance: section(&tables, "instance", &mut problems),
             smtp: section(&tables, "smtp", &mut problems),
             sms: section(&tables, "sms", &mut problems),
+            modem: modems(&tables, &mut problems),
             security: section(&tables, "security", &mut problems),
         };
         config.validate(&mut problems);
@@ -202,6 +252,7 @@ impl Config {
     }
 
     fn validate(&self, problems: &mut Vec<Problem>) {
+        self.validate_modems(problems);
         for (index, code) in self.sms.national_language_tables.iter().enumerate() {
             if let Err(e) = code.parse::<Language>() {
                 problems.push(Problem::new(
@@ -264,10 +315,46 @@ impl Config {
             "must be between 1 and 255 (a concatenated SMS counts its parts in one octet)",
         );
         check(
+            self.sms.validity_minutes >= 5,
+            "sms.validity_minutes",
+            "must be at least 5",
+        );
+        check(
+            !self.sms.retry_delays_secs.is_empty(),
+            "sms.retry_delays_secs",
+            "needs at least one delay",
+        );
+        check(
             self.region().is_some(),
             "sms.default_region",
             "must be an ISO 3166 region code known to libphonenumber, such as \"GB\" or \"FR\"",
         );
+    }
+
+    fn validate_modems(&self, problems: &mut Vec<Problem>) {
+        for (index, modem) in self.modem.iter().enumerate() {
+            let key = |field: &str| format!("modem[{index}].{field}");
+            if modem.name.is_empty() || self.modem[..index].iter().any(|m| m.name == modem.name) {
+                problems.push(Problem::new(&key("name"), "must be unique and not empty"));
+            }
+            if modem.port.is_empty() {
+                problems.push(Problem::new(
+                    &key("port"),
+                    "a serial device such as /dev/ttyUSB0, or \"sim\"",
+                ));
+            }
+            for (prefix, cost) in &modem.tariff {
+                let digits = prefix
+                    .strip_prefix('+')
+                    .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
+                if !digits || !cost.is_finite() || *cost < 0.0 {
+                    problems.push(Problem::new(
+                        &key(&format!("tariff.\"{prefix}\"")),
+                        "keys are E.164 prefixes such as \"+\" or \"+44\", values costs >= 0",
+                    ));
+                }
+            }
+        }
     }
 
     /// The region of national numbers, if `sms.default_region` names one.
@@ -322,6 +409,28 @@ fn section<T: DeserializeOwned + Default>(
             }
         }
     }
+}
+
+/// Reads `[[modem]]` entries, each as a section of its own (`modem[0]`, ...).
+fn modems(tables: &HashMap<String, config::Value>, problems: &mut Vec<Problem>) -> Vec<Modem> {
+    let Some(value) = tables.get("modem") else {
+        return Vec::new();
+    };
+    let Ok(entries) = value.clone().into_array() else {
+        problems.push(Problem::new("modem", "must be a list of [[modem]] tables"));
+        return Vec::new();
+    };
+    let mut modems = Vec::new();
+    for (index, entry) in entries.into_iter().enumerate() {
+        let name = format!("modem[{index}]");
+        let wrapped = HashMap::from([(name.clone(), entry)]);
+        let before = problems.len();
+        let modem: Option<Modem> = section(&wrapped, &name, problems);
+        if problems.len() == before {
+            modems.extend(modem);
+        }
+    }
+    modems
 }
 
 /// The key an error is about (relative to its section) and what is wrong with it.

@@ -4,6 +4,8 @@
 pub mod address;
 pub mod compose;
 pub mod config;
+pub mod modem;
+pub mod routing;
 pub mod sms;
 pub mod smtp;
 pub mod store;
@@ -30,6 +32,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let store = Store::open(&config.database_path())?;
     address::warm_up();
     let listeners = smtp::bind(&config.smtp.listen).await?;
+    let routing = tokio::spawn(routing::run(store.clone(), shutdown.clone()));
+    let modems = {
+        let (config, store, shutdown) = (config.clone(), store.clone(), shutdown.clone());
+        tokio::spawn(async move { modem::run(&config, store, shutdown).await })
+    };
     for listener in &listeners {
         tracing::info!(address = %listener.local_addr()?, "SMTP listening");
     }
@@ -39,9 +46,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         store,
         config.smtp.max_connections,
         Duration::from_secs(config.smtp.shutdown_grace_secs),
-        shutdown,
+        shutdown.clone(),
     )
     .await;
+    // Intake is closed; the other stages stop at the same signal and finish what they hold.
+    let _ = routing.await;
+    if let Ok(Err(error)) = modems.await {
+        tracing::error!(%error, "modems stopped with an error");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -75,7 +75,10 @@ pub enum Event {
     /// `> `: the modem waits for the PDU.
     Prompt,
     /// `+CDS: <len>` and its PDU line (SMSC field first, `len` counting the TPDU only).
-    StatusReport { length: usize, pdu: String },
+    StatusReport {
+        length: usize,
+        pdu: String,
+    },
     /// `+CMTI: "SM",3`: an SMS stored at an index.
     NewMessage(u32),
     /// `+CDSI: "SR",4`: a status report stored at an index.
@@ -199,7 +202,10 @@ mod tests {
         let table = [
             (Command::EchoOff, "ATE0"),
             (Command::PinEnter("1234".into()), "AT+CPIN=\"1234\""),
-            (Command::ServiceCentre("+447785016005".into()), "AT+CSCA=\"+447785016005\",145"),
+            (
+                Command::ServiceCentre("+447785016005".into()),
+                "AT+CSCA=\"+447785016005\",145",
+            ),
             (Command::Send(23), "AT+CMGS=23"),
             (Command::Read(3), "AT+CMGR=3"),
         ];
@@ -212,11 +218,17 @@ mod tests {
     fn finals_infos_prompt_and_unsolicited_codes() {
         let table: &[(&[&str], Vec<Event>)] = &[
             (&["\r\nOK\r\n"], vec![Event::Final(Final::Ok)]),
-            (&["AT+CGMI\r\r\nQuectel\r\n\r\nOK\r\n"], vec![Event::Info("Quectel".into()), Event::Final(Final::Ok)]),
+            (
+                &["AT+CGMI\r\r\nQuectel\r\n\r\nOK\r\n"],
+                vec![Event::Info("Quectel".into()), Event::Final(Final::Ok)],
+            ),
             (&["\r\n+CMS ERROR: 38\r\n"], vec![Event::Final(Final::Cms(38))]),
             (&["\r\n+CME ERROR: 16\r\n"], vec![Event::Final(Final::Cme(16))]),
             (&["\r\n> "], vec![Event::Prompt]),
-            (&["\r\n+CMGS: 12\r\n\r\nOK\r\n"], vec![Event::Info("+CMGS: 12".into()), Event::Final(Final::Ok)]),
+            (
+                &["\r\n+CMGS: 12\r\n\r\nOK\r\n"],
+                vec![Event::Info("+CMGS: 12".into()), Event::Final(Final::Ok)],
+            ),
             (&["\r\n+CMTI: \"SM\",3\r\n"], vec![Event::NewMessage(3)]),
             (&["\r\n+CDSI: \"SR\",4\r\n"], vec![Event::NewReport(4)]),
             (&["\r\nRING\r\n"], vec![Event::Other("RING".into())]),
@@ -228,7 +240,11 @@ mod tests {
 
     #[test]
     fn a_status_report_inside_a_command_answer_split_across_reads() {
-        let got = events(&["\r\n+CMGS: 7\r\n\r\n+CD", "S: 25\r\n0006D60B911326880736F4111011719551401110117195714000\r", "\n\r\nOK\r\n"]);
+        let got = events(&[
+            "\r\n+CMGS: 7\r\n\r\n+CD",
+            "S: 25\r\n0006D60B911326880736F4111011719551401110117195714000\r",
+            "\n\r\nOK\r\n",
+        ]);
         assert_eq!(
             got,
             vec![

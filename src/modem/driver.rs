@@ -50,9 +50,9 @@ pub struct Port {
 
 impl Port {
     pub fn open(path: &Path, baud: u32) -> Result<Port, AtError> {
-        let stream = tokio_serial::new(path.to_string_lossy(), baud).open_native_async().map_err(|e| {
-            AtError::Io(std::io::Error::other(format!("cannot open {}: {e}", path.display())))
-        })?;
+        let stream = tokio_serial::new(path.to_string_lossy(), baud)
+            .open_native_async()
+            .map_err(|e| AtError::Io(std::io::Error::other(format!("cannot open {}: {e}", path.display()))))?;
         Ok(Port {
             stream,
             reader: at::Reader::default(),
@@ -133,7 +133,11 @@ impl Port {
         self.write_line(&command).await.map_err(SendError::BeforePdu)?;
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         loop {
-            match self.next_reply(deadline, &command).await.map_err(SendError::BeforePdu)? {
+            match self
+                .next_reply(deadline, &command)
+                .await
+                .map_err(SendError::BeforePdu)?
+            {
                 Event::Prompt => break,
                 Event::Final(result) => return Err(SendError::Refused(result)),
                 _ => {}
@@ -142,7 +146,10 @@ impl Port {
         let mut pdu = hex.as_bytes().to_vec();
         pdu.push(0x1A);
         // From the first byte of the PDU on, the SMS may leave even if we hear nothing.
-        self.stream.write_all(&pdu).await.map_err(|e| SendError::AfterPdu(e.into()))?;
+        self.stream
+            .write_all(&pdu)
+            .await
+            .map_err(|e| SendError::AfterPdu(e.into()))?;
         let deadline = Instant::now() + SEND_TIMEOUT;
         let mut info = Vec::new();
         loop {
@@ -150,9 +157,11 @@ impl Port {
                 Event::Info(line) => info.push(line),
                 Event::Final(Final::Ok) => {
                     // OK without a reference: the SMS probably left; we cannot match a report.
-                    return at::message_reference(&info).ok_or_else(|| {
-                        SendError::AfterPdu(AtError::Failed { command, result: Final::Ok })
+                    let unconfirmed = SendError::AfterPdu(AtError::Failed {
+                        command,
+                        result: Final::Ok,
                     });
+                    return at::message_reference(&info).ok_or(unconfirmed);
                 }
                 Event::Final(result) => return Err(SendError::Refused(result)),
                 _ => {}

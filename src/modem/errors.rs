@@ -91,7 +91,13 @@ mod tests {
 
     #[test]
     fn a_sick_modem_is_told_apart_from_a_busy_network() {
-        assert!(matches!(classify(Final::Cms(310)), Outcome::Temporary { modem_fault: true, .. }));
-        assert!(matches!(classify(Final::Cms(38)), Outcome::Temporary { modem_fault: false, .. }));
+        assert!(matches!(
+            classify(Final::Cms(310)),
+            Outcome::Temporary { modem_fault: true, .. }
+        ));
+        assert!(matches!(
+            classify(Final::Cms(38)),
+            Outcome::Temporary { modem_fault: false, .. }
+        ));
     }
 }

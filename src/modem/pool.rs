@@ -58,7 +58,11 @@ impl Slot {
         if limit == 0 {
             return None;
         }
-        while self.recent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
             self.recent.pop_front();
         }
         if self.recent.len() + parts.min(limit) <= limit {
@@ -84,7 +88,13 @@ pub async fn run(specs: Vec<Arc<ModemSpec>>, store: Store, timing: Timing, shutd
             shutdown: shutdown.clone(),
         };
         workers.push(tokio::spawn(worker::run(context, queue)));
-        slots.push(Slot { spec, jobs, ready: false, busy: false, recent: VecDeque::new() });
+        slots.push(Slot {
+            spec,
+            jobs,
+            ready: false,
+            busy: false,
+            recent: VecDeque::new(),
+        });
     }
     if let Err(error) = store.recover(i64::MAX).await {
         tracing::error!(%error, "cannot recover requests left sending");
@@ -177,7 +187,10 @@ fn cheapest_free(slots: &mut [Slot], request: &Waiting, now: Instant) -> Choice 
         .filter(|(_, slot)| slot.free())
         .filter_map(|(index, slot)| slot.spec.tariff_for(&request.number).map(|cost| (cost, index)))
         .collect();
-    candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| slots[a.1].spec.name.cmp(&slots[b.1].spec.name)));
+    candidates.sort_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then_with(|| slots[a.1].spec.name.cmp(&slots[b.1].spec.name))
+    });
     let mut later: Option<Duration> = None;
     for (_, index) in candidates {
         match slots[index].rate_wait(request.parts, now) {

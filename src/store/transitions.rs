@@ -140,22 +140,35 @@ pub struct Waiting {
     pub text: String,
     pub parts: usize,
     pub attempts: i64,
+    pub created: i64,
+    /// Parts that reached the network in an earlier attempt: never sent again.
+    pub sent_parts: Vec<usize>,
 }
 
 /// Queued requests that are due, oldest first.
 pub(super) fn waiting(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Waiting>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT id, number, text, parts, attempts FROM requests
+        "SELECT id, number, text, parts, attempts, created,
+                (SELECT group_concat(part) FROM parts
+                 WHERE request_id = requests.id AND status IN ('sent', 'delivered'))
+         FROM requests
          WHERE state = 'queued' AND (next_attempt IS NULL OR next_attempt <= ?1)
          ORDER BY id LIMIT ?2",
     )?;
     let rows = statement.query_map(params![now, limit as i64], |row| {
+        let sent: Option<String> = row.get(6)?;
         Ok(Waiting {
             id: row.get(0)?,
             number: row.get(1)?,
             text: row.get(2)?,
             parts: row.get::<_, i64>(3)? as usize,
             attempts: row.get(4)?,
+            created: row.get(5)?,
+            sent_parts: sent
+                .iter()
+                .flat_map(|s| s.split(','))
+                .filter_map(|p| p.parse().ok())
+                .collect(),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -306,7 +319,7 @@ pub(super) fn report(
         return Ok(Some(id));
     }
     let pending: i64 = conn
-        .prepare_cached("SELECT r.parts - (SELECT count(*) FROM parts WHERE request_id = r.id AND status = 'delivered') FROM requests r WHERE r.id = ?1")?
+        .prepare_cached("SELECT count(*) FROM parts WHERE request_id = ?1 AND status != 'delivered'")?
         .query_row(params![id], |row| row.get(0))?;
     if pending == 0 {
         transition(conn, id, &[State::Sent], State::Delivered, now, detail)?;

@@ -57,15 +57,17 @@ fn queue_list_filters_by_state_and_show_tells_the_story() {
             .code,
         250
     );
-    let received = gateway.cli(&["queue", "list", "--state", "received"]);
-    assert!(String::from_utf8_lossy(&received.stdout).contains("+33477858589"));
+    // With no modem configured, the request waits in the queue.
+    gateway.wait_state(1, "queued");
+    let queued = gateway.cli(&["queue", "list", "--state", "queued"]);
+    assert!(String::from_utf8_lossy(&queued.stdout).contains("+33477858589"));
     let failed = gateway.cli(&["queue", "list", "--state", "failed", "--json"]);
     assert_eq!(String::from_utf8_lossy(&failed.stdout).trim(), "[]");
     let bogus = gateway.cli(&["queue", "list", "--state", "lost"]);
     assert!(!bogus.status.success());
     let shown = gateway.cli(&["queue", "show", "1"]);
     let text = String::from_utf8_lossy(&shown.stdout);
-    assert!(text.contains("received") && text.contains("text: hello"), "{text}");
+    assert!(text.contains("queued") && text.contains("text: hello"), "{text}");
     let missing = gateway.cli(&["queue", "show", "99"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no request 99"));

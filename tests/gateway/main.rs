@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `smsgw` binary, real TCP, a real SQLite file.
 
+mod address_table;
 mod cli;
+mod compose_fixtures;
 mod conversation;
 mod data;
 mod durability;

@@ -128,6 +128,22 @@ impl Gateway {
         serde_json::from_slice(&output.stdout).expect("json")
     }
 
+    /// Waits until request `id` is in `state`; returns its details.
+    pub fn wait_state(&self, id: i64, state: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let detail = self.show(id);
+            if detail["state"] == state {
+                return detail;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {id} never reached {state}: {detail:#}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Log lines so far that contain `needle`.
     pub fn log_lines(&self, needle: &str) -> Vec<String> {
         self.logs

@@ -1,0 +1,80 @@
+//! MIME mail → SMS text (DESIGN.md, "Text of the SMS").
+//!
+//! Keeps only what the recipient needs to read on a phone: the subject and/or
+//! the body as configured, without signature, quoted reply or wasted space.
+
+mod html;
+mod tidy;
+
+use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+/// Which parts of the mail make the SMS (`sms.compose` in the config).
+#[derive(serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ComposeMode {
+    Subject,
+    Body,
+    #[serde(rename = "subject+body")]
+    SubjectBody,
+}
+
+/// The SMS text for the mail `raw` (RFC 5322 bytes, as received by `DATA`).
+///
+/// Never fails: whatever text can be recovered is returned, possibly empty;
+/// the caller decides what an empty text means.
+pub fn compose(raw: &[u8], mode: ComposeMode) -> String {
+    let parser = MessageParser::new()
+        .with_mime_headers()
+        .header_text(HeaderName::Subject);
+    let message = parser.parse(raw);
+    let subject = || {
+        let subject = message.as_ref().and_then(Message::subject);
+        tidy::one_line(subject.unwrap_or_default())
+    };
+    let body = || match &message {
+        Some(message) => tidy::body(&body_text(message)),
+        // No header at all: the bytes may still be a readable note.
+        None => tidy::body(&String::from_utf8_lossy(raw)),
+    };
+    match mode {
+        ComposeMode::Subject => subject(),
+        ComposeMode::Body => body(),
+        ComposeMode::SubjectBody => {
+            let (subject, body) = (subject(), body());
+            match (subject.is_empty(), body.is_empty()) {
+                (false, false) => format!("{subject}\n{body}"),
+                (true, _) => body,
+                (false, true) => subject,
+            }
+        }
+    }
+}
+
+/// The readable body parts, in order. mail-parser has already chosen
+/// text/plain over HTML within multipart/alternative, kept HTML where it is
+/// the only version, left attachments out and decoded transfer encodings and
+/// charsets.
+fn body_text(message: &Message<'_>) -> String {
+    let texts: Vec<String> = body_parts(message)
+        .into_iter()
+        .filter_map(|part| match &part.body {
+            PartType::Text(text) => Some(text.to_string()),
+            PartType::Html(markup) => Some(html::to_text(markup)),
+            _ => None,
+        })
+        .collect();
+    texts.join("\n")
+}
+
+/// A mail cut short (no closing MIME boundary) has its last part filed as
+/// an attachment and no body: then any text part not declared an attachment
+/// is what can still be read.
+fn body_parts<'m>(message: &'m Message<'m>) -> Vec<&'m MessagePart<'m>> {
+    if message.text_body_count() > 0 {
+        return message.text_bodies().collect();
+    }
+    let declared_attachment = |part: &MessagePart<'_>| {
+        part.attachment_name().is_some() || part.content_disposition().is_some_and(|d| d.is_attachment())
+    };
+    message.parts.iter().filter(|part| !declared_attachment(part)).collect()
+}

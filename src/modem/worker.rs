@@ -1,0 +1,325 @@
+//! One modem's task: open and initialise the port, send the requests the dispatcher
+//! hands over, handle status reports and incoming SMS, and reopen with backoff when the
+//! modem stops answering.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::ModemSpec;
+use super::at::{Command, Event};
+use super::driver::{AtError, COMMAND_TIMEOUT, Port, SendError};
+use super::errors::{self, Outcome};
+use super::pool::{Report, Timing};
+use crate::sms::{self, Pdu, Reassembler, ReportStatus, SubmitOptions};
+use crate::store::{State, Store, StoreError, Waiting};
+
+pub struct Job {
+    pub request: Waiting,
+}
+
+pub struct Context {
+    pub index: usize,
+    pub spec: Arc<ModemSpec>,
+    pub store: Store,
+    pub reports: mpsc::Sender<Report>,
+    pub timing: Timing,
+    pub shutdown: CancellationToken,
+}
+
+/// Why a modem stopped serving.
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    #[error("{0}")]
+    At(#[from] AtError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Retrying would make things worse (a wrong PIN locks the SIM after three tries).
+    #[error("{0}")]
+    Fatal(String),
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+pub async fn run(context: Context, mut jobs: mpsc::Receiver<Job>) {
+    let name = &context.spec.name;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let stop = match open(&context.spec).await {
+            Ok(mut port) => {
+                tracing::info!(modem = %name, "ready");
+                backoff = Duration::from_secs(1);
+                let _ = context.reports.send(Report::Ready(context.index)).await;
+                serve(&context, &mut port, &mut jobs).await
+            }
+            Err(stop) => Err(stop),
+        };
+        let _ = context.reports.send(Report::Down(context.index)).await;
+        requeue_pending(&context, &mut jobs).await;
+        match stop {
+            Ok(()) => return,
+            Err(Stop::Fatal(why)) => {
+                tracing::error!(modem = %name, "{why}; this modem is disabled until restart");
+                context.shutdown.cancelled().await;
+                return;
+            }
+            Err(error) => tracing::warn!(modem = %name, %error, retry_in = ?backoff, "modem down, reopening"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = context.shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Jobs handed over while the modem went down go back to the queue untouched.
+async fn requeue_pending(context: &Context, jobs: &mut mpsc::Receiver<Job>) {
+    while let Ok(job) = jobs.try_recv() {
+        let reason = format!("modem {} went down before sending", context.spec.name);
+        let _ = context.store.requeue(job.request.id, 0, reason).await;
+    }
+}
+
+async fn open(spec: &ModemSpec) -> Result<Port, Stop> {
+    let mut port = Port::open(&spec.device, spec.baud)?;
+    init(&mut port, spec).await?;
+    Ok(port)
+}
+
+/// The init sequence of DESIGN.md; identity, registration and signal are logged.
+async fn init(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
+    // The first AT may meet garbage left in the modem's buffer: one retry.
+    if port.command(&Command::At, COMMAND_TIMEOUT).await.is_err() {
+        port.command(&Command::At, COMMAND_TIMEOUT).await?;
+    }
+    port.command(&Command::EchoOff, COMMAND_TIMEOUT).await?;
+    port.command(&Command::VerboseErrors, COMMAND_TIMEOUT).await?;
+    unlock(port, spec).await?;
+    port.command(&Command::PduMode, COMMAND_TIMEOUT).await?;
+    if !spec.smsc.is_empty() {
+        port.command(&Command::ServiceCentre(spec.smsc.clone()), COMMAND_TIMEOUT)
+            .await?;
+    }
+    port.command(&Command::Indications, COMMAND_TIMEOUT).await?;
+    let mut facts = Vec::new();
+    for command in [
+        Command::Manufacturer,
+        Command::Model,
+        Command::Serial,
+        Command::Registration,
+        Command::SignalQuality,
+    ] {
+        facts.push(port.command(&command, COMMAND_TIMEOUT).await?.join(" "));
+    }
+    tracing::info!(modem = %spec.name, identity = %facts[..3].join(" "), registration = %facts[3], signal = %facts[4], "initialised");
+    Ok(())
+}
+
+async fn unlock(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
+    let state = port.command(&Command::PinQuery, COMMAND_TIMEOUT).await?.join(" ");
+    if state.contains("READY") {
+        return Ok(());
+    }
+    if !state.contains("SIM PIN") {
+        return Err(Stop::Fatal(format!(
+            "the SIM is locked ({state}): unlock it with its PUK first"
+        )));
+    }
+    if spec.pin.is_empty() {
+        return Err(Stop::Fatal("the SIM asks for a PIN: set modem.pin".into()));
+    }
+    match port
+        .command(&Command::PinEnter(spec.pin.clone()), COMMAND_TIMEOUT)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(AtError::Failed { result, .. }) => Err(Stop::Fatal(format!(
+            "the SIM refused modem.pin ({result:?}); not retried, a third wrong PIN would lock it"
+        ))),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn serve(context: &Context, port: &mut Port, jobs: &mut mpsc::Receiver<Job>) -> Result<(), Stop> {
+    let mut incoming = Reassembler::new(64, 24 * 3600);
+    loop {
+        tokio::select! {
+            job = jobs.recv() => {
+                let Some(job) = job else { return Ok(()) };
+                let result = send(context, port, job.request).await;
+                let _ = context.reports.send(Report::Done(context.index)).await;
+                result?;
+            }
+            event = port.next_unsolicited() => unsolicited(context, port, event?, &mut incoming).await?,
+            () = context.shutdown.cancelled() => return Ok(()),
+        }
+        while let Some(event) = port.unsolicited.pop_front() {
+            unsolicited(context, port, event, &mut incoming).await?;
+        }
+    }
+}
+
+/// Sends every part not sent yet; the outcome is written to the store. An error return
+/// means the modem itself is unwell.
+async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<(), Stop> {
+    let (store, modem) = (&context.store, &context.spec.name);
+    let options = SubmitOptions {
+        status_report: true,
+        validity_minutes: Some((context.timing.validity.as_secs() / 60) as u32),
+        reference: (request.id & 0xFFFF) as u16,
+        languages: context.spec.languages.clone(),
+        ..Default::default()
+    };
+    let pdus = match sms::encode_submit(&request.number, &request.text, &options) {
+        Ok(pdus) => pdus,
+        Err(error) => {
+            store
+                .fail(
+                    request.id,
+                    State::Failed,
+                    "5.6.0",
+                    format!("cannot encode the SMS: {error}"),
+                )
+                .await?;
+            return Ok(());
+        }
+    };
+    for (index, pdu) in pdus.iter().enumerate() {
+        let part = index + 1;
+        if request.sent_parts.contains(&part) {
+            continue;
+        }
+        store.part_submitting(request.id, part, modem).await?;
+        match port.send_pdu(&pdu.hex, pdu.tpdu_len).await {
+            Ok(mr) => store.part_sent(request.id, part, pdus.len(), mr).await?,
+            Err(error) => return failed(context, &request, part, error).await,
+        }
+    }
+    tracing::info!(modem = %modem, request = request.id, parts = pdus.len(), "sent");
+    Ok(())
+}
+
+async fn failed(context: &Context, request: &Waiting, part: usize, error: SendError) -> Result<(), Stop> {
+    let store = &context.store;
+    let modem = &context.spec.name;
+    tracing::warn!(modem = %modem, request = request.id, part, %error, "send failed");
+    match error {
+        SendError::BeforePdu(at) => {
+            retry_later(context, request, format!("modem {modem}: {at}")).await?;
+            Err(at.into())
+        }
+        SendError::AfterPdu(at) => {
+            let reason = format!("modem {modem} sent part {part} but did not confirm it ({at}): may have been sent");
+            store.uncertain(request.id, reason).await?;
+            Err(at.into())
+        }
+        SendError::Refused(result) => match errors::classify(result) {
+            Outcome::Permanent { status, reason } => {
+                store
+                    .fail(request.id, State::Failed, status, format!("modem {modem}: {reason}"))
+                    .await?;
+                Ok(())
+            }
+            Outcome::Temporary { reason, modem_fault } => {
+                retry_later(context, request, format!("modem {modem}: {reason}")).await?;
+                if modem_fault {
+                    Err(Stop::At(AtError::Failed {
+                        command: "AT+CMGS".into(),
+                        result,
+                    }))
+                } else {
+                    Ok(())
+                }
+            }
+        },
+    }
+}
+
+/// Back to the queue after the attempt's delay, or expired once validity ran out.
+async fn retry_later(context: &Context, request: &Waiting, reason: String) -> Result<(), StoreError> {
+    let timing = &context.timing;
+    let age = crate::store::now_ms().saturating_sub(request.created);
+    if age >= timing.validity.as_millis() as i64 {
+        let why = format!("not sent within its validity: {reason}");
+        return context.store.fail(request.id, State::Expired, "4.4.7", why).await;
+    }
+    let attempt = (request.attempts.max(1) - 1) as usize;
+    let delay = timing
+        .retry_delays
+        .get(attempt)
+        .or(timing.retry_delays.last())
+        .copied()
+        .unwrap_or_default();
+    context
+        .store
+        .requeue(
+            request.id,
+            delay.as_millis() as i64,
+            format!("{reason}; retry in {delay:?}"),
+        )
+        .await
+}
+
+async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming: &mut Reassembler) -> Result<(), Stop> {
+    let modem = &context.spec.name;
+    match event {
+        Event::StatusReport { length, pdu } => status_report(context, &pdu, length).await?,
+        Event::NewMessage(index) => {
+            let lines = port.command(&Command::Read(index), COMMAND_TIMEOUT).await?;
+            if let Some(pdu) = lines.get(1) {
+                let length = lines[0]
+                    .rsplit(',')
+                    .next()
+                    .and_then(|l| l.trim().parse().ok())
+                    .unwrap_or(0);
+                match sms::decode_with_tpdu_len(pdu, length) {
+                    Ok(Pdu::Deliver(deliver)) => {
+                        let now = (crate::store::now_ms() / 1000) as u64;
+                        if let Some(whole) = incoming.push(&deliver, now) {
+                            tracing::info!(modem = %modem, from = %whole.originator, "SMS received");
+                            context.store.inbox(modem, whole.originator, whole.text).await?;
+                        }
+                    }
+                    other => tracing::warn!(modem = %modem, ?other, "unreadable incoming SMS"),
+                }
+            }
+            port.command(&Command::Delete(index), COMMAND_TIMEOUT).await?;
+        }
+        other => tracing::debug!(modem = %modem, ?other, "unsolicited"),
+    }
+    Ok(())
+}
+
+async fn status_report(context: &Context, pdu: &str, length: usize) -> Result<(), StoreError> {
+    let modem = &context.spec.name;
+    let report = match sms::decode_with_tpdu_len(pdu, length) {
+        Ok(Pdu::StatusReport(report)) => report,
+        other => {
+            tracing::warn!(modem = %modem, pdu, ?other, "unreadable status report");
+            return Ok(());
+        }
+    };
+    let (delivered, detail) = match report.result {
+        ReportStatus::Delivered => (true, format!("delivered at {}", report.discharge_time)),
+        ReportStatus::StillTrying => return Ok(()),
+        failure => (
+            false,
+            format!(
+                "{failure:?} (TP-ST {:#04x}) at {}",
+                report.status, report.discharge_time
+            ),
+        ),
+    };
+    let number = report.recipient.number.clone();
+    let matched = context
+        .store
+        .report(modem, report.message_reference, number, delivered, detail)
+        .await?;
+    if matched.is_none() {
+        tracing::warn!(modem = %modem, mr = report.message_reference, number = %report.recipient.number, "status report matches no sent part");
+    }
+    Ok(())
+}
