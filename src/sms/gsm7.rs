@@ -78,6 +78,14 @@ impl Charset {
     }
 
     pub(crate) fn septets(&self, c: char) -> Option<Septets> {
+        // Most ASCII sits at its own code in every table (letters, digits, most signs): a
+        // direct look first spares the intake a table scan per character.
+        let ascii = usize::try_from(u32::from(c))
+            .ok()
+            .filter(|&i| i < 128 && i != usize::from(ESC));
+        if let Some(code) = ascii.filter(|&i| self.main[i] == c) {
+            return Some(Septets::One(code as u8));
+        }
         let main = self.main.iter().position(|&m| m == c);
         if let Some(code) = main.and_then(|i| u8::try_from(i).ok()).filter(|&i| i != ESC) {
             return Some(Septets::One(code));
