@@ -145,6 +145,10 @@ pub struct Modem {
     /// SMS parts per minute this modem may send; 0: no limit.
     #[serde(default)]
     pub per_minute: u32,
+    /// How long the network may take to accept one part after its PDU; past it the
+    /// request is `uncertain` (it may have been sent).
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout_secs: u64,
     /// Cost of one SMS part by E.164 prefix (longest match wins); a number matching no
     /// prefix is not sent by this modem.
     #[serde(default = "default_tariff")]
@@ -156,6 +160,10 @@ pub struct Modem {
 
 fn default_baud() -> u32 {
     115_200
+}
+
+fn default_send_timeout() -> u64 {
+    60
 }
 
 fn default_tariff() -> BTreeMap<String, f64> {
@@ -336,6 +344,9 @@ impl Config {
             let key = |field: &str| format!("modem[{index}].{field}");
             if modem.name.is_empty() || self.modem[..index].iter().any(|m| m.name == modem.name) {
                 problems.push(Problem::new(&key("name"), "must be unique and not empty"));
+            }
+            if modem.send_timeout_secs == 0 {
+                problems.push(Problem::new(&key("send_timeout_secs"), "must be at least 1"));
             }
             if modem.port.is_empty() {
                 problems.push(Problem::new(

@@ -254,6 +254,10 @@ fn print_detail(out: &mut impl Write, d: &store::RequestDetail) -> std::io::Resu
         writeln!(out, "status {status}: {reason}")?;
     }
     writeln!(out, "text: {}", d.text)?;
+    for p in &d.sent_parts {
+        let mr = p.mr.map_or("-".to_string(), |mr| mr.to_string());
+        writeln!(out, "part {}: modem {}, reference {mr}, {}", p.part, p.modem, p.status)?;
+    }
     for e in &d.events {
         writeln!(out, "  {}  {:<10}  {}", e.time, e.state, e.detail)?;
     }

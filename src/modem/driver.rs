@@ -13,9 +13,6 @@ use super::at::{self, Command, Event, Final};
 
 /// How long a plain command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the network may take to accept one SMS after its PDU (modems allow minutes;
-/// most answer in seconds).
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AtError {
@@ -128,7 +125,8 @@ impl Port {
     }
 
     /// `AT+CMGS=<n>`, the PDU after the prompt, Ctrl-Z; returns the message reference.
-    pub async fn send_pdu(&mut self, hex: &str, tpdu_len: usize) -> Result<u8, SendError> {
+    /// `timeout`: how long the network may take to accept the SMS after its PDU.
+    pub async fn send_pdu(&mut self, hex: &str, tpdu_len: usize, timeout: Duration) -> Result<u8, SendError> {
         let command = Command::Send(tpdu_len).to_string();
         self.write_line(&command).await.map_err(SendError::BeforePdu)?;
         let deadline = Instant::now() + COMMAND_TIMEOUT;
@@ -150,7 +148,7 @@ impl Port {
             .write_all(&pdu)
             .await
             .map_err(|e| SendError::AfterPdu(e.into()))?;
-        let deadline = Instant::now() + SEND_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         let mut info = Vec::new();
         loop {
             match self.next_reply(deadline, &command).await.map_err(SendError::AfterPdu)? {

@@ -28,6 +28,8 @@ pub struct ModemSpec {
     pub pin: String,
     pub smsc: String,
     pub per_minute: u32,
+    /// How long the network may take to accept one part after its PDU.
+    pub send_timeout: Duration,
     /// (prefix, cost), longest prefix first.
     tariff: Vec<(String, f64)>,
     pub languages: Vec<Language>,
@@ -44,6 +46,7 @@ impl ModemSpec {
             pin: modem.pin.clone(),
             smsc: modem.smsc.clone(),
             per_minute: modem.per_minute,
+            send_timeout: Duration::from_secs(modem.send_timeout_secs),
             tariff,
             languages,
         }

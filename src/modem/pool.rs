@@ -151,7 +151,7 @@ async fn assign(slots: &mut [Slot], store: &Store) -> Result<Option<Duration>, S
         match cheapest_free(slots, &request, now) {
             Choice::Modem(index) => {
                 let slot = &mut slots[index];
-                let lease = super::driver::SEND_TIMEOUT.as_millis() as i64 * (request.parts as i64 + 1);
+                let lease = slot.spec.send_timeout.as_millis() as i64 * (request.parts as i64 + 1);
                 if !store.claim(request.id, &slot.spec.name, lease).await? {
                     continue;
                 }
@@ -179,20 +179,27 @@ enum Choice {
     None,
 }
 
-/// The free modem with the lowest tariff for the number (ties: by name).
+/// The free modem with the lowest tariff for the number (ties: by name); the modem that
+/// last failed it comes last, so a retry tries another one when there is one.
 fn cheapest_free(slots: &mut [Slot], request: &Waiting, now: Instant) -> Choice {
-    let mut candidates: Vec<(f64, usize)> = slots
+    let mut candidates: Vec<(bool, f64, usize)> = slots
         .iter()
         .enumerate()
         .filter(|(_, slot)| slot.free())
-        .filter_map(|(index, slot)| slot.spec.tariff_for(&request.number).map(|cost| (cost, index)))
+        .filter_map(|(index, slot)| {
+            let failed_last = request.last_modem.as_deref() == Some(slot.spec.name.as_str());
+            slot.spec
+                .tariff_for(&request.number)
+                .map(|cost| (failed_last, cost, index))
+        })
         .collect();
     candidates.sort_by(|a, b| {
-        a.0.total_cmp(&b.0)
-            .then_with(|| slots[a.1].spec.name.cmp(&slots[b.1].spec.name))
+        (a.0.cmp(&b.0))
+            .then(a.1.total_cmp(&b.1))
+            .then_with(|| slots[a.2].spec.name.cmp(&slots[b.2].spec.name))
     });
     let mut later: Option<Duration> = None;
-    for (_, index) in candidates {
+    for (_, _, index) in candidates {
         match slots[index].rate_wait(request.parts, now) {
             None => return Choice::Modem(index),
             Some(delay) => later = Some(later.map_or(delay, |l| l.min(delay))),

@@ -193,7 +193,7 @@ async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<()
             continue;
         }
         store.part_submitting(request.id, part, modem).await?;
-        match port.send_pdu(&pdu.hex, pdu.tpdu_len).await {
+        match port.send_pdu(&pdu.hex, pdu.tpdu_len, context.spec.send_timeout).await {
             Ok(mr) => store.part_sent(request.id, part, pdus.len(), mr).await?,
             Err(error) => return failed(context, &request, part, error).await,
         }

@@ -46,7 +46,19 @@ pub struct RequestDetail {
     pub ret: Option<String>,
     pub notify: Option<String>,
     pub orcpt: Option<String>,
+    /// The SMS parts handed to modems so far.
+    pub sent_parts: Vec<Part>,
     pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Part {
+    pub part: i64,
+    pub modem: String,
+    /// TP-MR from +CMGS, once the modem answered.
+    pub mr: Option<i64>,
+    /// submitting, sent, delivered or failed.
+    pub status: String,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -100,6 +112,7 @@ pub fn show(conn: &Connection, id: i64) -> Result<RequestDetail, StoreError> {
                 ret: row.get(17)?,
                 notify: row.get(18)?,
                 orcpt: row.get(19)?,
+                sent_parts: Vec::new(),
                 events: Vec::new(),
             })
         })
@@ -120,5 +133,21 @@ pub fn show(conn: &Connection, id: i64) -> Result<RequestDetail, StoreError> {
             })
         })?
         .collect::<Result<_, _>>()?;
-    Ok(RequestDetail { events, ..detail })
+    let mut statement =
+        conn.prepare("SELECT part, modem, mr, status FROM parts WHERE request_id = ?1 ORDER BY part")?;
+    let sent_parts = statement
+        .query_map(params![id], |row| {
+            Ok(Part {
+                part: row.get(0)?,
+                modem: row.get(1)?,
+                mr: row.get(2)?,
+                status: row.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(RequestDetail {
+        events,
+        sent_parts,
+        ..detail
+    })
 }

@@ -133,12 +133,14 @@ pub struct Waiting {
     pub created: i64,
     /// Parts that reached the network in an earlier attempt: never sent again.
     pub sent_parts: Vec<usize>,
+    /// The modem of the last attempt: after a temporary failure, another one is preferred.
+    pub last_modem: Option<String>,
 }
 
 /// Queued requests that are due, oldest first.
 pub(super) fn waiting(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Waiting>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT id, number, text, parts, attempts, created,
+        "SELECT id, number, text, parts, attempts, created, modem,
                 (SELECT group_concat(part) FROM parts
                  WHERE request_id = requests.id AND status IN ('sent', 'delivered'))
          FROM requests
@@ -146,7 +148,7 @@ pub(super) fn waiting(conn: &Connection, now: i64, limit: usize) -> Result<Vec<W
          ORDER BY id LIMIT ?2",
     )?;
     let rows = statement.query_map(params![now, limit as i64], |row| {
-        let sent: Option<String> = row.get(6)?;
+        let sent: Option<String> = row.get(7)?;
         Ok(Waiting {
             id: row.get(0)?,
             number: row.get(1)?,
@@ -154,6 +156,7 @@ pub(super) fn waiting(conn: &Connection, now: i64, limit: usize) -> Result<Vec<W
             parts: row.get::<_, i64>(3)? as usize,
             attempts: row.get(4)?,
             created: row.get(5)?,
+            last_modem: row.get(6)?,
             sent_parts: sent
                 .iter()
                 .flat_map(|s| s.split(','))
@@ -233,7 +236,7 @@ pub(super) fn requeue(conn: &Connection, id: i64, next_attempt: i64, reason: &st
     if transition(conn, id, &[State::Sending], State::Queued, now, reason)? {
         conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1 AND status = 'submitting'")?
             .execute(params![id])?;
-        conn.prepare_cached("UPDATE requests SET next_attempt = ?1, lease_until = NULL, modem = NULL WHERE id = ?2")?
+        conn.prepare_cached("UPDATE requests SET next_attempt = ?1, lease_until = NULL WHERE id = ?2")?
             .execute(params![next_attempt, id])?;
     }
     Ok(())
@@ -350,10 +353,8 @@ pub(super) fn retry(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreE
     }
     conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1")?
         .execute(params![id])?;
-    conn.prepare_cached(
-        "UPDATE requests SET next_attempt = NULL, status = NULL, reason = NULL, modem = NULL WHERE id = ?1",
-    )?
-    .execute(params![id])?;
+    conn.prepare_cached("UPDATE requests SET next_attempt = NULL, status = NULL, reason = NULL WHERE id = ?1")?
+        .execute(params![id])?;
     Ok(true)
 }
 

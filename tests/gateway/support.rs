@@ -39,6 +39,7 @@ impl Drop for TempDir {
 pub struct Gateway {
     child: Option<Child>,
     pub smtp: SocketAddr,
+    pub data: PathBuf,
     _dir: TempDir,
     pub config: PathBuf,
     logs: Arc<Mutex<Vec<String>>>,
@@ -56,6 +57,7 @@ impl Gateway {
         Gateway {
             child: Some(child),
             smtp,
+            data,
             _dir: dir,
             config,
             logs,
@@ -71,6 +73,17 @@ impl Gateway {
         self.child = Some(child);
         self.smtp = smtp;
         self.logs = logs;
+    }
+
+    /// Runs the CLI and returns its standard output, asserting success.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "smsgw {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// Sends a signal ("TERM", "INT", ...) to the gateway.
@@ -126,6 +139,28 @@ impl Gateway {
             String::from_utf8_lossy(&output.stderr)
         );
         serde_json::from_slice(&output.stdout).expect("json")
+    }
+
+    /// What the simulated modem `name` recorded: one JSON object per SMS part it accepted.
+    pub fn records(&self, name: &str) -> Vec<Value> {
+        let path = self.data.join(format!("sim-{name}.jsonl"));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str(line).expect("record is JSON"))
+            .collect()
+    }
+
+    /// Waits until every request is in one of `states`; returns the queue.
+    pub fn wait_all(&self, states: &[&str]) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let queue = self.queue();
+            if queue.iter().all(|r| states.iter().any(|s| r["state"] == *s)) {
+                return queue;
+            }
+            assert!(Instant::now() < deadline, "requests never all reached {states:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits until request `id` is in `state`; returns its details.

@@ -1,0 +1,128 @@
+//! A simulated GSM modem on a pseudo-terminal, so that the gateway's real serial code
+//! drives it exactly as it drives /dev/ttyUSB0: AT commands in PDU mode (3GPP TS 27.005,
+//! 27.007), echo until `ATE0`, the `> ` prompt of `AT+CMGS`, status reports and incoming
+//! SMS as unsolicited codes, and faults chosen by destination number.
+//!
+//! Every SMS part it accepts is appended as one JSON line to the records file, which is
+//! how tests (and `smsgw modem sim` users) see what was "sent".
+//!
+//! A `hang_up` fault unplugs the modem for good: the pseudo-terminal is closed, the
+//! gateway's reads end and its reopen fails (the device node is gone). The kernel may
+//! later hand the same /dev/pts number to another pseudo-terminal.
+//!
+//! Bytes written while no one has the port open wait in the pseudo-terminal for the next
+//! opener, as they would not on a USB modem; the gateway should drain or flush on open.
+
+mod clock;
+mod command;
+mod execute;
+mod hex;
+mod modem;
+mod pty;
+mod record;
+mod report;
+mod session;
+mod storage;
+mod submit;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::sms::EncodeError;
+
+/// The `sim = { … }` table of a `[[modem]]` whose port is "sim".
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    /// Time per part before `+CMGS` answers; also the network time of each incoming part.
+    pub latency_ms: u64,
+    /// Delay of the status report after `+CMGS`.
+    pub report_delay_ms: u64,
+    /// "" for no PIN; else `AT+CPIN?` answers `SIM PIN` until `AT+CPIN="<pin>"`.
+    pub pin: String,
+    /// E.164 number → `+CMS ERROR` code answered to `AT+CMGS` for that number.
+    pub cms_error: BTreeMap<String, u16>,
+    /// Numbers whose status report says permanent failure (TP-ST 0x41).
+    pub report_failure: Vec<String>,
+    /// Numbers whose `AT+CMGS` closes the pseudo-terminal once the PDU is in, unanswered.
+    pub hang_up: Vec<String>,
+    /// Numbers whose `AT+CMGS` is never answered; the modem answers later commands.
+    pub silent: Vec<String>,
+    /// SMS that reach the modem after the first `AT+CNMI`.
+    pub incoming: Vec<Incoming>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            latency_ms: 100,
+            report_delay_ms: 1000,
+            pin: String::new(),
+            cms_error: BTreeMap::new(),
+            report_failure: Vec::new(),
+            hang_up: Vec::new(),
+            silent: Vec::new(),
+            incoming: Vec::new(),
+        }
+    }
+}
+
+/// An SMS the network delivers to the modem; a long text arrives as concatenated parts.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incoming {
+    pub from: String,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("pseudo-terminal: {0}")]
+    Pty(#[source] io::Error),
+    #[error("records file {path}: {source}")]
+    Records {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("incoming SMS from {from:?}: {source}")]
+    Incoming {
+        from: String,
+        #[source]
+        source: EncodeError,
+    },
+}
+
+/// A running simulated modem.
+#[derive(Debug)]
+pub struct Sim {
+    /// The pseudo-terminal slave to open as the modem's serial port.
+    pub device: PathBuf,
+    task: JoinHandle<Result<(), SimError>>,
+}
+
+impl Sim {
+    /// Waits until the modem stops: on shutdown, a `hang_up` fault, or a failure.
+    pub async fn stopped(self) -> Result<(), SimError> {
+        self.task
+            .await
+            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+    }
+}
+
+/// Starts modem `name` on a new pseudo-terminal; it runs until `shutdown`.
+/// `records` is `<data_dir>/sim-<name>.jsonl`, created if missing, appended to.
+pub async fn start(name: &str, config: SimConfig, records: PathBuf, shutdown: CancellationToken) -> io::Result<Sim> {
+    let modem = modem::Modem::new(name, config, clock::Now::read())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let records = record::Records::open(records).await?;
+    let pty = pty::Pty::open()?;
+    let device = pty.device.clone();
+    tracing::info!(modem = name, device = %device.display(), "simulated modem started");
+    let task = tokio::spawn(session::run(pty, modem, records, shutdown));
+    Ok(Sim { device, task })
+}

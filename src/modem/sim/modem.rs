@@ -1,0 +1,296 @@
+//! The modem itself, without I/O: bytes and clock readings in, bytes and records out.
+//! Timers are kept as a schedule that the session sleeps on.
+
+use std::collections::BTreeMap;
+use std::mem;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::clock::{Now, Utc};
+use super::command::{self, Cnmi};
+use super::execute::{Failure, Step, imei};
+use super::record::Record;
+use super::report::{self, Encoded, deliver_parts};
+use super::storage::Storage;
+use super::submit::{self, Submitted};
+use super::{SimConfig, SimError};
+
+/// The service centre the SIM starts with (any well-formed number does).
+pub(super) const DEFAULT_SMSC: &str = "+447785016005";
+/// Longer command lines are cut; what is left fails to parse.
+const MAX_LINE: usize = 560;
+/// Hex of the longest SMSC field and TPDU; a longer PDU cannot match `AT+CMGS=<n>`.
+const MAX_PDU_HEX: usize = 2 * (12 + 164);
+const CTRL_Z: u8 = 0x1A;
+const ESC: u8 = 0x1B;
+const BACKSPACE: u8 = 0x08;
+
+/// What one step of the modem produced, in the order the session must apply it:
+/// records first (so a test that sees `+CMGS` finds its record), then bytes.
+#[derive(Debug, Default)]
+pub(super) struct Output {
+    pub records: Vec<Record>,
+    pub bytes: Vec<u8>,
+    /// Close the pseudo-terminal after writing `bytes`.
+    pub hang_up: bool,
+}
+
+impl Output {
+    pub fn say(&mut self, text: &str) {
+        self.bytes.extend_from_slice(format!("\r\n{text}\r\n").as_bytes());
+    }
+}
+
+#[derive(Debug)]
+enum Input {
+    Command(Vec<u8>),
+    /// After the `> ` prompt of `AT+CMGS=<tpdu_len>`.
+    Pdu {
+        tpdu_len: usize,
+        hex: Vec<u8>,
+    },
+}
+
+#[derive(Debug)]
+enum Event {
+    /// The network's answer to a submitted part: accepted, or a `+CMS ERROR` code.
+    Answer(Result<Submitted, u16>),
+    Report {
+        mr: u8,
+        recipient: Vec<u8>,
+        submitted: SystemTime,
+        status: u8,
+    },
+    Deliver(Encoded),
+}
+
+/// Settings that `ATZ` restores.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Settings {
+    pub echo: bool,
+    pub cmee: u8,
+    pub cnmi: Cnmi,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            echo: true,
+            cmee: 0,
+            cnmi: Cnmi::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Modem {
+    pub(super) name: String,
+    pub(super) config: SimConfig,
+    pub(super) imei: String,
+    pub(super) settings: Settings,
+    pub(super) smsc: String,
+    pub(super) pin_ok: bool,
+    pub(super) storage: Storage,
+    /// Parts not yet delivered: they reach the modem after its first `AT+CNMI`.
+    incoming: Vec<Encoded>,
+    next_mr: u8,
+    input: Input,
+    /// A command awaits its answer; input meanwhile is held, as a modem's UART buffers it.
+    busy: bool,
+    held: Vec<u8>,
+    schedule: BTreeMap<(Instant, u64), Event>,
+    sequence: u64,
+}
+
+impl Modem {
+    pub fn new(name: &str, config: SimConfig, now: Now) -> Result<Modem, SimError> {
+        let incoming = deliver_parts(&config.incoming, now.wall)?;
+        Ok(Modem {
+            name: name.to_string(),
+            imei: imei(name),
+            pin_ok: config.pin.is_empty(),
+            config,
+            settings: Settings::default(),
+            smsc: DEFAULT_SMSC.to_string(),
+            storage: Storage::default(),
+            incoming,
+            next_mr: 0,
+            input: Input::Command(Vec::new()),
+            busy: false,
+            held: Vec::new(),
+            schedule: BTreeMap::new(),
+            sequence: 0,
+        })
+    }
+
+    pub fn next_due(&self) -> Option<Instant> {
+        self.schedule.keys().next().map(|&(at, _)| at)
+    }
+
+    /// The incoming SMS reach the modem once, one part per `latency_ms`.
+    pub(super) fn deliver_incoming(&mut self, now: Now) {
+        let latency = self.latency();
+        for (n, pdu) in (1..).zip(mem::take(&mut self.incoming)) {
+            self.push(now.at + latency * n, Event::Deliver(pdu));
+        }
+    }
+
+    fn push(&mut self, at: Instant, event: Event) {
+        self.sequence += 1;
+        self.schedule.insert((at, self.sequence), event);
+    }
+
+    /// Bytes from the gateway.
+    pub fn input(&mut self, bytes: &[u8], now: Now, out: &mut Output) {
+        for (i, &byte) in bytes.iter().enumerate() {
+            if self.busy {
+                self.held.extend_from_slice(&bytes[i..]);
+                return;
+            }
+            if self.settings.echo {
+                out.bytes.push(byte);
+            }
+            match &mut self.input {
+                Input::Command(line) => match byte {
+                    b'\r' => {
+                        let line = String::from_utf8_lossy(&mem::take(line)).into_owned();
+                        self.run_line(line.trim(), now, out);
+                    }
+                    b'\n' => {}
+                    BACKSPACE => _ = line.pop(),
+                    _ if line.len() < MAX_LINE => line.push(byte),
+                    _ => {}
+                },
+                Input::Pdu { tpdu_len, hex } => match byte {
+                    CTRL_Z => {
+                        let (tpdu_len, hex) = (*tpdu_len, mem::take(hex));
+                        self.input = Input::Command(Vec::new());
+                        self.submit(&String::from_utf8_lossy(&hex), tpdu_len, now, out);
+                    }
+                    ESC => {
+                        self.input = Input::Command(Vec::new());
+                        self.reply(Ok(Vec::new()), out);
+                    }
+                    _ if hex.len() < MAX_PDU_HEX => hex.push(byte),
+                    _ => {}
+                },
+            }
+            if out.hang_up {
+                return;
+            }
+        }
+    }
+
+    fn run_line(&mut self, line: &str, now: Now, out: &mut Output) {
+        if !command::is_command(line) {
+            return;
+        }
+        let step = match command::parse(line) {
+            Some(command) => self.execute(command, now),
+            None => Step::Answer(Err(Failure::Error)),
+        };
+        match step {
+            Step::Answer(answer) => self.reply(answer, out),
+            Step::Prompt(tpdu_len) => {
+                self.input = Input::Pdu {
+                    tpdu_len,
+                    hex: Vec::new(),
+                };
+                out.bytes.extend_from_slice(b"\r\n> ");
+            }
+        }
+    }
+
+    /// The PDU after the prompt, up to Ctrl-Z: checked, then answered after `latency_ms`
+    /// unless a fault applies to its destination.
+    fn submit(&mut self, pdu: &str, tpdu_len: usize, now: Now, out: &mut Output) {
+        let submitted = match submit::validate(pdu.trim(), tpdu_len) {
+            Ok(submitted) => submitted,
+            Err(error) => {
+                tracing::debug!(modem = %self.name, %error, pdu, "PDU refused");
+                return self.reply(Err(Failure::Cms(304)), out);
+            }
+        };
+        let number = submitted.number.as_str();
+        if self.config.hang_up.iter().any(|n| n == number) {
+            tracing::info!(modem = %self.name, number, "hang-up fault: closing the port");
+            out.hang_up = true;
+            return;
+        }
+        if self.config.silent.iter().any(|n| n == number) {
+            tracing::info!(modem = %self.name, number, "silent fault: no answer");
+            return;
+        }
+        let answer = match self.config.cms_error.get(number) {
+            Some(&code) => Err(code),
+            None => Ok(submitted),
+        };
+        self.busy = true;
+        self.push(now.at + self.latency(), Event::Answer(answer));
+    }
+
+    fn latency(&self) -> Duration {
+        Duration::from_millis(self.config.latency_ms)
+    }
+
+    /// Fires every event due at `now`, then feeds the input held meanwhile.
+    pub fn fire_due(&mut self, now: Now, out: &mut Output) {
+        while let Some(entry) = self.schedule.first_entry() {
+            if entry.key().0 > now.at {
+                break;
+            }
+            match entry.remove() {
+                Event::Answer(answer) => self.answer(answer, now, out),
+                Event::Report {
+                    mr,
+                    recipient,
+                    submitted,
+                    status,
+                } => {
+                    let submitted = Utc::of(submitted).timestamp();
+                    let discharged = Utc::of(now.wall).timestamp();
+                    let pdu = report::status_report(&self.smsc, mr, &recipient, submitted, discharged, status);
+                    self.announce_report(pdu, out);
+                }
+                Event::Deliver(pdu) => self.announce_sms(pdu, out),
+            }
+        }
+        if !self.busy && !self.held.is_empty() {
+            let held = mem::take(&mut self.held);
+            self.input(&held, now, out);
+        }
+    }
+
+    fn answer(&mut self, answer: Result<Submitted, u16>, now: Now, out: &mut Output) {
+        self.busy = false;
+        let submitted = match answer {
+            Ok(submitted) => submitted,
+            Err(code) => return self.reply(Err(Failure::Cms(code)), out),
+        };
+        let mr = self.next_mr;
+        self.next_mr = mr.wrapping_add(1);
+        if submitted.status_report {
+            let failed = self.config.report_failure.contains(&submitted.number);
+            let status = if failed {
+                report::PERMANENT_FAILURE
+            } else {
+                report::DELIVERED
+            };
+            let delay = Duration::from_millis(self.config.report_delay_ms);
+            let recipient = submitted.recipient.clone();
+            let submitted = now.wall;
+            self.push(
+                now.at + delay,
+                Event::Report {
+                    mr,
+                    recipient,
+                    submitted,
+                    status,
+                },
+            );
+        }
+        out.records.push(Record::new(&self.name, mr, submitted, now.wall));
+        self.reply(Ok(vec![format!("+CMGS: {mr}")]), out);
+    }
+}

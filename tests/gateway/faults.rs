@@ -1,0 +1,151 @@
+//! Modem faults: after each, no request is lost and none is sent twice unless asked.
+
+use std::time::Duration;
+
+use crate::support::{Gateway, message};
+
+const NUMBER: &str = "+33477858589";
+
+/// Two simulated modems: sim0 (cheaper, with `faults`) and sim1 (healthy); retries after 1 s.
+fn two_modems(faults: &str, sim0_extra: &str) -> Gateway {
+    let gateway = Gateway::start(&format!(
+        "[sms]\nretry_delays_secs = [1]\n\n\
+         [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+\" = 0.01 }}\n{sim0_extra}\n\
+         sim = {{ latency_ms = 0, report_delay_ms = 50, {faults} }}\n\n\
+         [[modem]]\nname = \"sim1\"\nport = \"sim\"\ntariff = {{ \"+\" = 0.02 }}\n\
+         sim = {{ latency_ms = 0, report_delay_ms = 50 }}\n"
+    ));
+    // Both ready before the first mail, so the cheaper one is tried first.
+    gateway.wait_for_log("ready modem=sim0");
+    gateway.wait_for_log("ready modem=sim1");
+    gateway
+}
+
+fn send(gateway: &Gateway) {
+    let reply = gateway
+        .client()
+        .mail(&[&format!("{NUMBER}@sms")], &message("fault", "test"));
+    assert_eq!(reply.code, 250);
+}
+
+fn event_details(detail: &serde_json::Value) -> String {
+    detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}\n", e["state"], e["detail"]))
+        .collect()
+}
+
+#[test]
+fn a_temporary_error_is_retried_on_another_modem() {
+    let gateway = two_modems(&format!("cms_error = {{ \"{NUMBER}\" = 38 }}"), "");
+    send(&gateway);
+    let detail = gateway.wait_state(1, "delivered");
+    let story = event_details(&detail);
+    assert!(
+        story.contains("+CMS ERROR: 38") && story.contains("retry in"),
+        "{story}"
+    );
+    assert_eq!(gateway.records("sim0").len(), 0);
+    assert_eq!(gateway.records("sim1").len(), 1);
+}
+
+#[test]
+fn a_permanent_error_fails_the_request_with_its_reason() {
+    let gateway = two_modems(&format!("cms_error = {{ \"{NUMBER}\" = 21 }}"), "");
+    send(&gateway);
+    let detail = gateway.wait_state(1, "failed");
+    assert_eq!(detail["status"], "5.7.1");
+    assert!(
+        detail["reason"].as_str().unwrap().contains("+CMS ERROR: 21"),
+        "{detail}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(gateway.show(1)["state"], "failed", "a permanent failure is not retried");
+    assert_eq!(gateway.records("sim1").len(), 0);
+}
+
+#[test]
+fn a_failed_status_report_fails_the_request() {
+    let gateway = two_modems(&format!("report_failure = [\"{NUMBER}\"]"), "");
+    send(&gateway);
+    let detail = gateway.wait_state(1, "failed");
+    assert!(
+        event_details(&detail).contains("\"sent\""),
+        "it was sent before it failed"
+    );
+    assert!(detail["reason"].as_str().unwrap().contains("not delivered"), "{detail}");
+    assert_eq!(gateway.records("sim0").len(), 1);
+}
+
+#[test]
+fn a_modem_hanging_up_mid_send_leaves_the_request_uncertain_until_retried() {
+    let gateway = two_modems(&format!("hang_up = [\"{NUMBER}\"]"), "");
+    send(&gateway);
+    let detail = gateway.wait_state(1, "uncertain");
+    assert!(
+        detail["reason"].as_str().unwrap().contains("may have been sent"),
+        "{detail}"
+    );
+    // Nobody resends it on their own...
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(gateway.show(1)["state"], "uncertain");
+    assert_eq!(gateway.records("sim1").len(), 0);
+    // ...until the operator says so; then it goes out once, on the modem still working.
+    assert!(gateway.cli_ok(&["queue", "retry", "1"]).contains("queued again"));
+    gateway.wait_state(1, "delivered");
+    assert_eq!(gateway.records("sim1").len(), 1);
+    assert!(
+        !gateway.cli(&["queue", "retry", "1"]).status.success(),
+        "a delivered request is not retried"
+    );
+}
+
+#[test]
+fn no_answer_to_a_send_makes_the_request_uncertain() {
+    let gateway = two_modems(&format!("silent = [\"{NUMBER}\"]"), "send_timeout_secs = 1");
+    send(&gateway);
+    let detail = gateway.wait_state(1, "uncertain");
+    assert_eq!(detail["sent_parts"][0]["status"], "submitting");
+    assert_eq!(gateway.records("sim1").len(), 0);
+}
+
+#[test]
+fn a_gateway_killed_between_cmgs_and_its_answer_does_not_send_twice() {
+    let mut gateway = two_modems(&format!("silent = [\"{NUMBER}\"]"), "");
+    send(&gateway);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while gateway.show(1)["sent_parts"][0]["status"] != "submitting" {
+        assert!(std::time::Instant::now() < deadline, "AT+CMGS never went out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gateway.crash_and_restart();
+    let detail = gateway.wait_state(1, "uncertain");
+    assert!(
+        detail["reason"].as_str().unwrap().contains("interrupted after AT+CMGS"),
+        "{detail}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(gateway.show(1)["state"], "uncertain");
+    assert_eq!(gateway.records("sim1").len(), 0);
+    gateway.cli_ok(&["queue", "retry", "1"]);
+    gateway.wait_state(1, "delivered");
+    assert_eq!(gateway.records("sim1").len(), 1);
+}
+
+#[test]
+fn a_request_waiting_for_a_modem_is_sent_after_a_restart() {
+    let mut gateway = Gateway::start("[[modem]]\nname = \"sim0\"\nport = \"sim\"\nper_minute = 1\n");
+    let recipients = ["+33477858589@sms", "+447911123456@sms"];
+    assert_eq!(
+        gateway.client().mail(&recipients, &message("two", "requests")).code,
+        250
+    );
+    gateway.wait_state(1, "delivered");
+    assert_eq!(gateway.show(2)["state"], "queued");
+    gateway.crash_and_restart();
+    // The rate limit starts afresh with the process: the waiting one goes out now.
+    gateway.wait_state(2, "delivered");
+    assert_eq!(gateway.records("sim0").len(), 2);
+}

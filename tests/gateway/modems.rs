@@ -1,0 +1,134 @@
+//! SMTP in, simulated modems out, through the real serial code on real PTYs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use smsgw::sms::{self, Body, Encoding, Pdu, Reassembler};
+
+use crate::support::{Gateway, message};
+
+/// A `[[modem]]` on the simulator; `extra` adds keys (and `sim` faults) to it.
+fn sim_modem(name: &str, extra: &str) -> String {
+    format!("[[modem]]\nname = \"{name}\"\nport = \"sim\"\n{extra}\n")
+}
+
+const FAST: &str = "sim = { latency_ms = 0, report_delay_ms = 50 }";
+
+#[test]
+fn an_accepted_mail_is_sent_by_the_modem_and_delivered() {
+    let gateway = Gateway::start(&sim_modem("sim0", FAST));
+    let reply = gateway
+        .client()
+        .mail(&["+33477858589@sms"], &message("Server down", "web1 since 03:12 €"));
+    assert_eq!(reply.code, 250);
+    let detail = gateway.wait_state(1, "delivered");
+    let states: Vec<_> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["received", "queued", "sending", "sent", "delivered"]);
+    let records = gateway.records("sim0");
+    assert_eq!(records.len(), 1);
+    let Pdu::Submit(submit) = sms::decode(records[0]["pdu"].as_str().unwrap()).unwrap() else {
+        panic!("not a submit")
+    };
+    assert_eq!(submit.destination.number, "+33477858589");
+    assert_eq!(submit.body.as_str(), "Server down\nweb1 since 03:12 €");
+    assert!(submit.status_report, "a status report must be requested");
+}
+
+#[test]
+fn a_long_unicode_text_arrives_as_concatenated_parts() {
+    let gateway = Gateway::start(&sim_modem("sim0", FAST));
+    let body = "Привет, это длинное сообщение 🙂 ".repeat(8);
+    let reply = gateway.client().mail(
+        &["+33477858589@sms"],
+        &format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"),
+    );
+    assert_eq!(reply.code, 250);
+    let detail = gateway.wait_state(1, "delivered");
+    let parts = detail["parts"].as_u64().unwrap() as usize;
+    assert!(parts >= 4, "{parts} parts");
+    let records = gateway.records("sim0");
+    assert_eq!(records.len(), parts);
+    // Reassembled from the PDUs the modem received, in reverse order: the text comes back.
+    let mut reassembler = Reassembler::new(4, 3600);
+    let mut whole = None;
+    let mut references = BTreeSet::new();
+    for record in records.iter().rev() {
+        let Pdu::Submit(submit) = sms::decode(record["pdu"].as_str().unwrap()).unwrap() else {
+            panic!()
+        };
+        let concat = submit
+            .udh
+            .as_ref()
+            .and_then(|u| u.concat)
+            .expect("concatenation header");
+        references.insert(concat.reference);
+        assert!(
+            matches!(
+                submit.body,
+                Body::Text {
+                    encoding: Encoding::Ucs2,
+                    ..
+                }
+            ),
+            "{:?}",
+            submit.body
+        );
+        whole = whole.or(reassembler.push_part("+33477858589", Some(concat), submit.body.as_str(), 0));
+    }
+    assert_eq!(references.len(), 1, "one reference for all parts");
+    assert_eq!(whole.expect("all parts").text, body.trim_end());
+}
+
+#[test]
+fn three_modems_send_hundreds_of_requests_once_each() {
+    let config = ["sim0", "sim1", "sim2"]
+        .map(|name| sim_modem(name, "sim = { latency_ms = 2, report_delay_ms = 10 }"))
+        .concat();
+    let gateway = Gateway::start(&config);
+    let numbers: Vec<String> = (0..300).map(|i| format!("+336120{i:05}")).collect();
+    for chunk in numbers.chunks(100) {
+        let recipients: Vec<String> = chunk.iter().map(|n| format!("{n}@sms")).collect();
+        let recipients: Vec<&str> = recipients.iter().map(String::as_str).collect();
+        assert_eq!(
+            gateway.client().mail(&recipients, &message("load", "one of many")).code,
+            250
+        );
+    }
+    gateway.wait_all(&["delivered"]);
+    let mut sent: BTreeMap<String, usize> = BTreeMap::new();
+    for name in ["sim0", "sim1", "sim2"] {
+        let records = gateway.records(name);
+        assert!(records.len() >= 30, "{name} sent only {} of 300", records.len());
+        for record in records {
+            *sent.entry(record["number"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    assert_eq!(sent.len(), 300);
+    assert!(sent.values().all(|&count| count == 1), "some number got two SMS");
+}
+
+#[test]
+fn a_modem_never_exceeds_its_rate_limit() {
+    let gateway = Gateway::start(&sim_modem("sim0", &format!("per_minute = 5\n{FAST}")));
+    let numbers: Vec<String> = (0..8).map(|i| format!("+336120{i:05}@sms")).collect();
+    let recipients: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    assert_eq!(
+        gateway.client().mail(&recipients, &message("rate", "limited")).code,
+        250
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gateway.records("sim0").len() < 5 {
+        assert!(Instant::now() < deadline, "the first five were not sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The other three wait for the minute to pass.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(gateway.records("sim0").len(), 5);
+    let waiting = gateway.queue().iter().filter(|r| r["state"] == "queued").count();
+    assert_eq!(waiting, 3);
+}
