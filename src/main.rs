@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use smsgw::config::Config;
+use smsgw::modem::sim::SimConfig;
 use smsgw::sms;
 use smsgw::store::{self, QueueFilter, State};
 use tokio_util::sync::CancellationToken;
@@ -29,9 +30,35 @@ enum Command {
     /// Inspect the requests in the store.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Talk to modems: run a simulated one, or ask a configured one about itself.
+    #[command(subcommand)]
+    Modem(ModemCommand),
     /// Encode and decode SMS PDUs, as modems exchange them in PDU mode.
     #[command(subcommand)]
     Pdu(PduCommand),
+}
+
+#[derive(Subcommand)]
+enum ModemCommand {
+    /// Run a simulated modem on a pseudo-terminal until Ctrl-C (for another program, or
+    /// a `[[modem]]` whose port is the link).
+    Sim {
+        /// Also make this path a symbolic link to the pseudo-terminal.
+        #[arg(long)]
+        link: Option<PathBuf>,
+        /// Where to record the SMS parts it accepts (JSON lines).
+        #[arg(long, default_value = "sim-standalone.jsonl")]
+        records: PathBuf,
+        /// Time per part before +CMGS answers.
+        #[arg(long, default_value_t = 100)]
+        latency_ms: u64,
+        /// Delay of the +CDS status report.
+        #[arg(long, default_value_t = 1000)]
+        report_delay_ms: u64,
+    },
+    /// Print what a configured modem says: identity, SIM, registration, signal, SMS centre.
+    /// Stop the gateway first: a serial port has one user at a time.
+    Probe { name: String },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +150,7 @@ fn run() -> anyhow::Result<ExitCode> {
             }
         },
         Command::Pdu(command) => pdu(command),
+        Command::Modem(command) => modem(command, config.with_context(|| invalid(&cli.config))),
         Command::Serve => serve(config.with_context(|| invalid(&cli.config))?),
         Command::Queue(command) => queue(&config.with_context(|| invalid(&cli.config))?, command),
     }
@@ -157,6 +185,51 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
     shutdown.cancel();
+}
+
+fn modem(command: ModemCommand, config: anyhow::Result<Config>) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match command {
+        ModemCommand::Probe { name } => {
+            let config = config?;
+            let answers = runtime.block_on(smsgw::modem::probe(&config, &name))?;
+            for (question, answer) in answers {
+                println!("{question:>14}: {answer}");
+            }
+        }
+        ModemCommand::Sim {
+            link,
+            records,
+            latency_ms,
+            report_delay_ms,
+        } => runtime.block_on(async {
+            let settings = SimConfig {
+                latency_ms,
+                report_delay_ms,
+                ..SimConfig::default()
+            };
+            let shutdown = CancellationToken::new();
+            let sim = smsgw::modem::sim::start("sim", settings, records.clone(), shutdown.clone()).await?;
+            if let Some(link) = &link {
+                let _ = std::fs::remove_file(link);
+                std::os::unix::fs::symlink(&sim.device, link)
+                    .with_context(|| format!("cannot link {} to {}", link.display(), sim.device.display()))?;
+            }
+            let shown = link.as_ref().unwrap_or(&sim.device);
+            println!(
+                "simulated modem on {} (records: {}); Ctrl-C stops it",
+                shown.display(),
+                records.display()
+            );
+            stop_on_signal(shutdown).await;
+            let _ = sim.stopped().await;
+            if let Some(link) = &link {
+                let _ = std::fs::remove_file(link);
+            }
+            anyhow::Ok(())
+        })?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn pdu(command: PduCommand) -> anyhow::Result<ExitCode> {

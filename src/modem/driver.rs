@@ -17,7 +17,7 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum AtError {
     #[error("serial port: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("no answer to {0} within {1:?}")]
     Timeout(String, Duration),
     #[error("{command} answered {result:?}")]
@@ -34,6 +34,13 @@ pub enum SendError {
     Refused(Final),
     #[error("after the PDU was sent: {0}")]
     AfterPdu(AtError),
+}
+
+// Not `#[from]`: the message already says it, a source would print it twice.
+impl From<std::io::Error> for AtError {
+    fn from(error: std::io::Error) -> AtError {
+        AtError::Io(error)
+    }
 }
 
 pub struct Port {

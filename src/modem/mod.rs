@@ -61,6 +61,67 @@ impl ModemSpec {
     }
 }
 
+/// The device of a configured modem: its serial port, or a simulated modem started for it.
+async fn device(config: &Config, modem: &config::Modem, shutdown: &CancellationToken) -> std::io::Result<PathBuf> {
+    if modem.port != "sim" {
+        return Ok(PathBuf::from(&modem.port));
+    }
+    let records = config.instance.data_dir.join(format!("sim-{}.jsonl", modem.name));
+    Ok(sim::start(&modem.name, modem.sim.clone(), records, shutdown.clone())
+        .await?
+        .device)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("no modem named {0:?} in the config (known: {1})")]
+    Unknown(String, String),
+    #[error(transparent)]
+    At(#[from] driver::AtError),
+}
+
+/// `smsgw modem probe`: what a modem says about itself, as (question, answer) lines.
+pub async fn probe(config: &Config, name: &str) -> Result<Vec<(&'static str, String)>, ProbeError> {
+    let Some(modem) = config.modem.iter().find(|m| m.name == name) else {
+        let names: Vec<&str> = config.modem.iter().map(|m| m.name.as_str()).collect();
+        let known = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        return Err(ProbeError::Unknown(name.to_string(), known));
+    };
+    let shutdown = CancellationToken::new();
+    let device = device(config, modem, &shutdown).await.map_err(driver::AtError::from)?;
+    let mut port = driver::Port::open(&device, modem.baud)?;
+    let questions = [
+        ("device", None),
+        ("manufacturer", Some(at::Command::Manufacturer)),
+        ("model", Some(at::Command::Model)),
+        ("serial (IMEI)", Some(at::Command::Serial)),
+        ("SIM", Some(at::Command::PinQuery)),
+        ("registration", Some(at::Command::Registration)),
+        ("signal", Some(at::Command::SignalQuality)),
+        ("SMS centre", Some(at::Command::ServiceCentreQuery)),
+    ];
+    port.command(&at::Command::EchoOff, driver::COMMAND_TIMEOUT).await?;
+    port.command(&at::Command::VerboseErrors, driver::COMMAND_TIMEOUT)
+        .await?;
+    let mut answers = Vec::new();
+    for (question, command) in questions {
+        let answer = match command {
+            None => device.display().to_string(),
+            Some(command) => match port.command(&command, driver::COMMAND_TIMEOUT).await {
+                Ok(lines) => lines.join(" "),
+                Err(error) => format!("({error})"),
+            },
+        };
+        answers.push((question, answer));
+    }
+    shutdown.cancel();
+    Ok(answers)
+}
+
 /// Starts the simulated modems, then runs the pool until `shutdown`.
 pub async fn run(config: &Config, store: Store, shutdown: CancellationToken) -> std::io::Result<()> {
     let mut specs = Vec::new();

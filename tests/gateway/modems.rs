@@ -132,3 +132,51 @@ fn a_modem_never_exceeds_its_rate_limit() {
     let waiting = gateway.queue().iter().filter(|r| r["state"] == "queued").count();
     assert_eq!(waiting, 3);
 }
+
+#[test]
+fn a_modem_on_a_device_path_works_like_a_real_one() {
+    // A standalone simulated modem behind a symlink, as /dev/ttyUSB0 would be.
+    let dir = crate::support::TempDir::new();
+    let link = dir.0.join("ttyUSB0");
+    let records = dir.0.join("records.jsonl");
+    let mut sim = std::process::Command::new(crate::support::BIN)
+        .args(["modem", "sim", "--latency-ms", "0", "--report-delay-ms", "50", "--link"])
+        .arg(&link)
+        .arg("--records")
+        .arg(&records)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !link.exists() {
+        assert!(Instant::now() < deadline, "no link to the simulated modem");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gateway = Gateway::start(&format!(
+        "[[modem]]\nname = \"usb0\"\nport = {:?}\n",
+        link.display().to_string()
+    ));
+    assert_eq!(
+        gateway
+            .client()
+            .mail(&["+33477858589@sms"], &message("usb", "modem"))
+            .code,
+        250
+    );
+    gateway.wait_state(1, "delivered");
+    assert!(std::fs::read_to_string(&records).unwrap().contains("+33477858589"));
+    let _ = sim.kill();
+    let _ = sim.wait();
+}
+
+#[test]
+fn modem_probe_prints_what_the_modem_says() {
+    let gateway = Gateway::start(&sim_modem("sim0", FAST));
+    // For port = "sim" the probe starts a simulated modem of its own.
+    let text = gateway.cli_ok(&["modem", "probe", "sim0"]);
+    for expected in ["manufacturer: smsgw", "+CPIN: READY", "+CREG: 0,1", "+CSQ:", "+CSCA:"] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    let unknown = gateway.cli(&["modem", "probe", "nope"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no modem named \"nope\" in the config (known: sim0)"));
+}
