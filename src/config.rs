@@ -173,13 +173,61 @@ fn default_tariff() -> BTreeMap<String, f64> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Security {
+    /// PEM certificate chain; with `tls_key`, STARTTLS is offered on every listener.
+    /// Both files are read again on SIGHUP.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Extra listeners with implicit TLS (port 465 style).
+    pub listen_tls: Vec<SocketAddr>,
+    /// Refuse MAIL before STARTTLS, except from loopback.
+    pub require_tls: bool,
+    /// Networks that may send without AUTH (mail servers using us as their smart host);
+    /// everyone else must authenticate first.
+    pub trusted_networks: Vec<String>,
+    /// Users for SMTP AUTH (argon2 hashes), managed with `smsgw user add|del`; relative
+    /// to the working directory. Read again on SIGHUP.
+    pub users_file: PathBuf,
+    /// Allow AUTH without TLS on listeners that are not loopback-only (passwords in clear).
+    pub allow_plaintext_auth: bool,
+    /// Failed AUTH attempts from one client address before it is locked out.
+    pub max_auth_failures: u32,
+    /// How long a locked-out address is refused AUTH.
+    pub lockout_secs: u64,
+    /// Pause before answering a failed AUTH, times the failures in a row (at most 5).
+    pub auth_failure_delay_ms: u64,
+    /// E.164 prefixes; when set, only numbers starting with one of them are served.
+    pub allow_prefixes: Vec<String>,
+    /// E.164 prefixes refused, e.g. ["+3389"].
+    pub deny_prefixes: Vec<String>,
     /// Refuse numbers of the premium-rate type.
     pub deny_premium: bool,
+    /// Accepted requests per user (or per client address when unauthenticated); 0: no limit.
+    pub per_minute: u32,
+    pub per_day: u32,
+    /// Distinct numbers one user (or client address) may send to per day; 0: no limit.
+    pub numbers_per_day: u32,
 }
 
 impl Default for Security {
     fn default() -> Self {
-        Self { deny_premium: true }
+        Self {
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            listen_tls: Vec::new(),
+            require_tls: false,
+            trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            users_file: "users.toml".into(),
+            allow_plaintext_auth: false,
+            max_auth_failures: 5,
+            lockout_secs: 900,
+            auth_failure_delay_ms: 1000,
+            allow_prefixes: Vec::new(),
+            deny_prefixes: Vec::new(),
+            deny_premium: true,
+            per_minute: 60,
+            per_day: 1000,
+            numbers_per_day: 200,
+        }
     }
 }
 
@@ -261,6 +309,7 @@ impl Config {
 
     fn validate(&self, problems: &mut Vec<Problem>) {
         self.validate_modems(problems);
+        self.validate_security(problems);
         for (index, code) in self.sms.national_language_tables.iter().enumerate() {
             if let Err(e) = code.parse::<Language>() {
                 problems.push(Problem::new(
@@ -366,6 +415,50 @@ impl Config {
                 }
             }
         }
+    }
+
+    fn validate_security(&self, problems: &mut Vec<Problem>) {
+        let security = &self.security;
+        for (index, network) in security.trusted_networks.iter().enumerate() {
+            if let Err(e) = network.parse::<crate::net::Network>() {
+                problems.push(Problem::new(&format!("security.trusted_networks[{index}]"), &e));
+            }
+        }
+        for (key, prefixes) in [
+            ("allow_prefixes", &security.allow_prefixes),
+            ("deny_prefixes", &security.deny_prefixes),
+        ] {
+            for (index, prefix) in prefixes.iter().enumerate() {
+                if !prefix
+                    .strip_prefix('+')
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    let problem = "must be an E.164 prefix such as \"+44\" or \"+3389\"";
+                    problems.push(Problem::new(&format!("security.{key}[{index}]"), problem));
+                }
+            }
+        }
+        let (cert, key) = (
+            security.tls_cert.as_os_str().is_empty(),
+            security.tls_key.as_os_str().is_empty(),
+        );
+        if cert != key {
+            problems.push(Problem::new("security.tls_key", "tls_cert and tls_key go together"));
+        }
+        if cert && (security.require_tls || !security.listen_tls.is_empty()) {
+            problems.push(Problem::new(
+                "security.tls_cert",
+                "require_tls and listen_tls need a certificate",
+            ));
+        }
+        if security.max_auth_failures == 0 {
+            problems.push(Problem::new("security.max_auth_failures", "must be at least 1"));
+        }
+    }
+
+    /// Whether TLS is configured (a certificate and its key).
+    pub fn has_tls(&self) -> bool {
+        !self.security.tls_cert.as_os_str().is_empty()
     }
 
     /// The region of national numbers, if `sms.default_region` names one.

@@ -5,12 +5,12 @@ pub mod address;
 pub mod compose;
 pub mod config;
 pub mod modem;
+pub mod net;
 pub mod routing;
 pub mod sms;
 pub mod smtp;
 pub mod store;
-
-use std::time::Duration;
+pub mod users;
 
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +23,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Listen(#[from] std::io::Error),
+    #[error("{0}")]
+    Credentials(#[from] smtp::tls::CredentialsError),
 }
 
 /// Runs the gateway until `shutdown` is cancelled, then drains: listeners close first,
@@ -31,24 +33,22 @@ pub enum RunError {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let store = Store::open(&config.database_path())?;
     address::warm_up();
-    let listeners = smtp::bind(&config.smtp.listen).await?;
+    let credentials = smtp::Credentials::load(&config)?;
+    let listeners = smtp::bind_all(&config).await?;
     let routing = tokio::spawn(routing::run(store.clone(), shutdown.clone()));
     let modems = {
         let (config, store, shutdown) = (config.clone(), store.clone(), shutdown.clone());
         tokio::spawn(async move { modem::run(&config, store, shutdown).await })
     };
     for listener in &listeners {
-        tracing::info!(address = %listener.local_addr()?, "SMTP listening");
+        let address = listener.socket.local_addr()?;
+        if listener.implicit_tls {
+            tracing::info!(%address, "SMTP listening (implicit TLS)");
+        } else {
+            tracing::info!(%address, "SMTP listening");
+        }
     }
-    smtp::serve(
-        listeners,
-        smtp::Settings::from_config(&config),
-        store,
-        config.smtp.max_connections,
-        Duration::from_secs(config.smtp.shutdown_grace_secs),
-        shutdown.clone(),
-    )
-    .await;
+    smtp::serve(listeners, &config, credentials, store, shutdown.clone()).await;
     // Intake is closed; the other stages stop at the same signal and finish what they hold.
     let _ = routing.await;
     if let Ok(Err(error)) = modems.await {

@@ -33,9 +33,26 @@ enum Command {
     /// Talk to modems: run a simulated one, or ask a configured one about itself.
     #[command(subcommand)]
     Modem(ModemCommand),
+    /// Manage SMTP AUTH users (`security.users_file`); a running gateway rereads the file
+    /// on SIGHUP.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Encode and decode SMS PDUs, as modems exchange them in PDU mode.
     #[command(subcommand)]
     Pdu(PduCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user, or set a new password: the password is read from standard input.
+    Add {
+        name: String,
+        /// An address (or `@domain`) this user may send from; repeat for more. None: any.
+        #[arg(long = "sender")]
+        senders: Vec<String>,
+    },
+    /// Remove a user.
+    Del { name: String },
 }
 
 #[derive(Subcommand)]
@@ -150,6 +167,7 @@ fn run() -> anyhow::Result<ExitCode> {
             }
         },
         Command::Pdu(command) => pdu(command),
+        Command::User(command) => user(command, &config.with_context(|| invalid(&cli.config))?),
         Command::Modem(command) => modem(command, config.with_context(|| invalid(&cli.config))),
         Command::Serve => serve(config.with_context(|| invalid(&cli.config))?),
         Command::Queue(command) => queue(&config.with_context(|| invalid(&cli.config))?, command),
@@ -185,6 +203,35 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
     shutdown.cancel();
+}
+
+fn user(command: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let path = &config.security.users_file;
+    match command {
+        UserCommand::Add { name, senders } => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!("password for {name}: ");
+            }
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(password.len() >= 8, "the password must have at least 8 characters");
+            smsgw::users::add(path, &name, password, senders)?;
+            println!(
+                "user {name} saved in {} (send SIGHUP to a running gateway)",
+                path.display()
+            );
+        }
+        UserCommand::Del { name } => {
+            anyhow::ensure!(
+                smsgw::users::remove(path, &name)?,
+                "no user {name} in {}",
+                path.display()
+            );
+            println!("user {name} removed from {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn modem(command: ModemCommand, config: anyhow::Result<Config>) -> anyhow::Result<ExitCode> {

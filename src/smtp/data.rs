@@ -52,7 +52,7 @@ impl Session {
 
     /// The whole message is in: compose its SMS text, or refuse it with the reason.
     pub(super) fn end_of_message(&mut self, out: &mut Vec<u8>) -> Option<Step> {
-        let raw = std::mem::take(&mut self.message);
+        let raw = strip_internal_headers(std::mem::take(&mut self.message));
         let Some(transaction) = self.transaction.take() else {
             return self.respond(reply::bad_sequence("No transaction in progress"), out);
         };
@@ -67,7 +67,7 @@ impl Session {
                 ret: transaction.ret,
                 client: self.client.ip().to_string(),
                 helo: self.helo.clone().unwrap_or_default(),
-                auth_user: None,
+                auth_user: self.user.as_ref().map(|(name, _)| name.clone()),
                 raw,
                 text,
                 encoding,
@@ -106,5 +106,45 @@ impl Session {
         let truncated = split.parts[..max].concat();
         let split = crate::sms::split(&truncated, &self.settings.languages);
         Ok((truncated, split.encoding.as_str().to_string(), split.parts.len()))
+    }
+}
+
+/// Removes `X-Smsgw-*` header fields (and their folded lines): only smsgw writes them,
+/// and a peer will trust them (trace, request id), so nobody may bring their own.
+fn strip_internal_headers(raw: Vec<u8>) -> Vec<u8> {
+    let body_at = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 2);
+    let (head, body) = raw.split_at(body_at);
+    if !head.windows(8).any(|w| w.eq_ignore_ascii_case(b"x-smsgw-")) {
+        return raw;
+    }
+    let mut kept = Vec::with_capacity(raw.len());
+    let mut dropping = false;
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            dropping = line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"x-smsgw-");
+        }
+        if !dropping {
+            kept.extend_from_slice(line);
+        }
+    }
+    kept.extend_from_slice(body);
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_internal_headers;
+
+    #[test]
+    fn internal_headers_are_removed_with_their_folded_lines() {
+        let raw = b"Subject: hi\r\nX-Smsgw-Trace: uk,\r\n fr\r\nx-smsgw-request: 7\r\nTo: a\r\n\r\nX-Smsgw-Trace: in the body stays\r\n";
+        let kept = String::from_utf8(strip_internal_headers(raw.to_vec())).unwrap();
+        assert_eq!(kept, "Subject: hi\r\nTo: a\r\n\r\nX-Smsgw-Trace: in the body stays\r\n");
+        let clean = b"Subject: hi\r\n\r\nbody".to_vec();
+        assert_eq!(strip_internal_headers(clean.clone()), clean);
     }
 }

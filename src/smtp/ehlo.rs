@@ -13,7 +13,7 @@ impl Session {
             return Reply::new(250, "", greeting);
         }
         let size = format!("SIZE {}", self.settings.max_message_size);
-        let lines = [
+        let mut lines = vec![
             greeting.as_str(),
             "PIPELINING",
             &size,
@@ -22,8 +22,14 @@ impl Session {
             "ENHANCEDSTATUSCODES",
             "DSN",
             "CHUNKING",
-            "HELP",
         ];
+        if self.settings.tls_offered && !self.tls {
+            lines.push("STARTTLS");
+        }
+        if self.auth_allowed() {
+            lines.push("AUTH PLAIN LOGIN");
+        }
+        lines.push("HELP");
         Reply::new(250, "", lines.join("\n"))
     }
 }

@@ -16,6 +16,9 @@ impl Session {
         if self.transaction.is_some() {
             return reply::bad_sequence("A transaction is already in progress: RSET first");
         }
+        if let Some(refusal) = self.may_send(&from.address) {
+            return refusal;
+        }
         if from.size > self.settings.max_message_size {
             return reply::too_big(self.settings.max_message_size);
         }
@@ -40,5 +43,23 @@ impl Session {
             recipients: Vec::new(),
         });
         Reply::new(250, "2.1.0", text)
+    }
+
+    /// The access policy: TLS where required, AUTH unless trusted, allowed senders.
+    fn may_send(&self, sender: &str) -> Option<Reply> {
+        let ip = self.client.ip();
+        if self.policy.require_tls && !self.tls && !ip.is_loopback() {
+            return Some(Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"));
+        }
+        match &self.user {
+            None if !self.policy.is_trusted(ip) => {
+                tracing::info!(client = %self.client, "refused: not a trusted network and not authenticated");
+                Some(Reply::new(530, "5.7.0", "Authentication required"))
+            }
+            Some((name, user)) if !user.may_send_as(sender) => {
+                Some(Reply::new(550, "5.7.1", format!("{name} may not send as <{sender}>")))
+            }
+            _ => None,
+        }
     }
 }

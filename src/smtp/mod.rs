@@ -1,18 +1,21 @@
 //! Inbound SMTP: listeners, the connection limit, and the loop between a socket and its
 //! [`Session`].
 
+mod auth;
 mod data;
 mod ehlo;
 mod mail;
+pub mod policy;
 mod rcpt;
 pub mod reply;
 mod session;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -23,8 +26,10 @@ use crate::compose::ComposeMode;
 use crate::config::{Config, OnTooLong};
 use crate::sms::Language;
 use crate::store::Store;
+use policy::Policy;
 use reply::Reply;
 pub use session::{Session, Step};
+pub use tls::Credentials;
 
 /// What a session needs to know, taken once from the config.
 #[derive(Debug, Clone)]
@@ -40,6 +45,10 @@ pub struct Settings {
     pub max_parts: usize,
     pub on_too_long: OnTooLong,
     pub languages: Vec<Language>,
+    /// A certificate is configured: STARTTLS is offered.
+    pub tls_offered: bool,
+    /// Pause before answering a failed AUTH, times the failures in a row.
+    pub auth_failure_delay: Duration,
 }
 
 impl Settings {
@@ -60,6 +69,8 @@ impl Settings {
             max_parts: config.sms.max_parts,
             on_too_long: config.sms.on_too_long,
             languages: config.languages(),
+            tls_offered: config.has_tls(),
+            auth_failure_delay: Duration::from_millis(config.security.auth_failure_delay_ms),
         }
     }
 }
@@ -77,44 +88,71 @@ pub async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>>
     Ok(listeners)
 }
 
+/// A bound listener, and whether TLS starts at once on it (port 465 style).
+pub struct Listener {
+    pub socket: TcpListener,
+    pub implicit_tls: bool,
+}
+
+/// Binds the plain and the implicit-TLS listeners (before anything else starts, so a
+/// port in use is reported at once).
+pub async fn bind_all(config: &Config) -> std::io::Result<Vec<Listener>> {
+    let plain = bind(&config.smtp.listen).await?.into_iter().map(|socket| Listener {
+        socket,
+        implicit_tls: false,
+    });
+    let tls = bind(&config.security.listen_tls)
+        .await?
+        .into_iter()
+        .map(|socket| Listener {
+            socket,
+            implicit_tls: true,
+        });
+    Ok(plain.chain(tls).collect())
+}
+
 /// Serves the listeners until `shutdown`, then lets sessions finish for `grace`.
+/// SIGHUP reloads the TLS certificate and the users file.
 pub async fn serve(
-    listeners: Vec<TcpListener>,
-    settings: Settings,
+    listeners: Vec<Listener>,
+    config: &Config,
+    credentials: Credentials,
     store: Store,
-    max_connections: usize,
-    grace: Duration,
     shutdown: CancellationToken,
 ) {
-    let settings = Arc::new(settings);
-    let slots = Arc::new(Semaphore::new(max_connections));
-    let sessions = TaskTracker::new();
-    let mut accepting = Vec::new();
-    for listener in listeners {
-        let shared = Shared {
-            settings: settings.clone(),
-            store: store.clone(),
-            slots: slots.clone(),
-            sessions: sessions.clone(),
-            shutdown: shutdown.clone(),
-        };
-        accepting.push(tokio::spawn(accept_loop(listener, shared)));
-    }
+    let shared = Arc::new(Shared {
+        settings: Arc::new(Settings::from_config(config)),
+        policy: Arc::new(Policy::from_config(config)),
+        credentials,
+        store,
+        slots: Arc::new(Semaphore::new(config.smtp.max_connections)),
+        sessions: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+    });
+    let reloads = tokio::spawn(reload_on_hangup(shared.clone()));
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, shared.clone())))
+        .collect();
     for task in accepting {
         let _ = task.await;
     }
-    sessions.close();
-    if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
+    reloads.abort();
+    shared.sessions.close();
+    let grace = Duration::from_secs(config.smtp.shutdown_grace_secs);
+    if tokio::time::timeout(grace, shared.sessions.wait()).await.is_err() {
         tracing::warn!(
-            open = sessions.len(),
+            open = shared.sessions.len(),
             "sessions still open after the grace period; closing them"
         );
     }
 }
 
-/// What every accept loop shares.
+/// What every accept loop and session shares.
 struct Shared {
     settings: Arc<Settings>,
+    policy: Arc<Policy>,
+    credentials: Credentials,
     store: Store,
     /// One permit per open session (`smtp.max_connections`).
     slots: Arc<Semaphore>,
@@ -122,19 +160,24 @@ struct Shared {
     shutdown: CancellationToken,
 }
 
-async fn accept_loop(listener: TcpListener, shared: Shared) {
-    let Shared {
-        settings,
-        store,
-        slots,
-        sessions,
-        shutdown,
-    } = shared;
+async fn reload_on_hangup(shared: Arc<Shared>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP: reloading is disabled");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        shared.credentials.reload();
+    }
+}
+
+async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(10);
+    let loopback = listener.socket.local_addr().is_ok_and(|a| a.ip().is_loopback());
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => return,
+            accepted = listener.socket.accept() => accepted,
+            () = shared.shutdown.cancelled() => return,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -148,21 +191,18 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
         };
         backoff = Duration::from_millis(10);
         let _ = stream.set_nodelay(true);
-        let settings = settings.clone();
-        let store = store.clone();
-        let shutdown = shutdown.clone();
-        match slots.clone().try_acquire_owned() {
+        match shared.slots.clone().try_acquire_owned() {
             Ok(permit) => {
-                sessions.spawn(async move {
-                    connection(stream, peer, settings, store, shutdown).await;
+                let shared_for_session = shared.clone();
+                let session = Session::new(shared.settings.clone(), shared.policy.clone(), peer, loopback);
+                shared.sessions.spawn(async move {
+                    connection(stream, session, listener.implicit_tls, &shared_for_session).await;
                     drop(permit);
                 });
             }
             Err(_) => {
-                sessions.spawn(refuse(
-                    stream,
-                    Reply::new(421, "4.7.0", "Too many connections, try again later"),
-                ));
+                let busy = Reply::new(421, "4.7.0", "Too many connections, try again later");
+                shared.sessions.spawn(refuse(stream, busy));
             }
         }
     }
@@ -174,34 +214,65 @@ async fn refuse(mut stream: TcpStream, reply: Reply) {
     let _ = stream.write_all(&out).await;
 }
 
-async fn connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    settings: Arc<Settings>,
-    store: Store,
-    shutdown: CancellationToken,
-) {
-    tracing::debug!(%peer, "connection opened");
-    let mut session = Session::new(settings, peer);
+/// How a conversation on one stream ended.
+enum Ended {
+    Closed,
+    /// STARTTLS was accepted: continue on the same socket, encrypted.
+    StartTls,
+}
+
+async fn connection(mut stream: TcpStream, mut session: Session, implicit_tls: bool, shared: &Shared) {
     let mut out = Vec::with_capacity(512);
-    session.greeting(&mut out);
+    if !implicit_tls {
+        session.greeting(&mut out);
+        if let Ended::Closed = converse(&mut stream, &mut session, out, shared).await {
+            return;
+        }
+        out = Vec::new();
+    }
+    let Some(acceptor) = shared.credentials.acceptor() else {
+        return;
+    };
+    let handshake = tokio::time::timeout(shared.settings.command_timeout, acceptor.accept(stream)).await;
+    let mut tls = match handshake {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            tracing::info!(client = %session.client(), %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    session.tls_started();
+    if implicit_tls {
+        session.greeting(&mut out);
+    }
+    converse(&mut tls, &mut session, out, shared).await;
+    let _ = tls.shutdown().await;
+}
+
+/// Reads, feeds the session, writes its answers; stores mail and checks passwords when
+/// it asks. Answers are written once per read, so pipelined commands get one write.
+async fn converse<S>(stream: &mut S, session: &mut Session, mut out: Vec<u8>, shared: &Shared) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
-                return;
+                return Ended::Closed;
             }
             out.clear();
         }
         let read = tokio::select! {
             read = tokio::time::timeout(session.timeout(), stream.read(&mut buffer)) => read,
-            () = shutdown.cancelled(), if session.is_between_commands() => {
+            () = shared.shutdown.cancelled(), if session.is_between_commands() => {
                 Reply::new(421, "4.3.2", "Shutting down, try again later").write_to(&mut out);
                 break;
             }
         };
         let count = match read {
-            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(0)) | Ok(Err(_)) => return Ended::Closed,
             Ok(Ok(count)) => count,
             Err(_) => {
                 Reply::new(421, "4.4.2", "Timeout, closing connection").write_to(&mut out);
@@ -210,21 +281,37 @@ async fn connection(
         };
         let mut bytes = buffer[..count].iter();
         loop {
-            match session.ingest(&mut bytes, &mut out) {
+            let after = match session.ingest(&mut bytes, &mut out) {
                 Step::Read => break,
                 Step::Store(mail) => {
-                    let result = store.receive(*mail).await;
-                    if let Some(Step::Close) = session.stored(result, &mut out) {
-                        let _ = stream.write_all(&out).await;
-                        return;
-                    }
+                    let result = shared.store.receive(*mail).await;
+                    session.stored(result, &mut out)
                 }
-                Step::Close => {
+                Step::Authenticate { user, password } => {
+                    let users = shared.credentials.users();
+                    let name = user.clone();
+                    let found = tokio::task::spawn_blocking(move || users.verify(&user, &password).cloned())
+                        .await
+                        .unwrap_or(None);
+                    let after = session.authenticated(&name, found, &mut out);
+                    // Each failure in a row from this address makes the next answer slower.
+                    let delay = shared.settings.auth_failure_delay * session.auth_failures().min(5);
+                    tokio::time::sleep(delay).await;
+                    after
+                }
+                Step::StartTls => {
+                    // Bytes pipelined after STARTTLS were sent in clear: never act on them.
                     let _ = stream.write_all(&out).await;
-                    return;
+                    return Ended::StartTls;
                 }
+                Step::Close => Some(Step::Close),
+            };
+            if let Some(Step::Close) = after {
+                let _ = stream.write_all(&out).await;
+                return Ended::Closed;
             }
         }
     }
     let _ = stream.write_all(&out).await;
+    Ended::Closed
 }

@@ -2,6 +2,8 @@
 
 use smtp_proto::{RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RcptTo};
 
+use std::time::Instant;
+
 use super::reply::{self, Reply};
 use super::session::Session;
 use crate::address::parse_recipient;
@@ -31,7 +33,6 @@ impl Session {
                 return Reply::new(code, status, error.to_string());
             }
         };
-        tracing::info!(client = %self.client, rcpt = %to.address, number = %recipient.number, "recipient accepted");
         if transaction.recipients.iter().any(|r| r.number == recipient.number) {
             return Reply::new(
                 250,
@@ -39,6 +40,16 @@ impl Session {
                 format!("{} is already a recipient: it gets one SMS", recipient.number),
             );
         }
+        let who = self
+            .user
+            .as_ref()
+            .map_or_else(|| self.client.ip().to_string(), |(name, _)| name.clone());
+        let allowed = self.policy.check_number(&recipient.number);
+        if let Err(reply) = allowed.and_then(|()| self.policy.take_request(&who, &recipient.number, Instant::now())) {
+            tracing::info!(client = %self.client, rcpt = %to.address, reason = %reply.text, "recipient refused");
+            return reply;
+        }
+        tracing::info!(client = %self.client, rcpt = %to.address, number = %recipient.number, "recipient accepted");
         let text = format!("Recipient ok: SMS to {}", recipient.number);
         transaction.recipients.push(NewRequest {
             recipient: to.address,

@@ -8,13 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_proto::request::receiver::{
-    BdatReceiver, DataReceiver, DummyDataReceiver, DummyLineReceiver, RequestReceiver,
+    BdatReceiver, DataReceiver, DummyDataReceiver, DummyLineReceiver, LineReceiver, RequestReceiver,
 };
 use smtp_proto::{Error as ParseError, Request};
 
 use super::Settings;
+use super::auth::AuthStage;
+use super::policy::Policy;
 use super::reply::{self, Reply};
 use crate::store::{NewMail, NewRequest, StoreError};
+use crate::users::User;
 
 pub(super) enum State {
     /// Reading command lines.
@@ -27,6 +30,8 @@ pub(super) enum State {
     Discard(DummyDataReceiver, Reply),
     /// Skipping the rest of a command line that was too long.
     LongLine(DummyLineReceiver),
+    /// Reading the client's next base64 line of an AUTH dialogue.
+    Auth(AuthStage, LineReceiver<()>),
 }
 
 /// What the connection loop must do next.
@@ -36,6 +41,11 @@ pub enum Step {
     Read,
     /// Commit this mail, then call [`Session::stored`] and keep ingesting.
     Store(Box<NewMail>),
+    /// Check this password (slowly, off the runtime), then call [`Session::authenticated`].
+    Authenticate { user: String, password: String },
+    /// `220` was answered to STARTTLS: drop any bytes already read (RFC 3207 §4.2),
+    /// do the handshake, then call [`Session::tls_started`].
+    StartTls,
     /// Write what was answered and close the connection.
     Close,
 }
@@ -52,7 +62,16 @@ pub(super) struct Transaction {
 pub struct Session {
     pub(super) state: State,
     pub(super) settings: Arc<Settings>,
+    pub(super) policy: Arc<Policy>,
     pub(super) client: SocketAddr,
+    /// The connection is encrypted (STARTTLS done, or an implicit-TLS listener).
+    pub(super) tls: bool,
+    /// The listener only takes loopback connections: AUTH without TLS is harmless there.
+    pub(super) loopback_listener: bool,
+    /// The authenticated user and what the users file says of them.
+    pub(super) user: Option<(String, User)>,
+    /// Failed AUTH in a row from this client address (for the delay before answering).
+    pub(super) auth_failures: u32,
     pub(super) helo: Option<String>,
     pub(super) transaction: Option<Transaction>,
     pub(super) message: Vec<u8>,
@@ -105,11 +124,16 @@ impl LineLength {
 }
 
 impl Session {
-    pub fn new(settings: Arc<Settings>, client: SocketAddr) -> Session {
+    pub fn new(settings: Arc<Settings>, policy: Arc<Policy>, client: SocketAddr, loopback_listener: bool) -> Session {
         Session {
             state: State::Command(RequestReceiver::default()),
             settings,
+            policy,
             client,
+            tls: false,
+            loopback_listener,
+            user: None,
+            auth_failures: 0,
             helo: None,
             transaction: None,
             message: Vec::new(),
@@ -118,9 +142,27 @@ impl Session {
         }
     }
 
+    pub fn client(&self) -> SocketAddr {
+        self.client
+    }
+
     pub fn greeting(&self, out: &mut Vec<u8>) {
         let text = format!("{} ESMTP smsgw ready", self.settings.hostname);
         Reply::new(220, "2.0.0", text).write_to(out);
+    }
+
+    /// After the TLS handshake: everything said before is forgotten (RFC 3207 §4.2).
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.helo = None;
+        self.reset();
+        self.state = command_state();
+    }
+
+    /// Failed AUTH attempts in a row from this address: the loop waits that many times
+    /// `security.auth_failure_delay_ms` before answering, to slow password guessing.
+    pub fn auth_failures(&self) -> u32 {
+        self.auth_failures
     }
 
     /// How long the peer may stay silent in the current state.
@@ -191,6 +233,16 @@ impl Session {
                     self.state = command_state();
                     self.respond(Reply::new(500, "5.5.2", "Line too long"), out)
                 }
+                State::Auth(_, receiver) => {
+                    if !receiver.ingest(bytes) {
+                        return Step::Read;
+                    }
+                    let line = String::from_utf8_lossy(&receiver.buf).into_owned();
+                    let State::Auth(stage, _) = std::mem::replace(&mut self.state, command_state()) else {
+                        unreachable!("matched Auth above")
+                    };
+                    self.auth_line(stage, &line, out)
+                }
             };
             if let Some(step) = step {
                 return step;
@@ -229,6 +281,11 @@ impl Session {
                 Reply::new(221, "2.0.0", "Bye").write_to(out);
                 return Some(Step::Close);
             }
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => return self.auth(mechanism, initial_response, out),
+            Request::StartTls => return self.start_tls(out),
             other => reply::not_implemented(other.name()),
         };
         self.respond(reply, out)
@@ -267,6 +324,18 @@ impl Session {
             ParseError::InvalidResponse { .. } => Reply::new(500, "5.5.2", "Syntax error"),
         };
         self.respond(reply, out)
+    }
+
+    fn start_tls(&mut self, out: &mut Vec<u8>) -> Option<Step> {
+        let refusal = if self.tls {
+            reply::bad_sequence("TLS is already active")
+        } else if !self.settings.tls_offered {
+            Reply::new(454, "4.7.0", "TLS not available")
+        } else {
+            Reply::new(220, "2.0.0", "Ready to start TLS").write_to(out);
+            return Some(Step::StartTls);
+        };
+        self.respond(refusal, out)
     }
 
     /// Forgets the transaction in progress (RSET, a new HELO, after a mail).
@@ -314,7 +383,7 @@ impl Session {
     }
 }
 
-fn command_state() -> State {
+pub(super) fn command_state() -> State {
     State::Command(RequestReceiver::default())
 }
 
@@ -325,8 +394,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn session() -> Session {
-        let settings = super::super::Settings::from_config(&Config::default());
-        Session::new(Arc::new(settings), "127.0.0.1:1".parse().unwrap())
+        let config = Config::default();
+        let settings = super::super::Settings::from_config(&config);
+        let policy = Policy::from_config(&config);
+        Session::new(
+            Arc::new(settings),
+            Arc::new(policy),
+            "127.0.0.1:1".parse().unwrap(),
+            true,
+        )
     }
 
     /// Feeds `chunks` as successive reads; returns everything answered.
@@ -344,7 +420,7 @@ mod tests {
                             break 'reads;
                         }
                     }
-                    Step::Close => break 'reads,
+                    Step::Close | Step::StartTls | Step::Authenticate { .. } => break 'reads,
                 }
             }
         }
@@ -361,6 +437,27 @@ mod tests {
         assert!(whole.ends_with("221 2.0.0 Bye\r\n"), "{whole}");
         let bytewise: Vec<&[u8]> = DIALOGUE.chunks(1).collect();
         assert_eq!(converse(&bytewise), whole);
+    }
+
+    #[test]
+    fn require_tls_refuses_mail_in_clear_from_a_remote_client() {
+        let mut config = Config::default();
+        config.security.require_tls = true;
+        config.security.trusted_networks = vec!["0.0.0.0/0".into()];
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let mut out = Vec::new();
+        for (client, code) in [
+            ("192.0.2.1:25", "530 5.7.0 Must issue a STARTTLS"),
+            ("127.0.0.1:25", "250 2.1.0"),
+        ] {
+            let mut session = Session::new(settings.clone(), policy.clone(), client.parse().unwrap(), false);
+            out.clear();
+            let mut bytes = b"EHLO a.example\r\nMAIL FROM:<a@example.com>\r\n".iter();
+            assert!(matches!(session.ingest(&mut bytes, &mut out), Step::Read));
+            let text = String::from_utf8(out.clone()).unwrap();
+            assert!(text.lines().last().unwrap().starts_with(code), "{client}: {text}");
+        }
     }
 
     proptest! {

@@ -10,5 +10,6 @@ mod faults;
 mod modems;
 mod pdu_crosscheck;
 mod recipients;
+mod security;
 mod sim;
 mod support;

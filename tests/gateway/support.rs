@@ -179,6 +179,12 @@ impl Gateway {
         }
     }
 
+    /// The implicit-TLS listener's address, from the log.
+    pub fn tls_address(&self) -> SocketAddr {
+        let line = self.wait_for_log("SMTP listening (implicit TLS) address=");
+        line.rsplit('=').next().unwrap().trim().parse().unwrap()
+    }
+
     /// Log lines so far that contain `needle`.
     pub fn log_lines(&self, needle: &str) -> Vec<String> {
         self.logs
@@ -212,13 +218,25 @@ impl Drop for Gateway {
     }
 }
 
-/// Tests listen on port 0 and keep timeouts short unless they say otherwise.
+/// Tests listen on port 0 (unless they say where) and have no rate limits unless they
+/// set them: many tests send more than the default 60 requests a minute.
 fn with_default_smtp(extra: &str) -> String {
-    if extra.contains("[smtp]") {
-        extra.replacen("[smtp]", "[smtp]\nlisten = [\"127.0.0.1:0\"]", 1)
-    } else {
-        format!("[smtp]\nlisten = [\"127.0.0.1:0\"]\n\n{extra}")
+    let mut text = extra.to_string();
+    if !text.contains("[security]") {
+        text.push_str("\n[security]\n");
     }
+    for (key, value) in [("per_minute", "0"), ("per_day", "0"), ("numbers_per_day", "0")] {
+        if !text.contains(&format!("\n{key} =")) {
+            text = text.replacen("[security]", &format!("[security]\n{key} = {value}"), 1);
+        }
+    }
+    if !text.contains("[smtp]") {
+        text = format!("[smtp]\n{text}");
+    }
+    if !text.contains("\nlisten =") {
+        text = text.replacen("[smtp]", "[smtp]\nlisten = [\"127.0.0.1:0\"]", 1);
+    }
+    text
 }
 
 fn spawn(config: &Path) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
@@ -233,7 +251,7 @@ fn spawn(config: &Path) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
         .expect("start smsgw");
     let stderr = child.stderr.take().expect("stderr");
     let logs = Arc::new(Mutex::new(Vec::new()));
-    let (found, address) = mpsc::channel();
+    let (found, address) = mpsc::channel::<String>();
     let kept = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -246,7 +264,14 @@ fn spawn(config: &Path) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
     let address = address
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_else(|_| panic!("gateway did not start: {:?}", logs.lock().unwrap()));
-    (child, address.parse().expect("address"), logs)
+    let address: SocketAddr = address.parse().expect("address");
+    // A listener on 0.0.0.0 is reached on loopback.
+    let address = if address.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], address.port()))
+    } else {
+        address
+    };
+    (child, address, logs)
 }
 
 pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -260,10 +285,15 @@ pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::E
     }
 }
 
-/// A raw SMTP client: send lines, read whole replies.
+/// A byte stream a client talks over: TCP, or TLS on TCP.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// A raw SMTP client: send lines, read whole replies; STARTTLS and implicit TLS.
 pub struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Box<dyn Stream>>,
+    /// The socket itself, for the TLS handshake after STARTTLS.
+    tcp: TcpStream,
 }
 
 /// One SMTP reply: its code and its lines (text after `code-` / `code `).
@@ -281,14 +311,66 @@ impl Reply {
 
 impl Client {
     pub fn connect(address: SocketAddr) -> Client {
-        let stream = TcpStream::connect(address).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let writer = stream.try_clone().unwrap();
-        let mut client = Client {
-            reader: BufReader::new(stream),
-            writer,
-        };
+        Client::greeted(TcpStream::connect(address).expect("connect"))
+    }
+
+    /// Connects from another loopback address (127.0.0.2, ...), as a remote client would.
+    pub fn connect_from(source: &str, address: SocketAddr) -> Client {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stream = runtime
+            .block_on(async {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(format!("{source}:0").parse().unwrap())?;
+                socket.connect(address).await?.into_std()
+            })
+            .expect("connect from another address");
+        stream.set_nonblocking(false).unwrap();
+        Client::greeted(stream)
+    }
+
+    /// Connects to an implicit-TLS listener; the greeting comes after the handshake.
+    pub fn connect_tls(address: SocketAddr, ca: &Path) -> Client {
+        let tcp = TcpStream::connect(address).expect("connect");
+        let mut client = Client::over_tls(tcp, ca);
         client.expect(220);
+        client
+    }
+
+    fn greeted(tcp: TcpStream) -> Client {
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let reader = BufReader::new(Box::new(tcp.try_clone().unwrap()) as Box<dyn Stream>);
+        let mut client = Client { reader, tcp };
+        client.expect(220);
+        client
+    }
+
+    fn over_tls(tcp: TcpStream, ca: &Path) -> Client {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_file(ca).expect("CA")).unwrap();
+        let config = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connection = ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+        let tls = StreamOwned::new(connection, tcp.try_clone().unwrap());
+        Client {
+            reader: BufReader::new(Box::new(tls)),
+            tcp,
+        }
+    }
+
+    /// STARTTLS and the handshake, verifying the server against `ca`; then EHLO again,
+    /// as RFC 3207 requires.
+    pub fn starttls(mut self, ca: &Path) -> Client {
+        self.command("STARTTLS", 220);
+        let mut client = Client::over_tls(self.tcp, ca);
+        client.command("EHLO client.example", 250);
         client
     }
 
@@ -297,7 +379,8 @@ impl Client {
     }
 
     pub fn send_bytes(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("send");
+        let stream = self.reader.get_mut();
+        stream.write_all(bytes).and_then(|()| stream.flush()).expect("send");
     }
 
     /// Reads one reply (None if the server closed the connection).
@@ -336,6 +419,14 @@ impl Client {
     pub fn is_closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
         matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
+    }
+
+    /// AUTH PLAIN with an initial response; returns the reply.
+    pub fn auth_plain(&mut self, user: &str, password: &str) -> Reply {
+        use base64::Engine;
+        let response = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        self.send(&format!("AUTH PLAIN {response}\r\n"));
+        self.reply().expect("reply to AUTH")
     }
 
     /// EHLO, MAIL, RCPT for each recipient, DATA with `body`: returns the final reply.

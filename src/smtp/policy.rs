@@ -1,0 +1,248 @@
+//! Who may send, to which numbers, how much: one policy for every listener, as Postfix's
+//! `permit_mynetworks, permit_sasl_authenticated, reject`. Every refusal names its rule.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::reply::Reply;
+use crate::config::Config;
+use crate::net::Network;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+pub struct Policy {
+    trusted: Vec<Network>,
+    pub require_tls: bool,
+    pub allow_plaintext_auth: bool,
+    allow_prefixes: Vec<String>,
+    deny_prefixes: Vec<String>,
+    per_minute: u32,
+    per_day: u32,
+    numbers_per_day: u32,
+    max_auth_failures: u32,
+    lockout: Duration,
+    usage: Mutex<HashMap<String, Usage>>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+/// What one sender (user or client address) did lately. In memory: a restart forgets it.
+#[derive(Default)]
+struct Usage {
+    /// Times of the requests accepted in the last day, oldest first.
+    requests: VecDeque<Instant>,
+    /// Numbers sent to in the last day, with the last time.
+    numbers: HashMap<String, Instant>,
+}
+
+#[derive(Default)]
+struct Failures {
+    count: u32,
+    locked_until: Option<Instant>,
+}
+
+impl Policy {
+    pub fn from_config(config: &Config) -> Policy {
+        let security = &config.security;
+        Policy {
+            trusted: security
+                .trusted_networks
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+            require_tls: security.require_tls,
+            allow_plaintext_auth: security.allow_plaintext_auth,
+            allow_prefixes: security.allow_prefixes.clone(),
+            deny_prefixes: security.deny_prefixes.clone(),
+            per_minute: security.per_minute,
+            per_day: security.per_day,
+            numbers_per_day: security.numbers_per_day,
+            max_auth_failures: security.max_auth_failures,
+            lockout: Duration::from_secs(security.lockout_secs),
+            usage: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// May send without AUTH (a mail server using us as its smart host).
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|network| network.contains(ip))
+    }
+
+    /// The number policy: deny list first, then the allow list.
+    pub fn check_number(&self, number: &str) -> Result<(), Reply> {
+        if let Some(prefix) = self.deny_prefixes.iter().find(|p| number.starts_with(p.as_str())) {
+            let text = format!("{number}: numbers starting {prefix} are not served");
+            return Err(Reply::new(550, "5.7.1", text));
+        }
+        if !self.allow_prefixes.is_empty() && !self.allow_prefixes.iter().any(|p| number.starts_with(p.as_str())) {
+            let text = format!(
+                "{number}: only numbers starting {} are served",
+                self.allow_prefixes.join(", ")
+            );
+            return Err(Reply::new(550, "5.7.1", text));
+        }
+        Ok(())
+    }
+
+    /// Counts one request from `who` to `number`, or refuses it past a limit.
+    pub fn take_request(&self, who: &str, number: &str, now: Instant) -> Result<(), Reply> {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let usage = usage.entry(who.to_string()).or_default();
+        while usage.requests.front().is_some_and(|t| now.duration_since(*t) >= DAY) {
+            usage.requests.pop_front();
+        }
+        usage.numbers.retain(|_, last| now.duration_since(*last) < DAY);
+        let last_minute = usage
+            .requests
+            .iter()
+            .rev()
+            .take_while(|t| now.duration_since(**t) < MINUTE)
+            .count();
+        let refuse = |what: String| Err(Reply::new(450, "4.7.1", format!("{who}: {what}, try again later")));
+        if self.per_minute > 0 && last_minute >= self.per_minute as usize {
+            return refuse(format!("more than {} requests in a minute", self.per_minute));
+        }
+        if self.per_day > 0 && usage.requests.len() >= self.per_day as usize {
+            return refuse(format!("more than {} requests in a day", self.per_day));
+        }
+        let new_number = !usage.numbers.contains_key(number);
+        if self.numbers_per_day > 0 && new_number && usage.numbers.len() >= self.numbers_per_day as usize {
+            return refuse(format!("more than {} different numbers in a day", self.numbers_per_day));
+        }
+        usage.requests.push_back(now);
+        usage.numbers.insert(number.to_string(), now);
+        Ok(())
+    }
+
+    /// How long `ip` is still locked out of AUTH, if it is.
+    pub fn auth_locked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let until = failures.get(&ip)?.locked_until?;
+        (until > now).then(|| until - now)
+    }
+
+    /// Records a failed AUTH; returns how many in a row this address has failed.
+    pub fn auth_failed(&self, ip: IpAddr, now: Instant) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = failures.entry(ip).or_default();
+        if entry.locked_until.is_some_and(|until| until <= now) {
+            *entry = Failures::default();
+        }
+        entry.count += 1;
+        if entry.count >= self.max_auth_failures {
+            entry.locked_until = Some(now + self.lockout);
+        }
+        entry.count
+    }
+
+    pub fn auth_succeeded(&self, ip: IpAddr) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(edit: impl FnOnce(&mut Config)) -> Policy {
+        let mut config = Config::default();
+        edit(&mut config);
+        Policy::from_config(&config)
+    }
+
+    #[test]
+    fn limits_hit_exactly_at_their_thresholds() {
+        let policy = policy(|c| {
+            c.security.per_minute = 3;
+            c.security.per_day = 5;
+            c.security.numbers_per_day = 0;
+        });
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(policy.take_request("alice", "+33477858589", start).is_ok());
+        }
+        let refused = policy.take_request("alice", "+33477858589", start).unwrap_err();
+        assert_eq!((refused.code, refused.status), (450, "4.7.1"));
+        assert_eq!(refused.text, "alice: more than 3 requests in a minute, try again later");
+        assert!(
+            policy.take_request("bob", "+33477858589", start).is_ok(),
+            "limits are per sender"
+        );
+        let later = start + MINUTE;
+        assert!(policy.take_request("alice", "+33477858589", later).is_ok());
+        assert!(policy.take_request("alice", "+33477858589", later).is_ok());
+        let refused = policy.take_request("alice", "+33477858589", later).unwrap_err();
+        assert!(
+            refused.text.contains("more than 5 requests in a day"),
+            "{}",
+            refused.text
+        );
+        assert!(policy.take_request("alice", "+33477858589", start + DAY).is_ok());
+    }
+
+    #[test]
+    fn distinct_numbers_per_day() {
+        let policy = policy(|c| {
+            c.security.per_minute = 0;
+            c.security.per_day = 0;
+            c.security.numbers_per_day = 2;
+        });
+        let now = Instant::now();
+        assert!(policy.take_request("alice", "+1", now).is_ok());
+        assert!(policy.take_request("alice", "+2", now).is_ok());
+        assert!(
+            policy.take_request("alice", "+1", now).is_ok(),
+            "a number already used is fine"
+        );
+        assert!(
+            policy
+                .take_request("alice", "+3", now)
+                .unwrap_err()
+                .text
+                .contains("2 different numbers")
+        );
+    }
+
+    #[test]
+    fn number_lists() {
+        let policy = policy(|c| {
+            c.security.deny_prefixes = vec!["+3389".into()];
+            c.security.allow_prefixes = vec!["+33".into(), "+44".into()];
+        });
+        assert!(policy.check_number("+33477858589").is_ok());
+        assert!(
+            policy
+                .check_number("+33899123456")
+                .unwrap_err()
+                .text
+                .contains("starting +3389 are not served")
+        );
+        assert!(
+            policy
+                .check_number("+4915112345678")
+                .unwrap_err()
+                .text
+                .contains("only numbers starting +33, +44")
+        );
+    }
+
+    #[test]
+    fn lock_out_after_max_failures_then_release() {
+        let policy = policy(|c| {
+            c.security.max_auth_failures = 3;
+            c.security.lockout_secs = 60;
+        });
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let now = Instant::now();
+        assert_eq!(policy.auth_failed(ip, now), 1);
+        assert_eq!(policy.auth_failed(ip, now), 2);
+        assert!(policy.auth_locked(ip, now).is_none());
+        policy.auth_failed(ip, now);
+        assert!(policy.auth_locked(ip, now).is_some());
+        assert!(policy.auth_locked(ip, now + MINUTE).is_none());
+        assert!(policy.auth_locked("192.0.2.8".parse().unwrap(), now).is_none());
+    }
+}

@@ -1,0 +1,95 @@
+//! The server's certificate, read from PEM files at start and again on SIGHUP; and the
+//! users file, which follows the same reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+
+use crate::config::Config;
+use crate::users::{Users, UsersError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("TLS certificate {0}: {1}")]
+    Certificate(String, String),
+    #[error("TLS key {0}: {1}")]
+    Key(String, String),
+    #[error("TLS: {0}")]
+    Rustls(#[from] tokio_rustls::rustls::Error),
+    #[error("users file {0}")]
+    Users(#[from] UsersError),
+}
+
+/// What SIGHUP reloads; sessions take a snapshot when they need it.
+pub struct Credentials {
+    tls_files: Option<(PathBuf, PathBuf)>,
+    users_file: PathBuf,
+    acceptor: RwLock<Option<TlsAcceptor>>,
+    users: RwLock<Arc<Users>>,
+}
+
+impl Credentials {
+    pub fn load(config: &Config) -> Result<Credentials, CredentialsError> {
+        let security = &config.security;
+        let tls_files = config
+            .has_tls()
+            .then(|| (security.tls_cert.clone(), security.tls_key.clone()));
+        let acceptor = tls_files.as_ref().map(|(cert, key)| acceptor(cert, key)).transpose()?;
+        Ok(Credentials {
+            users: RwLock::new(Arc::new(Users::load(&security.users_file)?)),
+            users_file: security.users_file.clone(),
+            tls_files,
+            acceptor: RwLock::new(acceptor),
+        })
+    }
+
+    /// Reads the files again; on any error keeps what it had and says why.
+    pub fn reload(&self) {
+        if let Some((cert, key)) = &self.tls_files {
+            match acceptor(cert, key) {
+                Ok(fresh) => {
+                    *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = Some(fresh);
+                    tracing::info!(cert = %cert.display(), "TLS certificate reloaded");
+                }
+                Err(error) => tracing::error!(%error, "TLS certificate not reloaded; keeping the previous one"),
+            }
+        }
+        match Users::load(&self.users_file) {
+            Ok(users) => {
+                *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
+                tracing::info!(file = %self.users_file.display(), "users reloaded");
+            }
+            Err(error) => tracing::error!(%error, "users not reloaded; keeping the previous ones"),
+        }
+    }
+
+    pub fn acceptor(&self) -> Option<TlsAcceptor> {
+        self.acceptor.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn users(&self) -> Arc<Users> {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, CredentialsError> {
+    let shown = |p: &Path| p.display().to_string();
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| CredentialsError::Certificate(shown(cert), e.to_string()))?;
+    if chain.is_empty() {
+        return Err(CredentialsError::Certificate(
+            shown(cert),
+            "no certificate in the file".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| CredentialsError::Key(shown(key), e.to_string()))?;
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
