@@ -22,7 +22,8 @@ impl Gateway {
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("smsgw.toml");
         let text = format!(
-            "[instance]\ndata_dir = {:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 1024\n{extra}\n",
+            "[instance]\ndata_dir = {:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 1024\n\
+             [security]\nper_minute = 0\nper_day = 0\nnumbers_per_day = 0\n{extra}\n",
             dir.join("data")
         );
         std::fs::write(&config, text).unwrap();
