@@ -16,7 +16,6 @@
 mod clock;
 mod command;
 mod execute;
-mod hex;
 mod modem;
 mod pty;
 mod record;

@@ -58,7 +58,7 @@ enum Event {
     Answer(Result<Submitted, u16>),
     Report {
         mr: u8,
-        recipient: Vec<u8>,
+        recipient: String,
         submitted: SystemTime,
         status: u8,
     },
@@ -250,8 +250,10 @@ impl Modem {
                 } => {
                     let submitted = Utc::of(submitted).timestamp();
                     let discharged = Utc::of(now.wall).timestamp();
-                    let pdu = report::status_report(&self.smsc, mr, &recipient, submitted, discharged, status);
-                    self.announce_report(pdu, out);
+                    match report::status_report(&self.smsc, mr, &recipient, submitted, discharged, status) {
+                        Ok(pdu) => self.announce_report(pdu, out),
+                        Err(error) => tracing::warn!(modem = %self.name, %error, "status report not sent"),
+                    }
                 }
                 Event::Deliver(pdu) => self.announce_sms(pdu, out),
             }
@@ -278,7 +280,7 @@ impl Modem {
                 report::DELIVERED
             };
             let delay = Duration::from_millis(self.config.report_delay_ms);
-            let recipient = submitted.recipient.clone();
+            let recipient = submitted.number.clone();
             let submitted = now.wall;
             self.push(
                 now.at + delay,

@@ -1,14 +1,13 @@
-//! PDUs the network sends the modem: SMS-DELIVER (the codec encodes those) and
-//! SMS-STATUS-REPORT (TS 23.040 §9.2.2.3), which the codec decodes but, being the
-//! gateway's, has no reason to encode.
+//! PDUs the network sends the modem, SMS-DELIVER and SMS-STATUS-REPORT, as `+CMT`,
+//! `+CDS` and `+CMGR` give them.
 
 use std::time::SystemTime;
 
-use crate::sms::{DeliverOptions, Timestamp, encode_deliver};
+use crate::sms::{DeliverOptions, EncodeError, StatusReportOptions, Timestamp, encode_deliver, encode_status_report};
 
 use super::clock::Utc;
 use super::modem::DEFAULT_SMSC;
-use super::{Incoming, SimError, hex};
+use super::{Incoming, SimError};
 
 /// TP-ST of a delivered SMS.
 pub(super) const DELIVERED: u8 = 0x00;
@@ -31,27 +30,24 @@ impl Encoded {
     }
 }
 
-/// The report on the SMS-SUBMIT that `+CMGS` numbered `mr`, sent to `recipient` (TP-DA
-/// octets as submitted), received by the centre at `submitted`, settled at `discharged`.
+/// The report on the SMS-SUBMIT that `+CMGS` numbered `mr`, sent to `recipient`, received
+/// by the centre at `submitted`, settled at `discharged`.
 pub(super) fn status_report(
     smsc: &str,
     mr: u8,
-    recipient: &[u8],
+    recipient: &str,
     submitted: Timestamp,
     discharged: Timestamp,
     status: u8,
-) -> Encoded {
-    // TP-MTI 10 (status report), TP-MMS set: no more messages waiting.
-    let mut tpdu = vec![0x06, mr];
-    tpdu.extend(recipient);
-    tpdu.extend(semi_octets(submitted));
-    tpdu.extend(semi_octets(discharged));
-    tpdu.push(status);
-    let tpdu_len = tpdu.len();
-    Encoded {
-        hex: hex::encode(&[smsc_field(smsc), tpdu].concat()),
-        tpdu_len,
-    }
+) -> Result<Encoded, EncodeError> {
+    let opts = StatusReportOptions {
+        smsc: Some(smsc.to_string()),
+        message_reference: mr,
+        sc_timestamp: submitted,
+        discharge_time: discharged,
+        status,
+    };
+    encode_status_report(recipient, &opts).map(Encoded::with_smsc)
 }
 
 /// Every part of every incoming SMS, as the centre received them at `wall`.
@@ -74,47 +70,11 @@ pub(super) fn deliver_parts(incoming: &[Incoming], wall: SystemTime) -> Result<V
     Ok(parts)
 }
 
-/// TS 24.011 RP address: length, type of address, BCD digits; `00` when there is none.
-/// `smsc` is "+" and digits or digits, as `AT+CSCA` checked.
-pub(super) fn smsc_field(smsc: &str) -> Vec<u8> {
-    let (toa, digits) = match smsc.strip_prefix('+') {
-        Some(digits) => (0x91, digits),
-        None => (0x81, smsc),
-    };
-    if digits.is_empty() {
-        return vec![0x00];
-    }
-    let bcd: Vec<u8> = digits
-        .as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let high = pair.get(1).map_or(0x0F, |d| d - b'0');
-            high << 4 | (pair[0] - b'0')
-        })
-        .collect();
-    [vec![bcd.len() as u8 + 1, toa], bcd].concat()
-}
-
-/// TP-SCTS/TP-DT (§9.2.3.11): each field as two swapped BCD digits, the zone in quarter
-/// hours with its sign in bit 3.
-fn semi_octets(t: Timestamp) -> [u8; 7] {
-    let swap = |v: u8| ((v % 10) << 4) | ((v / 10) % 10);
-    let zone = swap(t.offset_quarters.unsigned_abs()) | if t.offset_quarters < 0 { 0x08 } else { 0 };
-    [
-        swap((t.year % 100) as u8),
-        swap(t.month),
-        swap(t.day),
-        swap(t.hour),
-        swap(t.minute),
-        swap(t.second),
-        zone,
-    ]
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::submit;
     use super::*;
-    use crate::sms::{self, Pdu, ReportStatus};
+    use crate::sms::{self, Pdu, ReportStatus, SubmitOptions, encode_submit};
 
     fn at(hour: u8, offset_quarters: i8) -> Timestamp {
         Timestamp {
@@ -130,16 +90,19 @@ mod tests {
 
     #[test]
     fn reports_decode_with_the_codec() {
-        let recipient = [0x0C, 0x91, 0x44, 0x77, 0x00, 0x09, 0x10, 0x32];
         let report = status_report(
             "+447785016005",
             42,
-            &recipient,
+            "+447700900123",
             at(12, 0),
             at(13, -8),
             PERMANENT_FAILURE,
+        )
+        .unwrap();
+        assert_eq!(
+            report.hex,
+            "0791447758100650062A0C91447700091032621152210350006211523103508841"
         );
-        assert_eq!(report.hex.get(..16), Some("0791447758100650"));
         assert_eq!(Encoded::with_smsc(report.hex.clone()), report);
         let Ok(Pdu::StatusReport(decoded)) = sms::decode_with_tpdu_len(&report.hex, report.tpdu_len) else {
             panic!("not a status report: {}", report.hex);
@@ -152,13 +115,19 @@ mod tests {
         assert_eq!(decoded.smsc.map(|a| a.number).as_deref(), Some("+447785016005"));
     }
 
+    /// The report is built from the decoded number, so TP-RA must come out as the TP-DA
+    /// that the gateway's encoder wrote.
     #[test]
-    fn smsc_fields() {
-        assert_eq!(smsc_field(""), [0x00]);
-        assert_eq!(
-            smsc_field("+33609001390"),
-            [0x07, 0x91, 0x33, 0x06, 0x09, 0x10, 0x93, 0xF0]
-        );
-        assert_eq!(smsc_field("1234"), [0x03, 0x81, 0x21, 0x43]);
+    fn tp_ra_repeats_the_submitted_tp_da() {
+        for number in ["+447700900123", "+1", "0477858589", "Design@Home"] {
+            let part = &encode_submit(number, "hi", &SubmitOptions::default()).unwrap()[0];
+            let submitted = submit::validate(&part.hex, part.tpdu_len).unwrap();
+            let report = status_report(DEFAULT_SMSC, 1, &submitted.number, at(12, 0), at(12, 0), DELIVERED).unwrap();
+            // TP-DA follows the empty SMSC field, the first octet and TP-MR; TP-RA follows
+            // the 8-octet field of DEFAULT_SMSC, the first octet and TP-MR.
+            let semi_octets = usize::from_str_radix(&part.hex[6..8], 16).unwrap();
+            let tp_da = &part.hex[6..6 + 4 + 2 * semi_octets.div_ceil(2)];
+            assert_eq!(&report.hex[20..20 + tp_da.len()], tp_da, "{number}");
+        }
     }
 }

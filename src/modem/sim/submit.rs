@@ -3,8 +3,6 @@
 
 use crate::sms::{self, Pdu, PduError};
 
-use super::hex;
-
 /// An SMS-SUBMIT the modem accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Submitted {
@@ -16,8 +14,6 @@ pub(super) struct Submitted {
     pub parts: u8,
     /// TP-SRR.
     pub status_report: bool,
-    /// TP-DA octets as sent, which the status report repeats as TP-RA.
-    pub recipient: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,14 +31,11 @@ pub(super) enum SubmitError {
 /// Validates `pdu` against the `<n>` of `AT+CMGS=<n>`. As TS 27.005 §3.5.1 lets a modem do,
 /// a PDU exactly `n` octets long has no SMSC field (the SIM's centre is used).
 pub(super) fn validate(pdu: &str, tpdu_len: usize) -> Result<Submitted, SubmitError> {
-    let octets = hex::decode(pdu).ok_or(SubmitError::NotHex)?;
-    let tpdu = tpdu_of(&octets, tpdu_len)?;
+    let octets = sms::from_hex(pdu).map_err(|_| SubmitError::NotHex)?;
+    check_length(&octets, tpdu_len)?;
     let Pdu::Submit(submit) = sms::decode_with_tpdu_len(pdu, tpdu_len)? else {
         return Err(SubmitError::NotSubmit);
     };
-    // TP-DA follows TP-MR; its length octet counts digits (semi-octets), two per octet.
-    let address_octets = 2 + usize::from(tpdu.get(2).copied().unwrap_or(0)).div_ceil(2);
-    let recipient = tpdu.get(2..2 + address_octets).ok_or(PduError::Truncated("TP-DA"))?;
     let (part, parts) = submit.part();
     Ok(Submitted {
         pdu: pdu.to_string(),
@@ -51,13 +44,12 @@ pub(super) fn validate(pdu: &str, tpdu_len: usize) -> Result<Submitted, SubmitEr
         part,
         parts,
         status_report: submit.status_report,
-        recipient: recipient.to_vec(),
     })
 }
 
-fn tpdu_of(octets: &[u8], tpdu_len: usize) -> Result<&[u8], SubmitError> {
+fn check_length(octets: &[u8], tpdu_len: usize) -> Result<(), SubmitError> {
     if octets.len() == tpdu_len {
-        return Ok(octets);
+        return Ok(());
     }
     let smsc = octets.first().map_or(0, |&len| 1 + usize::from(len));
     let actual = octets.len().saturating_sub(smsc);
@@ -67,7 +59,7 @@ fn tpdu_of(octets: &[u8], tpdu_len: usize) -> Result<&[u8], SubmitError> {
             actual,
         });
     }
-    Ok(&octets[smsc..])
+    Ok(())
 }
 
 #[cfg(test)]
@@ -86,7 +78,6 @@ mod tests {
         assert_eq!(submitted.number, "+447700900123");
         assert_eq!(submitted.text, "hello");
         assert_eq!((submitted.part, submitted.parts, submitted.status_report), (1, 1, true));
-        assert_eq!(hex::encode(&submitted.recipient), "0C91447700091032");
         let tpdu_only = &part.hex[2..];
         assert_eq!(validate(tpdu_only, part.tpdu_len).unwrap().number, "+447700900123");
     }

@@ -1,5 +1,5 @@
-//! SMS-SUBMIT encoding (TS 23.040 §9.2.2.2) for `AT+CMGS`, and SMS-DELIVER encoding
-//! (§9.2.2.1) for the simulated modem's incoming messages.
+//! SMS-SUBMIT encoding (TS 23.040 §9.2.2.2) for `AT+CMGS`, and SMS-DELIVER (§9.2.2.1)
+//! and SMS-STATUS-REPORT (§9.2.2.3) encoding for the simulated modem's network side.
 
 use serde::Serialize;
 
@@ -66,6 +66,20 @@ pub struct DeliverOptions {
     pub concat16: bool,
     pub reference: u16,
     pub languages: Vec<Language>,
+}
+
+/// Options for an SMS-STATUS-REPORT, as a network would send one to the modem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReportOptions {
+    pub smsc: Option<String>,
+    /// TP-MR of the SMS-SUBMIT reported on.
+    pub message_reference: u8,
+    /// TP-SCTS: when the centre received the SMS-SUBMIT.
+    pub sc_timestamp: Timestamp,
+    /// TP-DT: when the message was delivered, or the last attempt failed.
+    pub discharge_time: Timestamp,
+    /// TP-ST, written as given.
+    pub status: u8,
 }
 
 /// The user data of each part of a text, with its header.
@@ -181,4 +195,89 @@ pub fn encode_deliver(originator: &str, text: &str, opts: &DeliverOptions) -> Re
             to_hex(&pdu)
         })
         .collect())
+}
+
+/// Encodes the report on an SMS-SUBMIT to `recipient` (TP-RA) as hex, SMSC field first.
+pub fn encode_status_report(recipient: &str, opts: &StatusReportOptions) -> Result<String, EncodeError> {
+    let recipient = destination(recipient)?;
+    // TP-MTI 10, TP-MMS set: no more messages waiting.
+    let mut pdu = smsc_field(opts.smsc.as_deref())?;
+    pdu.extend([0x06, opts.message_reference]);
+    pdu.extend(recipient);
+    pdu.extend(opts.sc_timestamp.to_octets());
+    pdu.extend(opts.discharge_time.to_octets());
+    pdu.push(opts.status);
+    Ok(to_hex(&pdu))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Pdu, decode};
+    use super::*;
+
+    fn at(hour: u8, offset_quarters: i8) -> Timestamp {
+        Timestamp {
+            year: 2026,
+            month: 11,
+            day: 25,
+            hour,
+            minute: 30,
+            second: 5,
+            offset_quarters,
+        }
+    }
+
+    #[test]
+    fn status_reports_decode_to_their_fields() {
+        let table = [
+            (None, 0, "+447700900123", at(12, 0), at(12, 0), 0x00),
+            (Some("+33609001390"), 42, "0477858589", at(12, 0), at(13, -8), 0x41),
+            (Some("1234"), 255, "Design@Home", at(23, 39), at(0, 79), 0x30),
+            (Some(""), 7, "+1", at(0, -79), at(9, 0), 0x62),
+        ];
+        for (smsc, mr, recipient, submitted, discharged, status) in table {
+            let opts = StatusReportOptions {
+                smsc: smsc.map(String::from),
+                message_reference: mr,
+                sc_timestamp: submitted,
+                discharge_time: discharged,
+                status,
+            };
+            let hex = encode_status_report(recipient, &opts).unwrap();
+            let Ok(Pdu::StatusReport(report)) = decode(&hex) else {
+                panic!("not a status report: {hex}");
+            };
+            let smsc = smsc.filter(|s| !s.is_empty());
+            assert_eq!(report.smsc.map(|a| a.number).as_deref(), smsc, "{hex}");
+            assert_eq!(report.message_reference, mr, "{hex}");
+            assert_eq!(report.recipient.number, recipient, "{hex}");
+            assert_eq!(report.sc_timestamp, submitted.to_iso8601(), "{hex}");
+            assert_eq!(report.discharge_time, discharged.to_iso8601(), "{hex}");
+            assert_eq!(report.status, status, "{hex}");
+            assert!(!report.for_command, "{hex}");
+        }
+    }
+
+    #[test]
+    fn status_reports_refuse_bad_numbers() {
+        let opts = StatusReportOptions {
+            smsc: None,
+            message_reference: 1,
+            sc_timestamp: at(12, 0),
+            discharge_time: at(12, 0),
+            status: 0,
+        };
+        assert!(matches!(
+            encode_status_report("+", &opts),
+            Err(EncodeError::BadNumber { .. })
+        ));
+        let alphanumeric_smsc = StatusReportOptions {
+            smsc: Some("Centre".into()),
+            ..opts
+        };
+        assert!(matches!(
+            encode_status_report("+447700900123", &alphanumeric_smsc),
+            Err(EncodeError::BadSmsc { .. })
+        ));
+    }
 }

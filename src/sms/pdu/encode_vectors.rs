@@ -3,7 +3,9 @@
 use super::super::language::{Encoding, Language};
 use super::timestamp::Timestamp;
 use super::udh::{Concat, Udh};
-use super::{DeliverOptions, SubmitOptions, encode_deliver, encode_submit, user_data};
+use super::{
+    DeliverOptions, StatusReportOptions, SubmitOptions, encode_deliver, encode_status_report, encode_submit, user_data,
+};
 
 #[test]
 fn submit_vectors_encode_octet_for_octet() {
@@ -115,5 +117,30 @@ fn deliver_vector_encodes_octet_for_octet() {
     assert_eq!(
         pdus,
         ["07911326040000F0040B911346610089F60000208062917314800CC8F71D14969741F977FD07"]
+    );
+}
+
+#[test]
+fn status_report_vector_encodes_octet_for_octet() {
+    // ATLib, gsmmodem, lua-sms: the report with TP-MR 0xD6 on a message to +31628870634.
+    let at = |second| Timestamp {
+        year: 2011,
+        month: 1,
+        day: 11,
+        hour: 17,
+        minute: 59,
+        second,
+        offset_quarters: 4,
+    };
+    let opts = StatusReportOptions {
+        smsc: None,
+        message_reference: 0xD6,
+        sc_timestamp: at(15),
+        discharge_time: at(17),
+        status: 0x00,
+    };
+    assert_eq!(
+        encode_status_report("+31628870634", &opts).unwrap(),
+        "0006D60B911326880736F4111011719551401110117195714000"
     );
 }

@@ -26,7 +26,10 @@ use serde::Serialize;
 
 pub use address::{Address, AddressKind};
 pub use deliver::Deliver;
-pub use encode::{DeliverOptions, EncodeError, SubmitOptions, SubmitPdu, encode_deliver, encode_submit};
+pub use encode::{
+    DeliverOptions, EncodeError, StatusReportOptions, SubmitOptions, SubmitPdu, encode_deliver, encode_status_report,
+    encode_submit,
+};
 pub use status::{ReportStatus, StatusReport};
 pub use submit::{Submit, Validity};
 pub use timestamp::Timestamp;
@@ -106,7 +109,8 @@ fn decode_tpdu(smsc: Option<Address>, reader: &mut Reader<'_>) -> Result<Pdu, Pd
     }
 }
 
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
+/// Two uppercase hex digits per octet, as PDUs travel on the AT interface.
+pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     bytes
         .iter()
@@ -115,7 +119,8 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-pub(crate) fn from_hex(hex: &str) -> Result<Vec<u8>, PduError> {
+/// Either case; no whitespace.
+pub fn from_hex(hex: &str) -> Result<Vec<u8>, PduError> {
     let digits = hex.as_bytes();
     if !digits.len().is_multiple_of(2) {
         return Err(PduError::OddHex);
@@ -126,4 +131,20 @@ pub(crate) fn from_hex(hex: &str) -> Result<Vec<u8>, PduError> {
         .enumerate()
         .map(|(i, pair)| Ok(nibble(2 * i, pair[0])? << 4 | nibble(2 * i + 1, pair[1])?))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_refuses_what_is_not_hex() {
+        assert_eq!(to_hex(&[0x00, 0x0A, 0xFF]), "000AFF");
+        assert_eq!(from_hex("000aFF"), Ok(vec![0x00, 0x0A, 0xFF]));
+        assert_eq!(from_hex("ABC"), Err(PduError::OddHex));
+        assert_eq!(from_hex("0G"), Err(PduError::BadHex(1)));
+        assert_eq!(from_hex("+1"), Err(PduError::BadHex(0)));
+        assert_eq!(from_hex("é0"), Err(PduError::OddHex));
+        assert_eq!(from_hex("é"), Err(PduError::BadHex(0)));
+    }
 }
