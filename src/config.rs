@@ -153,9 +153,21 @@ pub struct Modem {
     /// prefix is not sent by this modem.
     #[serde(default = "default_tariff")]
     pub tariff: BTreeMap<String, f64>,
+    /// How the modem hands over status reports: "direct" (`+CDS`, most modems) or
+    /// "stored" (`+CDSI`, read from its memory: for modems that cannot pass them on).
+    #[serde(default)]
+    pub status_reports: StatusReports,
     /// The simulated modem's behaviour (`port = "sim"` only).
     #[serde(default)]
     pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusReports {
+    #[default]
+    Direct,
+    Stored,
 }
 
 fn default_baud() -> u32 {

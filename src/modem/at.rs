@@ -14,8 +14,11 @@ pub enum Command {
     PinEnter(String),
     PduMode,
     ServiceCentre(String),
-    /// New-message indications: `+CMTI` for SMS, `+CDS` for status reports.
-    Indications,
+    /// New-message indications: `+CMTI` for SMS; status reports as `+CDS` with their
+    /// PDU, or, for modems that can only store them, as `+CDSI` with an index.
+    Indications {
+        stored_reports: bool,
+    },
     Registration,
     SignalQuality,
     Manufacturer,
@@ -40,7 +43,9 @@ impl fmt::Display for Command {
             Command::PinEnter(pin) => write!(f, "AT+CPIN=\"{pin}\""),
             Command::PduMode => write!(f, "AT+CMGF=0"),
             Command::ServiceCentre(number) => write!(f, "AT+CSCA=\"{number}\",145"),
-            Command::Indications => write!(f, "AT+CNMI=2,1,0,1,0"),
+            Command::Indications { stored_reports } => {
+                write!(f, "AT+CNMI=2,1,0,{},0", if *stored_reports { 2 } else { 1 })
+            }
             Command::Registration => write!(f, "AT+CREG?"),
             Command::SignalQuality => write!(f, "AT+CSQ"),
             Command::Manufacturer => write!(f, "AT+CGMI"),

@@ -30,6 +30,8 @@ pub struct ModemSpec {
     pub per_minute: u32,
     /// How long the network may take to accept one part after its PDU.
     pub send_timeout: Duration,
+    /// Status reports are stored by the modem (`+CDSI`) rather than passed on (`+CDS`).
+    pub stored_reports: bool,
     /// (prefix, cost), longest prefix first.
     tariff: Vec<(String, f64)>,
     pub languages: Vec<Language>,
@@ -47,6 +49,7 @@ impl ModemSpec {
             smsc: modem.smsc.clone(),
             per_minute: modem.per_minute,
             send_timeout: Duration::from_secs(modem.send_timeout_secs),
+            stored_reports: modem.status_reports == config::StatusReports::Stored,
             tariff,
             languages,
         }

@@ -13,7 +13,7 @@ use super::at::{Command, Event};
 use super::driver::{AtError, COMMAND_TIMEOUT, Port, SendError};
 use super::errors::{self, Outcome};
 use super::pool::{Report, Timing};
-use crate::sms::{self, Pdu, Reassembler, ReportStatus, SubmitOptions};
+use crate::sms::{self, Pdu, Reassembler, ReportStatus, StatusReport, SubmitOptions};
 use crate::store::{State, Store, StoreError, Waiting};
 
 pub struct Job {
@@ -103,7 +103,10 @@ async fn init(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
         port.command(&Command::ServiceCentre(spec.smsc.clone()), COMMAND_TIMEOUT)
             .await?;
     }
-    port.command(&Command::Indications, COMMAND_TIMEOUT).await?;
+    let indications = Command::Indications {
+        stored_reports: spec.stored_reports,
+    };
+    port.command(&indications, COMMAND_TIMEOUT).await?;
     let mut facts = Vec::new();
     for command in [
         Command::Manufacturer,
@@ -266,25 +269,15 @@ async fn retry_later(context: &Context, request: &Waiting, reason: String) -> Re
 async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming: &mut Reassembler) -> Result<(), Stop> {
     let modem = &context.spec.name;
     match event {
-        Event::StatusReport { length, pdu } => status_report(context, &pdu, length).await?,
-        Event::NewMessage(index) => {
+        Event::StatusReport { length, pdu } => stored_or_direct(context, &pdu, length, incoming).await?,
+        // An SMS, or a status report (`+CNMI` with ds=2), kept in the modem's memory.
+        Event::NewMessage(index) | Event::NewReport(index) => {
             let lines = port.command(&Command::Read(index), COMMAND_TIMEOUT).await?;
-            if let Some(pdu) = lines.get(1) {
-                let length = lines[0]
-                    .rsplit(',')
-                    .next()
-                    .and_then(|l| l.trim().parse().ok())
-                    .unwrap_or(0);
-                match sms::decode_with_tpdu_len(pdu, length) {
-                    Ok(Pdu::Deliver(deliver)) => {
-                        let now = (crate::store::now_ms() / 1000) as u64;
-                        if let Some(whole) = incoming.push(&deliver, now) {
-                            tracing::info!(modem = %modem, from = %whole.originator, "SMS received");
-                            context.store.inbox(modem, whole.originator, whole.text).await?;
-                        }
-                    }
-                    other => tracing::warn!(modem = %modem, ?other, "unreadable incoming SMS"),
-                }
+            // `+CMGR: <stat>,[<alpha>],<length>` then the PDU.
+            let length = lines.first().and_then(|l| l.rsplit(',').next()?.trim().parse().ok());
+            match (length, lines.get(1)) {
+                (Some(length), Some(pdu)) => stored_or_direct(context, pdu, length, incoming).await?,
+                _ => tracing::warn!(modem = %modem, index, ?lines, "unreadable stored message"),
             }
             port.command(&Command::Delete(index), COMMAND_TIMEOUT).await?;
         }
@@ -293,15 +286,34 @@ async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming:
     Ok(())
 }
 
-async fn status_report(context: &Context, pdu: &str, length: usize) -> Result<(), StoreError> {
+/// A PDU the modem passed on: an incoming SMS goes to the inbox once whole, a status
+/// report to the part it reports on.
+async fn stored_or_direct(
+    context: &Context,
+    pdu: &str,
+    length: usize,
+    incoming: &mut Reassembler,
+) -> Result<(), StoreError> {
     let modem = &context.spec.name;
-    let report = match sms::decode_with_tpdu_len(pdu, length) {
-        Ok(Pdu::StatusReport(report)) => report,
-        other => {
-            tracing::warn!(modem = %modem, pdu, ?other, "unreadable status report");
-            return Ok(());
+    match sms::decode_with_tpdu_len(pdu, length) {
+        Ok(Pdu::StatusReport(report)) => status_report(context, report).await,
+        Ok(Pdu::Deliver(deliver)) => {
+            let now = (crate::store::now_ms() / 1000) as u64;
+            if let Some(whole) = incoming.push(&deliver, now) {
+                tracing::info!(modem = %modem, from = %whole.originator, "SMS received");
+                context.store.inbox(modem, whole.originator, whole.text).await?;
+            }
+            Ok(())
         }
-    };
+        other => {
+            tracing::warn!(modem = %modem, pdu, ?other, "unreadable PDU from the modem");
+            Ok(())
+        }
+    }
+}
+
+async fn status_report(context: &Context, report: StatusReport) -> Result<(), StoreError> {
+    let modem = &context.spec.name;
     let (delivered, detail) = match report.result {
         ReportStatus::Delivered => (true, format!("delivered at {}", report.discharge_time)),
         ReportStatus::StillTrying => return Ok(()),

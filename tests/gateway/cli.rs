@@ -72,3 +72,32 @@ fn queue_list_filters_by_state_and_show_tells_the_story() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no request 99"));
 }
+
+#[test]
+fn pdu_encode_and_decode_for_operators() {
+    let encoded = Command::new(BIN)
+        .args([
+            "pdu",
+            "encode",
+            "--to",
+            "+46708251358",
+            "--text",
+            "hellohello",
+            "--status-report",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&encoded.stdout);
+    let (command, hex) = text.trim().split_once(' ').expect("AT+CMGS=<n> <hex>");
+    assert_eq!(command, "AT+CMGS=22");
+    // The dreamfabric "hellohello" example, with TP-SRR set and no validity period.
+    assert_eq!(hex, "0021000B916407281553F800000AE8329BFD4697D9EC37");
+    let decoded = Command::new(BIN).args(["pdu", "decode", hex]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&decoded.stdout).unwrap();
+    assert_eq!(json["type"], "submit");
+    assert_eq!(json["destination"]["number"], "+46708251358");
+    assert_eq!(json["status_report"], true);
+    let bad = Command::new(BIN).args(["pdu", "decode", "0011"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).starts_with("smsgw: "));
+}

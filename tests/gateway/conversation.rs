@@ -149,6 +149,20 @@ fn a_silent_client_is_dropped_with_421() {
 }
 
 #[test]
+fn a_client_silent_in_the_middle_of_data_is_dropped_and_nothing_is_stored() {
+    let gateway = Gateway::start("[smtp]\ndata_timeout_secs = 1\n");
+    let mut client = gateway.client();
+    client.command("EHLO client.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    client.command("RCPT TO:<+33477858589@sms>", 250);
+    client.command("DATA", 354);
+    client.send("Subject: half a message\r\n\r\nand then nothing");
+    assert!(client.expect(421).text().starts_with("4.4.2"));
+    assert!(client.is_closed());
+    assert!(gateway.queue().is_empty());
+}
+
+#[test]
 fn connections_beyond_the_limit_get_421() {
     let gateway = Gateway::start("[smtp]\nmax_connections = 1\n");
     let mut first = gateway.client();

@@ -109,6 +109,13 @@ fn no_answer_to_a_send_makes_the_request_uncertain() {
     let detail = gateway.wait_state(1, "uncertain");
     assert_eq!(detail["sent_parts"][0]["status"], "submitting");
     assert_eq!(gateway.records("sim1").len(), 0);
+    // The modem that stopped answering is closed, reopened and initialised again.
+    gateway.wait_for_log("modem down, reopening");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while gateway.log_lines("ready modem=sim0").len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "sim0 was not reopened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

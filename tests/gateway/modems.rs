@@ -180,3 +180,43 @@ fn modem_probe_prints_what_the_modem_says() {
     let unknown = gateway.cli(&["modem", "probe", "nope"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no modem named \"nope\" in the config (known: sim0)"));
 }
+
+#[test]
+fn status_reports_kept_in_the_modem_memory_are_read_and_matched() {
+    let gateway = Gateway::start(&sim_modem("sim0", &format!("status_reports = \"stored\"\n{FAST}")));
+    assert_eq!(
+        gateway
+            .client()
+            .mail(&["+33477858589@sms"], &message("stored", "report"))
+            .code,
+        250
+    );
+    let detail = gateway.wait_state(1, "delivered");
+    assert_eq!(detail["sent_parts"][0]["status"], "delivered");
+}
+
+#[test]
+fn incoming_sms_are_read_reassembled_and_stored() {
+    let long = "An answer long enough to need two parts. ".repeat(5);
+    let gateway = Gateway::start(&sim_modem(
+        "sim0",
+        &format!(
+            "sim = {{ latency_ms = 0, report_delay_ms = 50, incoming = [\
+             {{ from = \"+447700900123\", text = \"OK, on my way\" }}, {{ from = \"+33612345678\", text = \"{long}\" }}] }}"
+        ),
+    ));
+    let db = rusqlite::Connection::open(gateway.data.join("smsgw.db")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let inbox = loop {
+        let rows: Vec<(String, String)> = db
+            .prepare("SELECT originator, text FROM inbox ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .unwrap_or_default();
+        if rows.len() == 2 || Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(inbox[0], ("+447700900123".to_string(), "OK, on my way".to_string()));
+    assert_eq!(inbox[1], ("+33612345678".to_string(), long));
+}
