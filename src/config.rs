@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::compose::ComposeMode;
-use crate::modem::sim::SimConfig;
 use crate::sms::Language;
 
 /// The whole configuration, validated.
@@ -241,6 +240,51 @@ impl Default for Security {
             numbers_per_day: 200,
         }
     }
+}
+
+/// The `sim = { … }` table of a `[[modem]]` whose port is "sim".
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    /// Time per part before `+CMGS` answers; also the network time of each incoming part.
+    pub latency_ms: u64,
+    /// Delay of the status report after `+CMGS`.
+    pub report_delay_ms: u64,
+    /// "" for no PIN; else `AT+CPIN?` answers `SIM PIN` until `AT+CPIN="<pin>"`.
+    pub pin: String,
+    /// E.164 number → `+CMS ERROR` code answered to `AT+CMGS` for that number.
+    pub cms_error: BTreeMap<String, u16>,
+    /// Numbers whose status report says permanent failure (TP-ST 0x41).
+    pub report_failure: Vec<String>,
+    /// Numbers whose `AT+CMGS` closes the pseudo-terminal once the PDU is in, unanswered.
+    pub hang_up: Vec<String>,
+    /// Numbers whose `AT+CMGS` is never answered; the modem answers later commands.
+    pub silent: Vec<String>,
+    /// SMS that reach the modem after the first `AT+CNMI`.
+    pub incoming: Vec<Incoming>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            latency_ms: 100,
+            report_delay_ms: 1000,
+            pin: String::new(),
+            cms_error: BTreeMap::new(),
+            report_failure: Vec::new(),
+            hang_up: Vec::new(),
+            silent: Vec::new(),
+            incoming: Vec::new(),
+        }
+    }
+}
+
+/// An SMS the network delivers to the modem; a long text arrives as concatenated parts.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incoming {
+    pub from: String,
+    pub text: String,
 }
 
 /// One problem in the configuration, named by its key.
