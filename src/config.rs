@@ -315,30 +315,53 @@ impl std::fmt::Display for Problem {
 pub struct ConfigError(pub Vec<Problem>);
 
 const SECTIONS: &[&str] = &["instance", "smtp", "sms", "modem", "security"];
+/// Keys whose value is a list: from the environment, comma-separated.
 const LIST_KEYS: &[&str] = &[
     "smtp.listen",
     "smtp.sms_domains",
     "sms.national_language_tables",
     "sms.retry_delays_secs",
+    "security.listen_tls",
+    "security.trusted_networks",
+    "security.allow_prefixes",
+    "security.deny_prefixes",
 ];
+
+const ENV_PREFIX: &str = "SMSGW__";
 
 impl Config {
     /// Reads the file (which must exist) and the environment, then validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let mut env = config::Environment::with_prefix("SMSGW")
+        let whole_file =
+            |e: config::ConfigError| ConfigError(vec![Problem::new(&path.display().to_string(), &e.to_string())]);
+        // Lists are split here rather than by the config crate, which would read a lone
+        // "+3389" as the number 3389 before it saw a list.
+        let (lists, scalars): (Vec<_>, Vec<_>) = std::env::vars()
+            .filter_map(|(name, value)| {
+                let key = name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase().replace("__", ".");
+                Some((name, key, value))
+            })
+            .partition(|(_, key, _)| LIST_KEYS.contains(&key.as_str()));
+        let env = config::Environment::with_prefix("SMSGW")
             .prefix_separator("__")
             .separator("__")
             .try_parsing(true)
-            .list_separator(",");
-        for key in LIST_KEYS {
-            env = env.with_list_parse_key(key);
-        }
-        let raw = config::Config::builder()
+            .source(Some(
+                scalars.into_iter().map(|(name, _, value)| (name, value)).collect(),
+            ));
+        let mut builder = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
-            .add_source(env)
-            .build()
-            .map_err(|e| ConfigError(vec![Problem::new(&path.display().to_string(), &e.to_string())]))?;
-        Self::from_raw(&raw)
+            .add_source(env);
+        for (_, key, value) in lists {
+            let items: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(String::from)
+                .collect();
+            builder = builder.set_override(key, items).map_err(whole_file)?;
+        }
+        Self::from_raw(&builder.build().map_err(whole_file)?)
     }
 
     fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
@@ -460,10 +483,8 @@ impl Config {
                 ));
             }
             for (prefix, cost) in &modem.tariff {
-                let digits = prefix
-                    .strip_prefix('+')
-                    .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
-                if !digits || !cost.is_finite() || *cost < 0.0 {
+                // "+" alone is the catch-all tariff.
+                if !(prefix == "+" || is_e164_prefix(prefix)) || !cost.is_finite() || *cost < 0.0 {
                     problems.push(Problem::new(
                         &key(&format!("tariff.\"{prefix}\"")),
                         "keys are E.164 prefixes such as \"+\" or \"+44\", values costs >= 0",
@@ -485,10 +506,7 @@ impl Config {
             ("deny_prefixes", &security.deny_prefixes),
         ] {
             for (index, prefix) in prefixes.iter().enumerate() {
-                if !prefix
-                    .strip_prefix('+')
-                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-                {
+                if !is_e164_prefix(prefix) {
                     let problem = "must be an E.164 prefix such as \"+44\" or \"+3389\"";
                     problems.push(Problem::new(&format!("security.{key}[{index}]"), problem));
                 }
@@ -614,6 +632,13 @@ fn describe(error: &config::ConfigError) -> (Option<String>, String) {
         },
         other => (None, other.to_string()),
     }
+}
+
+/// "+" and at least one digit: the start of an E.164 number.
+fn is_e164_prefix(prefix: &str) -> bool {
+    prefix
+        .strip_prefix('+')
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_domain(domain: &str) -> bool {

@@ -373,7 +373,7 @@ fn print_detail(out: &mut impl Write, d: &store::RequestDetail) -> std::io::Resu
     if let (Some(status), Some(reason)) = (&r.status, &r.reason) {
         writeln!(out, "status {status}: {reason}")?;
     }
-    writeln!(out, "text: {}", d.text)?;
+    writeln!(out, "text: {}", d.text.replace('\n', "\n      "))?;
     for p in &d.sent_parts {
         let mr = p.mr.map_or("-".to_string(), |mr| mr.to_string());
         writeln!(out, "part {}: modem {}, reference {mr}, {}", p.part, p.modem, p.status)?;

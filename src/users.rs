@@ -71,10 +71,6 @@ impl Users {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
-    }
-
     /// The user if the password matches. Slow on purpose (argon2): call it off the
     /// async runtime. An unknown name costs the same time as a wrong password.
     pub fn verify(&self, name: &str, password: &str) -> Option<&User> {
@@ -83,10 +79,6 @@ impl Users {
         let parsed = PasswordHash::new(hash).ok()?;
         let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         user.filter(|_| matches)
-    }
-
-    pub fn get(&self, name: &str) -> Option<&User> {
-        self.users.get(name)
     }
 }
 

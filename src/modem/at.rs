@@ -29,8 +29,6 @@ pub enum Command {
     Send(usize),
     Read(u32),
     Delete(u32),
-    /// Acknowledges a `+CDS` (needed by modems that wait for it under `+CNMI` mode 2).
-    Acknowledge,
 }
 
 impl fmt::Display for Command {
@@ -55,7 +53,6 @@ impl fmt::Display for Command {
             Command::Send(length) => write!(f, "AT+CMGS={length}"),
             Command::Read(index) => write!(f, "AT+CMGR={index}"),
             Command::Delete(index) => write!(f, "AT+CMGD={index}"),
-            Command::Acknowledge => write!(f, "AT+CNMA"),
         }
     }
 }

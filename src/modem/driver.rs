@@ -79,7 +79,8 @@ impl Port {
     }
 
     /// The next event of a command in progress; unsolicited ones are set aside.
-    async fn next_reply(&mut self, deadline: Instant, command: &str) -> Result<Event, AtError> {
+    /// `timeout` is what the deadline was set from, for the error message.
+    async fn next_reply(&mut self, deadline: Instant, timeout: Duration, command: &str) -> Result<Event, AtError> {
         loop {
             while let Some(event) = self.events.pop_front() {
                 match event {
@@ -87,8 +88,7 @@ impl Port {
                     other => self.unsolicited.push_back(other),
                 }
             }
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            tokio::time::timeout(timeout, self.fill())
+            tokio::time::timeout_at(deadline, self.fill())
                 .await
                 .map_err(|_| AtError::Timeout(command.to_string(), timeout))??;
         }
@@ -122,7 +122,7 @@ impl Port {
         let deadline = Instant::now() + timeout;
         let mut info = Vec::new();
         loop {
-            match self.next_reply(deadline, &text).await? {
+            match self.next_reply(deadline, timeout, &text).await? {
                 Event::Info(line) => info.push(line),
                 Event::Final(Final::Ok) => return Ok(info),
                 Event::Final(result) => return Err(AtError::Failed { command: text, result }),
@@ -139,7 +139,7 @@ impl Port {
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         loop {
             match self
-                .next_reply(deadline, &command)
+                .next_reply(deadline, COMMAND_TIMEOUT, &command)
                 .await
                 .map_err(SendError::BeforePdu)?
             {
@@ -158,7 +158,11 @@ impl Port {
         let deadline = Instant::now() + timeout;
         let mut info = Vec::new();
         loop {
-            match self.next_reply(deadline, &command).await.map_err(SendError::AfterPdu)? {
+            match self
+                .next_reply(deadline, timeout, &command)
+                .await
+                .map_err(SendError::AfterPdu)?
+            {
                 Event::Info(line) => info.push(line),
                 Event::Final(Final::Ok) => {
                     // OK without a reference: the SMS probably left; we cannot match a report.

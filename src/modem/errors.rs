@@ -16,12 +16,6 @@ pub enum Outcome {
     Permanent { status: &'static str, reason: String },
 }
 
-impl Outcome {
-    pub fn is_permanent(&self) -> bool {
-        matches!(self, Outcome::Permanent { .. })
-    }
-}
-
 /// Sorts the final result of `AT+CMGS` (or its PDU) into temporary or permanent.
 pub fn classify(result: Final) -> Outcome {
     match result {
@@ -85,7 +79,8 @@ mod tests {
             (Final::Error, false),
         ];
         for (result, permanent) in table {
-            assert_eq!(classify(result).is_permanent(), permanent, "{result:?}");
+            let is_permanent = matches!(classify(result), Outcome::Permanent { .. });
+            assert_eq!(is_permanent, permanent, "{result:?}");
         }
     }
 

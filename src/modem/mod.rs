@@ -55,6 +55,12 @@ impl ModemSpec {
         }
     }
 
+    /// How long this modem holds a request per part: the prompt, the network's answer,
+    /// and a margin for the store's own delays. Renewed before each part.
+    pub fn lease(&self) -> Duration {
+        driver::COMMAND_TIMEOUT + self.send_timeout + Duration::from_secs(30)
+    }
+
     /// Cost of one part to `number` (E.164), by the longest matching prefix.
     pub fn tariff_for(&self, number: &str) -> Option<f64> {
         self.tariff
@@ -129,14 +135,7 @@ pub async fn probe(config: &Config, name: &str) -> Result<Vec<(&'static str, Str
 pub async fn run(config: &Config, store: Store, shutdown: CancellationToken) -> std::io::Result<()> {
     let mut specs = Vec::new();
     for modem in &config.modem {
-        let device = if modem.port == "sim" {
-            let records = config.instance.data_dir.join(format!("sim-{}.jsonl", modem.name));
-            sim::start(&modem.name, modem.sim.clone(), records, shutdown.clone())
-                .await?
-                .device
-        } else {
-            PathBuf::from(&modem.port)
-        };
+        let device = device(config, modem, &shutdown).await?;
         tracing::info!(modem = %modem.name, device = %device.display(), "modem configured");
         specs.push(Arc::new(ModemSpec::new(modem, device, config.languages())));
     }

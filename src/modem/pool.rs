@@ -112,6 +112,7 @@ pub async fn run(specs: Vec<Arc<ModemSpec>>, store: Store, timing: Timing, shutd
             Some(report) = incoming.recv() => apply(&mut slots, report),
             () = tokio::time::sleep(wait) => {
                 let _ = store.recover(crate::store::now_ms()).await;
+                let _ = store.expire_overdue(timing.validity.as_millis() as i64).await;
             }
             () = shutdown.cancelled() => break,
         }
@@ -151,7 +152,7 @@ async fn assign(slots: &mut [Slot], store: &Store) -> Result<Option<Duration>, S
         match cheapest_free(slots, &request, now) {
             Choice::Modem(index) => {
                 let slot = &mut slots[index];
-                let lease = slot.spec.send_timeout.as_millis() as i64 * (request.parts as i64 + 1);
+                let lease = slot.spec.lease().as_millis() as i64;
                 if !store.claim(request.id, &slot.spec.name, lease).await? {
                     continue;
                 }
@@ -186,6 +187,10 @@ fn cheapest_free(slots: &mut [Slot], request: &Waiting, now: Instant) -> Choice 
         .iter()
         .enumerate()
         .filter(|(_, slot)| slot.free())
+        // Parts of one SMS must leave from one SIM, or the phone cannot join them.
+        .filter(|(_, slot)| {
+            request.sent_parts.is_empty() || request.last_modem.as_deref() == Some(slot.spec.name.as_str())
+        })
         .filter_map(|(index, slot)| {
             let failed_last = request.last_modem.as_deref() == Some(slot.spec.name.as_str());
             slot.spec

@@ -195,7 +195,11 @@ async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<()
         if request.sent_parts.contains(&part) {
             continue;
         }
-        store.part_submitting(request.id, part, modem).await?;
+        let lease = context.spec.lease().as_millis() as i64;
+        if !store.part_submitting(request.id, part, modem, lease).await? {
+            tracing::warn!(modem = %modem, request = request.id, part, "lease lost: another attempt owns it, not sending");
+            return Ok(());
+        }
         match port.send_pdu(&pdu.hex, pdu.tpdu_len, context.spec.send_timeout).await {
             Ok(mr) => store.part_sent(request.id, part, pdus.len(), mr).await?,
             Err(error) => return failed(context, &request, part, error).await,

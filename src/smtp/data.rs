@@ -13,6 +13,9 @@ impl Session {
         if let Some(reply) = self.ready_for_data() {
             return reply;
         }
+        if !self.message.is_empty() {
+            return reply::bad_sequence("DATA after BDAT: finish with BDAT LAST (RFC 3030)");
+        }
         self.start_data();
         Reply::new(354, "", "Send the message, end with <CRLF>.<CRLF>")
     }
@@ -112,26 +115,27 @@ impl Session {
 /// Removes `X-Smsgw-*` header fields (and their folded lines): only smsgw writes them,
 /// and a peer will trust them (trace, request id), so nobody may bring their own.
 fn strip_internal_headers(raw: Vec<u8>) -> Vec<u8> {
-    let body_at = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(raw.len(), |p| p + 2);
-    let (head, body) = raw.split_at(body_at);
-    if !head.windows(8).any(|w| w.eq_ignore_ascii_case(b"x-smsgw-")) {
+    let is_internal = |line: &[u8]| line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"x-smsgw-");
+    if !raw.split(|&b| b == b'\n').any(is_internal) {
         return raw;
     }
     let mut kept = Vec::with_capacity(raw.len());
     let mut dropping = false;
-    for line in head.split_inclusive(|&b| b == b'\n') {
-        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !continuation {
-            dropping = line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"x-smsgw-");
+    let mut offset = 0;
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        // The header ends at the first empty line (CRLF or bare LF); the body is kept whole.
+        if line == b"\r\n" || line == b"\n" {
+            kept.extend_from_slice(&raw[offset..]);
+            return kept;
+        }
+        if !line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            dropping = is_internal(line);
         }
         if !dropping {
             kept.extend_from_slice(line);
         }
+        offset += line.len();
     }
-    kept.extend_from_slice(body);
     kept
 }
 
@@ -144,6 +148,8 @@ mod tests {
         let raw = b"Subject: hi\r\nX-Smsgw-Trace: uk,\r\n fr\r\nx-smsgw-request: 7\r\nTo: a\r\n\r\nX-Smsgw-Trace: in the body stays\r\n";
         let kept = String::from_utf8(strip_internal_headers(raw.to_vec())).unwrap();
         assert_eq!(kept, "Subject: hi\r\nTo: a\r\n\r\nX-Smsgw-Trace: in the body stays\r\n");
+        let bare = b"Subject: hi\nX-Smsgw-Trace: x\n\nx-smsgw-stays: body\n".to_vec();
+        assert_eq!(strip_internal_headers(bare), b"Subject: hi\n\nx-smsgw-stays: body\n");
         let clean = b"Subject: hi\r\n\r\nbody".to_vec();
         assert_eq!(strip_internal_headers(clean.clone()), clean);
     }

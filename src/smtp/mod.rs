@@ -31,6 +31,9 @@ use reply::Reply;
 pub use session::{Session, Step};
 pub use tls::Credentials;
 
+/// Password checks at once (each takes ~19 MiB and a core for tens of milliseconds).
+const PASSWORD_CHECKS: usize = 4;
+
 /// What a session needs to know, taken once from the config.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -126,6 +129,7 @@ pub async fn serve(
         credentials,
         store,
         slots: Arc::new(Semaphore::new(config.smtp.max_connections)),
+        hashing: Semaphore::new(PASSWORD_CHECKS),
         sessions: TaskTracker::new(),
         shutdown: shutdown.clone(),
     });
@@ -156,6 +160,8 @@ struct Shared {
     store: Store,
     /// One permit per open session (`smtp.max_connections`).
     slots: Arc<Semaphore>,
+    /// Password checks running at once.
+    hashing: Semaphore,
     sessions: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -290,6 +296,8 @@ where
                 Step::Authenticate { user, password } => {
                     let users = shared.credentials.users();
                     let name = user.clone();
+                    // argon2 takes memory and a core per check: a few at a time.
+                    let _turn = shared.hashing.acquire().await;
                     let found = tokio::task::spawn_blocking(move || users.verify(&user, &password).cloned())
                         .await
                         .unwrap_or(None);

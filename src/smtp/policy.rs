@@ -12,6 +12,8 @@ use crate::net::Network;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// Senders remembered before idle ones are dropped.
+const PRUNE_AT: usize = 10_000;
 
 pub struct Policy {
     trusted: Vec<Network>,
@@ -89,8 +91,15 @@ impl Policy {
 
     /// Counts one request from `who` to `number`, or refuses it past a limit.
     pub fn take_request(&self, who: &str, number: &str, now: Instant) -> Result<(), Reply> {
-        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        let usage = usage.entry(who.to_string()).or_default();
+        if self.per_minute == 0 && self.per_day == 0 && self.numbers_per_day == 0 {
+            return Ok(());
+        }
+        let mut all = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        // Senders idle for a day are forgotten, so the map stays as big as a day's senders.
+        if all.len() >= PRUNE_AT {
+            all.retain(|_, usage| usage.requests.back().is_some_and(|t| now.duration_since(*t) < DAY));
+        }
+        let usage = all.entry(who.to_string()).or_default();
         while usage.requests.front().is_some_and(|t| now.duration_since(*t) >= DAY) {
             usage.requests.pop_front();
         }
@@ -139,6 +148,11 @@ impl Policy {
     }
 
     pub fn auth_succeeded(&self, ip: IpAddr) {
+        // Also the moment to forget addresses whose lock-out has ended.
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.retain(|_, f| f.locked_until.is_none_or(|until| until > now) && f.count > 0);
+        drop(failures);
         self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&ip);
     }
 }

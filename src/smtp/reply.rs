@@ -18,9 +18,11 @@ impl Reply {
         }
     }
 
-    /// A 4xx or 5xx: counts towards the session's error limit.
-    pub fn is_error(&self) -> bool {
-        self.code >= 400
+    /// A protocol error (bad syntax, bad sequence, unknown command): counts towards the
+    /// session's error limit. Refused recipients do not: a mail server sending to many
+    /// numbers, some bad, must still get the good ones through.
+    pub fn is_protocol_error(&self) -> bool {
+        matches!(self.code, 500..=504 | 555)
     }
 
     /// Appends the reply, one `code-status text` line per line of text (an empty

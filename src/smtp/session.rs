@@ -185,7 +185,7 @@ impl Session {
                 State::Command(receiver) => match self.line_length.check(bytes) {
                     LineCheck::TooLong => {
                         *receiver = RequestReceiver::default();
-                        self.respond(Reply::new(500, "5.5.2", "Line too long"), out)
+                        self.respond(line_too_long(), out)
                     }
                     LineCheck::Unterminated => {
                         self.state = State::LongLine(DummyLineReceiver::default());
@@ -231,7 +231,7 @@ impl Session {
                         return Step::Read;
                     }
                     self.state = command_state();
-                    self.respond(Reply::new(500, "5.5.2", "Line too long"), out)
+                    self.respond(line_too_long(), out)
                 }
                 State::Auth(_, receiver) => {
                     if !receiver.ingest(bytes) {
@@ -294,7 +294,7 @@ impl Session {
     /// Writes a reply; too many errors end the session.
     pub(super) fn respond(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<Step> {
         reply.write_to(out);
-        if reply.is_error() {
+        if reply.is_protocol_error() {
             self.errors += 1;
             if self.errors >= self.settings.max_errors {
                 Reply::new(421, "4.7.0", "Too many errors, closing connection").write_to(out);
@@ -306,7 +306,7 @@ impl Session {
 
     fn parse_error(&mut self, error: ParseError, out: &mut Vec<u8>) -> Option<Step> {
         let reply = match error {
-            ParseError::NeedsMoreData { .. } => return None,
+            ParseError::NeedsMoreData { .. } => return None, // handled by the caller
             ParseError::UnknownCommand => Reply::new(500, "5.5.1", "Unknown command"),
             ParseError::InvalidSenderAddress => Reply::new(501, "5.1.7", "Bad sender address syntax"),
             ParseError::InvalidRecipientAddress => Reply::new(501, "5.1.3", "Bad recipient address syntax"),
@@ -381,6 +381,10 @@ impl Session {
             self.discard(rest, reply::too_big(self.settings.max_message_size));
         }
     }
+}
+
+fn line_too_long() -> Reply {
+    Reply::new(500, "5.5.2", "Line too long")
 }
 
 pub(super) fn command_state() -> State {

@@ -172,10 +172,21 @@ impl Store {
             .await
     }
 
-    pub async fn part_submitting(&self, id: i64, part: usize, modem: &str) -> Result<(), StoreError> {
+    /// Just before `AT+CMGS`: false if this modem no longer holds the request (do not
+    /// send); else the lease is renewed for `lease_ms`.
+    pub async fn part_submitting(&self, id: i64, part: usize, modem: &str, lease_ms: i64) -> Result<bool, StoreError> {
         let modem = modem.to_string();
         self.writer
-            .write(move |conn| transitions::part_submitting(conn, id, part, &modem, now_ms()))
+            .write(move |conn| {
+                let now = now_ms();
+                transitions::part_submitting(conn, id, part, &modem, now + lease_ms, now)
+            })
+            .await
+    }
+
+    pub async fn expire_overdue(&self, validity_ms: i64) -> Result<usize, StoreError> {
+        self.writer
+            .write(move |conn| transitions::expire_overdue(conn, validity_ms, now_ms()))
             .await
     }
 

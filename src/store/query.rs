@@ -6,10 +6,19 @@ use serde::Serialize;
 use super::{State, StoreError};
 
 /// Times are shown as RFC 3339 UTC, formatted by SQLite from the stored milliseconds.
-const COLUMNS: &str = "r.id, r.state, r.number, r.recipient, m.sender, r.parts, r.encoding,
-    strftime('%Y-%m-%dT%H:%M:%fZ', r.created / 1000.0, 'unixepoch'),
-    strftime('%Y-%m-%dT%H:%M:%fZ', r.updated / 1000.0, 'unixepoch'),
-    r.attempts, r.status, r.reason";
+macro_rules! rfc3339 {
+    ($column:literal) => {
+        concat!("strftime('%Y-%m-%dT%H:%M:%fZ', ", $column, " / 1000.0, 'unixepoch')")
+    };
+}
+
+const COLUMNS: &str = concat!(
+    "r.id, r.state, r.number, r.recipient, m.sender, r.parts, r.encoding, ",
+    rfc3339!("r.created"),
+    ", ",
+    rfc3339!("r.updated"),
+    ", r.attempts, r.status, r.reason"
+);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestRow {
@@ -120,10 +129,12 @@ pub fn show(conn: &Connection, id: i64) -> Result<RequestDetail, StoreError> {
             rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound(id),
             e => e.into(),
         })?;
-    let mut statement = conn.prepare(
-        "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', time / 1000.0, 'unixepoch'), state, detail
-         FROM events WHERE request_id = ?1 ORDER BY id",
-    )?;
+    let mut statement = conn.prepare(concat!(
+        "SELECT ",
+        rfc3339!("time"),
+        ", state, detail
+         FROM events WHERE request_id = ?1 ORDER BY id"
+    ))?;
     let events = statement
         .query_map(params![id], |row| {
             Ok(Event {

@@ -197,14 +197,26 @@ pub(super) fn part_submitting(
     id: i64,
     part: usize,
     modem: &str,
+    lease_until: i64,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
+    // Only the modem that still holds the lease may send: one whose lease ran out (and
+    // whose request went back to the queue) must not send it a second time.
+    let held = conn
+        .prepare_cached(
+            "UPDATE requests SET lease_until = ?1
+             WHERE id = ?2 AND state = 'sending' AND modem = ?3 AND lease_until >= ?4",
+        )?
+        .execute(params![lease_until, id, modem, now])?;
+    if held == 0 {
+        return Ok(false);
+    }
     conn.prepare_cached(
         "INSERT INTO parts (request_id, part, modem, status, submitted) VALUES (?1, ?2, ?3, 'submitting', ?4)
          ON CONFLICT (request_id, part) DO UPDATE SET modem = ?3, mr = NULL, status = 'submitting', submitted = ?4, reported = NULL",
     )?
     .execute(params![id, part as i64, modem, now])?;
-    Ok(())
+    Ok(true)
 }
 
 /// `+CMGS: <mr>` came back for one part; the last part makes the request `sent`.
@@ -280,11 +292,12 @@ pub(super) fn report(
     detail: &str,
     now: i64,
 ) -> Result<Option<i64>, StoreError> {
-    // References wrap at 256: the most recent part with this one is meant.
+    // References wrap at 256: the most recent part with this one is meant. SMS centres
+    // may write the recipient in national form: its last eight digits must match.
     let found: Option<(i64, i64)> = conn
         .prepare_cached(
             "SELECT p.request_id, p.part FROM parts p JOIN requests r ON r.id = p.request_id
-             WHERE p.modem = ?1 AND p.mr = ?2 AND p.status = 'sent' AND r.number = ?3
+             WHERE p.modem = ?1 AND p.mr = ?2 AND p.status = 'sent' AND substr(r.number, -8) = substr(?3, -8)
              ORDER BY p.submitted DESC LIMIT 1",
         )?
         .query_row(params![modem, mr, number], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -325,11 +338,13 @@ pub(super) fn report(
 pub(super) fn recover(conn: &Connection, lease_before: i64, now: i64) -> Result<usize, StoreError> {
     let stuck: Vec<(i64, bool)> = conn
         .prepare_cached(
-            "SELECT id, EXISTS (SELECT 1 FROM parts WHERE request_id = requests.id AND status IN ('submitting', 'sent'))
+            "SELECT id, EXISTS (SELECT 1 FROM parts WHERE request_id = requests.id AND status = 'submitting')
              FROM requests WHERE state = 'sending' AND lease_until < ?1",
         )?
         .query_map(params![lease_before], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
+    // Parts already `sent` are kept and never sent again; only a part caught between
+    // AT+CMGS and its answer makes the request uncertain.
     for &(id, reached_modem) in &stuck {
         if reached_modem {
             uncertain(
@@ -345,13 +360,26 @@ pub(super) fn recover(conn: &Connection, lease_before: i64, now: i64) -> Result<
     Ok(stuck.len())
 }
 
+/// Queued requests older than their validity: `expired` instead of sent late.
+pub(super) fn expire_overdue(conn: &Connection, validity_ms: i64, now: i64) -> Result<usize, StoreError> {
+    let overdue: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM requests WHERE state = 'queued' AND created < ?1")?
+        .query_map(params![now - validity_ms], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for &id in &overdue {
+        fail(conn, id, State::Expired, "4.4.7", "not sent within its validity", now)?;
+    }
+    Ok(overdue.len())
+}
+
 /// `smsgw queue retry`: an uncertain, failed or expired request is queued again, on purpose.
 pub(super) fn retry(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreError> {
     let from = [State::Uncertain, State::Failed, State::Expired];
     if !transition(conn, id, &from, State::Queued, now, "retried by the operator")? {
         return Ok(false);
     }
-    conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1")?
+    // Parts the network accepted are not sent again; the uncertain one is.
+    conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1 AND status NOT IN ('sent', 'delivered')")?
         .execute(params![id])?;
     conn.prepare_cached("UPDATE requests SET next_attempt = NULL, status = NULL, reason = NULL WHERE id = ?1")?
         .execute(params![id])?;

@@ -45,6 +45,15 @@ fn check_config_accepts_the_shipped_config_and_env_overrides() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stdout).contains("smtp.listen[1]"));
+    // A list of one from the environment stays a list of strings ("+3389", not 3389).
+    let one = Command::new(BIN)
+        .args(["check-config", "--config", shipped])
+        .env("SMSGW__SECURITY__DENY_PREFIXES", "+3389")
+        .env("SMSGW__SECURITY__TRUSTED_NETWORKS", "10.0.0.0/8,127.0.0.0/8")
+        .env("SMSGW__SMTP__MAX_RECIPIENTS", "5")
+        .output()
+        .unwrap();
+    assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stdout));
 }
 
 #[test]
