@@ -68,6 +68,8 @@ fn bdat_chunks_make_one_message() {
     let head = "Subject: chunked\r\n\r\nfirst half, ";
     client.send(&format!("BDAT {}\r\n{head}", head.len()));
     client.expect(250);
+    // RFC 3030: no DATA once BDAT has begun.
+    assert!(client.command("DATA", 503).text().contains("DATA after BDAT"));
     let tail = "second half\r\n";
     client.send(&format!("BDAT {} LAST\r\n{tail}", tail.len()));
     assert!(client.expect(250).text().contains("queued as"));

@@ -77,3 +77,19 @@ fn a_number_given_twice_gets_one_sms() {
     client.expect(250);
     assert_eq!(gateway.queue().len(), 1);
 }
+
+#[test]
+fn refused_recipients_do_not_end_the_session() {
+    let gateway = Gateway::start("[smtp]\nmax_errors = 3\n");
+    let mut client = gateway.client();
+    client.command("EHLO mta.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    for bad in ["nobody@sms", "+3347785858@sms", "x@example.org", "+1@sms", "y@sms"] {
+        client.send(&format!("RCPT TO:<{bad}>\r\n"));
+        assert!(client.reply().unwrap().code >= 550);
+    }
+    client.command("RCPT TO:<+33477858589@sms>", 250);
+    client.command("DATA", 354);
+    client.send("Subject: some got through\r\n\r\nok\r\n.\r\n");
+    client.expect(250);
+}
