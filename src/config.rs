@@ -387,9 +387,64 @@ impl Config {
     }
 
     fn validate(&self, problems: &mut Vec<Problem>) {
-        self.validate_modems(problems);
-        self.validate_security(problems);
-        for (index, code) in self.sms.national_language_tables.iter().enumerate() {
+        let (smtp, sms) = (&self.smtp, &self.sms);
+        let domains_ok = smtp.sms_domains.iter().all(|d| is_domain(d));
+        let rules = [
+            (!self.instance.name.is_empty(), "instance.name", "must not be empty"),
+            (!smtp.listen.is_empty(), "smtp.listen", "needs at least one address"),
+            (!smtp.hostname.is_empty(), "smtp.hostname", "must not be empty"),
+            (
+                !smtp.sms_domains.is_empty(),
+                "smtp.sms_domains",
+                "needs at least one domain, such as \"sms\"",
+            ),
+            (
+                domains_ok,
+                "smtp.sms_domains",
+                "each entry must be a bare domain such as \"sms\" or \"sms.example.com\"",
+            ),
+            (
+                smtp.max_message_size >= 1024,
+                "smtp.max_message_size",
+                "must be at least 1024 bytes",
+            ),
+            (smtp.max_recipients >= 1, "smtp.max_recipients", "must be at least 1"),
+            (smtp.max_connections >= 1, "smtp.max_connections", "must be at least 1"),
+            (smtp.max_errors >= 1, "smtp.max_errors", "must be at least 1"),
+            (
+                smtp.command_timeout_secs >= 1,
+                "smtp.command_timeout_secs",
+                "must be at least 1",
+            ),
+            (
+                smtp.data_timeout_secs >= 1,
+                "smtp.data_timeout_secs",
+                "must be at least 1",
+            ),
+            (
+                (1..=255).contains(&sms.max_parts),
+                "sms.max_parts",
+                "must be between 1 and 255 (a concatenated SMS counts its parts in one octet)",
+            ),
+            (sms.validity_minutes >= 5, "sms.validity_minutes", "must be at least 5"),
+            (
+                !sms.retry_delays_secs.is_empty(),
+                "sms.retry_delays_secs",
+                "needs at least one delay",
+            ),
+            (
+                self.region().is_some(),
+                "sms.default_region",
+                "must be an ISO 3166 region code known to libphonenumber, such as \"GB\" or \"FR\"",
+            ),
+        ];
+        problems.extend(
+            rules
+                .iter()
+                .filter(|(ok, ..)| !ok)
+                .map(|(_, key, problem)| Problem::new(key, problem)),
+        );
+        for (index, code) in sms.national_language_tables.iter().enumerate() {
             if let Err(e) = code.parse::<Language>() {
                 problems.push(Problem::new(
                     &format!("sms.national_language_tables[{index}]"),
@@ -397,74 +452,8 @@ impl Config {
                 ));
             }
         }
-        let mut check = |ok: bool, key: &str, problem: &str| {
-            if !ok {
-                problems.push(Problem::new(key, problem));
-            }
-        };
-        check(!self.instance.name.is_empty(), "instance.name", "must not be empty");
-        check(
-            !self.smtp.listen.is_empty(),
-            "smtp.listen",
-            "needs at least one address",
-        );
-        check(!self.smtp.hostname.is_empty(), "smtp.hostname", "must not be empty");
-        check(
-            !self.smtp.sms_domains.is_empty(),
-            "smtp.sms_domains",
-            "needs at least one domain, such as \"sms\"",
-        );
-        check(
-            self.smtp.sms_domains.iter().all(|d| is_domain(d)),
-            "smtp.sms_domains",
-            "each entry must be a bare domain such as \"sms\" or \"sms.example.com\"",
-        );
-        check(
-            self.smtp.max_message_size >= 1024,
-            "smtp.max_message_size",
-            "must be at least 1024 bytes",
-        );
-        check(
-            self.smtp.max_recipients >= 1,
-            "smtp.max_recipients",
-            "must be at least 1",
-        );
-        check(
-            self.smtp.max_connections >= 1,
-            "smtp.max_connections",
-            "must be at least 1",
-        );
-        check(self.smtp.max_errors >= 1, "smtp.max_errors", "must be at least 1");
-        check(
-            self.smtp.command_timeout_secs >= 1,
-            "smtp.command_timeout_secs",
-            "must be at least 1",
-        );
-        check(
-            self.smtp.data_timeout_secs >= 1,
-            "smtp.data_timeout_secs",
-            "must be at least 1",
-        );
-        check(
-            (1..=255).contains(&self.sms.max_parts),
-            "sms.max_parts",
-            "must be between 1 and 255 (a concatenated SMS counts its parts in one octet)",
-        );
-        check(
-            self.sms.validity_minutes >= 5,
-            "sms.validity_minutes",
-            "must be at least 5",
-        );
-        check(
-            !self.sms.retry_delays_secs.is_empty(),
-            "sms.retry_delays_secs",
-            "needs at least one delay",
-        );
-        check(
-            self.region().is_some(),
-            "sms.default_region",
-            "must be an ISO 3166 region code known to libphonenumber, such as \"GB\" or \"FR\"",
-        );
+        self.validate_modems(problems);
+        self.validate_security(problems);
     }
 
     fn validate_modems(&self, problems: &mut Vec<Problem>) {
