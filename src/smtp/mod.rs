@@ -293,20 +293,7 @@ where
                     let result = shared.store.receive(*mail).await;
                     session.stored(result, &mut out)
                 }
-                Step::Authenticate { user, password } => {
-                    let users = shared.credentials.users();
-                    let name = user.clone();
-                    // argon2 takes memory and a core per check: a few at a time.
-                    let _turn = shared.hashing.acquire().await;
-                    let found = tokio::task::spawn_blocking(move || users.verify(&user, &password).cloned())
-                        .await
-                        .unwrap_or(None);
-                    let after = session.authenticated(&name, found, &mut out);
-                    // Each failure in a row from this address makes the next answer slower.
-                    let delay = shared.settings.auth_failure_delay * session.auth_failures().min(5);
-                    tokio::time::sleep(delay).await;
-                    after
-                }
+                Step::Authenticate { user, password } => authenticate(session, user, password, &mut out, shared).await,
                 Step::StartTls => {
                     // Bytes pipelined after STARTTLS were sent in clear: never act on them.
                     let _ = stream.write_all(&out).await;
@@ -322,4 +309,26 @@ where
     }
     let _ = stream.write_all(&out).await;
     Ended::Closed
+}
+
+/// Checks a password off the runtime, a few at a time; each failure in a row from this
+/// address makes the answer slower.
+async fn authenticate(
+    session: &mut Session,
+    user: String,
+    password: String,
+    out: &mut Vec<u8>,
+    shared: &Shared,
+) -> Option<Step> {
+    let users = shared.credentials.users();
+    let name = user.clone();
+    let found = {
+        let _turn = shared.hashing.acquire().await;
+        tokio::task::spawn_blocking(move || users.verify(&user, &password).cloned())
+            .await
+            .unwrap_or(None)
+    };
+    let after = session.authenticated(&name, found, out);
+    tokio::time::sleep(shared.settings.auth_failure_delay * session.auth_failures().min(5)).await;
+    after
 }

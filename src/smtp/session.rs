@@ -181,72 +181,79 @@ impl Session {
     /// Consumes bytes until the session needs more, has a mail to store, or must close.
     pub fn ingest(&mut self, bytes: &mut Iter<'_, u8>, out: &mut Vec<u8>) -> Step {
         loop {
+            // Each state consumes what it can; `Some(Step::Read)` means the bytes ran out.
             let step = match &mut self.state {
-                State::Command(receiver) => match self.line_length.check(bytes) {
-                    LineCheck::TooLong => {
-                        *receiver = RequestReceiver::default();
-                        self.respond(line_too_long(), out)
-                    }
-                    LineCheck::Unterminated => {
-                        self.state = State::LongLine(DummyLineReceiver::default());
-                        None
-                    }
-                    LineCheck::Ok => match receiver.ingest(bytes) {
-                        Ok(request) => {
-                            let request = request.into_owned();
-                            self.command(request, out)
-                        }
-                        Err(ParseError::NeedsMoreData { .. }) => return Step::Read,
-                        Err(error) => self.parse_error(error, out),
-                    },
-                },
+                State::Command(_) => self.command_bytes(bytes, out),
                 State::Data(receiver) => {
                     if receiver.ingest(bytes, &mut self.message) {
                         self.state = command_state();
                         self.end_of_message(out)
                     } else {
                         self.check_data_size();
-                        return Step::Read;
+                        Some(Step::Read)
                     }
                 }
-                State::Bdat(receiver) => {
-                    if !receiver.ingest(bytes, &mut self.message) {
-                        return Step::Read;
+                State::Bdat(receiver) => match receiver.ingest(bytes, &mut self.message) {
+                    false => Some(Step::Read),
+                    true => {
+                        let last = receiver.is_last;
+                        self.state = command_state();
+                        self.end_of_chunk(last, out)
                     }
-                    let last = receiver.is_last;
-                    self.state = command_state();
-                    self.end_of_chunk(last, out)
-                }
-                State::Discard(receiver, _) => {
-                    if !receiver.ingest(bytes) {
-                        return Step::Read;
+                },
+                State::Discard(receiver, _) => match receiver.ingest(bytes) {
+                    false => Some(Step::Read),
+                    true => match std::mem::replace(&mut self.state, command_state()) {
+                        State::Discard(_, answer) => self.respond(answer, out),
+                        _ => unreachable!("matched Discard above"),
+                    },
+                },
+                State::LongLine(receiver) => match receiver.ingest(bytes) {
+                    false => Some(Step::Read),
+                    true => {
+                        self.state = command_state();
+                        self.respond(line_too_long(), out)
                     }
-                    let State::Discard(_, answer) = std::mem::replace(&mut self.state, command_state()) else {
-                        unreachable!("matched Discard above")
-                    };
-                    self.respond(answer, out)
-                }
-                State::LongLine(receiver) => {
-                    if !receiver.ingest(bytes) {
-                        return Step::Read;
+                },
+                State::Auth(_, receiver) => match receiver.ingest(bytes) {
+                    false => Some(Step::Read),
+                    true => {
+                        let line = String::from_utf8_lossy(&receiver.buf).into_owned();
+                        match std::mem::replace(&mut self.state, command_state()) {
+                            State::Auth(stage, _) => self.auth_line(stage, &line, out),
+                            _ => unreachable!("matched Auth above"),
+                        }
                     }
-                    self.state = command_state();
-                    self.respond(line_too_long(), out)
-                }
-                State::Auth(_, receiver) => {
-                    if !receiver.ingest(bytes) {
-                        return Step::Read;
-                    }
-                    let line = String::from_utf8_lossy(&receiver.buf).into_owned();
-                    let State::Auth(stage, _) = std::mem::replace(&mut self.state, command_state()) else {
-                        unreachable!("matched Auth above")
-                    };
-                    self.auth_line(stage, &line, out)
-                }
+                },
             };
             if let Some(step) = step {
                 return step;
             }
+        }
+    }
+
+    /// Command lines: one parsed and answered per call, within the line length limit.
+    fn command_bytes(&mut self, bytes: &mut Iter<'_, u8>, out: &mut Vec<u8>) -> Option<Step> {
+        let State::Command(receiver) = &mut self.state else {
+            unreachable!("called in the command state")
+        };
+        match self.line_length.check(bytes) {
+            LineCheck::TooLong => {
+                *receiver = RequestReceiver::default();
+                self.respond(line_too_long(), out)
+            }
+            LineCheck::Unterminated => {
+                self.state = State::LongLine(DummyLineReceiver::default());
+                None
+            }
+            LineCheck::Ok => match receiver.ingest(bytes) {
+                Ok(request) => {
+                    let request = request.into_owned();
+                    self.command(request, out)
+                }
+                Err(ParseError::NeedsMoreData { .. }) => Some(Step::Read),
+                Err(error) => self.parse_error(error, out),
+            },
         }
     }
 
