@@ -61,6 +61,7 @@ impl Session {
         };
         // A message that arrived in one read was not seen growing: check it whole.
         if raw.len() > self.settings.max_message_size {
+            self.give_back_quota();
             return self.respond(reply::too_big(self.settings.max_message_size), out);
         }
         match self.sms_text(&raw) {
@@ -78,6 +79,7 @@ impl Session {
                 requests: transaction.recipients,
             }))),
             Err(reply) => {
+                self.give_back_quota();
                 tracing::info!(client = %self.client, reason = %reply.text, "mail refused");
                 self.respond(reply, out)
             }

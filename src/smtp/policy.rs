@@ -126,6 +126,15 @@ impl Policy {
         Ok(())
     }
 
+    /// Returns the last `count` requests taken by `who` (its mail was not accepted after all).
+    pub fn give_back(&self, who: &str, count: usize) {
+        let mut all = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(usage) = all.get_mut(who) {
+            let keep = usage.requests.len().saturating_sub(count);
+            usage.requests.truncate(keep);
+        }
+    }
+
     /// How long `ip` is still locked out of AUTH, if it is.
     pub fn auth_locked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -195,6 +204,17 @@ mod tests {
             refused.text
         );
         assert!(policy.take_request("alice", "+33477858589", start + DAY).is_ok());
+    }
+
+    #[test]
+    fn requests_given_back_count_no_more() {
+        let policy = policy(|c| c.security.per_minute = 2);
+        let now = Instant::now();
+        assert!(policy.take_request("alice", "+1", now).is_ok());
+        assert!(policy.take_request("alice", "+1", now).is_ok());
+        assert!(policy.take_request("alice", "+1", now).is_err());
+        policy.give_back("alice", 1);
+        assert!(policy.take_request("alice", "+1", now).is_ok());
     }
 
     #[test]

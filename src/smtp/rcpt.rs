@@ -11,6 +11,7 @@ use crate::store::NewRequest;
 
 impl Session {
     pub(super) fn rcpt(&mut self, to: RcptTo<String>) -> Reply {
+        let who = self.sender_key();
         let Some(transaction) = &mut self.transaction else {
             return reply::bad_sequence("Need MAIL before RCPT");
         };
@@ -40,15 +41,12 @@ impl Session {
                 format!("{} is already a recipient: it gets one SMS", recipient.number),
             );
         }
-        let who = self
-            .user
-            .as_ref()
-            .map_or_else(|| self.client.ip().to_string(), |(name, _)| name.clone());
         let allowed = self.policy.check_number(&recipient.number);
         if let Err(reply) = allowed.and_then(|()| self.policy.take_request(&who, &recipient.number, Instant::now())) {
             tracing::info!(client = %self.client, rcpt = %to.address, reason = %reply.text, "recipient refused");
             return reply;
         }
+        self.counted += 1;
         tracing::info!(client = %self.client, rcpt = %to.address, number = %recipient.number, "recipient accepted");
         let text = format!("Recipient ok: SMS to {}", recipient.number);
         transaction.recipients.push(NewRequest {

@@ -72,6 +72,9 @@ pub struct Session {
     pub(super) user: Option<(String, User)>,
     /// Failed AUTH in a row from this client address (for the delay before answering).
     pub(super) auth_failures: u32,
+    /// Requests counted against the sender's limits for the mail in progress: given back
+    /// unless the mail is stored.
+    pub(super) counted: usize,
     pub(super) helo: Option<String>,
     pub(super) transaction: Option<Transaction>,
     pub(super) message: Vec<u8>,
@@ -134,6 +137,7 @@ impl Session {
             loopback_listener,
             user: None,
             auth_failures: 0,
+            counted: 0,
             helo: None,
             transaction: None,
             message: Vec::new(),
@@ -349,16 +353,34 @@ impl Session {
     pub(super) fn reset(&mut self) {
         self.transaction = None;
         self.message = Vec::new();
+        self.give_back_quota();
+    }
+
+    /// Whom the limits count: the user, or the client address when unauthenticated.
+    pub(super) fn sender_key(&self) -> String {
+        self.user
+            .as_ref()
+            .map_or_else(|| self.client.ip().to_string(), |(name, _)| name.clone())
+    }
+
+    /// The mail in progress was not accepted: its requests do not count.
+    pub(super) fn give_back_quota(&mut self) {
+        if self.counted > 0 {
+            self.policy.give_back(&self.sender_key(), self.counted);
+            self.counted = 0;
+        }
     }
 
     /// After `Step::Store`: answer the end of data with the commit's outcome.
     pub fn stored(&mut self, result: Result<Vec<i64>, StoreError>, out: &mut Vec<u8>) -> Option<Step> {
         let reply = match result {
             Ok(ids) => {
+                self.counted = 0;
                 let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
                 Reply::new(250, "2.0.0", format!("Ok: queued as {}", ids.join(" ")))
             }
             Err(error) => {
+                self.give_back_quota();
                 tracing::error!(client = %self.client, %error, "mail not stored");
                 Reply::new(451, "4.3.0", "Local storage error, mail not accepted: try again later")
             }
@@ -387,6 +409,13 @@ impl Session {
             self.reset();
             self.discard(rest, reply::too_big(self.settings.max_message_size));
         }
+    }
+}
+
+impl Drop for Session {
+    /// A connection that ends in the middle of a mail took nothing.
+    fn drop(&mut self) {
+        self.give_back_quota();
     }
 }
 

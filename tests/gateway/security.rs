@@ -263,3 +263,30 @@ fn a_message_is_stored_without_forged_internal_headers() {
     let raw = String::from_utf8(raw).unwrap();
     assert!(raw.contains("Subject: hi") && !raw.contains("forged-1"), "{raw}");
 }
+
+#[test]
+fn a_mail_refused_after_rcpt_does_not_use_up_the_sender_s_quota() {
+    let gateway = Gateway::start("[security]\nper_minute = 2\n");
+    let recipients = ["+33477858589@sms", "+447911123456@sms"];
+    let mut client = gateway.client();
+    // No text: refused at the end of DATA, so its two recipients do not count...
+    assert_eq!(client.mail(&recipients, "Subject:\r\n\r\n").code, 554);
+    client.command("RSET", 250);
+    // ...and neither do those of a transaction reset before DATA.
+    client.command("MAIL FROM:<a@example.com>", 250);
+    client.command("RCPT TO:<+33477858589@sms>", 250);
+    client.command("RSET", 250);
+    assert_eq!(
+        gateway.client().mail(&recipients, "Subject: hi\r\n\r\nthere\r\n").code,
+        250
+    );
+    let mut third = gateway.client();
+    third.command("EHLO mta.example", 250);
+    third.command("MAIL FROM:<a@example.com>", 250);
+    assert!(
+        third
+            .command("RCPT TO:<+33612345678@sms>", 450)
+            .text()
+            .contains("more than 2 requests in a minute")
+    );
+}
