@@ -14,8 +14,15 @@ struct Pki {
 
 impl Pki {
     fn new() -> Pki {
+        let pki = Pki { dir: TempDir::new() };
+        pki.issue();
+        pki
+    }
+
+    /// A new CA, and a new "localhost" certificate from it, over the previous files.
+    fn issue(&self) {
         use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let dir = TempDir::new();
+        let dir = &self.dir;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
@@ -27,7 +34,6 @@ impl Pki {
         std::fs::write(dir.0.join("ca.pem"), ca.pem()).unwrap();
         std::fs::write(dir.0.join("cert.pem"), cert.pem()).unwrap();
         std::fs::write(dir.0.join("key.pem"), key.serialize_pem()).unwrap();
-        Pki { dir }
     }
 
     fn ca(&self) -> PathBuf {
@@ -289,4 +295,16 @@ fn a_mail_refused_after_rcpt_does_not_use_up_the_sender_s_quota() {
             .text()
             .contains("more than 2 requests in a minute")
     );
+}
+
+#[test]
+fn sighup_reloads_the_certificate() {
+    let pki = Pki::new();
+    let gateway = Gateway::start(&pki.security("listen_tls = [\"127.0.0.1:0\"]"));
+    Client::connect_tls(gateway.tls_address(), &pki.ca()).command("QUIT", 221);
+    // A certificate from another CA: clients that trust only the new CA get through.
+    pki.issue();
+    gateway.signal("HUP");
+    gateway.wait_for_log("TLS certificate reloaded");
+    Client::connect_tls(gateway.tls_address(), &pki.ca()).command("QUIT", 221);
 }
