@@ -27,6 +27,8 @@ pub enum Command {
     ServiceCentreQuery,
     /// `AT+CMGS=<TPDU octets>`: the PDU follows the `> ` prompt.
     Send(usize),
+    /// `AT+CPMS="<memory>"`: where the next reads and deletes look.
+    SelectMemory(String),
     Read(u32),
     Delete(u32),
 }
@@ -51,6 +53,7 @@ impl fmt::Display for Command {
             Command::Serial => write!(f, "AT+CGSN"),
             Command::ServiceCentreQuery => write!(f, "AT+CSCA?"),
             Command::Send(length) => write!(f, "AT+CMGS={length}"),
+            Command::SelectMemory(memory) => write!(f, "AT+CPMS=\"{memory}\""),
             Command::Read(index) => write!(f, "AT+CMGR={index}"),
             Command::Delete(index) => write!(f, "AT+CMGD={index}"),
         }
@@ -81,10 +84,12 @@ pub enum Event {
         length: usize,
         pdu: String,
     },
-    /// `+CMTI: "SM",3`: an SMS stored at an index.
-    NewMessage(u32),
-    /// `+CDSI: "SR",4`: a status report stored at an index.
-    NewReport(u32),
+    /// `+CMTI: "SM",3` (an SMS) or `+CDSI: "SR",4` (a status report): kept in the
+    /// modem's `memory` at `index`.
+    Stored {
+        memory: String,
+        index: u32,
+    },
     /// Other unsolicited codes (RING, +CREG: 1, ...): logged.
     Other(String),
 }
@@ -145,7 +150,6 @@ enum Line {
 
 fn classify(line: &str) -> Line {
     let number = |text: &str| text.trim().parse::<u16>().ok();
-    let index = |text: &str| text.rsplit(',').next().and_then(|i| i.trim().parse::<u32>().ok());
     Line::Event(match line {
         "OK" => Event::Final(Final::Ok),
         "ERROR" | "NO CARRIER" => Event::Final(Final::Error),
@@ -159,10 +163,17 @@ fn classify(line: &str) -> Line {
                 Event::Final(Final::Cme(code))
             } else if let Some(code) = line.strip_prefix("+CMS ERROR:").and_then(number) {
                 Event::Final(Final::Cms(code))
-            } else if let Some(i) = line.strip_prefix("+CMTI:").and_then(index) {
-                Event::NewMessage(i)
-            } else if let Some(i) = line.strip_prefix("+CDSI:").and_then(index) {
-                Event::NewReport(i)
+            } else if let Some(stored) = line.strip_prefix("+CMTI:").or_else(|| line.strip_prefix("+CDSI:")) {
+                let parsed = stored
+                    .split_once(',')
+                    .and_then(|(m, i)| Some((m, i.trim().parse::<u32>().ok()?)));
+                match parsed {
+                    Some((memory, index)) => Event::Stored {
+                        memory: memory.trim().trim_matches('"').to_string(),
+                        index,
+                    },
+                    None => Event::Other(line.to_string()),
+                }
             } else if is_unsolicited(line) {
                 Event::Other(line.to_string())
             } else {
@@ -231,8 +242,20 @@ mod tests {
                 &["\r\n+CMGS: 12\r\n\r\nOK\r\n"],
                 vec![Event::Info("+CMGS: 12".into()), Event::Final(Final::Ok)],
             ),
-            (&["\r\n+CMTI: \"SM\",3\r\n"], vec![Event::NewMessage(3)]),
-            (&["\r\n+CDSI: \"SR\",4\r\n"], vec![Event::NewReport(4)]),
+            (
+                &["\r\n+CMTI: \"SM\",3\r\n"],
+                vec![Event::Stored {
+                    memory: "SM".into(),
+                    index: 3,
+                }],
+            ),
+            (
+                &["\r\n+CDSI: \"SR\",4\r\n"],
+                vec![Event::Stored {
+                    memory: "SR".into(),
+                    index: 4,
+                }],
+            ),
             (&["\r\nRING\r\n"], vec![Event::Other("RING".into())]),
         ];
         for (chunks, expected) in table {

@@ -275,7 +275,9 @@ async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming:
     match event {
         Event::StatusReport { length, pdu } => stored_or_direct(context, &pdu, length, incoming).await?,
         // An SMS, or a status report (`+CNMI` with ds=2), kept in the modem's memory.
-        Event::NewMessage(index) | Event::NewReport(index) => {
+        Event::Stored { memory, index } => {
+            // Reports are often kept apart from SMS ("SR" beside "SM"): look where it is.
+            port.command(&Command::SelectMemory(memory), COMMAND_TIMEOUT).await?;
             let lines = port.command(&Command::Read(index), COMMAND_TIMEOUT).await?;
             // `+CMGR: <stat>,[<alpha>],<length>` then the PDU.
             let length = lines.first().and_then(|l| l.rsplit(',').next()?.trim().parse().ok());

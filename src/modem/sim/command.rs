@@ -33,6 +33,9 @@ pub(super) enum Command {
     Serial,
     /// `AT+CMGS=<TPDU octets>`.
     Send(usize),
+    /// `AT+CPMS="<mem1>"[,...]`: the memory that reads, deletes and lists use.
+    SelectMemory(String),
+    MemoryQuery,
     Read(u16),
     Delete {
         index: u16,
@@ -73,6 +76,8 @@ pub(super) fn parse(line: &str) -> Option<Command> {
         ("+CGMM" | "+GMM", "") => Command::Model,
         ("+CGSN" | "+GSN", "") => Command::Serial,
         ("+CMGS", _) => Command::Send(single(rest)?),
+        ("+CPMS", "?") => Command::MemoryQuery,
+        ("+CPMS", _) => Command::SelectMemory(unquote(arguments(rest)?.first()?).to_ascii_uppercase()),
         ("+CMGR", _) => Command::Read(single(rest)?),
         ("+CMGD", _) => delete(rest)?,
         ("+CMGL", "") => Command::List(4),
@@ -163,6 +168,8 @@ mod tests {
             ("AT+CMGS=23", Some(Command::Send(23))),
             ("AT+CMGR=3", Some(Command::Read(3))),
             ("AT+CMGD=1,4", Some(Command::Delete { index: 1, flag: 4 })),
+            ("AT+CPMS=\"SR\"", Some(Command::SelectMemory("SR".into()))),
+            ("at+cpms=\"sm\",\"sm\",\"sm\"", Some(Command::SelectMemory("SM".into()))),
             ("AT+CMGL", Some(Command::List(4))),
             ("AT+CMGS", None),
             ("AT+CMGS=x", None),

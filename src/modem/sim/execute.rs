@@ -5,6 +5,7 @@ use super::clock::Now;
 use super::command::{Cnmi, Command};
 use super::modem::{Modem, Output, Settings};
 use super::report::Encoded;
+use super::storage::Storage;
 
 /// A final result code other than OK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,14 +91,40 @@ impl Modem {
             Command::Manufacturer => Ok(vec!["smsgw".to_string()]),
             Command::Model => Ok(vec!["simulated GSM modem".to_string()]),
             Command::Serial => Ok(vec![self.imei.clone()]),
-            Command::Read(index) => self.unlocked().and_then(|()| self.storage.read(index)),
+            Command::SelectMemory(memory) => self.select_memory(&memory),
+            Command::MemoryQuery => Ok(vec![self.memory_use()]),
+            Command::Read(index) => self.unlocked().and_then(|()| self.selected().read(index)),
             Command::Delete { index, flag } => self
                 .unlocked()
-                .and_then(|()| self.storage.delete(index, flag))
+                .and_then(|()| self.selected().delete(index, flag))
                 .map(|()| Vec::new()),
-            Command::List(stat) => self.unlocked().and_then(|()| self.storage.list(stat)),
+            Command::List(stat) => self.unlocked().and_then(|()| self.selected().list(stat)),
         };
         Step::Answer(answer)
+    }
+
+    /// The memory `AT+CPMS` selected for reading.
+    fn selected(&mut self) -> &mut Storage {
+        if self.settings.reports_selected {
+            &mut self.reports
+        } else {
+            &mut self.storage
+        }
+    }
+
+    fn select_memory(&mut self, memory: &str) -> Result<Vec<String>, Failure> {
+        self.settings.reports_selected = match memory {
+            "SM" | "ME" | "MT" => false,
+            "SR" => true,
+            _ => return Err(Failure::Cms(302)),
+        };
+        Ok(vec![self.memory_use()])
+    }
+
+    /// `+CPMS: <used>,<total>` for the read, write and receive memories (all one here).
+    fn memory_use(&mut self) -> String {
+        let (used, total) = self.selected().usage();
+        format!("+CPMS: {used},{total},{used},{total},{used},{total}")
     }
 
     /// Whether `AT+CMGS=<tpdu_len>` may prompt for its PDU.
@@ -180,7 +207,7 @@ impl Modem {
     pub(super) fn announce_report(&mut self, pdu: Encoded, out: &mut Output) {
         match self.settings.cnmi.ds {
             1 => out.say(&format!("+CDS: {}\r\n{}", pdu.tpdu_len, pdu.hex)),
-            2 => match self.storage.store(pdu) {
+            2 => match self.reports.store(pdu) {
                 Some(index) => out.say(&format!("+CDSI: \"SR\",{index}")),
                 None => tracing::warn!(modem = %self.name, "message store full: status report lost"),
             },

@@ -71,6 +71,8 @@ pub(super) struct Settings {
     pub echo: bool,
     pub cmee: u8,
     pub cnmi: Cnmi,
+    /// `AT+CPMS`: reads, deletes and lists use the status-report memory ("SR").
+    pub reports_selected: bool,
 }
 
 impl Default for Settings {
@@ -79,6 +81,7 @@ impl Default for Settings {
             echo: true,
             cmee: 0,
             cnmi: Cnmi::default(),
+            reports_selected: false,
         }
     }
 }
@@ -91,7 +94,10 @@ pub(super) struct Modem {
     pub(super) settings: Settings,
     pub(super) smsc: String,
     pub(super) pin_ok: bool,
+    /// Received SMS ("SM"), and status reports kept with `AT+CNMI=…,2,…` ("SR"): two
+    /// memories, as on real modems, so a report is read only after `AT+CPMS="SR"`.
     pub(super) storage: Storage,
+    pub(super) reports: Storage,
     /// Parts not yet delivered: they reach the modem after its first `AT+CNMI`.
     incoming: Vec<Encoded>,
     next_mr: u8,
@@ -114,6 +120,7 @@ impl Modem {
             settings: Settings::default(),
             smsc: DEFAULT_SMSC.to_string(),
             storage: Storage::default(),
+            reports: Storage::default(),
             incoming,
             next_mr: 0,
             input: Input::Command(Vec::new()),

@@ -1,5 +1,5 @@
-//! The SIM's message store: received SMS and (with `AT+CNMI=…,2,…`) status reports,
-//! numbered from 1 in one index space for both (a real modem keeps reports in "SR").
+//! One of the modem's message memories ("SM" for received SMS, "SR" for status reports
+//! kept with `AT+CNMI=…,2,…`), numbered from 1.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +36,11 @@ impl Storage {
         let stat = Stat::Unread;
         self.slots.insert(index, Stored { stat, pdu });
         Some(index)
+    }
+
+    /// (messages held, capacity), as `AT+CPMS` reports them.
+    pub fn usage(&self) -> (usize, u16) {
+        (self.slots.len(), CAPACITY)
     }
 
     /// `AT+CMGR=<index>`: `+CMGR: <stat>,,<length>` and the PDU; marks it read.

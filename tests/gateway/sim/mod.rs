@@ -227,6 +227,10 @@ async fn stored_status_reports_with_ds_2() {
     bench.port.command("AT+CNMI=2,1,0,2,0").await;
     send_part(&mut bench.port, &submit(TO, "hello")[0], "OK\r\n").await;
     assert_eq!(bench.port.line_after("+CDSI: ").await, "\"SR\",1");
+    // Reports live in their own memory, as on real modems: not in "SM"...
+    assert_eq!(bench.port.command("AT+CMGR=1").await, "\r\n+CMS ERROR: 321\r\n");
+    // ...but in "SR", once AT+CPMS selects it.
+    assert!(bench.port.command("AT+CPMS=\"SR\"").await.contains("+CPMS: 1,30"));
     let Pdu::StatusReport(report) = read_stored(&mut bench.port, 1).await else {
         panic!("not a status report");
     };
