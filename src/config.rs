@@ -21,6 +21,7 @@ pub struct Config {
     pub smtp: Smtp,
     pub sms: Sms,
     pub modem: Vec<Modem>,
+    pub dsn: Dsn,
     pub security: Security,
 }
 
@@ -167,6 +168,65 @@ pub enum StatusReports {
     #[default]
     Direct,
     Stored,
+    /// The modem or its network gives none: SMS are sent without asking for one, and
+    /// their senders are told `relayed`.
+    None,
+}
+
+/// How an outbound SMTP connection uses TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundTls {
+    /// STARTTLS required, and the certificate checked (CAs and host name, or a pin).
+    #[default]
+    Verify,
+    /// STARTTLS when offered, any certificate; in clear when not offered.
+    Opportunistic,
+    /// Never TLS.
+    None,
+}
+
+/// Delivery status notifications to senders (`[dsn]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dsn {
+    /// "host:port" every DSN goes through; empty: straight to the sender domain's MX.
+    pub smart_host: String,
+    /// The DSN's `From`; empty: postmaster at `smtp.hostname`.
+    pub from: String,
+    /// TLS towards the smart host or MX: "verify", "opportunistic" or "none".
+    pub tls: OutboundTls,
+    /// Extra CA certificates (PEM) trusted beside the system's, e.g. a company CA.
+    pub tls_ca_file: PathBuf,
+    /// SHA-256 fingerprints (hex) of certificates accepted as they are, self-signed or not.
+    pub tls_pin_sha256: Vec<String>,
+    /// A `delayed` DSN (NOTIFY=DELAY) once a request waits this long unsent; 0: never.
+    pub delay_after_secs: u64,
+    /// A request sent this long ago without a status report gets a `relayed` DSN; 0: never.
+    pub report_wait_secs: u64,
+    /// Delays before each new attempt to deliver a DSN; the last one repeats.
+    pub retry_delays_secs: Vec<u64>,
+    /// A DSN not delivered after this long is logged and dropped.
+    pub lifetime_hours: u64,
+    /// Time any one step of an SMTP delivery may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for Dsn {
+    fn default() -> Self {
+        Self {
+            smart_host: String::new(),
+            from: String::new(),
+            tls: OutboundTls::Verify,
+            tls_ca_file: PathBuf::new(),
+            tls_pin_sha256: Vec::new(),
+            delay_after_secs: 4 * 3600,
+            report_wait_secs: 3600,
+            retry_delays_secs: vec![60, 300, 900, 1800, 3600],
+            lifetime_hours: 5 * 24,
+            timeout_secs: 60,
+        }
+    }
 }
 
 fn default_baud() -> u32 {
@@ -314,13 +374,15 @@ impl std::fmt::Display for Problem {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError(pub Vec<Problem>);
 
-const SECTIONS: &[&str] = &["instance", "smtp", "sms", "modem", "security"];
+const SECTIONS: &[&str] = &["instance", "smtp", "sms", "modem", "dsn", "security"];
 /// Keys whose value is a list: from the environment, comma-separated.
 const LIST_KEYS: &[&str] = &[
     "smtp.listen",
     "smtp.sms_domains",
     "sms.national_language_tables",
     "sms.retry_delays_secs",
+    "dsn.tls_pin_sha256",
+    "dsn.retry_delays_secs",
     "security.listen_tls",
     "security.trusted_networks",
     "security.allow_prefixes",
@@ -376,6 +438,7 @@ impl Config {
             smtp: section(&tables, "smtp", &mut problems),
             sms: section(&tables, "sms", &mut problems),
             modem: modems(&tables, &mut problems),
+            dsn: section(&tables, "dsn", &mut problems),
             security: section(&tables, "security", &mut problems),
         };
         config.validate(&mut problems);
@@ -438,12 +501,7 @@ impl Config {
                 "must be an ISO 3166 region code known to libphonenumber, such as \"GB\" or \"FR\"",
             ),
         ];
-        problems.extend(
-            rules
-                .iter()
-                .filter(|(ok, ..)| !ok)
-                .map(|(_, key, problem)| Problem::new(key, problem)),
-        );
+        report_broken(&rules, problems);
         for (index, code) in sms.national_language_tables.iter().enumerate() {
             if let Err(e) = code.parse::<Language>() {
                 problems.push(Problem::new(
@@ -453,7 +511,57 @@ impl Config {
             }
         }
         self.validate_modems(problems);
+        self.validate_dsn(problems);
         self.validate_security(problems);
+    }
+
+    fn validate_dsn(&self, problems: &mut Vec<Problem>) {
+        let dsn = &self.dsn;
+        if !dsn.smart_host.is_empty() && self.dsn_smart_host().is_none() {
+            problems.push(Problem::new(
+                "dsn.smart_host",
+                "must be host:port, such as \"mail.example.com:25\"",
+            ));
+        }
+        if !dsn.from.is_empty() && !dsn.from.contains('@') {
+            problems.push(Problem::new(
+                "dsn.from",
+                "must be a mail address such as \"postmaster@example.com\"",
+            ));
+        }
+        for (index, pin) in dsn.tls_pin_sha256.iter().enumerate() {
+            if crate::outbound::tls::parse_pin(pin).is_none() {
+                let problem = "must be a SHA-256 fingerprint: 64 hex digits, colons allowed";
+                problems.push(Problem::new(&format!("dsn.tls_pin_sha256[{index}]"), problem));
+            }
+        }
+        let rules = [
+            (
+                !dsn.retry_delays_secs.is_empty(),
+                "dsn.retry_delays_secs",
+                "needs at least one delay",
+            ),
+            (dsn.lifetime_hours >= 1, "dsn.lifetime_hours", "must be at least 1"),
+            (dsn.timeout_secs >= 1, "dsn.timeout_secs", "must be at least 1"),
+        ];
+        report_broken(&rules, problems);
+    }
+
+    /// `dsn.smart_host` as (host, port), if it is set and well formed.
+    pub fn dsn_smart_host(&self) -> Option<(String, u16)> {
+        let (host, port) = self.dsn.smart_host.rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        (!host.is_empty()).then_some(())?;
+        Some((host.to_string(), port.parse().ok().filter(|p| *p > 0)?))
+    }
+
+    /// The `From` of DSNs.
+    pub fn dsn_from(&self) -> String {
+        if self.dsn.from.is_empty() {
+            format!("postmaster@{}", self.smtp.hostname)
+        } else {
+            self.dsn.from.clone()
+        }
     }
 
     fn validate_modems(&self, problems: &mut Vec<Problem>) {
@@ -542,6 +650,16 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.instance.data_dir.join("smsgw.db")
     }
+}
+
+/// Adds a problem for each rule `(holds, key, problem)` that does not hold.
+fn report_broken(rules: &[(bool, &str, &str)], problems: &mut Vec<Problem>) {
+    problems.extend(
+        rules
+            .iter()
+            .filter(|(ok, ..)| !ok)
+            .map(|(_, key, problem)| Problem::new(key, problem)),
+    );
 }
 
 /// Reads one section, reporting every bad key in it: the key at fault is taken out and

@@ -6,11 +6,14 @@ pub mod compose;
 pub mod config;
 pub mod modem;
 pub mod net;
+pub mod notify;
+pub mod outbound;
 pub mod routing;
 pub mod sms;
 pub mod smtp;
 pub mod store;
 pub mod users;
+pub mod utc;
 
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +28,8 @@ pub enum RunError {
     Listen(#[from] std::io::Error),
     #[error("{0}")]
     Credentials(#[from] smtp::tls::CredentialsError),
+    #[error("dsn: {0}")]
+    DsnTls(#[from] outbound::TlsSetupError),
 }
 
 /// Runs the gateway until `shutdown` is cancelled, then drains: listeners close first,
@@ -34,8 +39,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let store = Store::open(&config.database_path())?;
     address::warm_up();
     let credentials = smtp::Credentials::load(&config)?;
+    let notifier = notify::Notifier::new(&config)?;
     let listeners = smtp::bind_all(&config).await?;
     let routing = tokio::spawn(routing::run(store.clone(), shutdown.clone()));
+    let notify = tokio::spawn(notifier.run(store.clone(), shutdown.clone()));
     let modems = {
         let (config, store, shutdown) = (config.clone(), store.clone(), shutdown.clone());
         tokio::spawn(async move { modem::run(&config, store, shutdown).await })
@@ -51,6 +58,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     smtp::serve(listeners, &config, credentials, store, shutdown.clone()).await;
     // Intake is closed; the other stages stop at the same signal and finish what they hold.
     let _ = routing.await;
+    let _ = notify.await;
     if let Ok(Err(error)) = modems.await {
         tracing::error!(%error, "modems stopped with an error");
     }

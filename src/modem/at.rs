@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::config::StatusReports;
+
 /// A command, displayed exactly as sent (the driver appends `\r`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -15,10 +17,8 @@ pub enum Command {
     PduMode,
     ServiceCentre(String),
     /// New-message indications: `+CMTI` for SMS; status reports as `+CDS` with their
-    /// PDU, or, for modems that can only store them, as `+CDSI` with an index.
-    Indications {
-        stored_reports: bool,
-    },
+    /// PDU, or, for modems that can only store them, as `+CDSI` with an index, or none.
+    Indications(StatusReports),
     Registration,
     SignalQuality,
     Manufacturer,
@@ -43,8 +43,13 @@ impl fmt::Display for Command {
             Command::PinEnter(pin) => write!(f, "AT+CPIN=\"{pin}\""),
             Command::PduMode => write!(f, "AT+CMGF=0"),
             Command::ServiceCentre(number) => write!(f, "AT+CSCA=\"{number}\",145"),
-            Command::Indications { stored_reports } => {
-                write!(f, "AT+CNMI=2,1,0,{},0", if *stored_reports { 2 } else { 1 })
+            Command::Indications(reports) => {
+                let ds = match reports {
+                    StatusReports::None => 0,
+                    StatusReports::Direct => 1,
+                    StatusReports::Stored => 2,
+                };
+                write!(f, "AT+CNMI=2,1,0,{ds},0")
             }
             Command::Registration => write!(f, "AT+CREG?"),
             Command::SignalQuality => write!(f, "AT+CSQ"),

@@ -30,8 +30,8 @@ pub struct ModemSpec {
     pub per_minute: u32,
     /// How long the network may take to accept one part after its PDU.
     pub send_timeout: Duration,
-    /// Status reports are stored by the modem (`+CDSI`) rather than passed on (`+CDS`).
-    pub stored_reports: bool,
+    /// How status reports come: passed on (`+CDS`), stored (`+CDSI`), or not at all.
+    pub reports: config::StatusReports,
     /// (prefix, cost), longest prefix first.
     tariff: Vec<(String, f64)>,
     pub languages: Vec<Language>,
@@ -49,7 +49,7 @@ impl ModemSpec {
             smsc: modem.smsc.clone(),
             per_minute: modem.per_minute,
             send_timeout: Duration::from_secs(modem.send_timeout_secs),
-            stored_reports: modem.status_reports == config::StatusReports::Stored,
+            reports: modem.status_reports,
             tariff,
             languages,
         }

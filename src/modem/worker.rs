@@ -13,6 +13,7 @@ use super::at::{Command, Event};
 use super::driver::{AtError, COMMAND_TIMEOUT, Port, SendError};
 use super::errors::{self, Outcome};
 use super::pool::{Report, Timing};
+use crate::config::StatusReports;
 use crate::sms::{self, Pdu, Reassembler, ReportStatus, StatusReport, SubmitOptions};
 use crate::store::{State, Store, StoreError, Waiting};
 
@@ -103,10 +104,8 @@ async fn init(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
         port.command(&Command::ServiceCentre(spec.smsc.clone()), COMMAND_TIMEOUT)
             .await?;
     }
-    let indications = Command::Indications {
-        stored_reports: spec.stored_reports,
-    };
-    port.command(&indications, COMMAND_TIMEOUT).await?;
+    port.command(&Command::Indications(spec.reports), COMMAND_TIMEOUT)
+        .await?;
     let mut facts = Vec::new();
     for command in [
         Command::Manufacturer,
@@ -170,7 +169,7 @@ async fn serve(context: &Context, port: &mut Port, jobs: &mut mpsc::Receiver<Job
 async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<(), Stop> {
     let (store, modem) = (&context.store, &context.spec.name);
     let options = SubmitOptions {
-        status_report: true,
+        status_report: context.spec.reports != StatusReports::None,
         validity_minutes: Some((context.timing.validity.as_secs() / 60) as u32),
         reference: (request.id & 0xFFFF) as u16,
         languages: context.spec.languages.clone(),

@@ -3,6 +3,7 @@
 //! Writes go through one writer thread that batches them ([`writer`]); each state change
 //! is one function in [`transitions`]; reads for the CLI are in [`query`].
 
+mod dsn;
 pub mod query;
 mod transitions;
 mod writer;
@@ -14,11 +15,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+pub use dsn::{DsnAction, DsnJob, DsnOutcome};
 pub use query::{Event, QueueFilter, RequestDetail, RequestRow};
 pub use transitions::{NewMail, NewRequest, Waiting};
 
 /// Migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_dsn.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -112,6 +117,8 @@ pub struct Wakeups {
     pub received: Notify,
     /// New requests in `queued`.
     pub queued: Notify,
+    /// New DSNs to deliver.
+    pub dsn: Notify,
 }
 
 impl Store {
@@ -185,9 +192,14 @@ impl Store {
     }
 
     pub async fn expire_overdue(&self, validity_ms: i64) -> Result<usize, StoreError> {
-        self.writer
+        let expired = self
+            .writer
             .write(move |conn| transitions::expire_overdue(conn, validity_ms, now_ms()))
-            .await
+            .await?;
+        if expired > 0 {
+            self.wake.dsn.notify_one();
+        }
+        Ok(expired)
     }
 
     pub async fn part_sent(&self, id: i64, part: usize, parts: usize, mr: u8) -> Result<(), StoreError> {
@@ -210,7 +222,9 @@ impl Store {
     pub async fn fail(&self, id: i64, to: State, status: &'static str, reason: String) -> Result<(), StoreError> {
         self.writer
             .write(move |conn| transitions::fail(conn, id, to, status, &reason, now_ms()))
-            .await
+            .await?;
+        self.wake.dsn.notify_one();
+        Ok(())
     }
 
     pub async fn uncertain(&self, id: i64, reason: String) -> Result<(), StoreError> {
@@ -228,9 +242,12 @@ impl Store {
         detail: String,
     ) -> Result<Option<i64>, StoreError> {
         let modem = modem.to_string();
-        self.writer
+        let matched = self
+            .writer
             .write(move |conn| transitions::report(conn, &modem, mr, &number, delivered, &detail, now_ms()))
-            .await
+            .await?;
+        self.wake.dsn.notify_one();
+        Ok(matched)
     }
 
     /// Requests whose lease ended before `lease_before_ms` (all, at start: `i64::MAX`).
@@ -243,6 +260,34 @@ impl Store {
             self.wake.queued.notify_one();
         }
         Ok(count)
+    }
+
+    /// Queues the DSNs that time brings (`delayed`, `relayed`); see [`dsn`].
+    pub async fn queue_timed_dsns(
+        &self,
+        delay_ms: Option<i64>,
+        report_wait_ms: Option<i64>,
+        no_reports: Vec<String>,
+    ) -> Result<usize, StoreError> {
+        self.writer
+            .write(move |conn| dsn::queue_timed(conn, delay_ms, report_wait_ms, &no_reports, now_ms()))
+            .await
+    }
+
+    pub async fn due_dsns(&self, limit: usize) -> Result<Vec<DsnJob>, StoreError> {
+        self.writer.write(move |conn| dsn::due(conn, now_ms(), limit)).await
+    }
+
+    /// Milliseconds until the next pending DSN falls due, if one waits.
+    pub async fn next_dsn_in(&self) -> Result<Option<u64>, StoreError> {
+        let due = self.writer.write(dsn::next_due).await?;
+        Ok(due.map(|at| at.saturating_sub(now_ms()).max(0) as u64))
+    }
+
+    pub async fn dsn_attempted(&self, job: DsnJob, outcome: DsnOutcome) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| dsn::record(conn, &job, &outcome, now_ms()))
+            .await
     }
 
     pub async fn inbox(&self, modem: &str, originator: String, text: String) -> Result<i64, StoreError> {

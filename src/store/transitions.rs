@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, params};
 
+use super::dsn::{self, DsnAction};
 use super::{State, StoreError};
 
 /// A mail accepted at end of DATA, with its recipients already parsed.
@@ -236,7 +237,10 @@ pub(super) fn part_sent(
         } else {
             format!("all {parts} parts sent, last reference {mr}")
         };
-        transition(conn, id, &[State::Sending], State::Sent, now, &detail)?;
+        if transition(conn, id, &[State::Sending], State::Sent, now, &detail)? {
+            conn.prepare_cached("UPDATE requests SET reason = NULL WHERE id = ?1")?
+                .execute(params![id])?;
+        }
     }
     Ok(())
 }
@@ -248,8 +252,9 @@ pub(super) fn requeue(conn: &Connection, id: i64, next_attempt: i64, reason: &st
     if transition(conn, id, &[State::Sending], State::Queued, now, reason)? {
         conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1 AND status = 'submitting'")?
             .execute(params![id])?;
-        conn.prepare_cached("UPDATE requests SET next_attempt = ?1, lease_until = NULL WHERE id = ?2")?
-            .execute(params![next_attempt, id])?;
+        // The reason stays until the request is sent: a `delayed` DSN tells it.
+        conn.prepare_cached("UPDATE requests SET next_attempt = ?1, lease_until = NULL, reason = ?2 WHERE id = ?3")?
+            .execute(params![next_attempt, reason, id])?;
     }
     Ok(())
 }
@@ -267,6 +272,7 @@ pub(super) fn fail(
     if transition(conn, id, &from, to, now, &format!("{status} {reason}"))? {
         conn.prepare_cached("UPDATE requests SET status = ?1, reason = ?2, lease_until = NULL WHERE id = ?3")?
             .execute(params![status, reason, id])?;
+        dsn::queue_for(conn, id, DsnAction::Failed, now)?;
     }
     Ok(())
 }
@@ -327,8 +333,8 @@ pub(super) fn report(
     let pending: i64 = conn
         .prepare_cached("SELECT count(*) FROM parts WHERE request_id = ?1 AND status != 'delivered'")?
         .query_row(params![id], |row| row.get(0))?;
-    if pending == 0 {
-        transition(conn, id, &[State::Sent], State::Delivered, now, detail)?;
+    if pending == 0 && transition(conn, id, &[State::Sent], State::Delivered, now, detail)? {
+        dsn::queue_for(conn, id, DsnAction::Delivered, now)?;
     }
     Ok(Some(id))
 }

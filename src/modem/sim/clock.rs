@@ -1,11 +1,12 @@
 //! The two clocks the modem reads: a monotonic one for its timers, the wall clock (UTC)
 //! for the time stamps it writes in records and PDUs.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
 use crate::sms::Timestamp;
+pub(super) use crate::utc::Utc;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Now {
@@ -22,44 +23,7 @@ impl Now {
     }
 }
 
-/// A UTC calendar time to the millisecond.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Utc {
-    pub year: i64,
-    pub month: u8,
-    pub day: u8,
-    pub hour: u8,
-    pub minute: u8,
-    pub second: u8,
-    pub millis: u16,
-}
-
 impl Utc {
-    /// Times before 1970 read as 1970: no modem runs then.
-    pub fn of(time: SystemTime) -> Utc {
-        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let seconds = since.as_secs();
-        let of_day = seconds % 86_400;
-        let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
-        Utc {
-            year,
-            month,
-            day,
-            hour: (of_day / 3600) as u8,
-            minute: (of_day / 60 % 60) as u8,
-            second: (of_day % 60) as u8,
-            millis: since.subsec_millis() as u16,
-        }
-    }
-
-    /// RFC 3339, e.g. "2026-11-25T12:00:00.123Z".
-    pub fn rfc3339(&self) -> String {
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            self.year, self.month, self.day, self.hour, self.minute, self.second, self.millis
-        )
-    }
-
     /// TP-SCTS / TP-DT as a service centre keeping UTC would send it.
     pub fn timestamp(&self) -> Timestamp {
         Timestamp {
@@ -70,45 +34,6 @@ impl Utc {
             minute: self.minute,
             second: self.second,
             offset_quarters: 0,
-        }
-    }
-}
-
-/// Year, month, day of a count of days since 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u8;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    } as u8;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn utc_calendar() {
-        let table = [
-            (0, "1970-01-01T00:00:00.000Z"),
-            (951_782_400_250, "2000-02-29T00:00:00.250Z"),
-            (1_735_689_599_999, "2024-12-31T23:59:59.999Z"),
-            (1_795_608_000_000, "2026-11-25T12:00:00.000Z"),
-        ];
-        for (millis, text) in table {
-            let utc = Utc::of(UNIX_EPOCH + Duration::from_millis(millis));
-            assert_eq!(utc.rfc3339(), text);
         }
     }
 }

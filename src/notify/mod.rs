@@ -1,0 +1,204 @@
+//! Delivery status notifications: the stage that mails each DSN the store has queued
+//! (RFC 3464, built by [`build`]) to the original sender, through `dsn.smart_host` or
+//! the sender domain's MX ([`send`]), retrying until `dsn.lifetime_hours`.
+
+pub mod build;
+mod send;
+
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, StatusReports};
+use crate::outbound::{self, Client, TlsPolicy, TlsSetupError};
+use crate::store::{DsnAction, DsnJob, DsnOutcome, Store, now_ms};
+use build::{Action, Report, Reporter};
+
+/// Looks for timed DSNs (delayed, relayed) this often.
+const SWEEP: Duration = Duration::from_secs(1);
+/// DSNs delivered at once.
+const BATCH: usize = 16;
+
+/// Everything the stage needs, built before the gateway starts so that a bad TLS
+/// setting stops it at once.
+pub struct Notifier {
+    sender: send::Sender,
+    hostname: String,
+    instance: String,
+    from: String,
+    delay_after_ms: Option<i64>,
+    report_wait_ms: Option<i64>,
+    no_reports: Vec<String>,
+    retry_delays: Vec<u64>,
+    lifetime_ms: i64,
+    grace: Duration,
+}
+
+impl Notifier {
+    pub fn new(config: &Config) -> Result<Notifier, TlsSetupError> {
+        let dsn = &config.dsn;
+        let pins: Vec<[u8; 32]> = dsn
+            .tls_pin_sha256
+            .iter()
+            .filter_map(|pin| outbound::tls::parse_pin(pin))
+            .collect();
+        let client = Client {
+            helo: config.smtp.hostname.clone(),
+            tls: TlsPolicy::new(dsn.tls, &dsn.tls_ca_file, &pins)?,
+            timeout: Duration::from_secs(dsn.timeout_secs),
+        };
+        Ok(Notifier {
+            sender: send::Sender {
+                client,
+                route: send::Route::new(config.dsn_smart_host()),
+            },
+            hostname: config.smtp.hostname.clone(),
+            instance: config.instance.name.clone(),
+            from: config.dsn_from(),
+            delay_after_ms: (dsn.delay_after_secs > 0).then(|| secs_to_ms(dsn.delay_after_secs)),
+            report_wait_ms: (dsn.report_wait_secs > 0).then(|| secs_to_ms(dsn.report_wait_secs)),
+            no_reports: config
+                .modem
+                .iter()
+                .filter(|m| m.status_reports == StatusReports::None)
+                .map(|m| m.name.clone())
+                .collect(),
+            retry_delays: dsn.retry_delays_secs.clone(),
+            lifetime_ms: secs_to_ms(dsn.lifetime_hours.saturating_mul(3600)),
+            grace: Duration::from_secs(config.smtp.shutdown_grace_secs),
+        })
+    }
+
+    /// Delivers DSNs until `shutdown`; deliveries under way then get the grace period.
+    pub async fn run(self, store: Store, shutdown: CancellationToken) {
+        let notifier = std::sync::Arc::new(self);
+        loop {
+            let full = match notifier.round(&store, &shutdown).await {
+                Ok(full) => full,
+                Err(error) => {
+                    tracing::error!(%error, "DSN stage cannot read the store");
+                    false
+                }
+            };
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if full {
+                continue;
+            }
+            let wait = match store.next_dsn_in().await {
+                Ok(Some(ms)) => SWEEP.min(Duration::from_millis(ms)),
+                _ => SWEEP,
+            };
+            tokio::select! {
+                () = store.wake.dsn.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Queues timed DSNs and delivers one batch of due ones; true if the batch was full.
+    async fn round(
+        self: &std::sync::Arc<Self>,
+        store: &Store,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, crate::store::StoreError> {
+        store
+            .queue_timed_dsns(self.delay_after_ms, self.report_wait_ms, self.no_reports.clone())
+            .await?;
+        let jobs = store.due_dsns(BATCH).await?;
+        let full = jobs.len() == BATCH;
+        let mut deliveries = JoinSet::new();
+        for job in jobs {
+            let (notifier, store) = (self.clone(), store.clone());
+            deliveries.spawn(async move {
+                let outcome = notifier.attempt(&job).await;
+                if let Err(error) = store.dsn_attempted(job, outcome).await {
+                    tracing::error!(%error, "cannot record a DSN delivery");
+                }
+            });
+        }
+        tokio::select! {
+            _ = async { while deliveries.join_next().await.is_some() {} } => {}
+            () = shutdown.cancelled() => {
+                // Cut short, a delivery is tried again after the restart: a sender may
+                // get a DSN twice, never none.
+                let _ = tokio::time::timeout(self.grace, async { while deliveries.join_next().await.is_some() {} }).await;
+            }
+        }
+        Ok(full)
+    }
+
+    async fn attempt(&self, job: &DsnJob) -> DsnOutcome {
+        let reporter = Reporter {
+            hostname: &self.hostname,
+            instance: &self.instance,
+            from: &self.from,
+        };
+        let message = build::build(&report(job), &reporter);
+        let action = job.action.as_str();
+        match self.sender.deliver(&job.sender, &message).await {
+            Ok(answer) => {
+                tracing::info!(request = job.request, action, to = %job.sender, %answer, "DSN delivered");
+                DsnOutcome::Sent(answer)
+            }
+            Err(error) if error.is_permanent() => {
+                tracing::warn!(request = job.request, action, to = %job.sender, %error, "DSN refused; dropped");
+                DsnOutcome::Dropped(error.to_string())
+            }
+            Err(error) => {
+                let index = usize::try_from(job.attempts).unwrap_or(usize::MAX);
+                let delay = self
+                    .retry_delays
+                    .get(index)
+                    .or(self.retry_delays.last())
+                    .copied()
+                    .unwrap_or(60);
+                let at = now_ms() + secs_to_ms(delay);
+                if at > job.created + self.lifetime_ms {
+                    let why = format!("not delivered within its lifetime, last error: {error}");
+                    tracing::error!(request = job.request, action, to = %job.sender, "DSN {why}; dropped");
+                    return DsnOutcome::Dropped(why);
+                }
+                tracing::warn!(request = job.request, action, to = %job.sender, %error, retry_in_secs = delay, "DSN not delivered yet");
+                DsnOutcome::Retry {
+                    at,
+                    error: error.to_string(),
+                }
+            }
+        }
+    }
+}
+
+fn report(job: &DsnJob) -> Report<'_> {
+    Report {
+        id: job.id,
+        action: match job.action {
+            DsnAction::Delivered => Action::Delivered,
+            DsnAction::Relayed => Action::Relayed,
+            DsnAction::Failed => Action::Failed,
+            DsnAction::Delayed => Action::Delayed,
+        },
+        date: job.created,
+        sender: &job.sender,
+        envid: job.envid.as_deref(),
+        return_full: job.ret.as_deref() == Some("FULL"),
+        arrival: job.arrival,
+        original: &job.raw,
+        recipient: &job.recipient,
+        orcpt: job.orcpt.as_deref(),
+        number: &job.number,
+        text: &job.text,
+        parts: job.parts,
+        modem: job.modem.as_deref(),
+        status: job.status.as_deref(),
+        reason: job.reason.as_deref(),
+        last_attempt: job.updated,
+    }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2)
+}

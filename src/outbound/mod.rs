@@ -1,0 +1,287 @@
+//! Outbound SMTP: one mail to one server, with STARTTLS as the [`TlsPolicy`] says.
+//!
+//! Every failure is sorted here, and only here, into temporary (try again, or another
+//! server) and permanent (the server refused for good), as callers act on it.
+
+pub mod tls;
+
+use std::time::Duration;
+
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
+use tokio::net::TcpStream;
+
+use crate::config::OutboundTls;
+pub use tls::{TlsPolicy, TlsSetupError};
+
+/// Longest reply line we read; a server sending more is broken.
+const MAX_LINE: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    #[error("{0}")]
+    Temporary(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl OutboundError {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, OutboundError::Permanent(_))
+    }
+}
+
+/// A server to deliver to: a host name or address, and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// One mail: the envelope and the message, CRLF lines.
+#[derive(Debug, Clone)]
+pub struct Mail<'a> {
+    /// The envelope sender; "" for the null sender of a DSN.
+    pub from: &'a str,
+    pub to: &'a str,
+    pub message: &'a [u8],
+}
+
+/// How a delivery goes: our name in EHLO, TLS, and the time any one step may take.
+#[derive(Clone)]
+pub struct Client {
+    pub helo: String,
+    pub tls: TlsPolicy,
+    pub timeout: Duration,
+}
+
+impl Client {
+    /// Delivers `mail` to `server`; `Ok` carries the server's final answer.
+    pub async fn send(&self, server: &Server, mail: &Mail<'_>) -> Result<String, OutboundError> {
+        let tcp = self.connect(server).await?;
+        let mut session = Session {
+            stream: BufStream::new(tcp),
+            server,
+            timeout: self.timeout,
+        };
+        session.expect("greeting", 2).await?;
+        let extensions = session.ehlo(&self.helo).await?;
+        let starttls = extensions.iter().any(|e| e.eq_ignore_ascii_case("STARTTLS"));
+        let connector = match (self.tls.mode, self.tls.connector(), starttls) {
+            (OutboundTls::None, ..) | (_, None, _) | (OutboundTls::Opportunistic, _, false) => None,
+            (OutboundTls::Verify, Some(_), false) => {
+                return Err(OutboundError::Temporary(format!(
+                    "{server} does not offer STARTTLS, and TLS with a verified certificate is required"
+                )));
+            }
+            (_, Some(connector), true) => Some(connector),
+        };
+        let Some(connector) = connector else {
+            return session.transaction(mail, &extensions).await;
+        };
+        session.command("STARTTLS", 2).await?;
+        let name = ServerName::try_from(server.host.clone())
+            .map_err(|_| OutboundError::Permanent(format!("{} is not a host name", server.host)))?;
+        // Whatever the server sent after its 220 is dropped with the plain stream: only
+        // what comes through TLS is read (no STARTTLS command injection).
+        let tcp = session.stream.into_inner();
+        let tls = tokio::time::timeout(self.timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| OutboundError::Temporary(format!("{server}: TLS handshake timed out")))?
+            .map_err(|e| OutboundError::Temporary(format!("{server}: TLS failed: {e}")))?;
+        let mut session = Session {
+            stream: BufStream::new(tls),
+            server,
+            timeout: self.timeout,
+        };
+        let extensions = session.ehlo(&self.helo).await?;
+        session.transaction(mail, &extensions).await
+    }
+
+    async fn connect(&self, server: &Server) -> Result<TcpStream, OutboundError> {
+        let unreachable = |why: String| OutboundError::Temporary(format!("cannot connect to {server}: {why}"));
+        let addresses = tokio::net::lookup_host((server.host.as_str(), server.port))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut last = "no address".to_string();
+        for address in addresses {
+            match tokio::time::timeout(self.timeout, TcpStream::connect(address)).await {
+                Ok(Ok(stream)) => return Ok(stream),
+                Ok(Err(e)) => last = format!("{address}: {e}"),
+                Err(_) => last = format!("{address}: timed out"),
+            }
+        }
+        Err(unreachable(last))
+    }
+}
+
+struct Session<'a, S> {
+    stream: BufStream<S>,
+    server: &'a Server,
+    timeout: Duration,
+}
+
+/// A server's reply: its code and its lines of text.
+struct Reply {
+    code: u16,
+    lines: Vec<String>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    /// EHLO, and the extensions the server names (HELO for a server that knows no EHLO).
+    async fn ehlo(&mut self, helo: &str) -> Result<Vec<String>, OutboundError> {
+        self.write(&format!("EHLO {helo}\r\n")).await?;
+        let reply = self.read().await?;
+        if reply.code / 100 == 2 {
+            return Ok(reply
+                .lines
+                .iter()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().next())
+                .map(str::to_string)
+                .collect());
+        }
+        self.command(&format!("HELO {helo}"), 2).await?;
+        Ok(Vec::new())
+    }
+
+    async fn transaction(&mut self, mail: &Mail<'_>, extensions: &[String]) -> Result<String, OutboundError> {
+        let eight_bit = !mail.message.is_ascii() && extensions.iter().any(|e| e.eq_ignore_ascii_case("8BITMIME"));
+        let body = if eight_bit { " BODY=8BITMIME" } else { "" };
+        self.command(&format!("MAIL FROM:<{}>{body}", mail.from), 2).await?;
+        self.command(&format!("RCPT TO:<{}>", mail.to), 2).await?;
+        self.command("DATA", 3).await?;
+        let data = data_lines(mail.message);
+        tokio::time::timeout(self.timeout, async {
+            self.stream.write_all(&data).await?;
+            self.stream.flush().await
+        })
+        .await
+        .map_err(|_| self.temporary("timed out sending the message"))?
+        .map_err(|e| self.temporary(&format!("connection lost sending the message: {e}")))?;
+        let reply = self.expect("the message", 2).await?;
+        // The mail is delivered: a failed QUIT changes nothing.
+        let _ = self.write("QUIT\r\n").await;
+        Ok(format!(
+            "{} answered {} {}",
+            self.server,
+            reply.code,
+            reply.lines.join(" ")
+        ))
+    }
+
+    async fn command(&mut self, command: &str, class: u16) -> Result<Reply, OutboundError> {
+        self.write(&format!("{command}\r\n")).await?;
+        let what = command.split(':').next().unwrap_or(command);
+        self.expect(what, class).await
+    }
+
+    /// Reads a reply and sorts it: the expected class, or a temporary (4xx, or nonsense)
+    /// or permanent (5xx) failure naming what was refused.
+    async fn expect(&mut self, what: &str, class: u16) -> Result<Reply, OutboundError> {
+        let reply = self.read().await?;
+        if reply.code / 100 == class {
+            return Ok(reply);
+        }
+        let text = format!(
+            "{} answered {} {} to {what}",
+            self.server,
+            reply.code,
+            reply.lines.join(" ")
+        );
+        Err(if reply.code / 100 == 5 {
+            OutboundError::Permanent(text)
+        } else {
+            OutboundError::Temporary(text)
+        })
+    }
+
+    async fn write(&mut self, line: &str) -> Result<(), OutboundError> {
+        tokio::time::timeout(self.timeout, async {
+            self.stream.write_all(line.as_bytes()).await?;
+            self.stream.flush().await
+        })
+        .await
+        .map_err(|_| self.temporary("timed out writing"))?
+        .map_err(|e| self.temporary(&format!("connection lost: {e}")))
+    }
+
+    async fn read(&mut self) -> Result<Reply, OutboundError> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let read = tokio::time::timeout(
+                self.timeout,
+                (&mut self.stream).take(MAX_LINE as u64).read_until(b'\n', &mut line),
+            )
+            .await
+            .map_err(|_| self.temporary("timed out waiting for an answer"))?
+            .map_err(|e| self.temporary(&format!("connection lost: {e}")))?;
+            if read == 0 {
+                return Err(self.temporary("connection closed without an answer"));
+            }
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end();
+            let code = line
+                .get(..3)
+                .and_then(|c| c.parse::<u16>().ok())
+                .filter(|c| (200..600).contains(c));
+            let Some(code) = code else {
+                return Err(self.temporary(&format!("answered something that is not SMTP: {line:?}")));
+            };
+            lines.push(line.get(4..).unwrap_or("").to_string());
+            if line.as_bytes().get(3) != Some(&b'-') || lines.len() > 100 {
+                return Ok(Reply { code, lines });
+            }
+        }
+    }
+
+    fn temporary(&self, what: &str) -> OutboundError {
+        OutboundError::Temporary(format!("{}: {what}", self.server))
+    }
+}
+
+/// The message as DATA sends it: CRLF line ends, leading dots doubled, and the final
+/// `.` line.
+fn data_lines(message: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(message.len() + 64);
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.first() == Some(&b'.') {
+            data.push(b'.');
+        }
+        data.extend_from_slice(line);
+        data.extend_from_slice(b"\r\n");
+    }
+    data.extend_from_slice(b".\r\n");
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_lines_are_crlf_and_dot_stuffed() {
+        let table: [(&[u8], &[u8]); 5] = [
+            (b"a\r\nb\r\n", b"a\r\nb\r\n.\r\n"),
+            (b"a\nb", b"a\r\nb\r\n.\r\n"),
+            (b".hidden\r\n..two\r\n", b"..hidden\r\n...two\r\n.\r\n"),
+            (b"\r\n.\r\n", b"\r\n..\r\n.\r\n"),
+            (b"", b".\r\n"),
+        ];
+        for (message, expected) in table {
+            assert_eq!(
+                String::from_utf8_lossy(&data_lines(message)),
+                String::from_utf8_lossy(expected)
+            );
+        }
+    }
+}
