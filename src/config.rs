@@ -21,6 +21,9 @@ pub struct Config {
     pub smtp: Smtp,
     pub sms: Sms,
     pub modem: Vec<Modem>,
+    pub http: Http,
+    pub routing: Routing,
+    pub peer: Vec<Peer>,
     pub dsn: Dsn,
     pub security: Security,
 }
@@ -171,6 +174,70 @@ pub enum StatusReports {
     /// The modem or its network gives none: SMS are sent without asking for one, and
     /// their senders are told `relayed`.
     None,
+}
+
+/// The HTTP endpoint (`[http]`): `/status` (what peers poll) and `/metrics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// "host:port"; empty: no HTTP endpoint (an instance alone needs none).
+    pub listen: String,
+}
+
+/// Least-cost routing between instances (`[routing]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Routing {
+    /// Cost added per request waiting, per working modem of an instance.
+    pub workload_cost: f64,
+    /// Instances a request may pass through; past them only local modems may send it.
+    pub max_hops: usize,
+    /// How often each peer's status is polled; a down peer is polled less often.
+    pub poll_secs: u64,
+    /// Delays before each new forwarding attempt to one peer after a temporary failure;
+    /// when they run out, the next cheapest instance is tried.
+    pub retry_delays_secs: Vec<u64>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self {
+            workload_cost: 0.001,
+            max_hops: 4,
+            poll_secs: 5,
+            retry_delays_secs: vec![5, 30, 120],
+        }
+    }
+}
+
+/// Another instance of the cluster (`[[peer]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Its `instance.name`.
+    pub name: String,
+    /// Its SMTP listener, "host:port": where requests are forwarded.
+    pub smtp: String,
+    /// Its `/status` URL (plain HTTP), polled for its tariffs, modems and workload.
+    pub status_url: String,
+    /// Cost of forwarding one request to it.
+    #[serde(default)]
+    pub link_cost: f64,
+    /// SMTP AUTH credentials at the peer (a user of its `users_file` named as this
+    /// instance is in its `[[peer]]` list): only then are our `X-Smsgw-*` headers kept.
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+    /// TLS towards the peer: "verify" (default), "opportunistic" or "none".
+    #[serde(default)]
+    pub tls: OutboundTls,
+    /// CA certificates (PEM) trusted for this peer beside the system's.
+    #[serde(default)]
+    pub tls_ca_file: PathBuf,
+    /// SHA-256 fingerprints of certificates accepted as they are (a self-signed peer).
+    #[serde(default)]
+    pub tls_pin_sha256: Vec<String>,
 }
 
 /// How an outbound SMTP connection uses TLS.
@@ -374,13 +441,16 @@ impl std::fmt::Display for Problem {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError(pub Vec<Problem>);
 
-const SECTIONS: &[&str] = &["instance", "smtp", "sms", "modem", "dsn", "security"];
+const SECTIONS: &[&str] = &[
+    "instance", "smtp", "sms", "modem", "http", "routing", "peer", "dsn", "security",
+];
 /// Keys whose value is a list: from the environment, comma-separated.
 const LIST_KEYS: &[&str] = &[
     "smtp.listen",
     "smtp.sms_domains",
     "sms.national_language_tables",
     "sms.retry_delays_secs",
+    "routing.retry_delays_secs",
     "dsn.tls_pin_sha256",
     "dsn.retry_delays_secs",
     "security.listen_tls",
@@ -437,7 +507,10 @@ impl Config {
             instance: section(&tables, "instance", &mut problems),
             smtp: section(&tables, "smtp", &mut problems),
             sms: section(&tables, "sms", &mut problems),
-            modem: modems(&tables, &mut problems),
+            modem: list(&tables, "modem", &mut problems),
+            http: section(&tables, "http", &mut problems),
+            routing: section(&tables, "routing", &mut problems),
+            peer: list(&tables, "peer", &mut problems),
             dsn: section(&tables, "dsn", &mut problems),
             security: section(&tables, "security", &mut problems),
         };
@@ -511,13 +584,68 @@ impl Config {
             }
         }
         self.validate_modems(problems);
+        self.validate_cluster(problems);
         self.validate_dsn(problems);
         self.validate_security(problems);
     }
 
+    fn validate_cluster(&self, problems: &mut Vec<Problem>) {
+        let (http, routing) = (&self.http, &self.routing);
+        if !http.listen.is_empty() && http.listen.parse::<SocketAddr>().is_err() {
+            problems.push(Problem::new(
+                "http.listen",
+                "must be an address such as \"127.0.0.1:8025\"",
+            ));
+        }
+        let rules = [
+            (
+                routing.workload_cost.is_finite() && routing.workload_cost >= 0.0,
+                "routing.workload_cost",
+                "must be a number >= 0",
+            ),
+            (routing.max_hops >= 1, "routing.max_hops", "must be at least 1"),
+            (routing.poll_secs >= 1, "routing.poll_secs", "must be at least 1"),
+            (
+                !routing.retry_delays_secs.is_empty(),
+                "routing.retry_delays_secs",
+                "needs at least one delay",
+            ),
+        ];
+        report_broken(&rules, problems);
+        for (index, peer) in self.peer.iter().enumerate() {
+            let key = |field: &str| format!("peer[{index}].{field}");
+            let taken = peer.name == self.instance.name || self.peer[..index].iter().any(|p| p.name == peer.name);
+            if peer.name.is_empty() || taken {
+                problems.push(Problem::new(
+                    &key("name"),
+                    "must be unique, not empty, and not this instance's own name",
+                ));
+            }
+            if host_port(&peer.smtp).is_none() {
+                problems.push(Problem::new(
+                    &key("smtp"),
+                    "must be host:port, such as \"fr-gw.example.net:25\"",
+                ));
+            }
+            if !peer.status_url.starts_with("http://") || host_port(http_authority(&peer.status_url)).is_none() {
+                problems.push(Problem::new(
+                    &key("status_url"),
+                    "must be an http:// URL with a port, such as \"http://fr-gw.example.net:8025/status\"",
+                ));
+            }
+            if !peer.link_cost.is_finite() || peer.link_cost < 0.0 {
+                problems.push(Problem::new(&key("link_cost"), "must be a number >= 0"));
+            }
+            if peer.user.is_empty() != peer.password.is_empty() {
+                problems.push(Problem::new(&key("password"), "user and password go together"));
+            }
+            validate_pins(&peer.tls_pin_sha256, &key("tls_pin_sha256"), problems);
+        }
+    }
+
     fn validate_dsn(&self, problems: &mut Vec<Problem>) {
         let dsn = &self.dsn;
-        if !dsn.smart_host.is_empty() && self.dsn_smart_host().is_none() {
+        if !dsn.smart_host.is_empty() && host_port(&dsn.smart_host).is_none() {
             problems.push(Problem::new(
                 "dsn.smart_host",
                 "must be host:port, such as \"mail.example.com:25\"",
@@ -529,12 +657,7 @@ impl Config {
                 "must be a mail address such as \"postmaster@example.com\"",
             ));
         }
-        for (index, pin) in dsn.tls_pin_sha256.iter().enumerate() {
-            if crate::outbound::tls::parse_pin(pin).is_none() {
-                let problem = "must be a SHA-256 fingerprint: 64 hex digits, colons allowed";
-                problems.push(Problem::new(&format!("dsn.tls_pin_sha256[{index}]"), problem));
-            }
-        }
+        validate_pins(&dsn.tls_pin_sha256, "dsn.tls_pin_sha256", problems);
         let rules = [
             (
                 !dsn.retry_delays_secs.is_empty(),
@@ -545,14 +668,6 @@ impl Config {
             (dsn.timeout_secs >= 1, "dsn.timeout_secs", "must be at least 1"),
         ];
         report_broken(&rules, problems);
-    }
-
-    /// `dsn.smart_host` as (host, port), if it is set and well formed.
-    pub fn dsn_smart_host(&self) -> Option<(String, u16)> {
-        let (host, port) = self.dsn.smart_host.rsplit_once(':')?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        (!host.is_empty()).then_some(())?;
-        Some((host.to_string(), port.parse().ok().filter(|p| *p > 0)?))
     }
 
     /// The `From` of DSNs.
@@ -632,6 +747,15 @@ impl Config {
         !self.security.tls_cert.as_os_str().is_empty()
     }
 
+    /// How recipients are read (`smtp.sms_domains`, `sms.default_region`).
+    pub fn address_rules(&self) -> crate::address::AddressRules {
+        crate::address::AddressRules {
+            domains: self.smtp.sms_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            default_region: self.region(),
+            deny_premium: self.security.deny_premium,
+        }
+    }
+
     /// The region of national numbers, if `sms.default_region` names one.
     pub fn region(&self) -> Option<phonenumber::country::Id> {
         self.sms.default_region.to_ascii_uppercase().parse().ok()
@@ -649,6 +773,29 @@ impl Config {
     /// Where the SQLite database lives.
     pub fn database_path(&self) -> PathBuf {
         self.instance.data_dir.join("smsgw.db")
+    }
+}
+
+/// "host:port" (IPv6 in brackets) as (host, port).
+pub fn host_port(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then_some(())?;
+    Some((host.to_string(), port.parse().ok().filter(|p| *p > 0)?))
+}
+
+/// The "host:port" of an http:// URL.
+pub fn http_authority(url: &str) -> &str {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+fn validate_pins(pins: &[String], key: &str, problems: &mut Vec<Problem>) {
+    for (index, pin) in pins.iter().enumerate() {
+        if crate::outbound::tls::parse_pin(pin).is_none() {
+            let problem = "must be a SHA-256 fingerprint: 64 hex digits, colons allowed";
+            problems.push(Problem::new(&format!("{key}[{index}]"), problem));
+        }
     }
 }
 
@@ -696,26 +843,30 @@ fn section<T: DeserializeOwned + Default>(
     }
 }
 
-/// Reads `[[modem]]` entries, each as a section of its own (`modem[0]`, ...).
-fn modems(tables: &HashMap<String, config::Value>, problems: &mut Vec<Problem>) -> Vec<Modem> {
-    let Some(value) = tables.get("modem") else {
+/// Reads `[[name]]` entries, each as a section of its own (`modem[0]`, ...).
+fn list<T: DeserializeOwned>(
+    tables: &HashMap<String, config::Value>,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<T> {
+    let Some(value) = tables.get(name) else {
         return Vec::new();
     };
     let Ok(entries) = value.clone().into_array() else {
-        problems.push(Problem::new("modem", "must be a list of [[modem]] tables"));
+        problems.push(Problem::new(name, &format!("must be a list of [[{name}]] tables")));
         return Vec::new();
     };
-    let mut modems = Vec::new();
+    let mut items = Vec::new();
     for (index, entry) in entries.into_iter().enumerate() {
-        let name = format!("modem[{index}]");
-        let wrapped = HashMap::from([(name.clone(), entry)]);
+        let key = format!("{name}[{index}]");
+        let wrapped = HashMap::from([(key.clone(), entry)]);
         let before = problems.len();
-        let modem: Option<Modem> = section(&wrapped, &name, problems);
+        let item: Option<T> = section(&wrapped, &key, problems);
         if problems.len() == before {
-            modems.extend(modem);
+            items.extend(item);
         }
     }
-    modems
+    items
 }
 
 /// The key an error is about (relative to its section) and what is wrong with it.

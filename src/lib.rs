@@ -4,6 +4,9 @@
 pub mod address;
 pub mod compose;
 pub mod config;
+pub mod forward;
+pub mod http;
+pub mod metrics;
 pub mod modem;
 pub mod net;
 pub mod notify;
@@ -15,6 +18,10 @@ pub mod store;
 pub mod users;
 pub mod utc;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use config::Config;
@@ -30,6 +37,8 @@ pub enum RunError {
     Credentials(#[from] smtp::tls::CredentialsError),
     #[error("dsn: {0}")]
     DsnTls(#[from] outbound::TlsSetupError),
+    #[error("peer {0}: {1}")]
+    PeerTls(String, outbound::TlsSetupError),
 }
 
 /// Runs the gateway until `shutdown` is cancelled, then drains: listeners close first,
@@ -40,13 +49,43 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     address::warm_up();
     let credentials = smtp::Credentials::load(&config)?;
     let notifier = notify::Notifier::new(&config)?;
+    let board = Arc::new(modem::Board::new(config.modem.iter().map(|m| m.name.as_str())));
+    let cluster = Arc::new(routing::view::Cluster::new(&config, board.clone(), store.clone()));
+    let forwarder =
+        forward::Forwarder::new(&config, cluster.clone()).map_err(|(peer, error)| RunError::PeerTls(peer, error))?;
     let listeners = smtp::bind_all(&config).await?;
-    let routing = tokio::spawn(routing::run(store.clone(), shutdown.clone()));
-    let notify = tokio::spawn(notifier.run(store.clone(), shutdown.clone()));
-    let modems = {
-        let (config, store, shutdown) = (config.clone(), store.clone(), shutdown.clone());
-        tokio::spawn(async move { modem::run(&config, store, shutdown).await })
+    let http = match config.http.listen.parse::<std::net::SocketAddr>() {
+        Ok(address) => Some(tokio::net::TcpListener::bind(address).await?),
+        Err(_) => None,
     };
+    let poll = Duration::from_secs(config.routing.poll_secs);
+    let mut stages = JoinSet::new();
+    stages.spawn(routing::run(cluster.clone(), store.clone(), poll, shutdown.clone()));
+    stages.spawn(routing::view::poll(
+        cluster.clone(),
+        config.peer.clone(),
+        poll,
+        shutdown.clone(),
+    ));
+    stages.spawn(forwarder.run(store.clone(), shutdown.clone()));
+    stages.spawn(notifier.run(store.clone(), shutdown.clone()));
+    if let Some(listener) = http {
+        tracing::info!(address = %listener.local_addr()?, "HTTP listening");
+        let sources = Arc::new(http::Sources {
+            cluster,
+            store: store.clone(),
+            board: board.clone(),
+        });
+        stages.spawn(http::serve(listener, sources, shutdown.clone()));
+    }
+    {
+        let (config, store, shutdown) = (config.clone(), store.clone(), shutdown.clone());
+        stages.spawn(async move {
+            if let Err(error) = modem::run(&config, board, store, shutdown).await {
+                tracing::error!(%error, "modems stopped with an error");
+            }
+        });
+    }
     for listener in &listeners {
         let address = listener.socket.local_addr()?;
         if listener.implicit_tls {
@@ -57,11 +96,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     }
     smtp::serve(listeners, &config, credentials, store, shutdown.clone()).await;
     // Intake is closed; the other stages stop at the same signal and finish what they hold.
-    let _ = routing.await;
-    let _ = notify.await;
-    if let Ok(Err(error)) = modems.await {
-        tracing::error!(%error, "modems stopped with an error");
-    }
+    while stages.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
 }

@@ -40,6 +40,20 @@ enum Command {
     /// Encode and decode SMS PDUs, as modems exchange them in PDU mode.
     #[command(subcommand)]
     Pdu(PduCommand),
+    /// Least-cost routing between the instances of a cluster.
+    #[command(subcommand)]
+    Route(RouteCommand),
+}
+
+#[derive(Subcommand)]
+enum RouteCommand {
+    /// Every instance that could send to NUMBER, cheapest first, and why the others
+    /// cannot: asks the running gateway (`http.listen`) for its live view.
+    Explain {
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,7 +185,64 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Modem(command) => modem(command, config.with_context(|| invalid(&cli.config))),
         Command::Serve => serve(config.with_context(|| invalid(&cli.config))?),
         Command::Queue(command) => queue(&config.with_context(|| invalid(&cli.config))?, command),
+        Command::Route(RouteCommand::Explain { number, json }) => {
+            route_explain(&config.with_context(|| invalid(&cli.config))?, &number, json)
+        }
     }
+}
+
+fn route_explain(config: &Config, number: &str, json: bool) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !config.http.listen.is_empty(),
+        "route explain asks the running gateway: set http.listen in the config"
+    );
+    let domain = config.smtp.sms_domains.first().map_or("sms", String::as_str);
+    let number = smsgw::address::parse_recipient(&format!("{number}@{domain}"), &config.address_rules())
+        .map_err(|e| anyhow::anyhow!("{number}: {e}"))?
+        .number;
+    let url = format!(
+        "http://{}/route?number={}",
+        config.http.listen,
+        number.replace('+', "%2B")
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let body = runtime
+        .block_on(smsgw::routing::view::get(&url, std::time::Duration::from_secs(10)))
+        .map_err(|e| anyhow::anyhow!("{e} (is the gateway running?)"))?;
+    if json {
+        std::io::stdout().write_all(&body)?;
+        println!();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let plan: serde_json::Value = serde_json::from_slice(&body)?;
+    println!("{number}, cheapest first:");
+    println!(
+        "  {:<16} {:>8} {:>8} {:>9} {:>8}",
+        "instance", "tariff", "link", "workload", "total"
+    );
+    let empty = Vec::new();
+    for (index, candidate) in plan["ranked"].as_array().unwrap_or(&empty).iter().enumerate() {
+        let cost = |key: &str| candidate[key].as_f64().unwrap_or(0.0);
+        let name = candidate["name"].as_str().unwrap_or("?");
+        let mark = match (index, candidate["local"].as_bool() == Some(true)) {
+            (0, true) => "  <- chosen: sent by this instance's modems",
+            (0, false) => "  <- chosen: forwarded",
+            _ => "",
+        };
+        println!(
+            "  {name:<16} {:>8.4} {:>8.4} {:>9.4} {:>8.4}{mark}",
+            cost("tariff"),
+            cost("link"),
+            cost("workload"),
+            cost("total")
+        );
+    }
+    for skipped in plan["skipped"].as_array().unwrap_or(&empty) {
+        let name = skipped["name"].as_str().unwrap_or("?");
+        let why = skipped["why"].as_str().unwrap_or("?");
+        println!("  {name:<16} skipped: {why}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {

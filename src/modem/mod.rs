@@ -3,6 +3,7 @@
 //! modem on a pseudo-terminal for running without hardware.
 
 pub mod at;
+pub mod board;
 pub mod driver;
 pub mod errors;
 pub mod pool;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config};
 use crate::sms::Language;
 use crate::store::Store;
+pub use board::{Board, Health, ModemState};
 
 /// A modem as the pool sees it: where it is and what it costs.
 #[derive(Debug, Clone)]
@@ -131,8 +133,9 @@ pub async fn probe(config: &Config, name: &str) -> Result<Vec<(&'static str, Str
     Ok(answers)
 }
 
-/// Starts the simulated modems, then runs the pool until `shutdown`.
-pub async fn run(config: &Config, store: Store, shutdown: CancellationToken) -> std::io::Result<()> {
+/// Starts the simulated modems, then runs the pool until `shutdown`; the workers tell
+/// `board` how each modem is.
+pub async fn run(config: &Config, board: Arc<Board>, store: Store, shutdown: CancellationToken) -> std::io::Result<()> {
     let mut specs = Vec::new();
     for modem in &config.modem {
         let device = device(config, modem, &shutdown).await?;
@@ -151,6 +154,6 @@ pub async fn run(config: &Config, store: Store, shutdown: CancellationToken) -> 
             .collect(),
         validity: Duration::from_secs(config.sms.validity_minutes * 60),
     };
-    pool::run(specs, store, timing, shutdown).await;
+    pool::run(specs, board, store, timing, shutdown).await;
     Ok(())
 }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ModemSpec;
+use super::board::Board;
 use super::worker::{self, Job};
 use crate::store::{Store, StoreError, Waiting};
 
@@ -73,7 +74,13 @@ impl Slot {
     }
 }
 
-pub async fn run(specs: Vec<Arc<ModemSpec>>, store: Store, timing: Timing, shutdown: CancellationToken) {
+pub async fn run(
+    specs: Vec<Arc<ModemSpec>>,
+    board: Arc<Board>,
+    store: Store,
+    timing: Timing,
+    shutdown: CancellationToken,
+) {
     let (reports, mut incoming) = mpsc::channel(64);
     let mut slots = Vec::new();
     let mut workers = Vec::new();
@@ -82,6 +89,7 @@ pub async fn run(specs: Vec<Arc<ModemSpec>>, store: Store, timing: Timing, shutd
         let context = worker::Context {
             index,
             spec: spec.clone(),
+            board: board.clone(),
             store: store.clone(),
             reports: reports.clone(),
             timing: timing.clone(),

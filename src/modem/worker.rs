@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ModemSpec;
 use super::at::{Command, Event};
+use super::board::{Board, ModemState};
 use super::driver::{AtError, COMMAND_TIMEOUT, Port, SendError};
 use super::errors::{self, Outcome};
 use super::pool::{Report, Timing};
@@ -24,6 +25,7 @@ pub struct Job {
 pub struct Context {
     pub index: usize,
     pub spec: Arc<ModemSpec>,
+    pub board: Arc<Board>,
     pub store: Store,
     pub reports: mpsc::Sender<Report>,
     pub timing: Timing,
@@ -49,8 +51,9 @@ pub async fn run(context: Context, mut jobs: mpsc::Receiver<Job>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let stop = match open(&context.spec).await {
-            Ok(mut port) => {
+            Ok((mut port, signal)) => {
                 tracing::info!(modem = %name, "ready");
+                context.board.ready(name, signal);
                 backoff = Duration::from_secs(1);
                 let _ = context.reports.send(Report::Ready(context.index)).await;
                 serve(&context, &mut port, &mut jobs).await
@@ -58,10 +61,12 @@ pub async fn run(context: Context, mut jobs: mpsc::Receiver<Job>) {
             Err(stop) => Err(stop),
         };
         let _ = context.reports.send(Report::Down(context.index)).await;
+        context.board.set_state(name, ModemState::Down);
         requeue_pending(&context, &mut jobs).await;
         match stop {
             Ok(()) => return,
             Err(Stop::Fatal(why)) => {
+                context.board.set_state(name, ModemState::Disabled);
                 tracing::error!(modem = %name, "{why}; this modem is disabled until restart");
                 context.shutdown.cancelled().await;
                 return;
@@ -84,14 +89,15 @@ async fn requeue_pending(context: &Context, jobs: &mut mpsc::Receiver<Job>) {
     }
 }
 
-async fn open(spec: &ModemSpec) -> Result<Port, Stop> {
+/// The port, initialised, and the signal quality it reported.
+async fn open(spec: &ModemSpec) -> Result<(Port, String), Stop> {
     let mut port = Port::open(&spec.device, spec.baud)?;
-    init(&mut port, spec).await?;
-    Ok(port)
+    let signal = init(&mut port, spec).await?;
+    Ok((port, signal))
 }
 
 /// The init sequence of DESIGN.md; identity, registration and signal are logged.
-async fn init(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
+async fn init(port: &mut Port, spec: &ModemSpec) -> Result<String, Stop> {
     // The first AT may meet garbage left in the modem's buffer: one retry.
     if port.command(&Command::At, COMMAND_TIMEOUT).await.is_err() {
         port.command(&Command::At, COMMAND_TIMEOUT).await?;
@@ -117,7 +123,7 @@ async fn init(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
         facts.push(port.command(&command, COMMAND_TIMEOUT).await?.join(" "));
     }
     tracing::info!(modem = %spec.name, identity = %facts[..3].join(" "), registration = %facts[3], signal = %facts[4], "initialised");
-    Ok(())
+    Ok(facts.swap_remove(4))
 }
 
 async fn unlock(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
@@ -205,6 +211,7 @@ async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<()
         }
     }
     tracing::info!(modem = %modem, request = request.id, parts = pdus.len(), "sent");
+    context.board.sent(modem, pdus.len() - request.sent_parts.len());
     Ok(())
 }
 
@@ -212,6 +219,7 @@ async fn failed(context: &Context, request: &Waiting, part: usize, error: SendEr
     let store = &context.store;
     let modem = &context.spec.name;
     tracing::warn!(modem = %modem, request = request.id, part, %error, "send failed");
+    context.board.send_error(modem);
     match error {
         SendError::BeforePdu(at) => {
             retry_later(context, request, format!("modem {modem}: {at}")).await?;

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, StatusReports};
+use crate::metrics;
 use crate::outbound::{self, Client, TlsPolicy, TlsSetupError};
 use crate::store::{DsnAction, DsnJob, DsnOutcome, Store, now_ms};
 use build::{Action, Report, Reporter};
@@ -51,7 +52,7 @@ impl Notifier {
         Ok(Notifier {
             sender: send::Sender {
                 client,
-                route: send::Route::new(config.dsn_smart_host()),
+                route: send::Route::new(crate::config::host_port(&config.dsn.smart_host)),
             },
             hostname: config.smtp.hostname.clone(),
             instance: config.instance.name.clone(),
@@ -142,10 +143,12 @@ impl Notifier {
         match self.sender.deliver(&job.sender, &message).await {
             Ok(answer) => {
                 tracing::info!(request = job.request, action, to = %job.sender, %answer, "DSN delivered");
+                metrics::bump(&metrics::DSN_DELIVERED);
                 DsnOutcome::Sent(answer)
             }
             Err(error) if error.is_permanent() => {
                 tracing::warn!(request = job.request, action, to = %job.sender, %error, "DSN refused; dropped");
+                metrics::bump(&metrics::DSN_DROPPED);
                 DsnOutcome::Dropped(error.to_string())
             }
             Err(error) => {
@@ -160,6 +163,7 @@ impl Notifier {
                 if at > job.created + self.lifetime_ms {
                     let why = format!("not delivered within its lifetime, last error: {error}");
                     tracing::error!(request = job.request, action, to = %job.sender, "DSN {why}; dropped");
+                    metrics::bump(&metrics::DSN_DROPPED);
                     return DsnOutcome::Dropped(why);
                 }
                 tracing::warn!(request = job.request, action, to = %job.sender, %error, retry_in_secs = delay, "DSN not delivered yet");

@@ -40,7 +40,12 @@ impl Sender {
             Route::SmartHost(server) => vec![server.clone()],
             Route::Mx(resolver) => mx_servers(resolver.as_deref(), to).await?,
         };
-        let mail = Mail { from: "", to, message };
+        let mail = Mail {
+            from: "",
+            to,
+            message,
+            ..Mail::default()
+        };
         let mut last = OutboundError::Temporary("no server to try".into());
         for server in &servers {
             match self.client.send(server, &mail).await {

@@ -45,15 +45,19 @@ impl std::fmt::Display for Server {
 }
 
 /// One mail: the envelope and the message, CRLF lines.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Mail<'a> {
     /// The envelope sender; "" for the null sender of a DSN.
     pub from: &'a str,
+    /// ESMTP parameters of MAIL FROM (RET, ENVID), each with its leading space.
+    pub from_params: String,
     pub to: &'a str,
+    /// ESMTP parameters of RCPT TO (NOTIFY, ORCPT), each with its leading space.
+    pub to_params: String,
     pub message: &'a [u8],
 }
 
-/// How a delivery goes: our name in EHLO, TLS, and the time any one step may take.
+/// How deliveries go: our name in EHLO, TLS, and the time any one step may take.
 #[derive(Clone)]
 pub struct Client {
     pub helo: String,
@@ -61,18 +65,43 @@ pub struct Client {
     pub timeout: Duration,
 }
 
+/// A byte stream to a server: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// An open SMTP connection, greeted, past STARTTLS and AUTH: mails go one after the other.
+pub struct Connection<'a> {
+    session: Session<'a, Box<dyn Io>>,
+    extensions: Vec<String>,
+    /// A transaction failed: RSET before the next one.
+    dirty: bool,
+}
+
 impl Client {
-    /// Delivers `mail` to `server`; `Ok` carries the server's final answer.
+    /// Delivers one `mail` to `server` on a connection of its own.
     pub async fn send(&self, server: &Server, mail: &Mail<'_>) -> Result<String, OutboundError> {
-        let tcp = self.connect(server).await?;
-        let mut session = Session {
-            stream: BufStream::new(tcp),
+        let mut connection = self.connect(server, None).await?;
+        let answer = connection.send(mail).await;
+        connection.quit().await;
+        answer
+    }
+
+    /// Connects, greets, upgrades to TLS as the policy says, and authenticates with
+    /// `auth` (user, password) when given.
+    pub async fn connect<'a>(
+        &self,
+        server: &'a Server,
+        auth: Option<(&str, &str)>,
+    ) -> Result<Connection<'a>, OutboundError> {
+        let over = |stream| Session {
+            stream: BufStream::new(stream),
             server,
             timeout: self.timeout,
         };
+        let mut session = over(Box::new(self.tcp(server).await?) as Box<dyn Io>);
         session.expect("greeting", 2).await?;
         let extensions = session.ehlo(&self.helo).await?;
-        let starttls = extensions.iter().any(|e| e.eq_ignore_ascii_case("STARTTLS"));
+        let starttls = has(&extensions, "STARTTLS");
         let connector = match (self.tls.mode, self.tls.connector(), starttls) {
             (OutboundTls::None, ..) | (_, None, _) | (OutboundTls::Opportunistic, _, false) => None,
             (OutboundTls::Verify, Some(_), false) => {
@@ -82,29 +111,35 @@ impl Client {
             }
             (_, Some(connector), true) => Some(connector),
         };
-        let Some(connector) = connector else {
-            return session.transaction(mail, &extensions).await;
+        let (mut session, extensions) = match connector {
+            None => (session, extensions),
+            Some(connector) => {
+                session.command("STARTTLS", 2).await?;
+                let name = ServerName::try_from(server.host.clone())
+                    .map_err(|_| OutboundError::Permanent(format!("{} is not a host name", server.host)))?;
+                // Whatever the server sent after its 220 is dropped with the plain stream:
+                // only what comes through TLS is read (no STARTTLS command injection).
+                let plain = session.stream.into_inner();
+                let tls = tokio::time::timeout(self.timeout, connector.connect(name, plain))
+                    .await
+                    .map_err(|_| OutboundError::Temporary(format!("{server}: TLS handshake timed out")))?
+                    .map_err(|e| OutboundError::Temporary(format!("{server}: TLS failed: {e}")))?;
+                let mut session = over(Box::new(tls));
+                let extensions = session.ehlo(&self.helo).await?;
+                (session, extensions)
+            }
         };
-        session.command("STARTTLS", 2).await?;
-        let name = ServerName::try_from(server.host.clone())
-            .map_err(|_| OutboundError::Permanent(format!("{} is not a host name", server.host)))?;
-        // Whatever the server sent after its 220 is dropped with the plain stream: only
-        // what comes through TLS is read (no STARTTLS command injection).
-        let tcp = session.stream.into_inner();
-        let tls = tokio::time::timeout(self.timeout, connector.connect(name, tcp))
-            .await
-            .map_err(|_| OutboundError::Temporary(format!("{server}: TLS handshake timed out")))?
-            .map_err(|e| OutboundError::Temporary(format!("{server}: TLS failed: {e}")))?;
-        let mut session = Session {
-            stream: BufStream::new(tls),
-            server,
-            timeout: self.timeout,
-        };
-        let extensions = session.ehlo(&self.helo).await?;
-        session.transaction(mail, &extensions).await
+        if let Some((user, password)) = auth {
+            session.auth_plain(user, password, &extensions).await?;
+        }
+        Ok(Connection {
+            session,
+            extensions,
+            dirty: false,
+        })
     }
 
-    async fn connect(&self, server: &Server) -> Result<TcpStream, OutboundError> {
+    async fn tcp(&self, server: &Server) -> Result<TcpStream, OutboundError> {
         let unreachable = |why: String| OutboundError::Temporary(format!("cannot connect to {server}: {why}"));
         let addresses = tokio::net::lookup_host((server.host.as_str(), server.port))
             .await
@@ -119,6 +154,29 @@ impl Client {
         }
         Err(unreachable(last))
     }
+}
+
+impl Connection<'_> {
+    /// One transaction; `Ok` carries the server's final answer. After an error the
+    /// connection may still serve (a refused recipient) or not (a lost connection:
+    /// every later send fails too).
+    pub async fn send(&mut self, mail: &Mail<'_>) -> Result<String, OutboundError> {
+        if std::mem::take(&mut self.dirty) {
+            self.session.command("RSET", 2).await?;
+        }
+        let result = self.session.transaction(mail, &self.extensions).await;
+        self.dirty = result.is_err();
+        result
+    }
+
+    /// Says goodbye; the mails are delivered whatever the answer.
+    pub async fn quit(mut self) {
+        let _ = self.session.write("QUIT\r\n").await;
+    }
+}
+
+fn has(extensions: &[String], name: &str) -> bool {
+    extensions.iter().any(|e| e.eq_ignore_ascii_case(name))
 }
 
 struct Session<'a, S> {
@@ -151,11 +209,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Ok(Vec::new())
     }
 
+    async fn auth_plain(&mut self, user: &str, password: &str, extensions: &[String]) -> Result<(), OutboundError> {
+        if !has(extensions, "AUTH") {
+            return Err(self.temporary("does not offer AUTH, and credentials are configured for it"));
+        }
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        self.write(&format!("AUTH PLAIN {token}\r\n")).await?;
+        // A refused password is the operator's to fix, not the mail's fault: retry later.
+        match self.expect("AUTH", 2).await {
+            Err(OutboundError::Permanent(text)) => Err(OutboundError::Temporary(text)),
+            other => other.map(drop),
+        }
+    }
+
     async fn transaction(&mut self, mail: &Mail<'_>, extensions: &[String]) -> Result<String, OutboundError> {
-        let eight_bit = !mail.message.is_ascii() && extensions.iter().any(|e| e.eq_ignore_ascii_case("8BITMIME"));
+        let eight_bit = !mail.message.is_ascii() && has(extensions, "8BITMIME");
         let body = if eight_bit { " BODY=8BITMIME" } else { "" };
-        self.command(&format!("MAIL FROM:<{}>{body}", mail.from), 2).await?;
-        self.command(&format!("RCPT TO:<{}>", mail.to), 2).await?;
+        self.command(&format!("MAIL FROM:<{}>{body}{}", mail.from, mail.from_params), 2)
+            .await?;
+        self.command(&format!("RCPT TO:<{}>{}", mail.to, mail.to_params), 2)
+            .await?;
         self.command("DATA", 3).await?;
         let data = data_lines(mail.message);
         tokio::time::timeout(self.timeout, async {
@@ -166,8 +240,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         .map_err(|_| self.temporary("timed out sending the message"))?
         .map_err(|e| self.temporary(&format!("connection lost sending the message: {e}")))?;
         let reply = self.expect("the message", 2).await?;
-        // The mail is delivered: a failed QUIT changes nothing.
-        let _ = self.write("QUIT\r\n").await;
         Ok(format!(
             "{} answered {} {}",
             self.server,

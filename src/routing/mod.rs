@@ -1,24 +1,105 @@
-//! Routing: decides where each received request is sent. With no peers (the cluster
-//! comes later), this instance's modems are the only route: `received → queued`.
+//! Routing: decides where each received request is sent. Alone (no `[[peer]]`), this
+//! instance's modems are the only route: `received → queued`, set-wise. In a cluster,
+//! each request gets a [`plan`] over the [`view`], and goes to the cheapest instance.
 
+pub mod plan;
+pub mod view;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::store::{Route, Store, StoreError, now_ms};
+use plan::{Plan, Skip};
+use view::Cluster;
 
 /// Looks again this often even without a wake-up (a safety net, not the mechanism).
-const SWEEP: Duration = Duration::from_secs(5);
+const SWEEP: Duration = Duration::from_secs(1);
+/// Requests planned per round.
+const BATCH: usize = 256;
 
-pub async fn run(store: Store, shutdown: CancellationToken) {
+/// Routes until `shutdown`; requests with no instance able to send them now are looked
+/// at again after `retry`.
+pub async fn run(cluster: Arc<Cluster>, store: Store, retry: Duration, shutdown: CancellationToken) {
+    if cluster.has_peers() {
+        cluster.first_poll(retry).await;
+    }
     loop {
-        if let Err(error) = store.queue_received().await {
-            tracing::error!(%error, "routing cannot update the queue");
+        let full = match round(&cluster, &store, retry).await {
+            Ok(full) => full,
+            Err(error) => {
+                tracing::error!(%error, "routing cannot update the queue");
+                false
+            }
+        };
+        if full {
+            continue;
         }
         tokio::select! {
             () = store.wake.received.notified() => {}
             () = tokio::time::sleep(SWEEP) => {}
             () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// One round; true if there may be more to route at once.
+async fn round(cluster: &Cluster, store: &Store, retry: Duration) -> Result<bool, StoreError> {
+    if !cluster.has_peers() {
+        store.queue_received().await?;
+        return Ok(false);
+    }
+    let requests = store.unrouted(BATCH).await?;
+    if requests.is_empty() {
+        return Ok(false);
+    }
+    let view = cluster.view().await?;
+    let wait_until = now_ms() + retry.as_millis() as i64;
+    let routes = requests
+        .iter()
+        .map(|request| {
+            let plan = plan::plan(&request.number, &view, &request.trace, &request.tried);
+            (request.id, decide(&request.number, &plan, wait_until))
+        })
+        .collect();
+    store.route(routes).await?;
+    Ok(requests.len() == BATCH)
+}
+
+/// The cheapest candidate; with none, wait if one may come back (down, no working
+/// modem), else fail naming why each instance could not.
+pub fn decide(number: &str, plan: &Plan, wait_until: i64) -> Route {
+    if let Some(best) = plan.ranked.first() {
+        let cost = format!(
+            "cost {:.4} = tariff {:.4} + link {:.4} + workload {:.4}",
+            best.total, best.tariff, best.link, best.workload
+        );
+        return if best.local {
+            Route::Local {
+                detail: format!("routed to this instance's modems ({cost})"),
+            }
+        } else {
+            Route::Peer {
+                name: best.name.clone(),
+                detail: format!("routed to {} ({cost})", best.name),
+            }
+        };
+    }
+    let why: Vec<String> = plan.skipped.iter().map(|s| format!("{}: {}", s.name, s.why)).collect();
+    let why = why.join("; ");
+    let may_recover = plan
+        .skipped
+        .iter()
+        .any(|s| matches!(s.why, Skip::Down | Skip::NoWorkingModem));
+    if may_recover {
+        Route::Wait {
+            at: wait_until,
+            detail: format!("no instance can send it now ({why}); waiting"),
+        }
+    } else {
+        Route::Nowhere {
+            reason: format!("no instance can send to {number} ({why})"),
         }
     }
 }

@@ -55,7 +55,12 @@ impl Session {
 
     /// The whole message is in: compose its SMS text, or refuse it with the reason.
     pub(super) fn end_of_message(&mut self, out: &mut Vec<u8>) -> Option<Step> {
-        let raw = strip_internal_headers(std::mem::take(&mut self.message));
+        let (raw, internal) = strip_internal_headers(std::mem::take(&mut self.message));
+        // Only another instance may say where a request comes from and where it has been.
+        let (origin, trace) = match self.is_peer() {
+            true => forwarded_from(&internal),
+            false => (None, Vec::new()),
+        };
         let Some(transaction) = self.transaction.take() else {
             return self.respond(reply::bad_sequence("No transaction in progress"), out);
         };
@@ -77,6 +82,8 @@ impl Session {
                 encoding,
                 parts,
                 requests: transaction.recipients,
+                origin,
+                trace,
             }))),
             Err(reply) => {
                 self.give_back_quota();
@@ -114,45 +121,87 @@ impl Session {
     }
 }
 
+/// `X-Smsgw-Request` (the origin) and `X-Smsgw-Trace` (comma-separated instances)
+/// among the internal header fields.
+fn forwarded_from(internal: &[String]) -> (Option<String>, Vec<String>) {
+    let value = |name: &str| {
+        internal.iter().find_map(|field| {
+            let (field_name, value) = field.split_once(':')?;
+            field_name
+                .trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
+        })
+    };
+    let trace = value("X-Smsgw-Trace")
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    (value("X-Smsgw-Request").filter(|o| !o.is_empty()), trace)
+}
+
 /// Removes `X-Smsgw-*` header fields (and their folded lines): only smsgw writes them,
-/// and a peer will trust them (trace, request id), so nobody may bring their own.
-fn strip_internal_headers(raw: Vec<u8>) -> Vec<u8> {
+/// and they are believed from a peer only (trace, request id), so nobody may bring
+/// their own. Returns the message without them, and them, unfolded.
+fn strip_internal_headers(raw: Vec<u8>) -> (Vec<u8>, Vec<String>) {
     let is_internal = |line: &[u8]| line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"x-smsgw-");
     if !raw.split(|&b| b == b'\n').any(is_internal) {
-        return raw;
+        return (raw, Vec::new());
     }
     let mut kept = Vec::with_capacity(raw.len());
+    let mut internal: Vec<String> = Vec::new();
     let mut dropping = false;
     let mut offset = 0;
     for line in raw.split_inclusive(|&b| b == b'\n') {
         // The header ends at the first empty line (CRLF or bare LF); the body is kept whole.
         if line == b"\r\n" || line == b"\n" {
             kept.extend_from_slice(&raw[offset..]);
-            return kept;
+            return (kept, internal);
         }
-        if !line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end();
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            if dropping && let Some(last) = internal.last_mut() {
+                last.push_str(text);
+            }
+        } else {
             dropping = is_internal(line);
+            if dropping {
+                internal.push(text.to_string());
+            }
         }
         if !dropping {
             kept.extend_from_slice(line);
         }
         offset += line.len();
     }
-    kept
+    (kept, internal)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::strip_internal_headers;
+    use super::{forwarded_from, strip_internal_headers};
 
     #[test]
     fn internal_headers_are_removed_with_their_folded_lines() {
-        let raw = b"Subject: hi\r\nX-Smsgw-Trace: uk,\r\n fr\r\nx-smsgw-request: 7\r\nTo: a\r\n\r\nX-Smsgw-Trace: in the body stays\r\n";
-        let kept = String::from_utf8(strip_internal_headers(raw.to_vec())).unwrap();
-        assert_eq!(kept, "Subject: hi\r\nTo: a\r\n\r\nX-Smsgw-Trace: in the body stays\r\n");
+        let raw = b"Subject: hi\r\nX-Smsgw-Trace: uk,\r\n fr\r\nx-smsgw-request: uk/7\r\nTo: a\r\n\r\nX-Smsgw-Trace: in the body stays\r\n";
+        let (kept, internal) = strip_internal_headers(raw.to_vec());
+        assert_eq!(
+            String::from_utf8(kept).unwrap(),
+            "Subject: hi\r\nTo: a\r\n\r\nX-Smsgw-Trace: in the body stays\r\n"
+        );
+        assert_eq!(
+            forwarded_from(&internal),
+            (Some("uk/7".to_string()), vec!["uk".to_string(), "fr".to_string()])
+        );
         let bare = b"Subject: hi\nX-Smsgw-Trace: x\n\nx-smsgw-stays: body\n".to_vec();
-        assert_eq!(strip_internal_headers(bare), b"Subject: hi\n\nx-smsgw-stays: body\n");
+        assert_eq!(strip_internal_headers(bare).0, b"Subject: hi\n\nx-smsgw-stays: body\n");
         let clean = b"Subject: hi\r\n\r\nbody".to_vec();
-        assert_eq!(strip_internal_headers(clean.clone()), clean);
+        assert_eq!(strip_internal_headers(clean.clone()), (clean, Vec::new()));
     }
 }

@@ -52,17 +52,17 @@ pub struct Settings {
     pub tls_offered: bool,
     /// Pause before answering a failed AUTH, times the failures in a row.
     pub auth_failure_delay: Duration,
+    /// Users that are other instances (the names of our `[[peer]]`s): their
+    /// `X-Smsgw-*` headers are believed, and the abuse limits (applied where the mail
+    /// first came in) do not count their requests again.
+    pub peers: Vec<String>,
 }
 
 impl Settings {
     pub fn from_config(config: &Config) -> Settings {
         Settings {
             hostname: config.smtp.hostname.clone(),
-            rules: AddressRules {
-                domains: config.smtp.sms_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
-                default_region: config.region(),
-                deny_premium: config.security.deny_premium,
-            },
+            rules: config.address_rules(),
             max_message_size: config.smtp.max_message_size,
             max_recipients: config.smtp.max_recipients,
             max_errors: config.smtp.max_errors,
@@ -74,6 +74,7 @@ impl Settings {
             languages: config.languages(),
             tls_offered: config.has_tls(),
             auth_failure_delay: Duration::from_millis(config.security.auth_failure_delay_ms),
+            peers: config.peer.iter().map(|p| p.name.clone()).collect(),
         }
     }
 }
@@ -202,6 +203,7 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
                 let shared_for_session = shared.clone();
                 let session = Session::new(shared.settings.clone(), shared.policy.clone(), peer, loopback);
                 shared.sessions.spawn(async move {
+                    let _open = crate::metrics::OpenSession::start();
                     connection(stream, session, listener.implicit_tls, &shared_for_session).await;
                     drop(permit);
                 });
@@ -291,6 +293,9 @@ where
                 Step::Read => break,
                 Step::Store(mail) => {
                     let result = shared.store.receive(*mail).await;
+                    if result.is_ok() {
+                        crate::metrics::bump(&crate::metrics::SMTP_MAILS);
+                    }
                     session.stored(result, &mut out)
                 }
                 Step::Authenticate { user, password } => authenticate(session, user, password, &mut out, shared).await,

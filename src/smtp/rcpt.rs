@@ -12,6 +12,7 @@ use crate::store::NewRequest;
 impl Session {
     pub(super) fn rcpt(&mut self, to: RcptTo<String>) -> Reply {
         let who = self.sender_key();
+        let peer = self.is_peer();
         let Some(transaction) = &mut self.transaction else {
             return reply::bad_sequence("Need MAIL before RCPT");
         };
@@ -41,12 +42,17 @@ impl Session {
                 format!("{} is already a recipient: it gets one SMS", recipient.number),
             );
         }
-        let allowed = self.policy.check_number(&recipient.number);
-        if let Err(reply) = allowed.and_then(|()| self.policy.take_request(&who, &recipient.number, Instant::now())) {
+        let allowed = self.policy.check_number(&recipient.number).and_then(|()| match peer {
+            true => Ok(()),
+            false => self.policy.take_request(&who, &recipient.number, Instant::now()),
+        });
+        if let Err(reply) = allowed {
             tracing::info!(client = %self.client, rcpt = %to.address, reason = %reply.text, "recipient refused");
             return reply;
         }
-        self.counted += 1;
+        if !peer {
+            self.counted += 1;
+        }
         tracing::info!(client = %self.client, rcpt = %to.address, number = %recipient.number, "recipient accepted");
         let text = format!("Recipient ok: SMS to {}", recipient.number);
         transaction.recipients.push(NewRequest {

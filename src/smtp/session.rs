@@ -356,6 +356,13 @@ impl Session {
         self.give_back_quota();
     }
 
+    /// Authenticated as one of our `[[peer]]`s: another instance forwarding requests.
+    pub(super) fn is_peer(&self) -> bool {
+        self.user
+            .as_ref()
+            .is_some_and(|(name, _)| self.settings.peers.contains(name))
+    }
+
     /// Whom the limits count: the user, or the client address when unauthenticated.
     pub(super) fn sender_key(&self) -> String {
         self.user

@@ -3,6 +3,7 @@
 //! Writes go through one writer thread that batches them ([`writer`]); each state change
 //! is one function in [`transitions`]; reads for the CLI are in [`query`].
 
+mod cluster;
 mod dsn;
 pub mod query;
 mod transitions;
@@ -15,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+pub use cluster::{Forward, Forwarded, Route, Unrouted};
 pub use dsn::{DsnAction, DsnJob, DsnOutcome};
 pub use query::{Event, QueueFilter, RequestDetail, RequestRow};
 pub use transitions::{NewMail, NewRequest, Waiting};
@@ -23,6 +25,7 @@ pub use transitions::{NewMail, NewRequest, Waiting};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_dsn.sql"),
+    include_str!("../../migrations/0003_cluster.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +122,8 @@ pub struct Wakeups {
     pub queued: Notify,
     /// New DSNs to deliver.
     pub dsn: Notify,
+    /// New requests in `forwarding`.
+    pub forwarding: Notify,
 }
 
 impl Store {
@@ -157,6 +162,68 @@ impl Store {
         Ok(count)
     }
 
+    /// Received requests due for routing, oldest first.
+    pub async fn unrouted(&self, limit: usize) -> Result<Vec<Unrouted>, StoreError> {
+        self.writer
+            .write(move |conn| cluster::unrouted(conn, now_ms(), limit))
+            .await
+    }
+
+    /// Routes received requests; wakes the stage each one goes to.
+    pub async fn route(&self, routes: Vec<(i64, Route)>) -> Result<(), StoreError> {
+        let wakes = (
+            routes.iter().any(|(_, r)| matches!(r, Route::Local { .. })),
+            routes.iter().any(|(_, r)| matches!(r, Route::Peer { .. })),
+            routes.iter().any(|(_, r)| matches!(r, Route::Nowhere { .. })),
+        );
+        self.writer
+            .write(move |conn| {
+                let now = now_ms();
+                routes
+                    .iter()
+                    .try_for_each(|(id, route)| cluster::route(conn, *id, route, now))
+            })
+            .await?;
+        let (local, peer, failed) = wakes;
+        if local {
+            self.wake.queued.notify_one();
+        }
+        if peer {
+            self.wake.forwarding.notify_one();
+        }
+        if failed {
+            self.wake.dsn.notify_one();
+        }
+        Ok(())
+    }
+
+    pub async fn forwarding_due(&self, limit: usize) -> Result<Vec<Forward>, StoreError> {
+        self.writer
+            .write(move |conn| cluster::forwarding_due(conn, now_ms(), limit))
+            .await
+    }
+
+    /// Milliseconds until the next forwarding attempt falls due, if one waits.
+    pub async fn next_forward_in(&self) -> Result<Option<u64>, StoreError> {
+        Ok(until(self.writer.write(cluster::next_forward).await?))
+    }
+
+    pub async fn forwarded(&self, id: i64, peer: String, outcome: Forwarded) -> Result<(), StoreError> {
+        let failover = matches!(outcome, Forwarded::Failover(_));
+        self.writer
+            .write(move |conn| cluster::forwarded(conn, id, &peer, &outcome, now_ms()))
+            .await?;
+        if failover {
+            self.wake.received.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Requests per state: those of `states`, or all when empty.
+    pub async fn counts(&self, states: &'static [State]) -> Result<Vec<(String, i64)>, StoreError> {
+        self.writer.write(move |conn| cluster::counts(conn, states)).await
+    }
+
     pub async fn waiting(&self, limit: usize) -> Result<Vec<Waiting>, StoreError> {
         self.writer
             .write(move |conn| transitions::waiting(conn, now_ms(), limit))
@@ -165,8 +232,7 @@ impl Store {
 
     /// Milliseconds until the next queued request falls due, if one waits for time.
     pub async fn next_due_in(&self) -> Result<Option<u64>, StoreError> {
-        let due = self.writer.write(transitions::next_due).await?;
-        Ok(due.map(|at| at.saturating_sub(now_ms()).max(0) as u64))
+        Ok(until(self.writer.write(transitions::next_due).await?))
     }
 
     pub async fn claim(&self, id: i64, modem: &str, lease_ms: i64) -> Result<bool, StoreError> {
@@ -280,8 +346,7 @@ impl Store {
 
     /// Milliseconds until the next pending DSN falls due, if one waits.
     pub async fn next_dsn_in(&self) -> Result<Option<u64>, StoreError> {
-        let due = self.writer.write(dsn::next_due).await?;
-        Ok(due.map(|at| at.saturating_sub(now_ms()).max(0) as u64))
+        Ok(until(self.writer.write(dsn::next_due).await?))
     }
 
     pub async fn dsn_attempted(&self, job: DsnJob, outcome: DsnOutcome) -> Result<(), StoreError> {
@@ -343,6 +408,11 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
+}
+
+/// Milliseconds from now until `at` (0 if past).
+fn until(at: Option<i64>) -> Option<u64> {
+    at.map(|at| at.saturating_sub(now_ms()).max(0) as u64)
 }
 
 pub fn now_ms() -> i64 {

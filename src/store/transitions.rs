@@ -20,6 +20,10 @@ pub struct NewMail {
     pub encoding: String,
     pub parts: usize,
     pub requests: Vec<NewRequest>,
+    /// A forwarded mail: where it was first accepted ("<instance>/<request id>").
+    pub origin: Option<String>,
+    /// A forwarded mail: the instances it passed through before this one.
+    pub trace: Vec<String>,
 }
 
 /// One recipient of a mail: becomes one request.
@@ -33,9 +37,19 @@ pub struct NewRequest {
 
 /// `∅ → received`: the mail and one request per recipient.
 pub(super) fn receive(conn: &Connection, mail: &NewMail, now: i64) -> Result<Vec<i64>, StoreError> {
+    if let Some(origin) = &mail.origin {
+        // A peer retrying a forward we already took: the same request, not a new one.
+        let known: Vec<i64> = conn
+            .prepare_cached("SELECT r.id FROM requests r JOIN messages m ON m.id = r.message_id WHERE m.origin = ?1")?
+            .query_map(params![origin], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        if !known.is_empty() {
+            return Ok(known);
+        }
+    }
     conn.prepare_cached(
-        "INSERT INTO messages (received, sender, envid, ret, client, helo, auth_user, size, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages (received, sender, envid, ret, client, helo, auth_user, size, raw, origin, trace)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         now,
@@ -46,7 +60,9 @@ pub(super) fn receive(conn: &Connection, mail: &NewMail, now: i64) -> Result<Vec
         mail.helo,
         mail.auth_user,
         mail.raw.len() as i64,
-        mail.raw
+        mail.raw,
+        mail.origin,
+        mail.trace.join(",")
     ])?;
     let message_id = conn.last_insert_rowid();
     let mut insert = conn.prepare_cached(
@@ -69,10 +85,16 @@ pub(super) fn receive(conn: &Connection, mail: &NewMail, now: i64) -> Result<Vec
             now
         ])?;
         let id = conn.last_insert_rowid();
-        let detail = format!(
+        let mut detail = format!(
             "from <{}> via {} ({}), {} part(s) {}",
             mail.sender, mail.client, mail.helo, mail.parts, mail.encoding
         );
+        if let Some(origin) = &mail.origin {
+            detail.push_str(&format!(
+                ", forwarded: request {origin}, through {}",
+                mail.trace.join(", ")
+            ));
+        }
         event(conn, id, now, State::Received, &detail)?;
         ids.push(id);
     }
@@ -87,7 +109,7 @@ fn event(conn: &Connection, request: i64, now: i64, state: State, detail: &str) 
 
 /// Moves a request from one of `from` to `to` and records why; false if it was not in
 /// any of `from` (someone else moved it first).
-fn transition(
+pub(super) fn transition(
     conn: &Connection,
     id: i64,
     from: &[State],
@@ -268,7 +290,13 @@ pub(super) fn fail(
     reason: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let from = [State::Received, State::Queued, State::Sending, State::Sent];
+    let from = [
+        State::Received,
+        State::Forwarding,
+        State::Queued,
+        State::Sending,
+        State::Sent,
+    ];
     if transition(conn, id, &from, to, now, &format!("{status} {reason}"))? {
         conn.prepare_cached("UPDATE requests SET status = ?1, reason = ?2, lease_until = NULL WHERE id = ?3")?
             .execute(params![status, reason, id])?;
@@ -366,10 +394,11 @@ pub(super) fn recover(conn: &Connection, lease_before: i64, now: i64) -> Result<
     Ok(stuck.len())
 }
 
-/// Queued requests older than their validity: `expired` instead of sent late.
+/// Requests waiting (for a modem, or for a route) longer than their validity:
+/// `expired` instead of sent late.
 pub(super) fn expire_overdue(conn: &Connection, validity_ms: i64, now: i64) -> Result<usize, StoreError> {
     let overdue: Vec<i64> = conn
-        .prepare_cached("SELECT id FROM requests WHERE state = 'queued' AND created < ?1")?
+        .prepare_cached("SELECT id FROM requests WHERE state IN ('queued', 'received') AND created < ?1")?
         .query_map(params![now - validity_ms], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     for &id in &overdue {
@@ -429,6 +458,8 @@ mod tests {
                 notify: None,
                 orcpt: None,
             }],
+            origin: None,
+            trace: Vec::new(),
         };
         let id = receive(conn, &mail, 0).unwrap()[0];
         queue_received(conn, 0).unwrap();

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Gateway, message};
+use crate::support::{Gateway, event_details, message};
 
 const NUMBER: &str = "+33477858589";
 
@@ -26,15 +26,6 @@ fn send(gateway: &Gateway) {
         .client()
         .mail(&[&format!("{NUMBER}@sms")], &message("fault", "test"));
     assert_eq!(reply.code, 250);
-}
-
-fn event_details(detail: &serde_json::Value) -> String {
-    detail["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| format!("{} {}\n", e["state"], e["detail"]))
-        .collect()
 }
 
 #[test]

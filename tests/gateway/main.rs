@@ -2,6 +2,7 @@
 
 mod address_table;
 mod cli;
+mod cluster;
 mod compose_fixtures;
 mod conversation;
 mod data;

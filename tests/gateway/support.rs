@@ -48,10 +48,18 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway with the default settings, plus `extra` TOML (whole sections).
     pub fn start(extra: &str) -> Gateway {
+        Gateway::start_as("smsgw", extra)
+    }
+
+    /// A gateway whose `instance.name` is `name`.
+    pub fn start_as(name: &str, extra: &str) -> Gateway {
         let dir = TempDir::new();
         let config = dir.0.join("smsgw.toml");
         let data = dir.0.join("data");
-        let text = format!("[instance]\ndata_dir = {data:?}\n\n{}\n", with_default_smtp(extra));
+        let text = format!(
+            "[instance]\nname = {name:?}\ndata_dir = {data:?}\n\n{}\n",
+            with_default_smtp(extra)
+        );
         std::fs::write(&config, text).expect("write config");
         let (child, smtp, logs) = spawn(&config);
         Gateway {
@@ -66,9 +74,20 @@ impl Gateway {
 
     /// SIGKILL, as a crash or power cut would, then start again on the same data.
     pub fn crash_and_restart(&mut self) {
+        self.kill();
+        self.restart();
+    }
+
+    /// SIGKILL: the process is gone, its data stays.
+    pub fn kill(&mut self) {
         let mut child = self.child.take().expect("running");
         child.kill().expect("kill");
         child.wait().expect("wait");
+    }
+
+    /// Starts again on the same config and data (after `kill`).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
         let (child, smtp, logs) = spawn(&self.config);
         self.child = Some(child);
         self.smtp = smtp;
@@ -483,6 +502,16 @@ impl Pki {
     pub fn key(&self) -> PathBuf {
         self.dir.0.join("key.pem")
     }
+}
+
+/// The history of a request (`queue show --json`), one `"state" "detail"` line an event.
+pub fn event_details(detail: &Value) -> String {
+    detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}\n", e["state"], e["detail"]))
+        .collect()
 }
 
 /// A small mail with a subject and a body.

@@ -1,0 +1,310 @@
+//! Forwarding to peers (DESIGN.md, "Forwarding to a peer"): each request routed to a
+//! peer is sent to its SMTP listener with the same envelope sender and DSN parameters,
+//! and the headers `X-Smsgw-Request` (so a retried forward is taken once) and
+//! `X-Smsgw-Trace` (so it never comes back). Requests to one peer share a connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config};
+use crate::metrics;
+use crate::outbound::{self, Client, Connection, Mail, OutboundError, Server, TlsPolicy, TlsSetupError};
+use crate::routing::view::Cluster;
+use crate::store::{Forward, Forwarded, Store, StoreError, now_ms};
+
+/// Requests taken per round.
+const BATCH: usize = 64;
+/// Looks again this often even without a wake-up.
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// How to reach one peer.
+struct Link {
+    server: Server,
+    client: Client,
+    auth: Option<(String, String)>,
+}
+
+pub struct Forwarder {
+    instance: String,
+    links: HashMap<String, Link>,
+    cluster: Arc<Cluster>,
+    retry_delays: Vec<u64>,
+}
+
+impl Forwarder {
+    pub fn new(config: &Config, cluster: Arc<Cluster>) -> Result<Forwarder, (String, TlsSetupError)> {
+        let mut links = HashMap::new();
+        for peer in &config.peer {
+            let pins: Vec<[u8; 32]> = peer
+                .tls_pin_sha256
+                .iter()
+                .filter_map(|pin| outbound::tls::parse_pin(pin))
+                .collect();
+            let tls = TlsPolicy::new(peer.tls, &peer.tls_ca_file, &pins).map_err(|e| (peer.name.clone(), e))?;
+            let (host, port) = config::host_port(&peer.smtp).unwrap_or_default();
+            let auth = (!peer.user.is_empty()).then(|| (peer.user.clone(), peer.password.clone()));
+            let client = Client {
+                helo: config.smtp.hostname.clone(),
+                tls,
+                timeout: Duration::from_secs(60),
+            };
+            let link = Link {
+                server: Server { host, port },
+                client,
+                auth,
+            };
+            links.insert(peer.name.clone(), link);
+        }
+        Ok(Forwarder {
+            instance: config.instance.name.clone(),
+            links,
+            cluster,
+            retry_delays: config.routing.retry_delays_secs.clone(),
+        })
+    }
+
+    /// Forwards until `shutdown`; a forward cut short is sent again after a restart, and
+    /// the peer, seeing its request id again, keeps one.
+    pub async fn run(self, store: Store, shutdown: CancellationToken) {
+        let forwarder = Arc::new(self);
+        loop {
+            let full = forwarder.round(&store, &shutdown).await.unwrap_or_else(|error| {
+                tracing::error!(%error, "forwarding cannot read the store");
+                false
+            });
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if full {
+                continue;
+            }
+            let wait = match store.next_forward_in().await {
+                Ok(Some(ms)) => SWEEP.min(Duration::from_millis(ms)),
+                _ => SWEEP,
+            };
+            tokio::select! {
+                () = store.wake.forwarding.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Forwards one batch of due requests, one connection per peer; true if full.
+    async fn round(self: &Arc<Self>, store: &Store, shutdown: &CancellationToken) -> Result<bool, StoreError> {
+        let jobs = store.forwarding_due(BATCH).await?;
+        let full = jobs.len() == BATCH;
+        let mut by_peer: BTreeMap<String, Vec<Forward>> = BTreeMap::new();
+        for job in jobs {
+            by_peer.entry(job.peer.clone()).or_default().push(job);
+        }
+        let mut tasks = JoinSet::new();
+        for (peer, jobs) in by_peer {
+            let (forwarder, store) = (self.clone(), store.clone());
+            tasks.spawn(async move { forwarder.to_peer(&store, &peer, jobs).await });
+        }
+        let all = async {
+            while let Some(result) = tasks.join_next().await {
+                if let Ok(Err(error)) = result {
+                    tracing::error!(%error, "cannot record a forward");
+                }
+            }
+        };
+        tokio::select! {
+            () = all => {}
+            () = shutdown.cancelled() => {}
+        }
+        Ok(full)
+    }
+
+    async fn to_peer(&self, store: &Store, peer: &str, jobs: Vec<Forward>) -> Result<(), StoreError> {
+        let Some(link) = self.links.get(peer) else {
+            for job in jobs {
+                let outcome = Forwarded::Failover(format!("{peer} is no longer a configured peer"));
+                store.forwarded(job.id, peer.to_string(), outcome).await?;
+            }
+            return Ok(());
+        };
+        if self.cluster.is_down(peer) {
+            for job in jobs {
+                let outcome = Forwarded::Failover("its status does not answer".into());
+                store.forwarded(job.id, peer.to_string(), outcome).await?;
+            }
+            return Ok(());
+        }
+        let auth = link.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        let mut connection = match link.client.connect(&link.server, auth).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                for job in &jobs {
+                    let outcome = self.after(job, &error);
+                    count(&outcome);
+                    store.forwarded(job.id, peer.to_string(), outcome).await?;
+                }
+                return Ok(());
+            }
+        };
+        for job in &jobs {
+            let outcome = self.send(&mut connection, job).await;
+            let stop = matches!(outcome, Forwarded::Retry { .. });
+            if let Forwarded::Accepted(answer) = &outcome {
+                tracing::info!(request = job.id, %peer, %answer, "forwarded");
+            }
+            count(&outcome);
+            store.forwarded(job.id, peer.to_string(), outcome).await?;
+            if stop {
+                // The connection may be broken: the rest go next round, on a new one.
+                break;
+            }
+        }
+        connection.quit().await;
+        Ok(())
+    }
+
+    async fn send(&self, connection: &mut Connection<'_>, job: &Forward) -> Forwarded {
+        let message = self.message(job);
+        let to = format!("{}@{}", job.number, domain(&job.recipient));
+        let mail = Mail {
+            from: &job.sender,
+            from_params: mail_params(job),
+            to: &to,
+            to_params: rcpt_params(job),
+            message: &message,
+        };
+        match connection.send(&mail).await {
+            Ok(answer) => Forwarded::Accepted(answer),
+            Err(error) => self.after(job, &error),
+        }
+    }
+
+    /// A failed attempt: the same peer again later, or (refused, or retries used up)
+    /// routing again without it.
+    fn after(&self, job: &Forward, error: &OutboundError) -> Forwarded {
+        tracing::warn!(request = job.id, peer = %job.peer, %error, "forward failed");
+        let index = usize::try_from(job.attempts).unwrap_or(usize::MAX);
+        match self.retry_delays.get(index) {
+            Some(delay) if !error.is_permanent() => Forwarded::Retry {
+                at: now_ms() + i64::try_from(delay.saturating_mul(1000)).unwrap_or(i64::MAX / 2),
+                reason: error.to_string(),
+            },
+            _ => Forwarded::Failover(error.to_string()),
+        }
+    }
+
+    /// The message as stored, below the two headers a peer believes from a peer.
+    fn message(&self, job: &Forward) -> Vec<u8> {
+        let origin = job
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", self.instance, job.id));
+        let mut trace = job.trace.clone();
+        trace.push(self.instance.clone());
+        let mut message = format!("X-Smsgw-Request: {origin}\r\nX-Smsgw-Trace: {}\r\n", trace.join(", ")).into_bytes();
+        message.extend_from_slice(&job.raw);
+        message
+    }
+}
+
+fn count(outcome: &Forwarded) {
+    metrics::bump(match outcome {
+        Forwarded::Accepted(_) => &metrics::FORWARD_ACCEPTED,
+        Forwarded::Retry { .. } => &metrics::FORWARD_RETRIED,
+        Forwarded::Failover(_) => &metrics::FORWARD_FAILED_OVER,
+    });
+}
+
+/// The SMS domain the recipient was written with: the peer serves the same ones.
+fn domain(recipient: &str) -> &str {
+    recipient.rsplit_once('@').map_or("sms", |(_, domain)| domain)
+}
+
+fn mail_params(job: &Forward) -> String {
+    let mut params = String::new();
+    if let Some(ret) = &job.ret {
+        params.push_str(&format!(" RET={ret}"));
+    }
+    if let Some(envid) = &job.envid {
+        params.push_str(&format!(" ENVID={}", xtext(envid)));
+    }
+    params
+}
+
+/// NOTIFY as given, and ORCPT: as given, else the recipient as the sender wrote it, so
+/// that the DSN from the peer names it.
+fn rcpt_params(job: &Forward) -> String {
+    let mut params = String::new();
+    if let Some(notify) = &job.notify {
+        params.push_str(&format!(" NOTIFY={notify}"));
+    }
+    let (kind, address) = job
+        .orcpt
+        .as_deref()
+        .and_then(|orcpt| orcpt.split_once(';'))
+        .unwrap_or(("rfc822", &job.recipient));
+    params.push_str(&format!(" ORCPT={kind};{}", xtext(address)));
+    params
+}
+
+/// RFC 3461 §4: printable ASCII but `+` and `=` as they are, the rest as `+HH`.
+fn xtext(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'!'..=b'~' if b != b'+' && b != b'=' => (b as char).to_string(),
+            _ => format!("+{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xtext_encodes_what_rfc_3461_reserves() {
+        let table = [
+            ("QQ314159", "QQ314159"),
+            ("a+b=c", "a+2Bb+3Dc"),
+            ("two words", "two+20words"),
+            ("\"Paul@+33477858589\"@sms", "\"Paul@+2B33477858589\"@sms"),
+            ("é", "+C3+A9"),
+        ];
+        for (text, encoded) in table {
+            assert_eq!(xtext(text), encoded, "{text}");
+        }
+    }
+
+    #[test]
+    fn dsn_parameters_travel_with_the_request() {
+        let job = Forward {
+            id: 7,
+            peer: "fr".into(),
+            attempts: 0,
+            number: "+33477858589".into(),
+            recipient: "\"Paul@+33477858589\"@sms".into(),
+            notify: Some("SUCCESS,FAILURE".into()),
+            orcpt: None,
+            sender: "alice@example.com".into(),
+            envid: Some("QQ 1".into()),
+            ret: Some("HDRS".into()),
+            raw: Vec::new(),
+            origin: None,
+            trace: Vec::new(),
+        };
+        assert_eq!(mail_params(&job), " RET=HDRS ENVID=QQ+201");
+        assert_eq!(
+            rcpt_params(&job),
+            " NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;\"Paul@+2B33477858589\"@sms"
+        );
+        let given = Forward {
+            orcpt: Some("rfc822;paul@example.com".into()),
+            notify: None,
+            ..job
+        };
+        assert_eq!(rcpt_params(&given), " ORCPT=rfc822;paul@example.com");
+        assert_eq!(domain(&given.recipient), "sms");
+    }
+}

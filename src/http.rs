@@ -1,0 +1,273 @@
+//! The HTTP endpoint (`http.listen`): `GET /status` (this instance's status document,
+//! which peers poll), `GET /metrics` (Prometheus text format) and `GET /route?number=`
+//! (the routing plan, for `smsgw route explain`). GET only, one request per connection.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics;
+use crate::modem::Board;
+use crate::routing::plan;
+use crate::routing::view::Cluster;
+use crate::store::{State, Store};
+
+/// Longest request head read.
+const MAX_HEAD: usize = 8192;
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the handlers read.
+pub struct Sources {
+    pub cluster: Arc<Cluster>,
+    pub store: Store,
+    pub board: Arc<Board>,
+}
+
+pub async fn serve(listener: TcpListener, sources: Arc<Sources>, shutdown: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let sources = sources.clone();
+                connections.spawn(async move { answer(stream, &sources).await });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+async fn answer(mut stream: TcpStream, sources: &Sources) {
+    let Ok(Some(target)) = tokio::time::timeout(READ_TIMEOUT, request_target(&mut stream)).await else {
+        let _ = respond(&mut stream, 400, "text/plain", b"bad request\n").await;
+        return;
+    };
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let (code, content_type, body) = match path {
+        "/status" => match sources.cluster.status().await {
+            Ok(status) => (
+                200,
+                "application/json",
+                serde_json::to_vec_pretty(&status).unwrap_or_default(),
+            ),
+            Err(error) => (500, "text/plain", format!("{error}\n").into_bytes()),
+        },
+        "/metrics" => match prometheus(sources).await {
+            Ok(text) => (200, "text/plain; version=0.0.4", text.into_bytes()),
+            Err(error) => (500, "text/plain", format!("{error}\n").into_bytes()),
+        },
+        "/route" => route(sources, query).await,
+        _ => (
+            404,
+            "text/plain",
+            b"not found: try /status, /metrics or /route?number=\n".to_vec(),
+        ),
+    };
+    let _ = respond(&mut stream, code, content_type, &body).await;
+}
+
+/// The target of a `GET` request, once its head is in; `None` for anything else.
+async fn request_target(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let count = stream.read(&mut buffer).await.ok()?;
+        if count == 0 || head.len() + count > MAX_HEAD {
+            return None;
+        }
+        head.extend_from_slice(&buffer[..count]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let mut words = line.lines().next()?.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("GET"), Some(target)) => Some(target.to_string()),
+        _ => None,
+    }
+}
+
+async fn respond(stream: &mut TcpStream, code: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+    let reason = match code {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Internal Server Error",
+    };
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.shutdown().await
+}
+
+/// `/route?number=%2B33477858589`: the plan for an E.164 number, as JSON.
+async fn route(sources: &Sources, query: &str) -> (u16, &'static str, Vec<u8>) {
+    let number = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("number="))
+        .map(percent_decode)
+        .filter(|n| n.starts_with('+') && n.len() > 1 && n[1..].bytes().all(|b| b.is_ascii_digit()));
+    let Some(number) = number else {
+        return (
+            400,
+            "text/plain",
+            b"give an E.164 number: /route?number=%2B33477858589\n".to_vec(),
+        );
+    };
+    match sources.cluster.view().await {
+        Ok(view) => {
+            let plan = plan::plan(&number, &view, &[], &[]);
+            let skipped: Vec<_> = plan
+                .skipped
+                .iter()
+                .map(|s| serde_json::json!({ "name": s.name, "why": s.why.to_string() }))
+                .collect();
+            let body = serde_json::json!({ "number": number, "ranked": plan.ranked, "skipped": skipped });
+            (
+                200,
+                "application/json",
+                serde_json::to_vec_pretty(&body).unwrap_or_default(),
+            )
+        }
+        Err(error) => (500, "text/plain", format!("{error}\n").into_bytes()),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = (bytes[index] == b'%')
+            .then(|| text.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(byte) => {
+                out.push(byte);
+                index += 3;
+            }
+            None => {
+                out.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The metrics in Prometheus text format (version 0.0.4).
+async fn prometheus(sources: &Sources) -> Result<String, crate::store::StoreError> {
+    let mut text = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(text, "{name}{labels} {value}");
+        }
+    };
+    let counts = sources.store.counts(&[]).await?;
+    let requests: Vec<(String, u64)> = State::ALL
+        .iter()
+        .map(|state| {
+            let count = counts.iter().find(|(s, _)| s == state.as_str()).map_or(0, |(_, n)| *n);
+            (format!("{{state=\"{}\"}}", state.as_str()), count as u64)
+        })
+        .collect();
+    family("smsgw_requests", "gauge", "Requests in the store by state.", &requests);
+    let plain = |counter| vec![(String::new(), metrics::read(counter))];
+    family(
+        "smsgw_smtp_sessions_total",
+        "counter",
+        "SMTP connections accepted.",
+        &plain(&metrics::SMTP_SESSIONS),
+    );
+    family(
+        "smsgw_smtp_sessions_open",
+        "gauge",
+        "SMTP connections open now.",
+        &plain(&metrics::SMTP_SESSIONS_OPEN),
+    );
+    family(
+        "smsgw_smtp_mails_total",
+        "counter",
+        "Mails accepted and stored.",
+        &plain(&metrics::SMTP_MAILS),
+    );
+    let modems = sources.board.snapshot();
+    let per_modem = |value: fn(&crate::modem::Health) -> u64| -> Vec<(String, u64)> {
+        modems
+            .iter()
+            .map(|(name, health)| (format!("{{modem=\"{name}\"}}"), value(health)))
+            .collect()
+    };
+    family(
+        "smsgw_modem_parts_sent_total",
+        "counter",
+        "SMS parts accepted by the network.",
+        &per_modem(|h| h.parts_sent),
+    );
+    family(
+        "smsgw_modem_send_errors_total",
+        "counter",
+        "Failed send attempts.",
+        &per_modem(|h| h.send_errors),
+    );
+    family(
+        "smsgw_modem_ready",
+        "gauge",
+        "1 when the modem is initialised and sending.",
+        &per_modem(|h| u64::from(h.state == crate::modem::ModemState::Ready)),
+    );
+    let forwards = [
+        ("accepted", &metrics::FORWARD_ACCEPTED),
+        ("retried", &metrics::FORWARD_RETRIED),
+        ("failed_over", &metrics::FORWARD_FAILED_OVER),
+    ]
+    .map(|(result, counter)| (format!("{{result=\"{result}\"}}"), metrics::read(counter)));
+    family(
+        "smsgw_forward_attempts_total",
+        "counter",
+        "Forwarding attempts to peers, by result.",
+        &forwards,
+    );
+    let dsns = [
+        ("delivered", &metrics::DSN_DELIVERED),
+        ("dropped", &metrics::DSN_DROPPED),
+    ]
+    .map(|(result, counter)| (format!("{{result=\"{result}\"}}"), metrics::read(counter)));
+    family("smsgw_dsn_total", "counter", "DSN mails by result.", &dsns);
+    let peers: Vec<(String, u64)> = sources
+        .cluster
+        .peers()
+        .iter()
+        .map(|p| (format!("{{peer=\"{}\"}}", p.name), u64::from(p.up)))
+        .collect();
+    family("smsgw_peer_up", "gauge", "1 when the peer's status answered.", &peers);
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("%2B33477858589"), "+33477858589");
+        assert_eq!(percent_decode("+33"), "+33");
+        assert_eq!(percent_decode("%zz%2"), "%zz%2");
+    }
+}

@@ -1,0 +1,85 @@
+//! What each modem is doing, as the workers last said: read by `/status`, `/metrics`
+//! and the routing view of this instance. Observations only: requests never flow
+//! through here.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModemState {
+    /// Being opened and initialised.
+    Starting,
+    /// Initialised: sends what it is given.
+    Ready,
+    /// Stopped answering; being reopened with backoff.
+    Down,
+    /// Will not be retried until restart (a SIM PIN problem).
+    Disabled,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub state: ModemState,
+    /// `AT+CSQ` at the last initialisation, e.g. "+CSQ: 20,99".
+    pub signal: Option<String>,
+    /// SMS parts accepted by the network, and failed attempts, since start.
+    pub parts_sent: u64,
+    pub send_errors: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Board {
+    modems: Mutex<BTreeMap<String, Health>>,
+}
+
+impl Board {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Board {
+        let modems = names
+            .into_iter()
+            .map(|name| {
+                let health = Health {
+                    state: ModemState::Starting,
+                    signal: None,
+                    parts_sent: 0,
+                    send_errors: 0,
+                };
+                (name.to_string(), health)
+            })
+            .collect();
+        Board {
+            modems: Mutex::new(modems),
+        }
+    }
+
+    fn update(&self, name: &str, change: impl FnOnce(&mut Health)) {
+        if let Some(health) = self.modems.lock().unwrap_or_else(|e| e.into_inner()).get_mut(name) {
+            change(health);
+        }
+    }
+
+    pub fn set_state(&self, name: &str, state: ModemState) {
+        self.update(name, |health| health.state = state);
+    }
+
+    pub fn ready(&self, name: &str, signal: String) {
+        self.update(name, |health| {
+            health.state = ModemState::Ready;
+            health.signal = Some(signal);
+        });
+    }
+
+    pub fn sent(&self, name: &str, parts: usize) {
+        self.update(name, |health| health.parts_sent += parts as u64);
+    }
+
+    pub fn send_error(&self, name: &str) {
+        self.update(name, |health| health.send_errors += 1);
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, Health> {
+        self.modems.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

@@ -1,0 +1,297 @@
+//! The least-cost plan (DESIGN.md, "Least-cost routing"): a pure function of the number,
+//! the cluster view and the request's trace.
+//!
+//! cost(S→X, N) = tariff(X, N) + link_cost(S, X) + workload(X), where tariff is the
+//! longest matching prefix of the cheapest working modem of X, and workload is the
+//! requests waiting per working modem × `routing.workload_cost`.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+/// One modem's tariff: cost of one SMS part by E.164 prefix.
+#[derive(Debug, Clone, Default)]
+pub struct Tariff {
+    prefixes: HashMap<String, f64>,
+    longest: usize,
+}
+
+impl Tariff {
+    pub fn new<'a>(entries: impl IntoIterator<Item = (&'a str, f64)>) -> Tariff {
+        let prefixes: HashMap<String, f64> = entries.into_iter().map(|(p, c)| (p.to_string(), c)).collect();
+        let longest = prefixes.keys().map(String::len).max().unwrap_or(0);
+        Tariff { prefixes, longest }
+    }
+
+    /// The cost of the longest prefix of `number` this tariff has: at most 16 lookups
+    /// however many prefixes it holds.
+    pub fn lookup(&self, number: &str) -> Option<f64> {
+        (1..=self.longest.min(number.len()))
+            .rev()
+            .filter_map(|len| number.get(..len))
+            .find_map(|prefix| self.prefixes.get(prefix).copied())
+    }
+}
+
+/// What routing knows of one instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub name: String,
+    /// This instance itself (link cost 0, never forwarded to).
+    pub local: bool,
+    /// Its status answered at the last poll (always true for this instance).
+    pub up: bool,
+    pub link_cost: f64,
+    /// The tariffs of its working modems only.
+    pub modems: Vec<Tariff>,
+    /// Requests waiting for its modems.
+    pub queued: u64,
+}
+
+/// Every instance as this one sees it.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub instances: Vec<Instance>,
+    pub workload_cost: f64,
+    pub max_hops: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    pub name: String,
+    pub local: bool,
+    pub tariff: f64,
+    pub link: f64,
+    pub workload: f64,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    Down,
+    NoWorkingModem,
+    NoTariff,
+    InTrace,
+    AlreadyTried,
+    MaxHops,
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Skip::Down => "down (its status does not answer)",
+            Skip::NoWorkingModem => "no working modem",
+            Skip::NoTariff => "no tariff for this number",
+            Skip::InTrace => "already passed through (loop)",
+            Skip::AlreadyTried => "refused or failed this request already",
+            Skip::MaxHops => "routing.max_hops reached: only this instance may send it",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub name: String,
+    pub why: Skip,
+}
+
+/// The candidates cheapest first (ties broken by name), and those skipped with why.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub ranked: Vec<Candidate>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Ranks the instances that may send to `number` (E.164). `trace`: the instances the
+/// request passed through before this one; `tried`: peers that already failed it here.
+pub fn plan(number: &str, view: &View, trace: &[String], tried: &[String]) -> Plan {
+    let mut result = Plan::default();
+    // A request may pass through `max_hops` instances: forwarding from here makes one more.
+    let may_forward = trace.len() + 2 <= view.max_hops;
+    for instance in &view.instances {
+        match cost(number, view, instance, trace, tried, may_forward) {
+            Ok(candidate) => result.ranked.push(candidate),
+            Err(why) => result.skipped.push(Skipped {
+                name: instance.name.clone(),
+                why,
+            }),
+        }
+    }
+    result
+        .ranked
+        .sort_by(|a, b| a.total.total_cmp(&b.total).then_with(|| a.name.cmp(&b.name)));
+    result
+}
+
+fn cost(
+    number: &str,
+    view: &View,
+    instance: &Instance,
+    trace: &[String],
+    tried: &[String],
+    may_forward: bool,
+) -> Result<Candidate, Skip> {
+    if !instance.local {
+        if trace.contains(&instance.name) {
+            return Err(Skip::InTrace);
+        }
+        if tried.contains(&instance.name) {
+            return Err(Skip::AlreadyTried);
+        }
+        if !may_forward {
+            return Err(Skip::MaxHops);
+        }
+        if !instance.up {
+            return Err(Skip::Down);
+        }
+    }
+    if instance.modems.is_empty() {
+        return Err(Skip::NoWorkingModem);
+    }
+    let tariff = instance
+        .modems
+        .iter()
+        .filter_map(|modem| modem.lookup(number))
+        .min_by(f64::total_cmp)
+        .ok_or(Skip::NoTariff)?;
+    let link = if instance.local { 0.0 } else { instance.link_cost };
+    let workload = instance.queued as f64 / instance.modems.len() as f64 * view.workload_cost;
+    Ok(Candidate {
+        name: instance.name.clone(),
+        local: instance.local,
+        tariff,
+        link,
+        workload,
+        total: tariff + link + workload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(name: &str, local: bool, link: f64, modems: &[&[(&str, f64)]], queued: u64) -> Instance {
+        Instance {
+            name: name.into(),
+            local,
+            up: true,
+            link_cost: link,
+            modems: modems.iter().map(|m| Tariff::new(m.iter().copied())).collect(),
+            queued,
+        }
+    }
+
+    /// uk (local), fr, de as in the README's example.
+    fn view() -> View {
+        View {
+            instances: vec![
+                instance("uk", true, 0.0, &[&[("+", 0.10), ("+44", 0.02)]], 0),
+                instance("fr", false, 0.01, &[&[("+33", 0.01)], &[("+", 0.09)]], 0),
+                instance("de", false, 0.01, &[&[("+49", 0.01), ("+33", 0.04)]], 0),
+            ],
+            workload_cost: 0.001,
+            max_hops: 4,
+        }
+    }
+
+    fn names(plan: &Plan) -> Vec<&str> {
+        plan.ranked.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn cheapest_first_by_tariff_plus_link_plus_workload() {
+        let view = view();
+        let table: [(&str, &[&str]); 4] = [
+            ("+33477858589", &["fr", "de", "uk"]),
+            ("+447911123456", &["uk", "fr"]),
+            ("+4915112345678", &["de", "fr", "uk"]),
+            ("+12025550123", &["fr", "uk"]),
+        ];
+        for (number, expected) in table {
+            assert_eq!(names(&plan(number, &view, &[], &[])), expected, "{number}");
+        }
+        let fr = &plan("+33477858589", &view, &[], &[]).ranked[0];
+        assert_eq!((fr.tariff, fr.link, fr.workload), (0.01, 0.01, 0.0));
+        assert!((fr.total - 0.02).abs() < 1e-12);
+    }
+
+    #[test]
+    fn longest_prefix_of_each_modem_then_the_cheapest_modem() {
+        let tariff = Tariff::new([("+", 0.10), ("+33", 0.50), ("+336", 0.05)]);
+        assert_eq!(tariff.lookup("+33612345678"), Some(0.05));
+        assert_eq!(tariff.lookup("+33477858589"), Some(0.50));
+        assert_eq!(tariff.lookup("+447911123456"), Some(0.10));
+        assert_eq!(Tariff::new([("+33", 0.5)]).lookup("+44"), None);
+        // A modem whose longest prefix is dear does not hide a cheaper modem.
+        let both = instance("x", true, 0.0, &[&[("+", 0.10), ("+33", 0.50)], &[("+", 0.05)]], 0);
+        let view = View {
+            instances: vec![both],
+            workload_cost: 0.0,
+            max_hops: 4,
+        };
+        assert_eq!(plan("+33477858589", &view, &[], &[]).ranked[0].tariff, 0.05);
+    }
+
+    #[test]
+    fn workload_can_outweigh_a_cheaper_tariff() {
+        let mut view = view();
+        // fr: 2 modems, 40 waiting: 0.01 + 0.01 + 20 × 0.001 = 0.04, still below de's 0.05.
+        view.instances[1].queued = 40;
+        assert_eq!(names(&plan("+33477858589", &view, &[], &[]))[0], "fr");
+        // 80 waiting: 0.06.
+        view.instances[1].queued = 80;
+        let ranked = plan("+33477858589", &view, &[], &[]).ranked;
+        assert_eq!(ranked[0].name, "de", "{ranked:?}");
+        assert!((ranked[1].workload - 0.04).abs() < 1e-12);
+    }
+
+    #[test]
+    fn skipped_candidates_say_why() {
+        let mut view = view();
+        view.instances[1].up = false;
+        view.instances[2].modems.clear();
+        let plan = plan("+33477858589", &view, &[], &[]);
+        assert_eq!(names(&plan), ["uk"]);
+        let why: Vec<(&str, Skip)> = plan.skipped.iter().map(|s| (s.name.as_str(), s.why)).collect();
+        assert_eq!(why, [("fr", Skip::Down), ("de", Skip::NoWorkingModem)]);
+        let view = super::tests::view();
+        let plan = super::plan("+12025550123", &view, &[], &[]);
+        assert_eq!(
+            plan.skipped,
+            [Skipped {
+                name: "de".into(),
+                why: Skip::NoTariff
+            }]
+        );
+    }
+
+    #[test]
+    fn trace_tried_and_max_hops_stop_loops() {
+        let view = view();
+        let trace = vec!["fr".to_string()];
+        assert_eq!(names(&plan("+33477858589", &view, &trace, &[])), ["de", "uk"]);
+        assert_eq!(
+            names(&plan("+33477858589", &view, &[], &["fr".into(), "de".into()])),
+            ["uk"]
+        );
+        // Three instances passed through, max_hops 4: this is the fourth, it must send.
+        let long = vec!["a".to_string(), "b".into(), "c".into()];
+        let plan = plan("+33477858589", &view, &long, &[]);
+        assert_eq!(names(&plan), ["uk"]);
+        assert!(plan.skipped.iter().all(|s| s.why == Skip::MaxHops));
+    }
+
+    #[test]
+    fn ties_break_on_name() {
+        let view = View {
+            instances: vec![
+                instance("b", false, 0.0, &[&[("+", 0.1)]], 0),
+                instance("a", false, 0.0, &[&[("+", 0.1)]], 0),
+                instance("c", true, 0.0, &[&[("+", 0.1)]], 0),
+            ],
+            workload_cost: 0.0,
+            max_hops: 4,
+        };
+        assert_eq!(names(&plan("+33477858589", &view, &[], &[])), ["a", "b", "c"]);
+    }
+}

@@ -1,0 +1,309 @@
+//! The cluster view: this instance's own status (its modems, tariffs, workload), and
+//! each peer's as last polled from its `/status`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{Instance, Tariff, View};
+use crate::config::{self, Config};
+use crate::modem::{Board, ModemState};
+use crate::store::{State, Store, StoreError};
+use crate::utc::Utc;
+
+/// The status document of an instance (`GET /status`): what its peers route by.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub name: String,
+    pub version: String,
+    pub time: String,
+    pub modems: Vec<ModemStatus>,
+    /// Requests waiting for its modems, and being sent.
+    pub queued: u64,
+    pub sending: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModemStatus {
+    pub name: String,
+    pub state: ModemState,
+    pub signal: Option<String>,
+    /// Parts per minute it may send; 0: no limit.
+    pub per_minute: u32,
+    /// Cost of one part by E.164 prefix.
+    pub tariff: BTreeMap<String, f64>,
+    pub parts_sent: u64,
+    pub send_errors: u64,
+}
+
+impl Status {
+    /// The instance as the plan sees it: a starting modem counts as working (it is
+    /// about to be), one that is down or disabled does not.
+    pub fn instance(&self, local: bool, link_cost: f64) -> Instance {
+        let working = self
+            .modems
+            .iter()
+            .filter(|m| matches!(m.state, ModemState::Ready | ModemState::Starting));
+        Instance {
+            name: self.name.clone(),
+            local,
+            up: true,
+            link_cost,
+            modems: working
+                .map(|m| Tariff::new(m.tariff.iter().map(|(p, c)| (p.as_str(), *c))))
+                .collect(),
+            queued: self.queued,
+        }
+    }
+}
+
+/// One peer as last polled.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    pub name: String,
+    pub link_cost: f64,
+    pub up: bool,
+    /// Polled at least once (not yet at start).
+    pub polled: bool,
+    pub status: Option<Status>,
+    /// Why the last poll failed.
+    pub error: Option<String>,
+}
+
+/// What routing knows: this instance, live, and its peers as polled.
+pub struct Cluster {
+    name: String,
+    modems: Vec<config::Modem>,
+    board: Arc<Board>,
+    store: Store,
+    workload_cost: f64,
+    max_hops: usize,
+    peers: RwLock<Vec<PeerView>>,
+    /// Told after each poll, for [`Cluster::first_poll`].
+    polled: tokio::sync::Notify,
+}
+
+impl Cluster {
+    pub fn new(config: &Config, board: Arc<Board>, store: Store) -> Cluster {
+        let peers = config
+            .peer
+            .iter()
+            .map(|peer| PeerView {
+                name: peer.name.clone(),
+                link_cost: peer.link_cost,
+                up: false,
+                polled: false,
+                status: None,
+                error: Some("not polled yet".into()),
+            })
+            .collect();
+        Cluster {
+            name: config.instance.name.clone(),
+            modems: config.modem.clone(),
+            board,
+            store,
+            workload_cost: config.routing.workload_cost,
+            max_hops: config.routing.max_hops,
+            peers: RwLock::new(peers),
+            polled: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn has_peers(&self) -> bool {
+        !self.peers().is_empty()
+    }
+
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether `name` was polled and did not answer.
+    pub fn is_down(&self, name: &str) -> bool {
+        self.peers().iter().any(|p| p.name == name && p.polled && !p.up)
+    }
+
+    /// Waits until every peer has been polled once (at most `limit`): routing before
+    /// that would take every peer for down.
+    pub async fn first_poll(&self, limit: Duration) {
+        let all = async {
+            loop {
+                let notified = self.polled.notified();
+                if self.peers().iter().all(|p| p.polled) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, all).await;
+    }
+
+    /// This instance's status document, now.
+    pub async fn status(&self) -> Result<Status, StoreError> {
+        let counts = self.store.counts(&[State::Queued, State::Sending]).await?;
+        let count = |state: State| {
+            counts
+                .iter()
+                .find(|(s, _)| s == state.as_str())
+                .map_or(0, |(_, n)| *n as u64)
+        };
+        let health = self.board.snapshot();
+        let modems = self
+            .modems
+            .iter()
+            .map(|modem| {
+                let now = health.get(&modem.name);
+                ModemStatus {
+                    name: modem.name.clone(),
+                    state: now.map_or(ModemState::Starting, |h| h.state),
+                    signal: now.and_then(|h| h.signal.clone()),
+                    per_minute: modem.per_minute,
+                    tariff: modem.tariff.clone(),
+                    parts_sent: now.map_or(0, |h| h.parts_sent),
+                    send_errors: now.map_or(0, |h| h.send_errors),
+                }
+            })
+            .collect();
+        Ok(Status {
+            name: self.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            time: Utc::of(std::time::SystemTime::now()).rfc3339(),
+            modems,
+            queued: count(State::Queued),
+            sending: count(State::Sending),
+        })
+    }
+
+    /// The whole view for the plan: this instance first, then the peers.
+    pub async fn view(&self) -> Result<View, StoreError> {
+        let mut instances = vec![self.status().await?.instance(true, 0.0)];
+        for peer in self.peers() {
+            let instance = match &peer.status {
+                Some(status) => Instance {
+                    up: peer.up,
+                    ..status.instance(false, peer.link_cost)
+                },
+                None => Instance {
+                    name: peer.name.clone(),
+                    local: false,
+                    up: false,
+                    link_cost: peer.link_cost,
+                    modems: Vec::new(),
+                    queued: 0,
+                },
+            };
+            instances.push(instance);
+        }
+        Ok(View {
+            instances,
+            workload_cost: self.workload_cost,
+            max_hops: self.max_hops,
+        })
+    }
+
+    fn update(&self, name: &str, result: Result<Status, String>) {
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        let Some(peer) = peers.iter_mut().find(|p| p.name == name) else {
+            return;
+        };
+        let was_up = peer.up;
+        let first = !std::mem::replace(&mut peer.polled, true);
+        match result {
+            Ok(status) if status.name == peer.name => {
+                peer.up = true;
+                peer.error = None;
+                peer.status = Some(status);
+            }
+            Ok(status) => {
+                peer.up = false;
+                peer.error = Some(format!("its status names it {:?}, not {:?}", status.name, peer.name));
+            }
+            Err(error) => {
+                peer.up = false;
+                peer.error = Some(error);
+            }
+        }
+        if first {
+            self.polled.notify_waiters();
+        }
+        if peer.up != was_up {
+            match &peer.error {
+                None => tracing::info!(peer = %peer.name, "peer up"),
+                Some(error) => tracing::warn!(peer = %peer.name, %error, "peer down"),
+            }
+            // Requests waiting for a route, or for this peer, have something new to try.
+            self.store.wake.received.notify_one();
+            self.store.wake.forwarding.notify_one();
+        }
+    }
+}
+
+/// Polls every peer's status until `shutdown`: each `every`, or with a backoff of up
+/// to a minute while it does not answer.
+pub async fn poll(cluster: Arc<Cluster>, peers: Vec<config::Peer>, every: Duration, shutdown: CancellationToken) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for peer in peers {
+        let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut wait = every;
+            loop {
+                let result = get(&peer.status_url, every.min(Duration::from_secs(5)))
+                    .await
+                    .and_then(|body| serde_json::from_slice::<Status>(&body).map_err(|e| format!("bad status: {e}")));
+                wait = if result.is_ok() {
+                    every
+                } else {
+                    (wait * 2).clamp(every, Duration::from_secs(60).max(every))
+                };
+                cluster.update(&peer.name, result);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Largest status document read.
+const MAX_BODY: u64 = 4 << 20;
+
+/// `GET url` over plain HTTP/1.1 (our peers' `/status`): the body of a 200 answer.
+pub async fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+    let authority = config::http_authority(url);
+    let path = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.find('/').map(|at| &rest[at..]))
+        .unwrap_or("/");
+    let exchange = async {
+        let mut stream = TcpStream::connect(authority).await.map_err(|e| e.to_string())?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        stream
+            .take(MAX_BODY)
+            .read_to_end(&mut answer)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(answer)
+    };
+    let answer = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("{url}: no answer within {timeout:?}"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
+    let head = String::from_utf8_lossy(&answer[..split]);
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(format!("{url}: HTTP {status}"));
+    }
+    Ok(answer[split + 4..].to_vec())
+}

@@ -1,0 +1,411 @@
+//! The cluster: several real instances on loopback ports, each with its own simulated
+//! modem and tariffs, polling each other's `/status` and forwarding over SMTP with AUTH.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::sink::unused_address;
+use crate::support::{BIN, Client, Gateway, Pki, TempDir, event_details, message};
+
+const FRENCH: &str = "+33477858589";
+const BRITISH: &str = "+447911123456";
+const GERMAN: &str = "+4915112345678";
+
+/// One instance to start: its name, its modem's tariff and time per part, how often it
+/// polls its peers, and `[routing]` keys.
+struct Node {
+    name: &'static str,
+    tariff: &'static str,
+    latency_ms: u64,
+    poll_secs: u64,
+    routing: &'static str,
+}
+
+fn node(name: &'static str, tariff: &'static str) -> Node {
+    Node {
+        name,
+        tariff,
+        latency_ms: 0,
+        poll_secs: 1,
+        routing: "",
+    }
+}
+
+/// The three instances of the README: uk sends British numbers cheapest, fr French ones,
+/// de German ones; every link costs 0.01.
+fn uk_fr_de() -> Vec<Node> {
+    vec![
+        node("uk", "{ \"+\" = 0.10, \"+44\" = 0.02 }"),
+        node("fr", "{ \"+33\" = 0.01, \"+\" = 0.09 }"),
+        node("de", "{ \"+49\" = 0.01, \"+33\" = 0.04 }"),
+    ]
+}
+
+struct Cluster {
+    gateways: Vec<Gateway>,
+    _users: TempDir,
+}
+
+impl Cluster {
+    /// Starts the nodes in order, each a peer of all the others (AUTH as its own name).
+    fn start(nodes: Vec<Node>) -> Cluster {
+        let users = TempDir::new();
+        let smtp: Vec<SocketAddr> = nodes.iter().map(|_| unused_address()).collect();
+        let http: Vec<SocketAddr> = nodes.iter().map(|_| unused_address()).collect();
+        let mut gateways = Vec::new();
+        for (index, node) in nodes.iter().enumerate() {
+            let users_file = users.0.join(format!("{}.toml", node.name));
+            let mut peers = String::new();
+            for (other, peer) in nodes.iter().enumerate().filter(|(i, _)| *i != index) {
+                add_user(&users_file, peer.name, &format!("password-{}", peer.name));
+                peers.push_str(&format!(
+                    "[[peer]]\nname = \"{}\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n\
+                     link_cost = 0.01\nuser = \"{}\"\npassword = \"password-{}\"\ntls = \"none\"\n\n",
+                    peer.name, smtp[other], http[other], node.name, node.name
+                ));
+            }
+            let config = format!(
+                "[smtp]\nlisten = [\"{}\"]\n\n[http]\nlisten = \"{}\"\n\n\
+                 [routing]\npoll_secs = {}\nretry_delays_secs = [1]\n{}\n\n\
+                 [security]\nusers_file = {users_file:?}\n\n\
+                 [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {}\n\
+                 sim = {{ latency_ms = {}, report_delay_ms = 20 }}\n\n{peers}",
+                smtp[index], http[index], node.poll_secs, node.routing, node.tariff, node.latency_ms
+            );
+            let gateway = Gateway::start_as(node.name, &config);
+            gateway.wait_for_log("ready modem=sim0");
+            gateways.push(gateway);
+        }
+        let cluster = Cluster {
+            gateways,
+            _users: users,
+        };
+        for (index, node) in nodes.iter().enumerate() {
+            for peer in nodes.iter().filter(|p| p.name != node.name) {
+                cluster.gateways[index].wait_for_log(&format!("peer up peer={}", peer.name));
+            }
+        }
+        cluster
+    }
+
+    /// `route explain` of instance `index`, as JSON.
+    fn explain(&self, index: usize, number: &str) -> Value {
+        let output = self.gateways[index].cli(&["route", "explain", number, "--json"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+/// `smsgw user add`, the password on standard input.
+fn add_user(users_file: &Path, name: &str, password: &str) {
+    let config = users_file.with_extension("cli.toml");
+    std::fs::write(&config, format!("[security]\nusers_file = {users_file:?}\n")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["user", "add", name, "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+fn send(gateway: &Gateway, number: &str) {
+    let reply = gateway
+        .client()
+        .mail(&[&format!("{number}@sms")], &message("cluster", "test"));
+    assert_eq!(reply.code, 250, "{reply:?}");
+}
+
+/// Waits until the simulated modem of `gateway` has recorded `count` parts; returns them.
+fn wait_records(gateway: &Gateway, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = gateway.records("sim0");
+        if records.len() >= count {
+            return records;
+        }
+        assert!(Instant::now() < deadline, "{} of {count} SMS recorded", records.len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn story(gateway: &Gateway, id: i64) -> String {
+    event_details(&gateway.show(id))
+}
+
+#[test]
+fn each_number_is_sent_by_the_instance_where_it_costs_least() {
+    let cluster = Cluster::start(uk_fr_de());
+    let [uk, fr, de] = &cluster.gateways[..] else {
+        unreachable!()
+    };
+    let plan = cluster.explain(0, FRENCH);
+    let ranked: Vec<&str> = plan["ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ranked, ["fr", "de", "uk"], "{plan:#}");
+    send(uk, FRENCH);
+    send(uk, BRITISH);
+    send(uk, GERMAN);
+    assert_eq!(wait_records(fr, 1)[0]["number"], FRENCH);
+    assert_eq!(wait_records(uk, 1)[0]["number"], BRITISH);
+    assert_eq!(wait_records(de, 1)[0]["number"], GERMAN);
+    let uk_queue = uk.wait_all(&["forwarded", "delivered"]);
+    let states: Vec<&str> = uk_queue.iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["forwarded", "delivered", "forwarded"]);
+    fr.wait_state(1, "delivered");
+    let told = story(fr, 1);
+    assert!(told.contains("forwarded: request uk/1, through uk"), "{told}");
+    // Nothing sent twice, nothing sent elsewhere.
+    for (gateway, count) in [(uk, 1), (fr, 1), (de, 1)] {
+        assert_eq!(gateway.records("sim0").len(), count);
+    }
+    let routed = story(uk, 1);
+    assert!(routed.contains("routed to fr (cost 0.0200"), "{routed}");
+}
+
+#[test]
+fn a_dead_peer_is_routed_around_until_it_comes_back() {
+    let mut cluster = Cluster::start(uk_fr_de());
+    cluster.gateways[1].kill();
+    let uk = &cluster.gateways[0];
+    uk.wait_for_log("peer down peer=fr");
+    send(uk, FRENCH);
+    assert_eq!(wait_records(&cluster.gateways[2], 1)[0]["number"], FRENCH);
+    uk.wait_state(1, "forwarded");
+    cluster.gateways[1].restart();
+    let uk = &cluster.gateways[0];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while uk.log_lines("peer up peer=fr").len() < 2 {
+        assert!(Instant::now() < deadline, "fr never seen up again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send(uk, FRENCH);
+    assert_eq!(wait_records(&cluster.gateways[1], 1).len(), 1);
+    assert_eq!(cluster.gateways[2].records("sim0").len(), 1, "de sent only the first");
+}
+
+#[test]
+fn requests_on_their_way_to_a_peer_that_died_fail_over_to_the_next_cheapest() {
+    // uk, started last, polls once a minute: it still believes fr is up when fr is gone.
+    let mut nodes = uk_fr_de();
+    nodes.rotate_left(1);
+    nodes[2].poll_secs = 60;
+    let mut cluster = Cluster::start(nodes);
+    cluster.gateways[0].kill();
+    let uk = &cluster.gateways[2];
+    send(uk, FRENCH);
+    assert_eq!(wait_records(&cluster.gateways[1], 1)[0]["number"], FRENCH);
+    uk.wait_state(1, "forwarded");
+    let told = story(uk, 1);
+    assert!(
+        told.contains("routed to fr") && told.contains("fr failed it") && told.contains("routed to de"),
+        "{told}"
+    );
+    assert!(uk.records("sim0").is_empty());
+}
+
+#[test]
+fn a_long_queue_sends_new_requests_elsewhere_as_the_formula_says() {
+    let mut nodes = uk_fr_de();
+    // The same everywhere, as a cluster's routing settings should be: else de, with a
+    // cheaper view of fr's queue, would pass the request on to fr.
+    for node in &mut nodes {
+        node.routing = "workload_cost = 0.01";
+    }
+    // fr's modem takes 5 s a part: what is sent to it waits.
+    nodes[1].latency_ms = 5000;
+    let cluster = Cluster::start(nodes);
+    // At uk, fr costs 0.01 + 0.01 + waiting × 0.01; de 0.04 + 0.01 = 0.05.
+    for _ in 0..6 {
+        send(&cluster.gateways[1], FRENCH);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let plan = cluster.explain(0, FRENCH);
+        if plan["ranked"][0]["name"] == "de" {
+            let fr = plan["ranked"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "fr")
+                .unwrap();
+            assert!(fr["workload"].as_f64().unwrap() >= 0.04, "{plan:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "fr's queue never outweighed: {plan:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    send(&cluster.gateways[0], FRENCH);
+    assert_eq!(wait_records(&cluster.gateways[2], 1)[0]["number"], FRENCH);
+}
+
+/// Serves `body` as the answer to every HTTP request, as a status document would be.
+fn static_status(body: String) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    address
+}
+
+/// A status saying `name` sends French numbers for almost nothing.
+fn cheap_status(name: &str) -> String {
+    serde_json::json!({
+        "name": name, "version": "0", "time": "", "queued": 0, "sending": 0,
+        "modems": [{ "name": "sim0", "state": "ready", "signal": null, "per_minute": 0,
+                     "tariff": { "+33": 0.001 }, "parts_sent": 0, "send_errors": 0 }]
+    })
+    .to_string()
+}
+
+#[test]
+fn two_instances_that_each_think_the_other_cheaper_send_once_and_do_not_loop() {
+    let users = TempDir::new();
+    let (a_smtp, b_smtp) = (unused_address(), unused_address());
+    let mut gateways = Vec::new();
+    for (name, other, other_smtp, own_smtp) in [("a", "b", b_smtp, a_smtp), ("b", "a", a_smtp, b_smtp)] {
+        let users_file = users.0.join(format!("{name}.toml"));
+        add_user(&users_file, other, &format!("password-{other}"));
+        // Each one's view of the other is a status that lies: very cheap.
+        let status = static_status(cheap_status(other));
+        let config = format!(
+            "[smtp]\nlisten = [\"{own_smtp}\"]\n\n[routing]\npoll_secs = 1\n\n\
+             [security]\nusers_file = {users_file:?}\n\n\
+             [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+33\" = 0.05 }}\n\
+             sim = {{ latency_ms = 0, report_delay_ms = 20 }}\n\n\
+             [[peer]]\nname = \"{other}\"\nsmtp = \"{other_smtp}\"\nstatus_url = \"http://{status}/status\"\n\
+             user = \"{name}\"\npassword = \"password-{name}\"\ntls = \"none\"\n"
+        );
+        let gateway = Gateway::start_as(name, &config);
+        gateway.wait_for_log(&format!("peer up peer={other}"));
+        gateways.push(gateway);
+    }
+    let [a, b] = &gateways[..] else { unreachable!() };
+    send(a, FRENCH);
+    a.wait_state(1, "forwarded");
+    b.wait_state(1, "delivered");
+    let told = story(b, 1);
+    assert!(
+        told.contains("a: already passed through") || told.contains("routed to this instance"),
+        "{told}"
+    );
+    assert_eq!(b.records("sim0").len(), 1);
+    assert!(a.records("sim0").is_empty());
+    assert_eq!(b.queue().len(), 1, "b did not send it back to a");
+}
+
+#[test]
+fn a_peer_keeps_one_copy_of_a_request_forwarded_twice_and_believes_only_peers() {
+    let users = TempDir::new();
+    let users_file = users.0.join("fr.toml");
+    add_user(&users_file, "uk", "password-uk");
+    let fr = Gateway::start_as(
+        "fr",
+        &format!(
+            "[security]\nusers_file = {users_file:?}\n\n\
+             [[peer]]\nname = \"uk\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n",
+            unused_address(),
+            unused_address()
+        ),
+    );
+    let forwarded = |client: &mut Client| {
+        client.command("MAIL FROM:<alice@example.com>", 250);
+        client.command(&format!("RCPT TO:<{FRENCH}@sms>"), 250);
+        client.command("DATA", 354);
+        client.send("X-Smsgw-Request: uk/41\r\nX-Smsgw-Trace: uk\r\nSubject: twice\r\n\r\nonce\r\n.\r\n");
+        client.expect(250);
+    };
+    let mut peer = fr.client();
+    peer.command("EHLO uk.example", 250);
+    assert_eq!(peer.auth_plain("uk", "password-uk").code, 235);
+    forwarded(&mut peer);
+    forwarded(&mut peer);
+    assert_eq!(fr.queue().len(), 1, "the retried forward is the same request");
+    assert!(story(&fr, 1).contains("forwarded: request uk/41, through uk"));
+    // From anyone else the same headers mean nothing.
+    let mut stranger = fr.client();
+    stranger.command("EHLO mta.example", 250);
+    forwarded(&mut stranger);
+    assert_eq!(fr.queue().len(), 2);
+    assert!(!story(&fr, 2).contains("forwarded"));
+}
+
+#[test]
+fn forwarding_verifies_the_peer_certificate() {
+    let pki = Pki::new();
+    let stranger = Pki::new();
+    let users = TempDir::new();
+    let users_file = users.0.join("fr.toml");
+    add_user(&users_file, "uk", "password-uk");
+    let (fr_smtp, fr_http) = (unused_address(), unused_address());
+    // fr listens beyond loopback: AUTH there needs TLS.
+    let fr = Gateway::start_as(
+        "fr",
+        &format!(
+            "[smtp]\nlisten = [\"0.0.0.0:{}\"]\n\n[http]\nlisten = \"{fr_http}\"\n\n\
+             [security]\nusers_file = {users_file:?}\ntls_cert = {:?}\ntls_key = {:?}\n\n\
+             [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+33\" = 0.01 }}\n\
+             sim = {{ latency_ms = 0, report_delay_ms = 20 }}\n\n\
+             [[peer]]\nname = \"uk\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n",
+            fr_smtp.port(),
+            pki.cert(),
+            pki.key(),
+            unused_address(),
+            unused_address()
+        ),
+    );
+    fr.wait_for_log("ready modem=sim0");
+    let uk = |ca: &Path| {
+        Gateway::start_as(
+            "uk",
+            &format!(
+                "[routing]\npoll_secs = 1\nretry_delays_secs = [1]\n\n\
+                 [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+\" = 0.10 }}\n\
+                 sim = {{ latency_ms = 0, report_delay_ms = 20 }}\n\n\
+                 [[peer]]\nname = \"fr\"\nsmtp = \"localhost:{}\"\nstatus_url = \"http://{fr_http}/status\"\n\
+                 user = \"uk\"\npassword = \"password-uk\"\ntls = \"verify\"\ntls_ca_file = {ca:?}\n",
+                fr_smtp.port()
+            ),
+        )
+    };
+    let trusting = uk(&pki.ca());
+    trusting.wait_for_log("peer up peer=fr");
+    send(&trusting, FRENCH);
+    trusting.wait_state(1, "forwarded");
+    assert_eq!(wait_records(&fr, 1).len(), 1);
+    drop(trusting);
+    // A certificate from a CA uk does not know: not forwarded; uk sends it itself.
+    let doubting = uk(&stranger.ca());
+    doubting.wait_for_log("peer up peer=fr");
+    send(&doubting, FRENCH);
+    let line = doubting.wait_for_log("forward failed");
+    assert!(line.contains("certificate"), "{line}");
+    assert_eq!(wait_records(&doubting, 1).len(), 1);
+    assert!(story(&doubting, 1).contains("fr failed it"));
+    assert_eq!(fr.records("sim0").len(), 1);
+}
