@@ -10,7 +10,10 @@ fn check_config_names_every_bad_key() {
     let path = dir.0.join("bad.toml");
     std::fs::write(
         &path,
-        "[smtp]\nlisen = [\"127.0.0.1:25\"]\nmax_recipients = \"many\"\n[sms]\nmax_parts = 0\non_too_long = \"cut\"\n[modems]\nx = 1\n",
+        "[smtp]\nlisen = [\"127.0.0.1:25\"]\nmax_recipients = \"many\"\n[sms]\nmax_parts = 0\non_too_long = \"cut\"\n[modems]\nx = 1\n\
+         [dsn]\nsmart_host = \"mail.example.com\"\ntls = \"sometimes\"\n[http]\nlisten = \"everywhere\"\n\
+         [[peer]]\nname = \"smsgw\"\nsmtp = \"fr:25\"\nstatus_url = \"https://fr:8025/status\"\nlink_cost = -1.0\n\
+         tls_pin_sha256 = [\"00\"]\nuser = \"uk\"\n",
     )
     .unwrap();
     let output = Command::new(BIN)
@@ -26,6 +29,14 @@ fn check_config_names_every_bad_key() {
         "sms.max_parts:",
         "sms.on_too_long:",
         "modems: unknown section",
+        "dsn.smart_host: must be host:port",
+        "dsn.tls:",
+        "http.listen: must be an address",
+        "peer[0].name: must be unique, not empty, and not this instance's own name",
+        "peer[0].status_url: must be an http:// URL",
+        "peer[0].link_cost: must be a number >= 0",
+        "peer[0].password: user and password go together",
+        "peer[0].tls_pin_sha256[0]: must be a SHA-256 fingerprint",
     ] {
         assert!(text.contains(key), "{key:?} not in:\n{text}");
     }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::sink::unused_address;
+use crate::dsn::parse;
+use crate::sink::{Sink, unused_address};
 use crate::support::{BIN, Client, Gateway, Pki, TempDir, event_details, message};
 
 const FRENCH: &str = "+33477858589";
@@ -24,6 +25,8 @@ struct Node {
     latency_ms: u64,
     poll_secs: u64,
     routing: &'static str,
+    /// Whole sections added to its config.
+    sections: String,
 }
 
 fn node(name: &'static str, tariff: &'static str) -> Node {
@@ -33,6 +36,7 @@ fn node(name: &'static str, tariff: &'static str) -> Node {
         latency_ms: 0,
         poll_secs: 1,
         routing: "",
+        sections: String::new(),
     }
 }
 
@@ -48,6 +52,7 @@ fn uk_fr_de() -> Vec<Node> {
 
 struct Cluster {
     gateways: Vec<Gateway>,
+    http: Vec<SocketAddr>,
     _users: TempDir,
 }
 
@@ -74,8 +79,8 @@ impl Cluster {
                  [routing]\npoll_secs = {}\nretry_delays_secs = [1]\n{}\n\n\
                  [security]\nusers_file = {users_file:?}\n\n\
                  [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {}\n\
-                 sim = {{ latency_ms = {}, report_delay_ms = 20 }}\n\n{peers}",
-                smtp[index], http[index], node.poll_secs, node.routing, node.tariff, node.latency_ms
+                 sim = {{ latency_ms = {}, report_delay_ms = 20 }}\n\n{peers}\n{}",
+                smtp[index], http[index], node.poll_secs, node.routing, node.tariff, node.latency_ms, node.sections
             );
             let gateway = Gateway::start_as(node.name, &config);
             gateway.wait_for_log("ready modem=sim0");
@@ -83,6 +88,7 @@ impl Cluster {
         }
         let cluster = Cluster {
             gateways,
+            http,
             _users: users,
         };
         for (index, node) in nodes.iter().enumerate() {
@@ -91,6 +97,17 @@ impl Cluster {
             }
         }
         cluster
+    }
+
+    /// `GET path` on instance `index`'s HTTP endpoint: the body of a 200.
+    fn get(&self, index: usize, path: &str) -> String {
+        let mut stream = std::net::TcpStream::connect(self.http[index]).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_string()
     }
 
     /// `route explain` of instance `index`, as JSON.
@@ -177,6 +194,59 @@ fn each_number_is_sent_by_the_instance_where_it_costs_least() {
     }
     let routed = story(uk, 1);
     assert!(routed.contains("routed to fr (cost 0.0200"), "{routed}");
+    // What uk publishes, and what it counts.
+    let status: Value = serde_json::from_str(&cluster.get(0, "/status")).unwrap();
+    assert_eq!(status["name"], "uk");
+    assert_eq!(status["modems"][0]["state"], "ready");
+    assert_eq!(status["modems"][0]["tariff"]["+44"], 0.02);
+    assert_eq!(status["modems"][0]["parts_sent"], 1);
+    let metrics = cluster.get(0, "/metrics");
+    for line in [
+        "smsgw_requests{state=\"forwarded\"} 2",
+        "smsgw_requests{state=\"delivered\"} 1",
+        "smsgw_smtp_mails_total 3",
+        "smsgw_forward_attempts_total{result=\"accepted\"} 2",
+        "smsgw_modem_parts_sent_total{modem=\"sim0\"} 1",
+        "smsgw_peer_up{peer=\"fr\"} 1",
+        "# TYPE smsgw_requests gauge",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line:?} not in:\n{metrics}");
+    }
+}
+
+#[test]
+fn the_dsn_of_a_forwarded_request_comes_from_the_instance_that_sent_it() {
+    let sink = Sink::start(None);
+    let mut nodes = uk_fr_de();
+    nodes.truncate(2);
+    for node in &mut nodes {
+        node.sections = format!("[dsn]\nsmart_host = \"{}\"\ntls = \"none\"\n", sink.address);
+    }
+    let cluster = Cluster::start(nodes);
+    let mut client = cluster.gateways[0].client();
+    client.command("EHLO test.example", 250);
+    client.command("MAIL FROM:<alice@example.com> RET=HDRS ENVID=E-77", 250);
+    client.command(
+        &format!("RCPT TO:<\"Paul@{FRENCH}\"@sms> NOTIFY=SUCCESS ORCPT=rfc822;paul@example.com"),
+        250,
+    );
+    client.command("DATA", 354);
+    client.send("Subject: dinner\r\n\r\nat 8\r\n.\r\n");
+    client.expect(250);
+    let mails = sink.wait_for(1);
+    cluster.gateways[1].wait_for_log("DSN delivered");
+    assert_eq!(sink.mails().len(), 1, "one DSN, from fr only");
+    assert_eq!(mails[0].rcpt_to, ["<alice@example.com>"]);
+    let dsn = parse(&mails[0]);
+    assert_eq!(dsn.recipient_fields["Action"], "delivered");
+    assert_eq!(dsn.recipient_fields["Original-Recipient"], "rfc822; paul@example.com");
+    assert_eq!(dsn.message_fields["Original-Envelope-Id"], "E-77");
+    assert!(dsn.human.contains("smsgw instance \"fr\""), "{}", dsn.human);
+    assert_eq!(dsn.returned_type, "text/rfc822-headers");
+    assert!(
+        !dsn.returned.contains("X-Smsgw"),
+        "internal headers stay inside the cluster"
+    );
 }
 
 #[test]
@@ -310,10 +380,7 @@ fn two_instances_that_each_think_the_other_cheaper_send_once_and_do_not_loop() {
     a.wait_state(1, "forwarded");
     b.wait_state(1, "delivered");
     let told = story(b, 1);
-    assert!(
-        told.contains("a: already passed through") || told.contains("routed to this instance"),
-        "{told}"
-    );
+    assert!(told.contains("routed to this instance's modems"), "{told}");
     assert_eq!(b.records("sim0").len(), 1);
     assert!(a.records("sim0").is_empty());
     assert_eq!(b.queue().len(), 1, "b did not send it back to a");

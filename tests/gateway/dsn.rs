@@ -40,18 +40,18 @@ fn send(gateway: &Gateway, from: &str, mail_params: &str, number: &str, rcpt_par
 /// A DSN taken apart: its header, its three parts, and the delivery-status fields
 /// (the per-message block, then the per-recipient one).
 #[derive(Debug)]
-struct Dsn {
-    subject: String,
-    to: String,
-    content_type: String,
-    human: String,
-    message_fields: BTreeMap<String, String>,
-    recipient_fields: BTreeMap<String, String>,
-    returned_type: String,
-    returned: String,
+pub struct Dsn {
+    pub subject: String,
+    pub to: String,
+    pub content_type: String,
+    pub human: String,
+    pub message_fields: BTreeMap<String, String>,
+    pub recipient_fields: BTreeMap<String, String>,
+    pub returned_type: String,
+    pub returned: String,
 }
 
-fn parse(mail: &Received) -> Dsn {
+pub fn parse(mail: &Received) -> Dsn {
     let message = MessageParser::default().parse(&mail.data).expect("DSN parses as MIME");
     let content_type = message.content_type().expect("content type");
     let content_type = format!(
