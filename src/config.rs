@@ -790,9 +790,27 @@ pub fn http_authority(url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
+/// The pins of a `tls_pin_sha256` list (bad ones are reported by validation).
+pub fn pins(list: &[String]) -> Vec<[u8; 32]> {
+    list.iter().filter_map(|pin| parse_pin(pin)).collect()
+}
+
+/// Reads a pin: 64 hex digits, colons allowed ("AB:CD:..." as openssl prints them).
+pub fn parse_pin(text: &str) -> Option<[u8; 32]> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut pin = [0u8; 32];
+    for (index, byte) in pin.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
+    }
+    Some(pin)
+}
+
 fn validate_pins(pins: &[String], key: &str, problems: &mut Vec<Problem>) {
     for (index, pin) in pins.iter().enumerate() {
-        if crate::outbound::tls::parse_pin(pin).is_none() {
+        if parse_pin(pin).is_none() {
             let problem = "must be a SHA-256 fingerprint: 64 hex digits, colons allowed";
             problems.push(Problem::new(&format!("{key}[{index}]"), problem));
         }
@@ -904,4 +922,23 @@ fn is_domain(domain: &str) -> bool {
         && domain
             .split('.')
             .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_64_hex_digits_with_or_without_colons() {
+        let plain = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+        let pin = parse_pin(plain).unwrap();
+        assert_eq!(pin[0], 0x00);
+        assert_eq!(pin[15], 0xff);
+        assert_eq!(pin[31], 0xff);
+        let colons: Vec<String> = pin.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(parse_pin(&colons.join(":")), Some(pin));
+        for bad in ["", "00", &plain[1..], &format!("{}zz", &plain[2..])] {
+            assert_eq!(parse_pin(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 use crate::metrics;
-use crate::outbound::{self, Client, Connection, Mail, OutboundError, Server, TlsPolicy, TlsSetupError};
+use crate::outbound::{Client, Connection, Mail, OutboundError, Server, TlsPolicy, TlsSetupError};
 use crate::routing::view::Cluster;
 use crate::store::{Forward, Forwarded, Store, StoreError, now_ms};
 
@@ -39,11 +39,7 @@ impl Forwarder {
     pub fn new(config: &Config, cluster: Arc<Cluster>) -> Result<Forwarder, (String, TlsSetupError)> {
         let mut links = HashMap::new();
         for peer in &config.peer {
-            let pins: Vec<[u8; 32]> = peer
-                .tls_pin_sha256
-                .iter()
-                .filter_map(|pin| outbound::tls::parse_pin(pin))
-                .collect();
+            let pins = config::pins(&peer.tls_pin_sha256);
             let tls = TlsPolicy::new(peer.tls, &peer.tls_ca_file, &pins).map_err(|e| (peer.name.clone(), e))?;
             let (host, port) = config::host_port(&peer.smtp).unwrap_or_default();
             let auth = (!peer.user.is_empty()).then(|| (peer.user.clone(), peer.password.clone()));

@@ -19,6 +19,8 @@ use crate::store::{State, Store};
 
 /// Longest request head read.
 const MAX_HEAD: usize = 8192;
+/// Connections answered at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 32;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the handlers read.
@@ -30,7 +32,11 @@ pub struct Sources {
 
 pub async fn serve(listener: TcpListener, sources: Arc<Sources>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => break,
@@ -38,7 +44,10 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, shutdown: Cance
         match accepted {
             Ok((stream, _)) => {
                 let sources = sources.clone();
-                connections.spawn(async move { answer(stream, &sources).await });
+                connections.spawn(async move {
+                    answer(stream, &sources).await;
+                    drop(slot);
+                });
             }
             Err(error) => {
                 tracing::warn!(%error, "HTTP accept failed");

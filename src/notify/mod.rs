@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, StatusReports};
 use crate::metrics;
-use crate::outbound::{self, Client, TlsPolicy, TlsSetupError};
+use crate::outbound::{Client, TlsPolicy, TlsSetupError};
 use crate::store::{DsnAction, DsnJob, DsnOutcome, Store, now_ms};
 use build::{Action, Report, Reporter};
 
@@ -39,11 +39,7 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(config: &Config) -> Result<Notifier, TlsSetupError> {
         let dsn = &config.dsn;
-        let pins: Vec<[u8; 32]> = dsn
-            .tls_pin_sha256
-            .iter()
-            .filter_map(|pin| outbound::tls::parse_pin(pin))
-            .collect();
+        let pins = crate::config::pins(&dsn.tls_pin_sha256);
         let client = Client {
             helo: config.smtp.hostname.clone(),
             tls: TlsPolicy::new(dsn.tls, &dsn.tls_ca_file, &pins)?,

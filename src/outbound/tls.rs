@@ -96,19 +96,6 @@ pub fn fingerprint(cert: &[u8]) -> [u8; 32] {
     digest.as_ref().try_into().unwrap_or([0; 32])
 }
 
-/// Reads a pin: 64 hex digits, colons allowed ("AB:CD:..." as openssl prints them).
-pub fn parse_pin(text: &str) -> Option<[u8; 32]> {
-    let hex: String = text.chars().filter(|c| *c != ':').collect();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut pin = [0u8; 32];
-    for (index, byte) in pin.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
-    }
-    Some(pin)
-}
-
 /// What a server's certificate must be: one of the pins, else chained to a trusted CA
 /// and naming the host (`verify`), or anything (`opportunistic`, Postfix's `may`). The
 /// handshake's signatures are checked in every case, so the key is the certificate's.
@@ -167,24 +154,5 @@ impl ServerCertVerifier for Verifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pins_are_64_hex_digits_with_or_without_colons() {
-        let plain = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
-        let pin = parse_pin(plain).unwrap();
-        assert_eq!(pin[0], 0x00);
-        assert_eq!(pin[15], 0xff);
-        assert_eq!(pin[31], 0xff);
-        let colons: Vec<String> = pin.iter().map(|b| format!("{b:02X}")).collect();
-        assert_eq!(parse_pin(&colons.join(":")), Some(pin));
-        for bad in ["", "00", &plain[1..], &format!("{}zz", &plain[2..])] {
-            assert_eq!(parse_pin(bad), None, "{bad:?}");
-        }
     }
 }

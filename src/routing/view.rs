@@ -54,8 +54,12 @@ impl Status {
             local,
             up: true,
             link_cost,
+            // A peer's word is taken, but not a cost that would break the ranking.
             modems: working
-                .map(|m| Tariff::new(m.tariff.iter().map(|(p, c)| (p.as_str(), *c))))
+                .map(|m| {
+                    let sane = m.tariff.iter().filter(|(_, c)| c.is_finite() && **c >= 0.0);
+                    Tariff::new(sane.map(|(p, c)| (p.as_str(), *c)))
+                })
                 .collect(),
             queued: self.queued,
         }

@@ -111,7 +111,7 @@ pub(super) fn queue_timed(
 ) -> Result<usize, StoreError> {
     let mut queued = 0;
     if let Some(delay) = delay_ms {
-        let waiting = "r.state IN ('received', 'routed', 'queued', 'sending', 'uncertain')
+        let waiting = "r.state IN ('received', 'routed', 'forwarding', 'queued', 'sending', 'uncertain')
                        AND r.created < ?1 - CAST(?2 AS INTEGER)";
         queued += queue(conn, DsnAction::Delayed, waiting, &delay.to_string(), now)?;
     }
