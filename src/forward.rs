@@ -30,13 +30,15 @@ struct Link {
 
 pub struct Forwarder {
     instance: String,
+    /// `Store::id`: request ids given to peers stay unique if the database is recreated.
+    store_id: String,
     links: HashMap<String, Link>,
     cluster: Arc<Cluster>,
     retry_delays: Vec<u64>,
 }
 
 impl Forwarder {
-    pub fn new(config: &Config, cluster: Arc<Cluster>) -> Result<Forwarder, (String, TlsSetupError)> {
+    pub fn new(config: &Config, cluster: Arc<Cluster>, store_id: &str) -> Result<Forwarder, (String, TlsSetupError)> {
         let mut links = HashMap::new();
         for peer in &config.peer {
             let pins = config::pins(&peer.tls_pin_sha256);
@@ -57,6 +59,7 @@ impl Forwarder {
         }
         Ok(Forwarder {
             instance: config.instance.name.clone(),
+            store_id: store_id.to_string(),
             links,
             cluster,
             retry_delays: config.routing.retry_delays_secs.clone(),
@@ -196,7 +199,7 @@ impl Forwarder {
         let origin = job
             .origin
             .clone()
-            .unwrap_or_else(|| format!("{}/{}", self.instance, job.id));
+            .unwrap_or_else(|| format!("{}/{}/{}", self.instance, self.store_id, job.id));
         let mut trace = job.trace.clone();
         trace.push(self.instance.clone());
         let mut message = format!("X-Smsgw-Request: {origin}\r\nX-Smsgw-Trace: {}\r\n", trace.join(", ")).into_bytes();

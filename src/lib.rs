@@ -51,8 +51,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let notifier = notify::Notifier::new(&config)?;
     let board = Arc::new(modem::Board::new(config.modem.iter().map(|m| m.name.as_str())));
     let cluster = Arc::new(routing::view::Cluster::new(&config, board.clone(), store.clone()));
-    let forwarder =
-        forward::Forwarder::new(&config, cluster.clone()).map_err(|(peer, error)| RunError::PeerTls(peer, error))?;
+    let forwarder = forward::Forwarder::new(&config, cluster.clone(), store.id())
+        .map_err(|(peer, error)| RunError::PeerTls(peer, error))?;
     let listeners = smtp::bind_all(&config).await?;
     let http = match config.http.listen.parse::<std::net::SocketAddr>() {
         Ok(address) => Some(tokio::net::TcpListener::bind(address).await?),

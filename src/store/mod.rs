@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_dsn.sql"),
     include_str!("../../migrations/0003_cluster.sql"),
+    include_str!("../../migrations/0004_meta.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +111,8 @@ impl std::str::FromStr for State {
 #[derive(Clone)]
 pub struct Store {
     writer: writer::Writer,
+    /// Random, chosen when the database was created: see [`Store::id`].
+    id: Arc<str>,
     /// Stages wake each other through these after writing a new state.
     pub wake: Arc<Wakeups>,
 }
@@ -132,11 +135,19 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = connect(path)?;
         migrate(&conn)?;
+        let id = store_id(&conn)?.into();
         let writer = writer::Writer::start(conn).map_err(|e| StoreError::DataDir(path.display().to_string(), e))?;
         Ok(Store {
             writer,
+            id,
             wake: Arc::default(),
         })
+    }
+
+    /// This database's own random id (16 hex digits): with a request id, it names the
+    /// request uniquely across the cluster, even after the database is recreated.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Stores an accepted mail as one request per recipient; returns their ids once the
@@ -376,6 +387,19 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
+}
+
+/// The database's random id, chosen on first use.
+fn store_id(conn: &Connection) -> Result<String, StoreError> {
+    let mut random = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
+        .map_err(|_| StoreError::Commit("no randomness for the store id".into()))?;
+    let fresh: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('store_id', ?1) ON CONFLICT (key) DO NOTHING",
+        [&fresh],
+    )?;
+    Ok(conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |row| row.get(0))?)
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
