@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use smsgw::routing::plan::{Instance, Tariff, View, plan};
+use smsgw::routing::plan::{Instance, Past, Tariff, View, plan};
 
 fn option(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -55,7 +55,11 @@ fn main() {
     let started = Instant::now();
     let mut chosen = 0usize;
     for n in 0..plans {
-        let plan = plan(&numbers[n % numbers.len()], &view, &trace, &[]);
+        let past = Past {
+            trace: &trace,
+            ..Past::default()
+        };
+        let plan = plan(&numbers[n % numbers.len()], &view, past);
         chosen += plan.ranked.len();
     }
     let elapsed = started.elapsed();

@@ -261,8 +261,9 @@ pub struct Dsn {
     pub smart_host: String,
     /// The DSN's `From`; empty: postmaster at `smtp.hostname`.
     pub from: String,
-    /// TLS towards the smart host or MX: "verify", "opportunistic" or "none".
-    pub tls: OutboundTls,
+    /// TLS towards the smart host or MX: "verify", "opportunistic" or "none"; unset:
+    /// "verify" for a smart host, "opportunistic" for MX hosts (see [`Config::dsn_tls`]).
+    pub tls: Option<OutboundTls>,
     /// Extra CA certificates (PEM) trusted beside the system's, e.g. a company CA.
     pub tls_ca_file: PathBuf,
     /// SHA-256 fingerprints (hex) of certificates accepted as they are, self-signed or not.
@@ -284,7 +285,7 @@ impl Default for Dsn {
         Self {
             smart_host: String::new(),
             from: String::new(),
-            tls: OutboundTls::Verify,
+            tls: None,
             tls_ca_file: PathBuf::new(),
             tls_pin_sha256: Vec::new(),
             delay_after_secs: 4 * 3600,
@@ -597,6 +598,12 @@ impl Config {
                 "must be an address such as \"127.0.0.1:8025\"",
             ));
         }
+        if http.listen.is_empty() && !self.peer.is_empty() {
+            problems.push(Problem::new(
+                "http.listen",
+                "needed with [[peer]]s: they route by this instance's /status",
+            ));
+        }
         let rules = [
             (
                 routing.workload_cost.is_finite() && routing.workload_cost >= 0.0,
@@ -636,8 +643,12 @@ impl Config {
             if !peer.link_cost.is_finite() || peer.link_cost < 0.0 {
                 problems.push(Problem::new(&key("link_cost"), "must be a number >= 0"));
             }
-            if peer.user.is_empty() != peer.password.is_empty() {
-                problems.push(Problem::new(&key("password"), "user and password go together"));
+            if peer.user.is_empty() || peer.password.is_empty() {
+                problems.push(Problem::new(
+                    &key("user"),
+                    "user and password are needed: a peer believes our X-Smsgw headers (request id, \
+                     trace) only from an authenticated peer",
+                ));
             }
             validate_pins(&peer.tls_pin_sha256, &key("tls_pin_sha256"), problems);
         }
@@ -668,6 +679,17 @@ impl Config {
             (dsn.timeout_secs >= 1, "dsn.timeout_secs", "must be at least 1"),
         ];
         report_broken(&rules, problems);
+    }
+
+    /// TLS for DSN delivery: as set, else verified towards a smart host (one server the
+    /// operator chose) and opportunistic towards senders' MX hosts, as MTAs deliver on
+    /// the internet (many MX certificates name no host a CA vouched for).
+    pub fn dsn_tls(&self) -> OutboundTls {
+        match (self.dsn.tls, self.dsn.smart_host.is_empty()) {
+            (Some(tls), _) => tls,
+            (None, false) => OutboundTls::Verify,
+            (None, true) => OutboundTls::Opportunistic,
+        }
     }
 
     /// The `From` of DSNs.

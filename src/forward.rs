@@ -123,14 +123,20 @@ impl Forwarder {
     async fn to_peer(&self, store: &Store, peer: &str, jobs: Vec<Forward>) -> Result<(), StoreError> {
         let Some(link) = self.links.get(peer) else {
             for job in jobs {
-                let outcome = Forwarded::Failover(format!("{peer} is no longer a configured peer"));
+                let outcome = Forwarded::Failover {
+                    reason: format!("{peer} is no longer a configured peer"),
+                    refused: true,
+                };
                 store.forwarded(job.id, peer.to_string(), outcome).await?;
             }
             return Ok(());
         };
         if self.cluster.is_down(peer) {
             for job in jobs {
-                let outcome = Forwarded::Failover("its status does not answer".into());
+                let outcome = Forwarded::Failover {
+                    reason: "its status does not answer".into(),
+                    refused: false,
+                };
                 store.forwarded(job.id, peer.to_string(), outcome).await?;
             }
             return Ok(());
@@ -149,14 +155,13 @@ impl Forwarder {
         };
         for job in &jobs {
             let outcome = self.send(&mut connection, job).await;
-            let stop = matches!(outcome, Forwarded::Retry { .. });
             if let Forwarded::Accepted(answer) = &outcome {
                 tracing::info!(request = job.id, %peer, %answer, "forwarded");
             }
             count(&outcome);
             store.forwarded(job.id, peer.to_string(), outcome).await?;
-            if stop {
-                // The connection may be broken: the rest go next round, on a new one.
+            if connection.is_broken() {
+                // The rest go next round, on a new connection.
                 break;
             }
         }
@@ -190,7 +195,10 @@ impl Forwarder {
                 at: now_ms() + i64::try_from(delay.saturating_mul(1000)).unwrap_or(i64::MAX / 2),
                 reason: error.to_string(),
             },
-            _ => Forwarded::Failover(error.to_string()),
+            _ => Forwarded::Failover {
+                reason: error.to_string(),
+                refused: error.is_permanent(),
+            },
         }
     }
 
@@ -212,7 +220,7 @@ fn count(outcome: &Forwarded) {
     metrics::bump(match outcome {
         Forwarded::Accepted(_) => &metrics::FORWARD_ACCEPTED,
         Forwarded::Retry { .. } => &metrics::FORWARD_RETRIED,
-        Forwarded::Failover(_) => &metrics::FORWARD_FAILED_OVER,
+        Forwarded::Failover { .. } => &metrics::FORWARD_FAILED_OVER,
     });
 }
 

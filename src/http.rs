@@ -22,6 +22,7 @@ const MAX_HEAD: usize = 8192;
 /// Connections answered at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 32;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the handlers read.
 pub struct Sources {
@@ -34,9 +35,11 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, shutdown: Cance
     let connections = TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = shutdown.cancelled() => break,
         };
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => break,
@@ -55,13 +58,14 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, shutdown: Cance
             }
         }
     }
+    // Every answer is bounded by its timeouts: this wait ends.
     connections.close();
     connections.wait().await;
 }
 
 async fn answer(mut stream: TcpStream, sources: &Sources) {
     let Ok(Some(target)) = tokio::time::timeout(READ_TIMEOUT, request_target(&mut stream)).await else {
-        let _ = respond(&mut stream, 400, "text/plain", b"bad request\n").await;
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, respond(&mut stream, 400, "text/plain", b"bad request\n")).await;
         return;
     };
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
@@ -85,7 +89,8 @@ async fn answer(mut stream: TcpStream, sources: &Sources) {
             b"not found: try /status, /metrics or /route?number=\n".to_vec(),
         ),
     };
-    let _ = respond(&mut stream, code, content_type, &body).await;
+    // A client that does not read its answer does not keep its slot.
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, respond(&mut stream, code, content_type, &body)).await;
 }
 
 /// The target of a `GET` request, once its head is in; `None` for anything else.
@@ -139,7 +144,7 @@ async fn route(sources: &Sources, query: &str) -> (u16, &'static str, Vec<u8>) {
     };
     match sources.cluster.view().await {
         Ok(view) => {
-            let plan = plan::plan(&number, &view, &[], &[]);
+            let plan = plan::plan(&number, &view, plan::Past::default());
             let skipped: Vec<_> = plan
                 .skipped
                 .iter()

@@ -42,7 +42,7 @@ impl Notifier {
         let pins = crate::config::pins(&dsn.tls_pin_sha256);
         let client = Client {
             helo: config.smtp.hostname.clone(),
-            tls: TlsPolicy::new(dsn.tls, &dsn.tls_ca_file, &pins)?,
+            tls: TlsPolicy::new(config.dsn_tls(), &dsn.tls_ca_file, &pins)?,
             timeout: Duration::from_secs(dsn.timeout_secs),
         };
         Ok(Notifier {

@@ -34,7 +34,8 @@ impl Route {
 
 impl Sender {
     /// Delivers `message` from the null sender to `to`, trying each server in turn until
-    /// one takes it or one refuses it for good.
+    /// one takes it or one refuses it for good (a 5xx to the mail itself: a server that
+    /// refuses the connection leaves the next one to try).
     pub async fn deliver(&self, to: &str, message: &[u8]) -> Result<String, OutboundError> {
         let servers = match &self.route {
             Route::SmartHost(server) => vec![server.clone()],
@@ -76,6 +77,9 @@ async fn mx_servers(resolver: Option<&TokioResolver>, to: &str) -> Result<Vec<Se
                 _ => None,
             })
             .collect(),
+        Err(error) if error.is_nx_domain() => {
+            return Err(OutboundError::Permanent(format!("{domain} does not exist (DNS)")));
+        }
         Err(error) if error.is_no_records_found() => Vec::new(),
         Err(error) => {
             return Err(OutboundError::Temporary(format!(

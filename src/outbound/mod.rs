@@ -14,8 +14,10 @@ use tokio::net::TcpStream;
 use crate::config::OutboundTls;
 pub use tls::{TlsPolicy, TlsSetupError};
 
-/// Longest reply line we read; a server sending more is broken.
+/// Longest reply line we read, and most lines in one reply; a server sending more is
+/// broken.
 const MAX_LINE: usize = 4096;
+const MAX_REPLY_LINES: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutboundError {
@@ -87,50 +89,74 @@ impl Client {
     }
 
     /// Connects, greets, upgrades to TLS as the policy says, and authenticates with
-    /// `auth` (user, password) when given.
+    /// `auth` (user, password) when given. No refusal here is about a mail: every error
+    /// is temporary (another server, or later, may do).
     pub async fn connect<'a>(
         &self,
         server: &'a Server,
         auth: Option<(&str, &str)>,
     ) -> Result<Connection<'a>, OutboundError> {
+        let opened = match self.open(server, auth, true).await {
+            // Opportunistic TLS refused or failed: in clear, as Postfix's `may` does.
+            Err((_, true)) if self.tls.mode == OutboundTls::Opportunistic => self.open(server, auth, false).await,
+            other => other,
+        };
+        opened.map_err(|(error, _)| OutboundError::Temporary(error.to_string()))
+    }
+
+    /// The connection, or the error and whether it came from the TLS step.
+    async fn open<'a>(
+        &self,
+        server: &'a Server,
+        auth: Option<(&str, &str)>,
+        tls_allowed: bool,
+    ) -> Result<Connection<'a>, (OutboundError, bool)> {
+        let plain = |error| (error, false);
         let over = |stream| Session {
             stream: BufStream::new(stream),
             server,
             timeout: self.timeout,
+            broken: false,
         };
-        let mut session = over(Box::new(self.tcp(server).await?) as Box<dyn Io>);
-        session.expect("greeting", 2).await?;
-        let extensions = session.ehlo(&self.helo).await?;
+        let mut session = over(Box::new(self.tcp(server).await.map_err(plain)?) as Box<dyn Io>);
+        session.expect("greeting", 2).await.map_err(plain)?;
+        let extensions = session.ehlo(&self.helo).await.map_err(plain)?;
         let starttls = has(&extensions, "STARTTLS");
         let connector = match (self.tls.mode, self.tls.connector(), starttls) {
             (OutboundTls::None, ..) | (_, None, _) | (OutboundTls::Opportunistic, _, false) => None,
+            _ if !tls_allowed => None,
             (OutboundTls::Verify, Some(_), false) => {
-                return Err(OutboundError::Temporary(format!(
-                    "{server} does not offer STARTTLS, and TLS with a verified certificate is required"
-                )));
+                let why = format!("{server} does not offer STARTTLS, and TLS with a verified certificate is required");
+                return Err((OutboundError::Temporary(why), false));
             }
             (_, Some(connector), true) => Some(connector),
         };
+        let encrypted = connector.is_some();
         let (mut session, extensions) = match connector {
             None => (session, extensions),
             Some(connector) => {
-                session.command("STARTTLS", 2).await?;
+                let tls_failed = |error| (error, true);
+                session.command("STARTTLS", 2).await.map_err(tls_failed)?;
                 let name = ServerName::try_from(server.host.clone())
-                    .map_err(|_| OutboundError::Permanent(format!("{} is not a host name", server.host)))?;
+                    .map_err(|_| tls_failed(OutboundError::Temporary(format!("{} is not a host name", server.host))))?;
                 // Whatever the server sent after its 220 is dropped with the plain stream:
                 // only what comes through TLS is read (no STARTTLS command injection).
-                let plain = session.stream.into_inner();
-                let tls = tokio::time::timeout(self.timeout, connector.connect(name, plain))
+                let clear = session.stream.into_inner();
+                let tls = tokio::time::timeout(self.timeout, connector.connect(name, clear))
                     .await
-                    .map_err(|_| OutboundError::Temporary(format!("{server}: TLS handshake timed out")))?
-                    .map_err(|e| OutboundError::Temporary(format!("{server}: TLS failed: {e}")))?;
+                    .map_err(|_| tls_failed(OutboundError::Temporary(format!("{server}: TLS handshake timed out"))))?
+                    .map_err(|e| tls_failed(OutboundError::Temporary(format!("{server}: TLS failed: {e}"))))?;
                 let mut session = over(Box::new(tls));
-                let extensions = session.ehlo(&self.helo).await?;
+                let extensions = session.ehlo(&self.helo).await.map_err(plain)?;
                 (session, extensions)
             }
         };
         if let Some((user, password)) = auth {
-            session.auth_plain(user, password, &extensions).await?;
+            if !encrypted && self.tls.mode != OutboundTls::None {
+                let why = format!("{server}: no TLS, and the password is not sent in clear (tls = \"none\" allows it)");
+                return Err((OutboundError::Temporary(why), false));
+            }
+            session.auth_plain(user, password, &extensions).await.map_err(plain)?;
         }
         Ok(Connection {
             session,
@@ -161,12 +187,20 @@ impl Connection<'_> {
     /// connection may still serve (a refused recipient) or not (a lost connection:
     /// every later send fails too).
     pub async fn send(&mut self, mail: &Mail<'_>) -> Result<String, OutboundError> {
+        if self.session.broken {
+            return Err(self.session.temporary("the connection was lost"));
+        }
         if std::mem::take(&mut self.dirty) {
             self.session.command("RSET", 2).await?;
         }
         let result = self.session.transaction(mail, &self.extensions).await;
         self.dirty = result.is_err();
         result
+    }
+
+    /// The connection failed (lost, timed out, out of step): no more mails on it.
+    pub fn is_broken(&self) -> bool {
+        self.session.broken
     }
 
     /// Says goodbye; the mails are delivered whatever the answer.
@@ -183,6 +217,8 @@ struct Session<'a, S> {
     stream: BufStream<S>,
     server: &'a Server,
     timeout: Duration,
+    /// An I/O error, a timeout or an answer out of step: the conversation cannot go on.
+    broken: bool,
 }
 
 /// A server's reply: its code and its lines of text.
@@ -237,8 +273,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.stream.flush().await
         })
         .await
-        .map_err(|_| self.temporary("timed out sending the message"))?
-        .map_err(|e| self.temporary(&format!("connection lost sending the message: {e}")))?;
+        .map_err(|_| self.lost("timed out sending the message"))?
+        .map_err(|e| self.lost(&format!("connection lost sending the message: {e}")))?;
         let reply = self.expect("the message", 2).await?;
         Ok(format!(
             "{} answered {} {}",
@@ -280,8 +316,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.stream.flush().await
         })
         .await
-        .map_err(|_| self.temporary("timed out writing"))?
-        .map_err(|e| self.temporary(&format!("connection lost: {e}")))
+        .map_err(|_| self.lost("timed out writing"))?
+        .map_err(|e| self.lost(&format!("connection lost: {e}")))
     }
 
     async fn read(&mut self) -> Result<Reply, OutboundError> {
@@ -293,10 +329,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 (&mut self.stream).take(MAX_LINE as u64).read_until(b'\n', &mut line),
             )
             .await
-            .map_err(|_| self.temporary("timed out waiting for an answer"))?
-            .map_err(|e| self.temporary(&format!("connection lost: {e}")))?;
+            .map_err(|_| self.lost("timed out waiting for an answer"))?
+            .map_err(|e| self.lost(&format!("connection lost: {e}")))?;
             if read == 0 {
-                return Err(self.temporary("connection closed without an answer"));
+                return Err(self.lost("connection closed without an answer"));
             }
             let line = String::from_utf8_lossy(&line);
             let line = line.trim_end();
@@ -305,17 +341,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 .and_then(|c| c.parse::<u16>().ok())
                 .filter(|c| (200..600).contains(c));
             let Some(code) = code else {
-                return Err(self.temporary(&format!("answered something that is not SMTP: {line:?}")));
+                return Err(self.lost(&format!("answered something that is not SMTP: {line:?}")));
             };
             lines.push(line.get(4..).unwrap_or("").to_string());
-            if line.as_bytes().get(3) != Some(&b'-') || lines.len() > 100 {
+            if line.as_bytes().get(3) != Some(&b'-') {
                 return Ok(Reply { code, lines });
+            }
+            if lines.len() >= MAX_REPLY_LINES {
+                return Err(self.lost("answered more lines than any server would"));
             }
         }
     }
 
     fn temporary(&self, what: &str) -> OutboundError {
         OutboundError::Temporary(format!("{}: {what}", self.server))
+    }
+
+    /// A temporary error after which the conversation cannot go on.
+    fn lost(&mut self, what: &str) -> OutboundError {
+        self.broken = true;
+        self.temporary(what)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{Route, Store, StoreError, now_ms};
-use plan::{Plan, Skip};
+use plan::Plan;
 use view::Cluster;
 
 /// Looks again this often even without a wake-up (a safety net, not the mechanism).
@@ -59,7 +59,12 @@ async fn round(cluster: &Cluster, store: &Store, retry: Duration) -> Result<bool
     let routes = requests
         .iter()
         .map(|request| {
-            let plan = plan::plan(&request.number, &view, &request.trace, &request.tried);
+            let past = plan::Past {
+                trace: &request.trace,
+                refused: &request.refused,
+                tried: &request.tried,
+            };
+            let plan = plan::plan(&request.number, &view, past);
             (request.id, decide(&request.number, &plan, wait_until))
         })
         .collect();
@@ -68,7 +73,7 @@ async fn round(cluster: &Cluster, store: &Store, retry: Duration) -> Result<bool
 }
 
 /// The cheapest candidate; with none, wait if one may come back (down, no working
-/// modem), else fail naming why each instance could not.
+/// modem, failed a moment ago), else fail naming why each instance could not.
 pub fn decide(number: &str, plan: &Plan, wait_until: i64) -> Route {
     if let Some(best) = plan.ranked.first() {
         let cost = format!(
@@ -88,11 +93,7 @@ pub fn decide(number: &str, plan: &Plan, wait_until: i64) -> Route {
     }
     let why: Vec<String> = plan.skipped.iter().map(|s| format!("{}: {}", s.name, s.why)).collect();
     let why = why.join("; ");
-    let may_recover = plan
-        .skipped
-        .iter()
-        .any(|s| matches!(s.why, Skip::Down | Skip::NoWorkingModem));
-    if may_recover {
+    if plan.skipped.iter().any(|s| s.why.may_recover()) {
         Route::Wait {
             at: wait_until,
             detail: format!("no instance can send it now ({why}); waiting"),

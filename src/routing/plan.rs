@@ -72,8 +72,18 @@ pub enum Skip {
     NoWorkingModem,
     NoTariff,
     InTrace,
+    /// Refused this request for good (a 5xx).
+    Refused,
+    /// Failed it a moment ago (down, or out of retries): tried again after a wait.
     AlreadyTried,
     MaxHops,
+}
+
+impl Skip {
+    /// Whether the instance may take the request later: then it waits, not fails.
+    pub fn may_recover(self) -> bool {
+        matches!(self, Skip::Down | Skip::NoWorkingModem | Skip::AlreadyTried)
+    }
 }
 
 impl std::fmt::Display for Skip {
@@ -83,7 +93,8 @@ impl std::fmt::Display for Skip {
             Skip::NoWorkingModem => "no working modem",
             Skip::NoTariff => "no tariff for this number",
             Skip::InTrace => "already passed through (loop)",
-            Skip::AlreadyTried => "refused or failed this request already",
+            Skip::Refused => "refused this request",
+            Skip::AlreadyTried => "failed this request a moment ago",
             Skip::MaxHops => "routing.max_hops reached: only this instance may send it",
         })
     }
@@ -102,14 +113,24 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
 }
 
-/// Ranks the instances that may send to `number` (E.164). `trace`: the instances the
-/// request passed through before this one; `tried`: peers that already failed it here.
-pub fn plan(number: &str, view: &View, trace: &[String], tried: &[String]) -> Plan {
+/// What a request has been through, as routing must know it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Past<'a> {
+    /// The instances it passed through before this one.
+    pub trace: &'a [String],
+    /// Peers that refused it for good.
+    pub refused: &'a [String],
+    /// Peers that failed it since it last waited.
+    pub tried: &'a [String],
+}
+
+/// Ranks the instances that may send to `number` (E.164).
+pub fn plan(number: &str, view: &View, past: Past) -> Plan {
     let mut result = Plan::default();
     // A request may pass through `max_hops` instances: forwarding from here makes one more.
-    let may_forward = trace.len() + 2 <= view.max_hops;
+    let may_forward = past.trace.len() + 2 <= view.max_hops;
     for instance in &view.instances {
-        match cost(number, view, instance, trace, tried, may_forward) {
+        match cost(number, view, instance, past, may_forward) {
             Ok(candidate) => result.ranked.push(candidate),
             Err(why) => result.skipped.push(Skipped {
                 name: instance.name.clone(),
@@ -123,30 +144,23 @@ pub fn plan(number: &str, view: &View, trace: &[String], tried: &[String]) -> Pl
     result
 }
 
-fn cost(
-    number: &str,
-    view: &View,
-    instance: &Instance,
-    trace: &[String],
-    tried: &[String],
-    may_forward: bool,
-) -> Result<Candidate, Skip> {
+/// The cost at one instance, or why it is skipped. What never changes is asked first
+/// (loop, refusal, tariff, by the last status known even of a peer now down), so that a
+/// request no instance could ever send fails at once instead of waiting.
+fn cost(number: &str, view: &View, instance: &Instance, past: Past, may_forward: bool) -> Result<Candidate, Skip> {
     if !instance.local {
-        if trace.contains(&instance.name) {
+        if past.trace.contains(&instance.name) {
             return Err(Skip::InTrace);
         }
-        if tried.contains(&instance.name) {
-            return Err(Skip::AlreadyTried);
+        if past.refused.contains(&instance.name) {
+            return Err(Skip::Refused);
         }
         if !may_forward {
             return Err(Skip::MaxHops);
         }
-        if !instance.up {
-            return Err(Skip::Down);
-        }
     }
     if instance.modems.is_empty() {
-        return Err(Skip::NoWorkingModem);
+        return Err(if instance.up { Skip::NoWorkingModem } else { Skip::Down });
     }
     let tariff = instance
         .modems
@@ -154,6 +168,14 @@ fn cost(
         .filter_map(|modem| modem.lookup(number))
         .min_by(f64::total_cmp)
         .ok_or(Skip::NoTariff)?;
+    if !instance.local {
+        if !instance.up {
+            return Err(Skip::Down);
+        }
+        if past.tried.contains(&instance.name) {
+            return Err(Skip::AlreadyTried);
+        }
+    }
     let link = if instance.local { 0.0 } else { instance.link_cost };
     let workload = instance.queued as f64 / instance.modems.len() as f64 * view.workload_cost;
     Ok(Candidate {
@@ -208,9 +230,9 @@ mod tests {
             ("+12025550123", &["fr", "uk"]),
         ];
         for (number, expected) in table {
-            assert_eq!(names(&plan(number, &view, &[], &[])), expected, "{number}");
+            assert_eq!(names(&plan(number, &view, Past::default())), expected, "{number}");
         }
-        let fr = &plan("+33477858589", &view, &[], &[]).ranked[0];
+        let fr = &plan("+33477858589", &view, Past::default()).ranked[0];
         assert_eq!((fr.tariff, fr.link, fr.workload), (0.01, 0.01, 0.0));
         assert!((fr.total - 0.02).abs() < 1e-12);
     }
@@ -229,7 +251,7 @@ mod tests {
             workload_cost: 0.0,
             max_hops: 4,
         };
-        assert_eq!(plan("+33477858589", &view, &[], &[]).ranked[0].tariff, 0.05);
+        assert_eq!(plan("+33477858589", &view, Past::default()).ranked[0].tariff, 0.05);
     }
 
     #[test]
@@ -237,10 +259,10 @@ mod tests {
         let mut view = view();
         // fr: 2 modems, 40 waiting: 0.01 + 0.01 + 20 × 0.001 = 0.04, still below de's 0.05.
         view.instances[1].queued = 40;
-        assert_eq!(names(&plan("+33477858589", &view, &[], &[]))[0], "fr");
+        assert_eq!(names(&plan("+33477858589", &view, Past::default()))[0], "fr");
         // 80 waiting: 0.06.
         view.instances[1].queued = 80;
-        let ranked = plan("+33477858589", &view, &[], &[]).ranked;
+        let ranked = plan("+33477858589", &view, Past::default()).ranked;
         assert_eq!(ranked[0].name, "de", "{ranked:?}");
         assert!((ranked[1].workload - 0.04).abs() < 1e-12);
     }
@@ -250,12 +272,13 @@ mod tests {
         let mut view = view();
         view.instances[1].up = false;
         view.instances[2].modems.clear();
-        let plan = plan("+33477858589", &view, &[], &[]);
+        let plan = plan("+33477858589", &view, Past::default());
         assert_eq!(names(&plan), ["uk"]);
         let why: Vec<(&str, Skip)> = plan.skipped.iter().map(|s| (s.name.as_str(), s.why)).collect();
         assert_eq!(why, [("fr", Skip::Down), ("de", Skip::NoWorkingModem)]);
+        assert!(why.iter().all(|(_, skip)| skip.may_recover()));
         let view = super::tests::view();
-        let plan = super::plan("+12025550123", &view, &[], &[]);
+        let plan = super::plan("+12025550123", &view, Past::default());
         assert_eq!(
             plan.skipped,
             [Skipped {
@@ -266,19 +289,61 @@ mod tests {
     }
 
     #[test]
-    fn trace_tried_and_max_hops_stop_loops() {
+    fn trace_refusals_tries_and_max_hops() {
         let view = view();
-        let trace = vec!["fr".to_string()];
-        assert_eq!(names(&plan("+33477858589", &view, &trace, &[])), ["de", "uk"]);
+        let names_of = |past: Past| names(&plan("+33477858589", &view, past)).join(" ");
+        let fr = vec!["fr".to_string()];
+        let both = vec!["fr".to_string(), "de".into()];
         assert_eq!(
-            names(&plan("+33477858589", &view, &[], &["fr".into(), "de".into()])),
-            ["uk"]
+            names_of(Past {
+                trace: &fr,
+                ..Past::default()
+            }),
+            "de uk"
+        );
+        assert_eq!(
+            names_of(Past {
+                refused: &both,
+                ..Past::default()
+            }),
+            "uk"
+        );
+        assert_eq!(
+            names_of(Past {
+                tried: &both,
+                ..Past::default()
+            }),
+            "uk"
         );
         // Three instances passed through, max_hops 4: this is the fourth, it must send.
         let long = vec!["a".to_string(), "b".into(), "c".into()];
-        let plan = plan("+33477858589", &view, &long, &[]);
+        let plan = plan(
+            "+33477858589",
+            &view,
+            Past {
+                trace: &long,
+                ..Past::default()
+            },
+        );
         assert_eq!(names(&plan), ["uk"]);
         assert!(plan.skipped.iter().all(|s| s.why == Skip::MaxHops));
+    }
+
+    #[test]
+    fn a_peer_down_is_skipped_but_its_last_tariffs_still_say_what_it_could_never_send() {
+        let mut view = view();
+        view.instances[0].modems.clear();
+        view.instances[1].up = false;
+        view.instances[2].up = false;
+        let french = plan("+33477858589", &view, Past::default());
+        assert!(french.ranked.is_empty());
+        assert!(french.skipped.iter().any(|s| s.why.may_recover()), "{french:?}");
+        // No instance ever had a tariff for Japan: nothing to wait for.
+        view.instances[0].modems = vec![Tariff::new([("+44", 0.02)])];
+        view.instances[1].modems = vec![Tariff::new([("+33", 0.01)])];
+        let japanese = plan("+81312345678", &view, Past::default());
+        let why: Vec<Skip> = japanese.skipped.iter().map(|s| s.why).collect();
+        assert_eq!(why, [Skip::NoTariff, Skip::NoTariff, Skip::NoTariff]);
     }
 
     #[test]
@@ -292,6 +357,6 @@ mod tests {
             workload_cost: 0.0,
             max_hops: 4,
         };
-        assert_eq!(names(&plan("+33477858589", &view, &[], &[])), ["a", "b", "c"]);
+        assert_eq!(names(&plan("+33477858589", &view, Past::default())), ["a", "b", "c"]);
     }
 }

@@ -59,7 +59,13 @@ impl Session {
         // Only another instance may say where a request comes from and where it has been.
         let (origin, trace) = match self.is_peer() {
             true => forwarded_from(&internal),
-            false => (None, Vec::new()),
+            false => {
+                if let (Some((user, _)), false) = (&self.user, internal.is_empty()) {
+                    // Likely a peer whose name here is not its user name there.
+                    tracing::warn!(client = %self.client, %user, "X-Smsgw headers removed: this user is no [[peer]] here");
+                }
+                (None, Vec::new())
+            }
         };
         let Some(transaction) = self.transaction.take() else {
             return self.respond(reply::bad_sequence("No transaction in progress"), out);

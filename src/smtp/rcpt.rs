@@ -65,7 +65,7 @@ impl Session {
     }
 }
 
-/// NOTIFY as stored: `None` when absent (the default: failures and delays).
+/// NOTIFY as stored: `None` when absent (the default: failures only, RFC 3461 §4.1).
 fn notify(flags: u64) -> Result<Option<String>, Reply> {
     let kinds = [
         (RCPT_NOTIFY_SUCCESS, "SUCCESS"),

@@ -14,12 +14,21 @@ pub struct Unrouted {
     pub number: String,
     /// Instances it passed through before this one.
     pub trace: Vec<String>,
-    /// Peers that failed it here.
+    /// Peers that refused it for good.
+    pub refused: Vec<String>,
+    /// Peers that failed it since it last waited for a route.
     pub tried: Vec<String>,
 }
 
 fn names(list: &str) -> Vec<String> {
     list.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect()
+}
+
+/// The `tried` column: peers that failed the request, comma-separated, those that
+/// refused it for good marked `!`.
+fn refused_and_tried(list: &str) -> (Vec<String>, Vec<String>) {
+    let (refused, tried): (Vec<String>, Vec<String>) = names(list).into_iter().partition(|n| n.starts_with('!'));
+    (refused.into_iter().map(|n| n[1..].to_string()).collect(), tried)
 }
 
 pub(super) fn unrouted(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Unrouted>, StoreError> {
@@ -29,11 +38,13 @@ pub(super) fn unrouted(conn: &Connection, now: i64, limit: usize) -> Result<Vec<
          ORDER BY r.id LIMIT ?2",
     )?;
     let rows = statement.query_map(params![now, limit as i64], |row| {
+        let (refused, tried) = refused_and_tried(&row.get::<_, String>(3)?);
         Ok(Unrouted {
             id: row.get(0)?,
             number: row.get(1)?,
             trace: names(&row.get::<_, String>(2)?),
-            tried: names(&row.get::<_, String>(3)?),
+            refused,
+            tried,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -70,15 +81,18 @@ pub(super) fn route(conn: &Connection, id: i64, route: &Route, now: i64) -> Resu
             }
         }
         Route::Wait { at, detail } => {
+            let (reason, tried): (Option<String>, String) = conn
+                .prepare_cached("SELECT reason, tried FROM requests WHERE id = ?1")?
+                .query_row(params![id], |row| Ok((row.get(0)?, row.get(1)?)))?;
             // One event per reason, not one per look.
-            let reason: Option<String> = conn
-                .prepare_cached("SELECT reason FROM requests WHERE id = ?1")?
-                .query_row(params![id], |row| row.get(0))?;
             if reason.as_deref() != Some(detail.as_str()) {
                 transition(conn, id, &from, State::Received, now, detail)?;
             }
-            conn.prepare_cached("UPDATE requests SET next_attempt = ?1, reason = ?2 WHERE id = ?3")?
-                .execute(params![at, detail, id])?;
+            // After the wait, peers that only failed may be tried again; refusals stand.
+            let (refused, _) = refused_and_tried(&tried);
+            let refused: String = refused.iter().map(|n| format!("!{n},")).collect();
+            conn.prepare_cached("UPDATE requests SET next_attempt = ?1, reason = ?2, tried = ?3 WHERE id = ?4")?
+                .execute(params![at, detail, refused, id])?;
         }
         Route::Nowhere { reason } => fail(conn, id, State::Failed, "5.4.4", reason, now)?,
     }
@@ -146,8 +160,9 @@ pub enum Forwarded {
     Accepted(String),
     /// Try this peer again at `at`.
     Retry { at: i64, reason: String },
-    /// Give up on this peer: route the request again without it.
-    Failover(String),
+    /// Give up on this peer for now (down, out of retries), or for good (`refused`):
+    /// route the request again without it.
+    Failover { reason: String, refused: bool },
 }
 
 pub(super) fn forwarded(
@@ -171,14 +186,15 @@ pub(super) fn forwarded(
                     .execute(params![at, id])?;
             }
         }
-        Forwarded::Failover(reason) => {
-            let detail = format!("{peer} failed it ({reason}): routing again without {peer}");
+        Forwarded::Failover { reason, refused } => {
+            let (how, mark) = if *refused { ("refused", "!") } else { ("failed", "") };
+            let detail = format!("{peer} {how} it ({reason}): routing again without {peer}");
             if transition(conn, id, &from, State::Received, now, &detail)? {
                 conn.prepare_cached(
                     "UPDATE requests SET tried = tried || ?1 || ',', route = NULL, next_attempt = NULL, attempts = 0
                      WHERE id = ?2",
                 )?
-                .execute(params![peer, id])?;
+                .execute(params![format!("{mark}{peer}"), id])?;
             }
         }
     }

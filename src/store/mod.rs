@@ -220,7 +220,7 @@ impl Store {
     }
 
     pub async fn forwarded(&self, id: i64, peer: String, outcome: Forwarded) -> Result<(), StoreError> {
-        let failover = matches!(outcome, Forwarded::Failover(_));
+        let failover = matches!(outcome, Forwarded::Failover { .. });
         self.writer
             .write(move |conn| cluster::forwarded(conn, id, &peer, &outcome, now_ms()))
             .await?;

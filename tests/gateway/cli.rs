@@ -35,7 +35,7 @@ fn check_config_names_every_bad_key() {
         "peer[0].name: must be unique, not empty, and not this instance's own name",
         "peer[0].status_url: must be an http:// URL",
         "peer[0].link_cost: must be a number >= 0",
-        "peer[0].password: user and password go together",
+        "peer[0].user: user and password are needed",
         "peer[0].tls_pin_sha256[0]: must be a SHA-256 fingerprint",
     ] {
         assert!(text.contains(key), "{key:?} not in:\n{text}");

@@ -27,6 +27,8 @@ struct Node {
     routing: &'static str,
     /// Whole sections added to its config.
     sections: String,
+    /// `tls` of its `[[peer]]` entries.
+    peer_tls: &'static str,
 }
 
 fn node(name: &'static str, tariff: &'static str) -> Node {
@@ -37,6 +39,7 @@ fn node(name: &'static str, tariff: &'static str) -> Node {
         poll_secs: 1,
         routing: "",
         sections: String::new(),
+        peer_tls: "none",
     }
 }
 
@@ -70,8 +73,8 @@ impl Cluster {
                 add_user(&users_file, peer.name, &format!("password-{}", peer.name));
                 peers.push_str(&format!(
                     "[[peer]]\nname = \"{}\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n\
-                     link_cost = 0.01\nuser = \"{}\"\npassword = \"password-{}\"\ntls = \"none\"\n\n",
-                    peer.name, smtp[other], http[other], node.name, node.name
+                     link_cost = 0.01\nuser = \"{}\"\npassword = \"password-{}\"\ntls = \"{}\"\n\n",
+                    peer.name, smtp[other], http[other], node.name, node.name, node.peer_tls
                 ));
             }
             let config = format!(
@@ -367,7 +370,7 @@ fn two_instances_that_each_think_the_other_cheaper_send_once_and_do_not_loop() {
         // Each one's view of the other is a status that lies: very cheap.
         let status = static_status(cheap_status(other));
         let config = format!(
-            "[smtp]\nlisten = [\"{own_smtp}\"]\n\n[routing]\npoll_secs = 1\n\n\
+            "[smtp]\nlisten = [\"{own_smtp}\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[routing]\npoll_secs = 1\n\n\
              [security]\nusers_file = {users_file:?}\n\n\
              [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+33\" = 0.05 }}\n\
              sim = {{ latency_ms = 0, report_delay_ms = 20 }}\n\n\
@@ -397,8 +400,9 @@ fn a_peer_keeps_one_copy_of_a_request_forwarded_twice_and_believes_only_peers() 
     let fr = Gateway::start_as(
         "fr",
         &format!(
-            "[security]\nusers_file = {users_file:?}\n\n\
-             [[peer]]\nname = \"uk\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n",
+            "[http]\nlisten = \"127.0.0.1:0\"\n\n[security]\nusers_file = {users_file:?}\n\n\
+             [[peer]]\nname = \"uk\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n\
+             user = \"fr\"\npassword = \"password-fr\"\n",
             unused_address(),
             unused_address()
         ),
@@ -441,7 +445,8 @@ fn forwarding_verifies_the_peer_certificate() {
              [security]\nusers_file = {users_file:?}\ntls_cert = {:?}\ntls_key = {:?}\n\n\
              [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+33\" = 0.01 }}\n\
              sim = {{ latency_ms = 0, report_delay_ms = 20 }}\n\n\
-             [[peer]]\nname = \"uk\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n",
+             [[peer]]\nname = \"uk\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n\
+             user = \"fr\"\npassword = \"password-fr\"\n",
             fr_smtp.port(),
             pki.cert(),
             pki.key(),
@@ -454,7 +459,7 @@ fn forwarding_verifies_the_peer_certificate() {
         Gateway::start_as(
             "uk",
             &format!(
-                "[routing]\npoll_secs = 1\nretry_delays_secs = [1]\n\n\
+                "[http]\nlisten = \"127.0.0.1:0\"\n\n[routing]\npoll_secs = 1\nretry_delays_secs = [1]\n\n\
                  [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+\" = 0.10 }}\n\
                  sim = {{ latency_ms = 0, report_delay_ms = 20 }}\n\n\
                  [[peer]]\nname = \"fr\"\nsmtp = \"localhost:{}\"\nstatus_url = \"http://{fr_http}/status\"\n\
@@ -478,4 +483,22 @@ fn forwarding_verifies_the_peer_certificate() {
     assert_eq!(wait_records(&doubting, 1).len(), 1);
     assert!(story(&doubting, 1).contains("fr failed it"));
     assert_eq!(fr.records("sim0").len(), 1);
+}
+
+#[test]
+fn a_peer_password_is_never_sent_in_clear() {
+    let mut nodes = uk_fr_de();
+    nodes.truncate(2);
+    // fr offers no STARTTLS: "opportunistic" would go in clear, but not with a password.
+    nodes[0].peer_tls = "opportunistic";
+    let cluster = Cluster::start(nodes);
+    let [uk, fr] = &cluster.gateways[..] else {
+        unreachable!()
+    };
+    send(uk, FRENCH);
+    let line = uk.wait_for_log("forward failed");
+    assert!(line.contains("not sent in clear"), "{line}");
+    // Out of retries with fr, uk sends it itself.
+    assert_eq!(wait_records(uk, 1)[0]["number"], FRENCH);
+    assert!(fr.queue().is_empty());
 }
