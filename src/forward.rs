@@ -1,11 +1,12 @@
 //! Forwarding to peers (DESIGN.md, "Forwarding to a peer"): each request routed to a
 //! peer is sent to its SMTP listener with the same envelope sender and DSN parameters,
 //! and the headers `X-Smsgw-Request` (so a retried forward is taken once) and
-//! `X-Smsgw-Trace` (so it never comes back). Requests to one peer share a connection.
+//! `X-Smsgw-Trace` (so it never comes back). Requests to one peer share a few
+//! connections, kept open between rounds.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,13 @@ use crate::routing::view::Cluster;
 use crate::store::{Forward, Forwarded, Store, StoreError, now_ms};
 
 /// Requests taken per round.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
+/// Connections one round opens to one peer, at most; as many are kept open between
+/// rounds (an AUTH costs the peer a password hash).
+const CONNECTIONS_PER_PEER: usize = 8;
+/// An idle connection older than this is closed rather than reused: servers close
+/// theirs after a few minutes of silence (RFC 5321 §4.5.3.2).
+const MAX_IDLE: Duration = Duration::from_secs(60);
 /// Looks again this often even without a wake-up.
 const SWEEP: Duration = Duration::from_secs(1);
 
@@ -29,6 +36,8 @@ struct Link {
 }
 
 pub struct Forwarder {
+    /// Connections left open after a round, by peer, with when they were last used.
+    idle: Mutex<HashMap<String, Vec<(Connection, Instant)>>>,
     instance: String,
     /// `Store::id`: request ids given to peers stay unique if the database is recreated.
     store_id: String,
@@ -58,6 +67,7 @@ impl Forwarder {
             links.insert(peer.name.clone(), link);
         }
         Ok(Forwarder {
+            idle: Mutex::default(),
             instance: config.instance.name.clone(),
             store_id: store_id.to_string(),
             links,
@@ -103,8 +113,13 @@ impl Forwarder {
         }
         let mut tasks = JoinSet::new();
         for (peer, jobs) in by_peer {
-            let (forwarder, store) = (self.clone(), store.clone());
-            tasks.spawn(async move { forwarder.to_peer(&store, &peer, jobs).await });
+            // Several connections to one peer: its commits are shared between sessions,
+            // so they go through together instead of one fsync after the other.
+            let size = jobs.len().div_ceil(CONNECTIONS_PER_PEER).max(1);
+            for share in jobs.chunks(size) {
+                let (forwarder, store, peer, share) = (self.clone(), store.clone(), peer.clone(), share.to_vec());
+                tasks.spawn(async move { forwarder.to_peer(&store, &peer, share).await });
+            }
         }
         let all = async {
             while let Some(result) = tasks.join_next().await {
@@ -141,8 +156,21 @@ impl Forwarder {
             }
             return Ok(());
         }
-        let auth = link.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-        let mut connection = match link.client.connect(&link.server, auth).await {
+        let mut pooled = None;
+        while let Some(mut connection) = self.take_idle(peer) {
+            if connection.alive().await {
+                pooled = Some(connection);
+                break;
+            }
+        }
+        let pooled = match pooled {
+            Some(connection) => Ok(connection),
+            None => {
+                let auth = link.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+                link.client.connect(&link.server, auth).await
+            }
+        };
+        let mut connection = match pooled {
             Ok(connection) => connection,
             Err(error) => {
                 for job in &jobs {
@@ -162,14 +190,30 @@ impl Forwarder {
             store.forwarded(job.id, peer.to_string(), outcome).await?;
             if connection.is_broken() {
                 // The rest go next round, on a new connection.
-                break;
+                return Ok(());
             }
         }
-        connection.quit().await;
+        self.keep_idle(peer, connection);
         Ok(())
     }
 
-    async fn send(&self, connection: &mut Connection<'_>, job: &Forward) -> Forwarded {
+    /// A connection to `peer` kept from an earlier round, if one is fresh enough.
+    fn take_idle(&self, peer: &str) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = idle.get_mut(peer)?;
+        kept.retain(|(_, since)| since.elapsed() < MAX_IDLE);
+        kept.pop().map(|(connection, _)| connection)
+    }
+
+    fn keep_idle(&self, peer: &str, connection: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = idle.entry(peer.to_string()).or_default();
+        if kept.len() < CONNECTIONS_PER_PEER {
+            kept.push((connection, Instant::now()));
+        }
+    }
+
+    async fn send(&self, connection: &mut Connection, job: &Forward) -> Forwarded {
         let message = self.message(job);
         let to = format!("{}@{}", job.number, domain(&job.recipient));
         let mail = Mail {

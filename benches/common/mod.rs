@@ -17,12 +17,18 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `smsgw serve` with `extra` TOML after the instance and SMTP sections.
     pub fn start(extra: &str) -> Gateway {
-        let dir = std::env::temp_dir().join(format!("smsgw-bench-{}", std::process::id()));
+        Gateway::start_named("smsgw", "127.0.0.1:0", extra)
+    }
+
+    /// The same, as instance `name` (its own directory: several may run at once)
+    /// listening on `listen`.
+    pub fn start_named(name: &str, listen: &str, extra: &str) -> Gateway {
+        let dir = std::env::temp_dir().join(format!("smsgw-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("smsgw.toml");
         let text = format!(
-            "[instance]\ndata_dir = {:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 1024\n\
+            "[instance]\nname = {name:?}\ndata_dir = {:?}\n[smtp]\nlisten = [\"{listen}\"]\nmax_connections = 1024\n\
              [security]\nper_minute = 0\nper_day = 0\nnumbers_per_day = 0\n{extra}\n",
             dir.join("data")
         );

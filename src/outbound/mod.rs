@@ -72,8 +72,8 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// An open SMTP connection, greeted, past STARTTLS and AUTH: mails go one after the other.
-pub struct Connection<'a> {
-    session: Session<'a, Box<dyn Io>>,
+pub struct Connection {
+    session: Session<Box<dyn Io>>,
     extensions: Vec<String>,
     /// A transaction failed: RSET before the next one.
     dirty: bool,
@@ -91,11 +91,7 @@ impl Client {
     /// Connects, greets, upgrades to TLS as the policy says, and authenticates with
     /// `auth` (user, password) when given. No refusal here is about a mail: every error
     /// is temporary (another server, or later, may do).
-    pub async fn connect<'a>(
-        &self,
-        server: &'a Server,
-        auth: Option<(&str, &str)>,
-    ) -> Result<Connection<'a>, OutboundError> {
+    pub async fn connect(&self, server: &Server, auth: Option<(&str, &str)>) -> Result<Connection, OutboundError> {
         let opened = match self.open(server, auth, true).await {
             // Opportunistic TLS refused or failed: in clear, as Postfix's `may` does.
             Err((_, true)) if self.tls.mode == OutboundTls::Opportunistic => self.open(server, auth, false).await,
@@ -105,16 +101,16 @@ impl Client {
     }
 
     /// The connection, or the error and whether it came from the TLS step.
-    async fn open<'a>(
+    async fn open(
         &self,
-        server: &'a Server,
+        server: &Server,
         auth: Option<(&str, &str)>,
         tls_allowed: bool,
-    ) -> Result<Connection<'a>, (OutboundError, bool)> {
+    ) -> Result<Connection, (OutboundError, bool)> {
         let plain = |error| (error, false);
         let over = |stream| Session {
             stream: BufStream::new(stream),
-            server,
+            server: server.clone(),
             timeout: self.timeout,
             broken: false,
         };
@@ -182,7 +178,12 @@ impl Client {
     }
 }
 
-impl Connection<'_> {
+impl Connection {
+    /// Whether a connection kept idle is still there (NOOP answered), before reuse.
+    pub async fn alive(&mut self) -> bool {
+        !self.session.broken && self.session.command("NOOP", 2).await.is_ok()
+    }
+
     /// One transaction; `Ok` carries the server's final answer. After an error the
     /// connection may still serve (a refused recipient) or not (a lost connection:
     /// every later send fails too).
@@ -213,9 +214,9 @@ fn has(extensions: &[String], name: &str) -> bool {
     extensions.iter().any(|e| e.eq_ignore_ascii_case(name))
 }
 
-struct Session<'a, S> {
+struct Session<S> {
     stream: BufStream<S>,
-    server: &'a Server,
+    server: Server,
     timeout: Duration,
     /// An I/O error, a timeout or an answer out of step: the conversation cannot go on.
     broken: bool,
@@ -227,7 +228,7 @@ struct Reply {
     lines: Vec<String>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// EHLO, and the extensions the server names (HELO for a server that knows no EHLO).
     async fn ehlo(&mut self, helo: &str) -> Result<Vec<String>, OutboundError> {
         self.write(&format!("EHLO {helo}\r\n")).await?;

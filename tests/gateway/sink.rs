@@ -83,9 +83,21 @@ impl Sink {
     }
 }
 
-/// A free loopback port with nothing listening on it (yet).
+/// A free loopback port with nothing listening on it (yet), below the kernel's range of
+/// ephemeral ports (32768 and up): an instance restarted on it does not find it taken
+/// as the source port of some outgoing connection meanwhile.
 pub fn unused_address() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Test binaries run one at a time, but start from a spread of the process id anyway.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 1000) as u16 * 10;
+    loop {
+        let port = 20_000 + (offset + NEXT.fetch_add(1, Ordering::Relaxed) % 12_000) % 12_000;
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpListener::bind(address).is_ok() {
+            return address;
+        }
+    }
 }
 
 enum Conn {
