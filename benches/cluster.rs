@@ -40,18 +40,6 @@ fn add_user(users_file: &std::path::Path, name: &str, password: &str) {
     assert!(child.wait().unwrap().success());
 }
 
-fn count(gateway: &common::Gateway, state: &str) -> usize {
-    let listed = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-        .args(["queue", "list", "--state", state, "--json", "--config"])
-        .arg(&gateway.config)
-        .output()
-        .unwrap();
-    serde_json::from_slice::<serde_json::Value>(&listed.stdout)
-        .unwrap()
-        .as_array()
-        .map_or(0, Vec::len)
-}
-
 fn main() {
     let requests = option("--requests", 3000);
     let users = std::env::temp_dir().join(format!("smsgw-bench-users-{}", std::process::id()));
@@ -104,7 +92,7 @@ fn main() {
     let accepted = started.elapsed();
     let deadline = started + Duration::from_secs(600);
     let forwarded = loop {
-        if count(&uk, "forwarded") >= requests {
+        if uk.stored_in(Some("forwarded")) >= requests {
             break started.elapsed();
         }
         assert!(Instant::now() < deadline, "not all forwarded");

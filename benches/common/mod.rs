@@ -51,16 +51,21 @@ impl Gateway {
 
     /// Requests in the store, counted by the CLI.
     pub fn stored(&self) -> usize {
-        let listed = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-            .args(["queue", "list", "--json", "--config"])
-            .arg(&self.config)
-            .output()
-            .unwrap();
+        self.stored_in(None)
+    }
+
+    /// Requests in the store in `state` (all when `None`), counted by the CLI.
+    pub fn stored_in(&self, state: Option<&str>) -> usize {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_smsgw"));
+        command.args(["queue", "list", "--json", "--config"]).arg(&self.config);
+        if let Some(state) = state {
+            command.args(["--state", state]);
+        }
+        let listed = command.output().unwrap();
         serde_json::from_slice::<serde_json::Value>(&listed.stdout)
             .unwrap()
             .as_array()
-            .unwrap()
-            .len()
+            .map_or(0, Vec::len)
     }
 
     /// Lines in a simulated modem's records: the parts it accepted.
