@@ -27,18 +27,31 @@ use tokio_util::sync::CancellationToken;
 use config::Config;
 use store::{Store, StoreError};
 
+/// Why the gateway could not start; each says its whole cause in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("store: {0}")]
-    Store(#[from] StoreError),
-    #[error("{0}")]
+    Store(StoreError),
+    #[error(transparent)]
     Listen(#[from] std::io::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Credentials(#[from] smtp::tls::CredentialsError),
     #[error("dsn: {0}")]
-    DsnTls(#[from] outbound::TlsSetupError),
+    DsnTls(outbound::TlsSetupError),
     #[error("peer {0}: {1}")]
     PeerTls(String, outbound::TlsSetupError),
+}
+
+impl From<StoreError> for RunError {
+    fn from(error: StoreError) -> Self {
+        RunError::Store(error)
+    }
+}
+
+impl From<outbound::TlsSetupError> for RunError {
+    fn from(error: outbound::TlsSetupError) -> Self {
+        RunError::DsnTls(error)
+    }
 }
 
 /// Runs the gateway until `shutdown` is cancelled, then drains: listeners close first,
@@ -55,7 +68,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         .map_err(|(peer, error)| RunError::PeerTls(peer, error))?;
     let listeners = smtp::bind_all(&config).await?;
     let http = match config.http.listen.parse::<std::net::SocketAddr>() {
-        Ok(address) => Some(tokio::net::TcpListener::bind(address).await?),
+        Ok(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("http.listen: cannot listen on {address}: {e}")))?,
+        ),
         Err(_) => None,
     };
     let poll = Duration::from_secs(config.routing.poll_secs);
