@@ -331,3 +331,17 @@ fn verify_refuses_a_server_without_starttls() {
     assert!(line.contains("does not offer STARTTLS"), "{line}");
     assert!(sink.mails().is_empty());
 }
+
+#[test]
+fn opportunistic_tls_refused_by_the_server_goes_in_clear_and_verify_does_not() {
+    let sink = Sink::start_refusing_tls();
+    let opportunistic = gateway(&sink.address.to_string(), "tls = \"opportunistic\"", "");
+    send(&opportunistic, "alice@example.com", "", REFUSED, "");
+    assert!(!sink.wait_for(1)[0].tls, "delivered in clear after the 454");
+    let pki = Pki::new();
+    let verify = gateway(&sink.address.to_string(), &format!("tls_ca_file = {:?}", pki.ca()), "");
+    send(&verify, "bob@example.com", "", REFUSED, "");
+    let line = verify.wait_for_log("DSN not delivered yet");
+    assert!(line.contains("454"), "{line}");
+    assert_eq!(sink.mails().len(), 1);
+}

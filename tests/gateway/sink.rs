@@ -27,27 +27,47 @@ pub struct Sink {
     mails: Arc<Mutex<Vec<Received>>>,
 }
 
+/// What the sink does with STARTTLS.
+#[derive(Clone)]
+enum Tls {
+    /// Not offered.
+    Off,
+    /// Offered, with this certificate.
+    On(Arc<ServerConfig>),
+    /// Offered, then refused with a 454.
+    Refused,
+}
+
 impl Sink {
     pub fn start(tls: Option<(&Path, &Path)>) -> Sink {
         Sink::start_on("127.0.0.1:0".parse().unwrap(), tls)
     }
 
+    /// A sink that offers STARTTLS and refuses it when asked.
+    pub fn start_refusing_tls() -> Sink {
+        Sink::serve(TcpListener::bind("127.0.0.1:0").unwrap(), Tls::Refused)
+    }
+
     pub fn start_on(address: SocketAddr, tls: Option<(&Path, &Path)>) -> Sink {
         let listener = TcpListener::bind(address).expect("sink: bind");
-        let address = listener.local_addr().unwrap();
-        let tls = tls.map(|(cert, key)| {
+        let tls = tls.map_or(Tls::Off, |(cert, key)| {
             let certs = CertificateDer::pem_file_iter(cert)
                 .unwrap()
                 .collect::<Result<Vec<_>, _>>()
                 .unwrap();
             let key = PrivateKeyDer::from_pem_file(key).unwrap();
-            Arc::new(
+            Tls::On(Arc::new(
                 ServerConfig::builder()
                     .with_no_client_auth()
                     .with_single_cert(certs, key)
                     .unwrap(),
-            )
+            ))
         });
+        Sink::serve(listener, tls)
+    }
+
+    fn serve(listener: TcpListener, tls: Tls) -> Sink {
+        let address = listener.local_addr().unwrap();
         let mails = Arc::new(Mutex::new(Vec::new()));
         let kept = mails.clone();
         std::thread::spawn(move || {
@@ -134,7 +154,7 @@ impl Conn {
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
-fn serve(tcp: TcpStream, tls: Option<Arc<ServerConfig>>, mails: Arc<Mutex<Vec<Received>>>) -> Option<()> {
+fn serve(tcp: TcpStream, tls: Tls, mails: Arc<Mutex<Vec<Received>>>) -> Option<()> {
     tcp.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let mut conn = Conn::Plain(tcp.try_clone().ok()?);
     let mut mail: Option<Received> = None;
@@ -145,18 +165,17 @@ fn serve(tcp: TcpStream, tls: Option<Arc<ServerConfig>>, mails: Arc<Mutex<Vec<Re
         let secure = matches!(conn, Conn::Tls(_));
         match verb.as_str() {
             "EHLO" => {
-                let starttls = if tls.is_some() && !secure {
-                    "250-STARTTLS\r\n"
-                } else {
-                    ""
-                };
+                let offered = !matches!(tls, Tls::Off) && !secure;
+                let starttls = if offered { "250-STARTTLS\r\n" } else { "" };
                 conn.say(&format!(
                     "250-sink.test\r\n{starttls}250-8BITMIME\r\n250 PIPELINING\r\n"
                 ))?;
             }
-            "STARTTLS" if tls.is_some() && !secure => {
+            "STARTTLS" if matches!(tls, Tls::Refused) => conn.say("454 4.7.0 TLS not available now\r\n")?,
+            "STARTTLS" if !secure => {
+                let Tls::On(config) = &tls else { return None };
                 conn.say("220 go ahead\r\n")?;
-                let session = ServerConnection::new(tls.clone()?).ok()?;
+                let session = ServerConnection::new(config.clone()).ok()?;
                 conn = Conn::Tls(Box::new(StreamOwned::new(session, tcp.try_clone().ok()?)));
             }
             "MAIL" => {
