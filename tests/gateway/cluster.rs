@@ -502,3 +502,38 @@ fn a_peer_password_is_never_sent_in_clear() {
     assert_eq!(wait_records(uk, 1)[0]["number"], FRENCH);
     assert!(fr.queue().is_empty());
 }
+
+#[test]
+fn an_instance_killed_while_forwarding_loses_nothing_and_its_peer_sends_nothing_twice() {
+    let mut nodes = uk_fr_de();
+    nodes.truncate(2);
+    let mut cluster = Cluster::start(nodes);
+    let numbers: Vec<String> = (0..40).map(|i| format!("+33612{:06}@sms", 345_600 + i)).collect();
+    let recipients: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    let reply = cluster.gateways[0]
+        .client()
+        .mail(&recipients, &message("many", "at once"));
+    assert_eq!(reply.code, 250);
+    // Kill uk once the first forward is through and the others are on their way.
+    cluster.gateways[0].wait_for_log("forwarded");
+    cluster.gateways[0].kill();
+    cluster.gateways[0].restart();
+    let uk = &cluster.gateways[0];
+    let states = uk.wait_all(&["forwarded"]);
+    assert_eq!(states.len(), 40);
+    let fr = &cluster.gateways[1];
+    fr.wait_all(&["delivered"]);
+    assert_eq!(
+        fr.queue().len(),
+        40,
+        "a forward repeated after the crash is one request at fr"
+    );
+    let mut sent: Vec<String> = wait_records(fr, 40)
+        .iter()
+        .map(|r| r["number"].as_str().unwrap().to_string())
+        .collect();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 40, "every number once");
+    assert_eq!(fr.records("sim0").len(), 40, "nothing sent twice");
+}
