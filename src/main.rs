@@ -393,7 +393,7 @@ fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<ExitCode> {
             store::retry(&path, id)?,
             "request {id} is not uncertain, failed or expired: not retried"
         );
-        println!("request {id} queued again");
+        println!("request {id} queued again: it will be sent again");
         return Ok(ExitCode::SUCCESS);
     }
     let conn = store::open_read_only(&path)?;

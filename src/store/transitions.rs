@@ -407,12 +407,22 @@ pub(super) fn expire_overdue(conn: &Connection, validity_ms: i64, now: i64) -> R
     Ok(overdue.len())
 }
 
-/// `smsgw queue retry`: an uncertain, failed or expired request is queued again, on purpose.
+/// `smsgw queue retry`: an uncertain, failed or expired request is sent again, on purpose.
+/// One the network already took part of stays with this instance's modems (its parts
+/// are not sent again); any other is routed afresh, in a cluster perhaps elsewhere.
 pub(super) fn retry(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreError> {
     let from = [State::Uncertain, State::Failed, State::Expired];
-    if !transition(conn, id, &from, State::Queued, now, "retried by the operator")? {
+    let started: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM parts WHERE request_id = ?1 AND status IN ('sent', 'delivered', 'submitting'))",
+        )?
+        .query_row(params![id], |row| row.get(0))?;
+    let to = if started { State::Queued } else { State::Received };
+    if !transition(conn, id, &from, to, now, "retried by the operator")? {
         return Ok(false);
     }
+    conn.prepare_cached("UPDATE requests SET tried = '', route = NULL WHERE id = ?1")?
+        .execute(params![id])?;
     // Parts the network accepted are not sent again; the uncertain one is.
     conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1 AND status NOT IN ('sent', 'delivered')")?
         .execute(params![id])?;

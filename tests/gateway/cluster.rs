@@ -537,3 +537,25 @@ fn an_instance_killed_while_forwarding_loses_nothing_and_its_peer_sends_nothing_
     assert_eq!(sent.len(), 40, "every number once");
     assert_eq!(fr.records("sim0").len(), 40, "nothing sent twice");
 }
+
+#[test]
+fn a_number_no_instance_has_a_tariff_for_fails_at_once_saying_why() {
+    let mut nodes = uk_fr_de();
+    nodes.truncate(2);
+    nodes[0].tariff = "{ \"+44\" = 0.02 }";
+    nodes[1].tariff = "{ \"+33\" = 0.01 }";
+    let cluster = Cluster::start(nodes);
+    let uk = &cluster.gateways[0];
+    send(uk, GERMAN);
+    let detail = uk.wait_state(1, "failed");
+    assert_eq!(detail["status"], "5.4.4");
+    let reason = detail["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("uk: no tariff for this number") && reason.contains("fr: no tariff for this number"),
+        "{reason}"
+    );
+    // Retried by the operator, it is routed afresh (and fails the same way: no tariff yet).
+    assert!(uk.cli_ok(&["queue", "retry", "1"]).contains("queued again"));
+    let again = uk.wait_state(1, "failed");
+    assert!(event_details(&again).contains("retried by the operator"));
+}
