@@ -206,7 +206,10 @@ async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<()
             return Ok(());
         }
         match port.send_pdu(&pdu.hex, pdu.tpdu_len, context.spec.send_timeout).await {
-            Ok(mr) => store.part_sent(request.id, part, pdus.len(), mr).await?,
+            Ok(mr) => {
+                let unreported = context.spec.reports == StatusReports::None;
+                store.part_sent(request.id, part, pdus.len(), mr, unreported).await?;
+            }
             Err(error) => return failed(context, &request, part, error).await,
         }
     }

@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, StatusReports};
+use crate::config::Config;
 use crate::metrics;
 use crate::outbound::{Client, TlsPolicy, TlsSetupError};
-use crate::store::{DsnAction, DsnJob, DsnOutcome, Store, now_ms};
+use crate::store::{DsnAction, DsnJob, DsnOutcome, ReportWait, Store, now_ms};
 use build::{Action, Report, Reporter};
 
 /// Looks for timed DSNs (delayed, relayed) this often.
@@ -30,7 +30,8 @@ pub struct Notifier {
     from: String,
     delay_after_ms: Option<i64>,
     report_wait_ms: Option<i64>,
-    no_reports: Vec<String>,
+    /// Sent requests before this time were already looked at for `relayed` DSNs.
+    reports_seen_until: std::sync::atomic::AtomicI64,
     retry_delays: Vec<u64>,
     lifetime_ms: i64,
     grace: Duration,
@@ -55,12 +56,7 @@ impl Notifier {
             from: config.dsn_from(),
             delay_after_ms: (dsn.delay_after_secs > 0).then(|| secs_to_ms(dsn.delay_after_secs)),
             report_wait_ms: (dsn.report_wait_secs > 0).then(|| secs_to_ms(dsn.report_wait_secs)),
-            no_reports: config
-                .modem
-                .iter()
-                .filter(|m| m.status_reports == StatusReports::None)
-                .map(|m| m.name.clone())
-                .collect(),
+            reports_seen_until: std::sync::atomic::AtomicI64::new(0),
             retry_delays: dsn.retry_delays_secs.clone(),
             lifetime_ms: secs_to_ms(dsn.lifetime_hours.saturating_mul(3600)),
             grace: Duration::from_secs(config.smtp.shutdown_grace_secs),
@@ -102,9 +98,17 @@ impl Notifier {
         store: &Store,
         shutdown: &CancellationToken,
     ) -> Result<bool, crate::store::StoreError> {
-        store
-            .queue_timed_dsns(self.delay_after_ms, self.report_wait_ms, self.no_reports.clone())
-            .await?;
+        use std::sync::atomic::Ordering;
+        // Each sweep looks at the requests sent since the last one (all of them at start).
+        let report_wait = self.report_wait_ms.map(|wait_ms| ReportWait {
+            wait_ms,
+            since: self.reports_seen_until.load(Ordering::Relaxed),
+        });
+        let cutoff = now_ms() - self.report_wait_ms.unwrap_or(0);
+        store.queue_timed_dsns(self.delay_after_ms, report_wait).await?;
+        // A request sent just at the cutoff may be committed a little after this sweep
+        // read: the next one looks a second further back.
+        self.reports_seen_until.store(cutoff - 1000, Ordering::Relaxed);
         let jobs = store.due_dsns(BATCH).await?;
         let full = jobs.len() == BATCH;
         let mut deliveries = JoinSet::new();

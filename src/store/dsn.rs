@@ -98,15 +98,23 @@ pub(super) fn queue_for(conn: &Connection, id: i64, action: DsnAction, now: i64)
     Ok(queue(conn, action, "r.id = CAST(?2 AS INTEGER)", &id.to_string(), now)? == 1)
 }
 
+/// How long a sent request may wait for its status report before its sender is told
+/// `relayed`, and the send times already looked at.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportWait {
+    pub wait_ms: i64,
+    /// Requests sent before this were looked at by an earlier sweep.
+    pub since: i64,
+}
+
 /// The DSNs that time brings: `delayed` for requests still not handed to the network
-/// after `delay_ms`, and `relayed` for requests sent without a status report after
-/// `report_wait_ms`, or at once when the modem that sent them gets none (`no_reports`).
+/// after `delay_ms`, and `relayed` for requests sent without a status report for longer
+/// than the report wait (only those sent since the last sweep: the rest were seen).
 /// `None`: never.
 pub(super) fn queue_timed(
     conn: &Connection,
     delay_ms: Option<i64>,
-    report_wait_ms: Option<i64>,
-    no_reports: &[String],
+    report_wait: Option<ReportWait>,
     now: i64,
 ) -> Result<usize, StoreError> {
     let mut queued = 0;
@@ -115,10 +123,11 @@ pub(super) fn queue_timed(
                        AND r.created < ?1 - CAST(?2 AS INTEGER)";
         queued += queue(conn, DsnAction::Delayed, waiting, &delay.to_string(), now)?;
     }
-    let waited = report_wait_ms.map_or("0".into(), |wait| format!("r.updated < ?1 - {wait}"));
-    let unreported = format!("r.state = 'sent' AND ({waited} OR r.modem IN (SELECT value FROM json_each(?2)))");
-    let modems = serde_json::to_string(no_reports).unwrap_or_else(|_| "[]".into());
-    queued += queue(conn, DsnAction::Relayed, &unreported, &modems, now)?;
+    if let Some(ReportWait { wait_ms, since }) = report_wait {
+        let unreported =
+            format!("r.state = 'sent' AND r.updated < ?1 - {wait_ms} AND r.updated >= CAST(?2 AS INTEGER)");
+        queued += queue(conn, DsnAction::Relayed, &unreported, &since.to_string(), now)?;
+    }
     Ok(queued)
 }
 

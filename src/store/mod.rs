@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use tokio::sync::Notify;
 
 pub use cluster::{Forward, Forwarded, Route, Unrouted};
-pub use dsn::{DsnAction, DsnJob, DsnOutcome};
+pub use dsn::{DsnAction, DsnJob, DsnOutcome, ReportWait};
 pub use query::{Event, QueueFilter, RequestDetail, RequestRow};
 pub use transitions::{NewMail, NewRequest, Waiting};
 
@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_dsn.sql"),
     include_str!("../../migrations/0003_cluster.sql"),
     include_str!("../../migrations/0004_meta.sql"),
+    include_str!("../../migrations/0005_sent_by_time.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -279,10 +280,23 @@ impl Store {
         Ok(expired)
     }
 
-    pub async fn part_sent(&self, id: i64, part: usize, parts: usize, mr: u8) -> Result<(), StoreError> {
+    /// `+CMGS` answered for one part; `unreported`: the modem gets no status reports, so
+    /// the last part makes a `relayed` DSN due at once.
+    pub async fn part_sent(
+        &self,
+        id: i64,
+        part: usize,
+        parts: usize,
+        mr: u8,
+        unreported: bool,
+    ) -> Result<(), StoreError> {
         self.writer
-            .write(move |conn| transitions::part_sent(conn, id, part, parts, mr, now_ms()))
-            .await
+            .write(move |conn| transitions::part_sent(conn, id, part, parts, mr, unreported, now_ms()))
+            .await?;
+        if unreported && part == parts {
+            self.wake.dsn.notify_one();
+        }
+        Ok(())
     }
 
     pub async fn requeue(&self, id: i64, delay_ms: i64, reason: String) -> Result<(), StoreError> {
@@ -343,11 +357,10 @@ impl Store {
     pub async fn queue_timed_dsns(
         &self,
         delay_ms: Option<i64>,
-        report_wait_ms: Option<i64>,
-        no_reports: Vec<String>,
+        report_wait: Option<ReportWait>,
     ) -> Result<usize, StoreError> {
         self.writer
-            .write(move |conn| dsn::queue_timed(conn, delay_ms, report_wait_ms, &no_reports, now_ms()))
+            .write(move |conn| dsn::queue_timed(conn, delay_ms, report_wait, now_ms()))
             .await
     }
 

@@ -249,6 +249,7 @@ pub(super) fn part_sent(
     part: usize,
     parts: usize,
     mr: u8,
+    unreported: bool,
     now: i64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE parts SET mr = ?1, status = 'sent' WHERE request_id = ?2 AND part = ?3")?
@@ -262,6 +263,9 @@ pub(super) fn part_sent(
         if transition(conn, id, &[State::Sending], State::Sent, now, &detail)? {
             conn.prepare_cached("UPDATE requests SET reason = NULL WHERE id = ?1")?
                 .execute(params![id])?;
+            if unreported {
+                dsn::queue_for(conn, id, DsnAction::Relayed, now)?;
+            }
         }
     }
     Ok(())
@@ -504,7 +508,7 @@ mod tests {
         let conn = database();
         let half_sent = claimed(&conn, "+33477858589", 2, "sim0", 100);
         assert!(part_submitting(&conn, half_sent, 1, "sim0", 100, 0).unwrap());
-        part_sent(&conn, half_sent, 1, 2, 7, 0).unwrap();
+        part_sent(&conn, half_sent, 1, 2, 7, false, 0).unwrap();
         let in_flight = claimed(&conn, "+447911123456", 1, "sim0", 100);
         assert!(part_submitting(&conn, in_flight, 1, "sim0", 100, 0).unwrap());
         assert_eq!(recover(&conn, 200, 200).unwrap(), 2);
@@ -528,7 +532,7 @@ mod tests {
         let conn = database();
         let id = claimed(&conn, "+33477858589", 1, "sim0", 1_000);
         assert!(part_submitting(&conn, id, 1, "sim0", 1_000, 0).unwrap());
-        part_sent(&conn, id, 1, 1, 42, 0).unwrap();
+        part_sent(&conn, id, 1, 1, 42, false, 0).unwrap();
         assert_eq!(
             report(&conn, "sim0", 41, "0477858589", true, "delivered", 5).unwrap(),
             None,

@@ -236,6 +236,26 @@ fn a_modem_without_status_reports_gives_a_relayed_dsn() {
 }
 
 #[test]
+fn a_status_report_that_never_comes_gives_a_relayed_dsn_after_the_wait() {
+    let sink = Sink::start(None);
+    let gateway = Gateway::start(&format!(
+        "[dsn]\nsmart_host = \"{}\"\ntls = \"none\"\nreport_wait_secs = 1\n\n\
+         [[modem]]\nname = \"sim0\"\nport = \"sim\"\nsim = {{ latency_ms = 0, report_delay_ms = 600000 }}\n",
+        sink.address
+    ));
+    send(&gateway, "alice@example.com", "", DELIVERED, "NOTIFY=SUCCESS");
+    gateway.wait_state(1, "sent");
+    let dsn = parse(&sink.wait_for(1)[0]);
+    assert_eq!(dsn.recipient_fields["Action"], "relayed");
+    let story = dsn_events(&gateway, 1);
+    assert_eq!(
+        story.iter().filter(|e| e.contains("relayed DSN queued")).count(),
+        1,
+        "{story:?}"
+    );
+}
+
+#[test]
 fn a_request_waiting_too_long_gives_one_delayed_dsn() {
     let sink = Sink::start(None);
     // No modem: the request waits.
