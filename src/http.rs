@@ -3,6 +3,7 @@
 //! (the routing plan, for `smsgw route explain`). GET only, one request per connection.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::metrics;
 use crate::modem::Board;
 use crate::routing::plan;
 use crate::routing::view::Cluster;
-use crate::store::{State, Store};
+use crate::store::{self, State, StoreError};
 
 /// Longest request head read.
 const MAX_HEAD: usize = 8192;
@@ -27,7 +28,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the handlers read.
 pub struct Sources {
     pub cluster: Arc<Cluster>,
-    pub store: Store,
+    /// The database file, read on its own connection for `/metrics`.
+    pub database: PathBuf,
     pub board: Arc<Board>,
 }
 
@@ -185,7 +187,7 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// The metrics in Prometheus text format (version 0.0.4).
-async fn prometheus(sources: &Sources) -> Result<String, crate::store::StoreError> {
+async fn prometheus(sources: &Sources) -> Result<String, StoreError> {
     let mut text = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
         let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -193,7 +195,10 @@ async fn prometheus(sources: &Sources) -> Result<String, crate::store::StoreErro
             let _ = writeln!(text, "{name}{labels} {value}");
         }
     };
-    let counts = sources.store.counts(&[]).await?;
+    let database = sources.database.clone();
+    let counts = tokio::task::spawn_blocking(move || store::counts_by_state(&database))
+        .await
+        .map_err(|_| StoreError::Closed)??;
     let requests: Vec<(String, u64)> = State::ALL
         .iter()
         .map(|state| {

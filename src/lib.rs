@@ -90,7 +90,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         tracing::info!(address = %listener.local_addr()?, "HTTP listening");
         let sources = Arc::new(http::Sources {
             cluster,
-            store: store.clone(),
+            database: config.database_path(),
             board: board.clone(),
         });
         stages.spawn(http::serve(listener, sources, shutdown.clone()));
