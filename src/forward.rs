@@ -300,10 +300,20 @@ fn rcpt_params(job: &Forward) -> String {
     params
 }
 
-/// RFC 3461 §4: printable ASCII but `+` and `=` as they are, the rest as `+HH`.
+/// RFC 3461 §4: printable ASCII but `+` and `=` as they are, the rest as `+HH`. The
+/// SMTP parser decoded each `+HH` into the character U+00HH, so such characters go back
+/// to their byte: a value crosses any number of instances unchanged.
 fn xtext(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
+    let mut bytes = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match u8::try_from(u32::from(c)) {
+            Ok(byte) => bytes.push(byte),
+            Err(_) => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    bytes
+        .iter()
+        .map(|&b| match b {
             b'!'..=b'~' if b != b'+' && b != b'=' => (b as char).to_string(),
             _ => format!("+{b:02X}"),
         })
@@ -321,7 +331,9 @@ mod tests {
             ("a+b=c", "a+2Bb+3Dc"),
             ("two words", "two+20words"),
             ("\"Paul@+33477858589\"@sms", "\"Paul@+2B33477858589\"@sms"),
-            ("é", "+C3+A9"),
+            // As the parser hands over "+C3+A9" (UTF-8 "é"): two characters, two bytes.
+            ("\u{c3}\u{a9}", "+C3+A9"),
+            ("€", "+E2+82+AC"),
         ];
         for (text, encoded) in table {
             assert_eq!(xtext(text), encoded, "{text}");
