@@ -527,7 +527,11 @@ impl Config {
         let (smtp, sms) = (&self.smtp, &self.sms);
         let domains_ok = smtp.sms_domains.iter().all(|d| is_domain(d));
         let rules = [
-            (!self.instance.name.is_empty(), "instance.name", "must not be empty"),
+            (
+                is_name(&self.instance.name),
+                "instance.name",
+                "must be letters, digits, '.', '-' or '_' (it names this instance to its peers)",
+            ),
             (!smtp.listen.is_empty(), "smtp.listen", "needs at least one address"),
             (!smtp.hostname.is_empty(), "smtp.hostname", "must not be empty"),
             (
@@ -622,10 +626,10 @@ impl Config {
         for (index, peer) in self.peer.iter().enumerate() {
             let key = |field: &str| format!("peer[{index}].{field}");
             let taken = peer.name == self.instance.name || self.peer[..index].iter().any(|p| p.name == peer.name);
-            if peer.name.is_empty() || taken {
+            if !is_name(&peer.name) || taken {
                 problems.push(Problem::new(
                     &key("name"),
-                    "must be unique, not empty, and not this instance's own name",
+                    "must be the peer's instance.name (letters, digits, '.', '-', '_'), unique, and not this instance's own",
                 ));
             }
             if host_port(&peer.smtp).is_none() {
@@ -937,6 +941,14 @@ fn is_e164_prefix(prefix: &str) -> bool {
     prefix
         .strip_prefix('+')
         .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// An instance name: it travels in comma-separated headers and lists.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
 }
 
 fn is_domain(domain: &str) -> bool {

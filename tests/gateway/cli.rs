@@ -32,7 +32,7 @@ fn check_config_names_every_bad_key() {
         "dsn.smart_host: must be host:port",
         "dsn.tls:",
         "http.listen: must be an address",
-        "peer[0].name: must be unique, not empty, and not this instance's own name",
+        "peer[0].name: must be the peer's instance.name",
         "peer[0].status_url: must be an http:// URL",
         "peer[0].link_cost: must be a number >= 0",
         "peer[0].user: user and password are needed",
