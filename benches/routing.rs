@@ -42,6 +42,7 @@ fn main() {
                         Tariff::new(entries.iter().map(|(p, c)| (p.as_str(), *c)))
                     })
                     .collect(),
+                resting: Vec::new(),
                 queued: (i * 13) as u64,
             })
             .collect(),

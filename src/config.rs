@@ -229,7 +229,7 @@ pub struct Peer {
     pub user: String,
     #[serde(default)]
     pub password: String,
-    /// TLS towards the peer: "verify" (default), "opportunistic" or "none".
+    /// TLS towards the peer: "verify" (default) or "none" (a trusted network only).
     #[serde(default)]
     pub tls: OutboundTls,
     /// CA certificates (PEM) trusted for this peer beside the system's.
@@ -652,6 +652,14 @@ impl Config {
                     &key("user"),
                     "user and password are needed: a peer believes our X-Smsgw headers (request id, \
                      trace) only from an authenticated peer",
+                ));
+            }
+            if peer.tls == OutboundTls::Opportunistic {
+                problems.push(Problem::new(
+                    &key("tls"),
+                    "\"opportunistic\" would hand the peer password to anyone in the middle: use \"verify\" \
+                     (with tls_ca_file or tls_pin_sha256 for a private or self-signed certificate), or \"none\" \
+                     on a trusted network",
                 ));
             }
             validate_pins(&peer.tls_pin_sha256, &key("tls_pin_sha256"), problems);

@@ -195,6 +195,10 @@ async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<()
             return Ok(());
         }
     };
+    let unreported = context.spec.reports == StatusReports::None;
+    if (1..=pdus.len()).all(|part| request.sent_parts.contains(&part)) {
+        return Ok(store.sent_if_complete(request.id, pdus.len(), unreported).await?);
+    }
     for (index, pdu) in pdus.iter().enumerate() {
         let part = index + 1;
         if request.sent_parts.contains(&part) {
@@ -206,10 +210,7 @@ async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<()
             return Ok(());
         }
         match port.send_pdu(&pdu.hex, pdu.tpdu_len, context.spec.send_timeout).await {
-            Ok(mr) => {
-                let unreported = context.spec.reports == StatusReports::None;
-                store.part_sent(request.id, part, pdus.len(), mr, unreported).await?;
-            }
+            Ok(mr) => store.part_sent(request.id, part, pdus.len(), mr, unreported).await?,
             Err(error) => return failed(context, &request, part, error).await,
         }
     }

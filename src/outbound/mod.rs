@@ -127,7 +127,6 @@ impl Client {
             }
             (_, Some(connector), true) => Some(connector),
         };
-        let encrypted = connector.is_some();
         let (mut session, extensions) = match connector {
             None => (session, extensions),
             Some(connector) => {
@@ -148,10 +147,6 @@ impl Client {
             }
         };
         if let Some((user, password)) = auth {
-            if !encrypted && self.tls.mode != OutboundTls::None {
-                let why = format!("{server}: no TLS, and the password is not sent in clear (tls = \"none\" allows it)");
-                return Err((OutboundError::Temporary(why), false));
-            }
             session.auth_plain(user, password, &extensions).await.map_err(plain)?;
         }
         Ok(Connection {
@@ -191,8 +186,8 @@ impl Connection {
         if self.session.broken {
             return Err(self.session.temporary("the connection was lost"));
         }
-        if std::mem::take(&mut self.dirty) {
-            self.session.command("RSET", 2).await?;
+        if std::mem::take(&mut self.dirty) && self.session.command("RSET", 2).await.is_err() {
+            return Err(self.session.lost("RSET was not accepted"));
         }
         let result = self.session.transaction(mail, &self.extensions).await;
         self.dirty = result.is_err();
@@ -297,6 +292,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let reply = self.read().await?;
         if reply.code / 100 == class {
             return Ok(reply);
+        }
+        if reply.code == 421 {
+            // The server is closing the connection (RFC 5321 §3.8).
+            self.broken = true;
         }
         let text = format!(
             "{} answered {} {} to {what}",

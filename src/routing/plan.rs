@@ -42,8 +42,10 @@ pub struct Instance {
     /// Its status answered at the last poll (always true for this instance).
     pub up: bool,
     pub link_cost: f64,
-    /// The tariffs of its working modems only.
+    /// The tariffs of its working modems.
     pub modems: Vec<Tariff>,
+    /// The tariffs of its modems that are down now: what it could send once they are back.
+    pub resting: Vec<Tariff>,
     /// Requests waiting for its modems.
     pub queued: u64,
 }
@@ -159,15 +161,19 @@ fn cost(number: &str, view: &View, instance: &Instance, past: Past, may_forward:
             return Err(Skip::MaxHops);
         }
     }
-    if instance.modems.is_empty() {
-        return Err(if instance.up { Skip::NoWorkingModem } else { Skip::Down });
-    }
-    let tariff = instance
+    let working = instance
         .modems
         .iter()
         .filter_map(|modem| modem.lookup(number))
-        .min_by(f64::total_cmp)
-        .ok_or(Skip::NoTariff)?;
+        .min_by(f64::total_cmp);
+    let known = !instance.modems.is_empty() || !instance.resting.is_empty();
+    let later = instance.resting.iter().any(|modem| modem.lookup(number).is_some());
+    let tariff = match working {
+        Some(tariff) => tariff,
+        // Its modems for this number are down (or nothing is known of them): it may come back.
+        None if later || !known => return Err(if instance.up { Skip::NoWorkingModem } else { Skip::Down }),
+        None => return Err(Skip::NoTariff),
+    };
     if !instance.local {
         if !instance.up {
             return Err(Skip::Down);
@@ -199,6 +205,7 @@ mod tests {
             up: true,
             link_cost: link,
             modems: modems.iter().map(|m| Tariff::new(m.iter().copied())).collect(),
+            resting: Vec::new(),
             queued,
         }
     }
@@ -338,6 +345,11 @@ mod tests {
         let french = plan("+33477858589", &view, Past::default());
         assert!(french.ranked.is_empty());
         assert!(french.skipped.iter().any(|s| s.why.may_recover()), "{french:?}");
+        // uk's only French modem is down: uk may send it later, so it is not a refusal.
+        let mut resting = view.clone();
+        resting.instances[0].resting = vec![Tariff::new([("+33", 0.05)])];
+        let skipped = plan("+33477858589", &resting, Past::default()).skipped;
+        assert_eq!(skipped[0].why, Skip::NoWorkingModem);
         // No instance ever had a tariff for Japan: nothing to wait for.
         view.instances[0].modems = vec![Tariff::new([("+44", 0.02)])];
         view.instances[1].modems = vec![Tariff::new([("+33", 0.01)])];

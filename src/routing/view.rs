@@ -45,22 +45,22 @@ impl Status {
     /// The instance as the plan sees it: a starting modem counts as working (it is
     /// about to be), one that is down or disabled does not.
     pub fn instance(&self, local: bool, link_cost: f64) -> Instance {
-        let working = self
+        // A peer's word is taken, but not a cost that would break the ranking.
+        let tariff = |m: &ModemStatus| {
+            let sane = m.tariff.iter().filter(|(_, c)| c.is_finite() && **c >= 0.0);
+            Tariff::new(sane.map(|(p, c)| (p.as_str(), *c)))
+        };
+        let (working, resting): (Vec<&ModemStatus>, Vec<&ModemStatus>) = self
             .modems
             .iter()
-            .filter(|m| matches!(m.state, ModemState::Ready | ModemState::Starting));
+            .partition(|m| matches!(m.state, ModemState::Ready | ModemState::Starting));
         Instance {
             name: self.name.clone(),
             local,
             up: true,
             link_cost,
-            // A peer's word is taken, but not a cost that would break the ranking.
-            modems: working
-                .map(|m| {
-                    let sane = m.tariff.iter().filter(|(_, c)| c.is_finite() && **c >= 0.0);
-                    Tariff::new(sane.map(|(p, c)| (p.as_str(), *c)))
-                })
-                .collect(),
+            modems: working.into_iter().map(tariff).collect(),
+            resting: resting.into_iter().map(tariff).collect(),
             queued: self.queued,
         }
     }
@@ -197,6 +197,7 @@ impl Cluster {
                     up: false,
                     link_cost: peer.link_cost,
                     modems: Vec::new(),
+                    resting: Vec::new(),
                     queued: 0,
                 },
             };

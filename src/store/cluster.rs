@@ -91,8 +91,11 @@ pub(super) fn route(conn: &Connection, id: i64, route: &Route, now: i64) -> Resu
             // After the wait, peers that only failed may be tried again; refusals stand.
             let (refused, _) = refused_and_tried(&tried);
             let refused: String = refused.iter().map(|n| format!("!{n},")).collect();
-            conn.prepare_cached("UPDATE requests SET next_attempt = ?1, reason = ?2, tried = ?3 WHERE id = ?4")?
-                .execute(params![at, detail, refused, id])?;
+            // Only while it still waits: it may have expired since routing read it.
+            conn.prepare_cached(
+                "UPDATE requests SET next_attempt = ?1, reason = ?2, tried = ?3 WHERE id = ?4 AND state = 'received'",
+            )?
+            .execute(params![at, detail, refused, id])?;
         }
         Route::Nowhere { reason } => fail(conn, id, State::Failed, "5.4.4", reason, now)?,
     }

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_cluster.sql"),
     include_str!("../../migrations/0004_meta.sql"),
     include_str!("../../migrations/0005_sent_by_time.sql"),
+    include_str!("../../migrations/0006_valid_from.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -293,10 +294,17 @@ impl Store {
         self.writer
             .write(move |conn| transitions::part_sent(conn, id, part, parts, mr, unreported, now_ms()))
             .await?;
-        if unreported && part == parts {
+        if unreported {
             self.wake.dsn.notify_one();
         }
         Ok(())
+    }
+
+    /// A claimed request with no part left to send (all went out before): `sent`.
+    pub async fn sent_if_complete(&self, id: i64, parts: usize, unreported: bool) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| transitions::sent_if_complete(conn, id, parts, unreported, now_ms()))
+            .await
     }
 
     pub async fn requeue(&self, id: i64, delay_ms: i64, reason: String) -> Result<(), StoreError> {

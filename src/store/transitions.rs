@@ -242,7 +242,7 @@ pub(super) fn part_submitting(
     Ok(true)
 }
 
-/// `+CMGS: <mr>` came back for one part; the last part makes the request `sent`.
+/// `+CMGS: <mr>` came back for one part; once every part is in, the request is `sent`.
 pub(super) fn part_sent(
     conn: &Connection,
     id: i64,
@@ -254,18 +254,35 @@ pub(super) fn part_sent(
 ) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE parts SET mr = ?1, status = 'sent' WHERE request_id = ?2 AND part = ?3")?
         .execute(params![mr, id, part as i64])?;
-    if part == parts {
-        let detail = if parts == 1 {
-            format!("sent, message reference {mr}")
-        } else {
-            format!("all {parts} parts sent, last reference {mr}")
-        };
-        if transition(conn, id, &[State::Sending], State::Sent, now, &detail)? {
-            conn.prepare_cached("UPDATE requests SET reason = NULL WHERE id = ?1")?
-                .execute(params![id])?;
-            if unreported {
-                dsn::queue_for(conn, id, DsnAction::Relayed, now)?;
-            }
+    sent_if_complete(conn, id, parts, unreported, now)
+}
+
+/// `sending → sent` when every part reached the network, whatever the order they went
+/// in (a retried request resends only the parts it lacks); `unreported`: the modem gets
+/// no status reports, so the sender's `relayed` DSN is due now.
+pub(super) fn sent_if_complete(
+    conn: &Connection,
+    id: i64,
+    parts: usize,
+    unreported: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    let in_network: i64 = conn
+        .prepare_cached("SELECT count(*) FROM parts WHERE request_id = ?1 AND status IN ('sent', 'delivered')")?
+        .query_row(params![id], |row| row.get(0))?;
+    if in_network < parts as i64 {
+        return Ok(());
+    }
+    let detail = if parts == 1 {
+        "sent".to_string()
+    } else {
+        format!("all {parts} parts sent")
+    };
+    if transition(conn, id, &[State::Sending], State::Sent, now, &detail)? {
+        conn.prepare_cached("UPDATE requests SET reason = NULL WHERE id = ?1")?
+            .execute(params![id])?;
+        if unreported {
+            dsn::queue_for(conn, id, DsnAction::Relayed, now)?;
         }
     }
     Ok(())
@@ -402,7 +419,9 @@ pub(super) fn recover(conn: &Connection, lease_before: i64, now: i64) -> Result<
 /// `expired` instead of sent late.
 pub(super) fn expire_overdue(conn: &Connection, validity_ms: i64, now: i64) -> Result<usize, StoreError> {
     let overdue: Vec<i64> = conn
-        .prepare_cached("SELECT id FROM requests WHERE state IN ('queued', 'received') AND created < ?1")?
+        .prepare_cached(
+            "SELECT id FROM requests WHERE state IN ('queued', 'received') AND coalesce(valid_from, created) < ?1",
+        )?
         .query_map(params![now - validity_ms], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     for &id in &overdue {
@@ -425,8 +444,9 @@ pub(super) fn retry(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreE
     if !transition(conn, id, &from, to, now, "retried by the operator")? {
         return Ok(false);
     }
-    conn.prepare_cached("UPDATE requests SET tried = '', route = NULL WHERE id = ?1")?
-        .execute(params![id])?;
+    // A new try gets a whole validity period of its own.
+    conn.prepare_cached("UPDATE requests SET tried = '', route = NULL, valid_from = ?1 WHERE id = ?2")?
+        .execute(params![now, id])?;
     // Parts the network accepted are not sent again; the uncertain one is.
     conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1 AND status NOT IN ('sent', 'delivered')")?
         .execute(params![id])?;
@@ -546,6 +566,36 @@ mod tests {
     }
 
     #[test]
+    fn a_retried_request_whose_first_part_failed_is_sent_once_that_part_is_resent() {
+        let conn = database();
+        let id = claimed(&conn, "+33477858589", 2, "sim0", 1_000);
+        for (part, mr) in [(1, 7), (2, 8)] {
+            assert!(part_submitting(&conn, id, part, "sim0", 1_000, 0).unwrap());
+            part_sent(&conn, id, part, 2, mr, false, 0).unwrap();
+        }
+        assert_eq!(
+            report(&conn, "sim0", 8, "+33477858589", true, "delivered", 5).unwrap(),
+            Some(id)
+        );
+        assert_eq!(
+            report(&conn, "sim0", 7, "+33477858589", false, "rejected", 6).unwrap(),
+            Some(id)
+        );
+        assert_eq!(state(&conn, id), "failed");
+        assert!(retry(&conn, id, 10).unwrap());
+        assert_eq!(state(&conn, id), "queued", "part 2 reached the network: same modems");
+        assert!(claim(&conn, id, "sim0", 2_000, 20).unwrap());
+        assert!(part_submitting(&conn, id, 1, "sim0", 2_000, 20).unwrap());
+        part_sent(&conn, id, 1, 2, 9, false, 21).unwrap();
+        assert_eq!(state(&conn, id), "sent");
+        assert_eq!(
+            report(&conn, "sim0", 9, "+33477858589", true, "delivered", 30).unwrap(),
+            Some(id)
+        );
+        assert_eq!(state(&conn, id), "delivered");
+    }
+
+    #[test]
     fn queued_requests_past_their_validity_expire() {
         let conn = database();
         let id = claimed(&conn, "+33477858589", 1, "sim0", 1_000);
@@ -553,5 +603,9 @@ mod tests {
         assert_eq!(expire_overdue(&conn, 1_000, 500).unwrap(), 0);
         assert_eq!(expire_overdue(&conn, 1_000, 1_001).unwrap(), 1);
         assert_eq!(state(&conn, id), "expired");
+        // Retried, it has a validity of its own again.
+        assert!(retry(&conn, id, 5_000).unwrap());
+        assert_eq!(expire_overdue(&conn, 1_000, 5_500).unwrap(), 0);
+        assert_eq!(expire_overdue(&conn, 1_000, 6_001).unwrap(), 1);
     }
 }

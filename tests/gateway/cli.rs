@@ -13,7 +13,7 @@ fn check_config_names_every_bad_key() {
         "[smtp]\nlisen = [\"127.0.0.1:25\"]\nmax_recipients = \"many\"\n[sms]\nmax_parts = 0\non_too_long = \"cut\"\n[modems]\nx = 1\n\
          [dsn]\nsmart_host = \"mail.example.com\"\ntls = \"sometimes\"\n[http]\nlisten = \"everywhere\"\n\
          [[peer]]\nname = \"smsgw\"\nsmtp = \"fr:25\"\nstatus_url = \"https://fr:8025/status\"\nlink_cost = -1.0\n\
-         tls_pin_sha256 = [\"00\"]\nuser = \"uk\"\n",
+         tls_pin_sha256 = [\"00\"]\nuser = \"uk\"\ntls = \"opportunistic\"\n",
     )
     .unwrap();
     let output = Command::new(BIN)
@@ -37,6 +37,7 @@ fn check_config_names_every_bad_key() {
         "peer[0].link_cost: must be a number >= 0",
         "peer[0].user: user and password are needed",
         "peer[0].tls_pin_sha256[0]: must be a SHA-256 fingerprint",
+        "peer[0].tls: \"opportunistic\" would hand the peer password to anyone in the middle",
     ] {
         assert!(text.contains(key), "{key:?} not in:\n{text}");
     }

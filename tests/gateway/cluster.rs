@@ -27,8 +27,6 @@ struct Node {
     routing: &'static str,
     /// Whole sections added to its config.
     sections: String,
-    /// `tls` of its `[[peer]]` entries.
-    peer_tls: &'static str,
 }
 
 fn node(name: &'static str, tariff: &'static str) -> Node {
@@ -39,7 +37,6 @@ fn node(name: &'static str, tariff: &'static str) -> Node {
         poll_secs: 1,
         routing: "",
         sections: String::new(),
-        peer_tls: "none",
     }
 }
 
@@ -73,8 +70,8 @@ impl Cluster {
                 add_user(&users_file, peer.name, &format!("password-{}", peer.name));
                 peers.push_str(&format!(
                     "[[peer]]\nname = \"{}\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n\
-                     link_cost = 0.01\nuser = \"{}\"\npassword = \"password-{}\"\ntls = \"{}\"\n\n",
-                    peer.name, smtp[other], http[other], node.name, node.name, node.peer_tls
+                     link_cost = 0.01\nuser = \"{}\"\npassword = \"password-{}\"\ntls = \"none\"\n\n",
+                    peer.name, smtp[other], http[other], node.name, node.name
                 ));
             }
             let config = format!(
@@ -483,24 +480,6 @@ fn forwarding_verifies_the_peer_certificate() {
     assert_eq!(wait_records(&doubting, 1).len(), 1);
     assert!(story(&doubting, 1).contains("fr failed it"));
     assert_eq!(fr.records("sim0").len(), 1);
-}
-
-#[test]
-fn a_peer_password_is_never_sent_in_clear() {
-    let mut nodes = uk_fr_de();
-    nodes.truncate(2);
-    // fr offers no STARTTLS: "opportunistic" would go in clear, but not with a password.
-    nodes[0].peer_tls = "opportunistic";
-    let cluster = Cluster::start(nodes);
-    let [uk, fr] = &cluster.gateways[..] else {
-        unreachable!()
-    };
-    send(uk, FRENCH);
-    let line = uk.wait_for_log("forward failed");
-    assert!(line.contains("not sent in clear"), "{line}");
-    // Out of retries with fr, uk sends it itself.
-    assert_eq!(wait_records(uk, 1)[0]["number"], FRENCH);
-    assert!(fr.queue().is_empty());
 }
 
 #[test]
