@@ -12,10 +12,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
-use crate::metrics;
 use crate::outbound::{Client, Connection, Mail, OutboundError, Server, TlsPolicy, TlsSetupError};
 use crate::routing::view::Cluster;
 use crate::store::{Forward, Forwarded, Store, StoreError, now_ms};
+use crate::{metrics, stage};
 
 /// Requests taken per round.
 const BATCH: usize = 256;
@@ -91,14 +91,9 @@ impl Forwarder {
             if full {
                 continue;
             }
-            let wait = match store.next_forward_in().await {
-                Ok(Some(ms)) => SWEEP.min(Duration::from_millis(ms)),
-                _ => SWEEP,
-            };
-            tokio::select! {
-                () = store.wake.forwarding.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-                () = shutdown.cancelled() => return,
+            let due = store.next_forward_in().await.ok().flatten();
+            if !stage::pause(&store.wake.forwarding, due, SWEEP, &shutdown).await {
+                return;
             }
         }
     }

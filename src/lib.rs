@@ -14,6 +14,7 @@ pub mod outbound;
 pub mod routing;
 pub mod sms;
 pub mod smtp;
+pub mod stage;
 pub mod store;
 pub mod users;
 pub mod utc;

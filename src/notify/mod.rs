@@ -11,9 +11,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::metrics;
 use crate::outbound::{Client, TlsPolicy, TlsSetupError};
 use crate::store::{DsnAction, DsnJob, DsnOutcome, ReportWait, Store, now_ms};
+use crate::{metrics, stage};
 use build::{Action, Report, Reporter};
 
 /// Looks for timed DSNs (delayed, relayed) this often.
@@ -80,14 +80,9 @@ impl Notifier {
             if full {
                 continue;
             }
-            let wait = match store.next_dsn_in().await {
-                Ok(Some(ms)) => SWEEP.min(Duration::from_millis(ms)),
-                _ => SWEEP,
-            };
-            tokio::select! {
-                () = store.wake.dsn.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-                () = shutdown.cancelled() => return,
+            let due = store.next_dsn_in().await.ok().flatten();
+            if !stage::pause(&store.wake.dsn, due, SWEEP, &shutdown).await {
+                return;
             }
         }
     }

@@ -1,7 +1,7 @@
 //! TLS for outbound SMTP: which certificates a server we deliver to may present.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -75,8 +75,11 @@ impl TlsPolicy {
 
 /// The system's CA certificates, plus those of `ca_file` when one is named.
 fn roots(ca_file: &Path) -> Result<RootCertStore, TlsSetupError> {
+    // Read once, however many peers and DSN routes verify with them.
+    static SYSTEM: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    let system = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
     let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots.add_parsable_certificates(system.iter().cloned());
     if !ca_file.as_os_str().is_empty() {
         let name = ca_file.display().to_string();
         let certs = CertificateDer::pem_file_iter(ca_file)

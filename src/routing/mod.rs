@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::stage;
 use crate::store::{Route, Store, StoreError, now_ms};
 use plan::Plan;
 use view::Cluster;
@@ -36,10 +37,8 @@ pub async fn run(cluster: Arc<Cluster>, store: Store, retry: Duration, shutdown:
         if full {
             continue;
         }
-        tokio::select! {
-            () = store.wake.received.notified() => {}
-            () = tokio::time::sleep(SWEEP) => {}
-            () = shutdown.cancelled() => return,
+        if !stage::pause(&store.wake.received, None, SWEEP, &shutdown).await {
+            return;
         }
     }
 }

@@ -118,17 +118,22 @@ impl Cluster {
         }
     }
 
-    pub fn has_peers(&self) -> bool {
-        !self.peers().is_empty()
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<PeerView>> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub fn has_peers(&self) -> bool {
+        !self.read().is_empty()
+    }
+
+    /// A copy of every peer's view (their statuses included).
     pub fn peers(&self) -> Vec<PeerView> {
-        self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.read().clone()
     }
 
     /// Whether `name` was polled and did not answer.
     pub fn is_down(&self, name: &str) -> bool {
-        self.peers().iter().any(|p| p.name == name && p.polled && !p.up)
+        self.read().iter().any(|p| p.name == name && p.polled && !p.up)
     }
 
     /// Waits until every peer has been polled once (at most `limit`): routing before
@@ -137,7 +142,7 @@ impl Cluster {
         let all = async {
             loop {
                 let notified = self.polled.notified();
-                if self.peers().iter().all(|p| p.polled) {
+                if self.read().iter().all(|p| p.polled) {
                     return;
                 }
                 notified.await;
@@ -185,7 +190,7 @@ impl Cluster {
     /// The whole view for the plan: this instance first, then the peers.
     pub async fn view(&self) -> Result<View, StoreError> {
         let mut instances = vec![self.status().await?.instance(true, 0.0)];
-        for peer in self.peers() {
+        for peer in self.read().iter() {
             let instance = match &peer.status {
                 Some(status) => Instance {
                     up: peer.up,
