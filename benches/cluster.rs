@@ -12,13 +12,6 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn option(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|pair| pair[0] == name)
-        .map_or(default, |pair| pair[1].parse().expect("a number"))
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -41,7 +34,7 @@ fn add_user(users_file: &std::path::Path, name: &str, password: &str) {
 }
 
 fn main() {
-    let requests = option("--requests", 3000);
+    let requests = common::option("--requests", 3000);
     let users = std::env::temp_dir().join(format!("smsgw-bench-users-{}", std::process::id()));
     std::fs::create_dir_all(&users).unwrap();
     let (fr_users, uk_users) = (users.join("fr.toml"), users.join("uk.toml"));

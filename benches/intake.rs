@@ -11,18 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-fn option(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|pair| pair[0] == name)
-        .map_or(default, |pair| pair[1].parse().expect("a number"))
-}
-
 fn main() {
     let (mails, connections, size) = (
-        option("--mails", 20_000),
-        option("--connections", 64),
-        option("--size", 1024),
+        common::option("--mails", 20_000),
+        common::option("--connections", 64),
+        common::option("--size", 1024),
     );
     let mut gateway = common::Gateway::start("");
     let mail = Arc::new(common::mail(size));

@@ -11,13 +11,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-fn option(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|pair| pair[0] == name)
-        .map_or(default, |pair| pair[1].parse().expect("a number"))
-}
-
 fn config(modems: usize, latency_ms: usize) -> String {
     (0..modems)
         .map(|i| {
@@ -48,7 +41,7 @@ fn run(gateway: &common::Gateway, modems: usize, requests: usize) -> Duration {
 }
 
 fn main() {
-    let (requests, modems) = (option("--requests", 3000), option("--modems", 3));
+    let (requests, modems) = (common::option("--requests", 3000), common::option("--modems", 3));
     let gateway = common::Gateway::start(&config(modems, 0));
     let cpu_before = gateway.cpu_seconds();
     let elapsed = run(&gateway, modems, requests);
@@ -61,7 +54,7 @@ fn main() {
     );
     drop(gateway);
 
-    let (slow_ms, slow_requests) = (option("--slow-ms", 3000), option("--slow-requests", 30));
+    let (slow_ms, slow_requests) = (common::option("--slow-ms", 3000), common::option("--slow-requests", 30));
     let gateway = common::Gateway::start(&config(modems, slow_ms));
     let elapsed = run(&gateway, modems, slow_requests);
     let busy = Duration::from_millis((slow_requests * slow_ms) as u64);

@@ -3,22 +3,17 @@
 //!
 //!     cargo bench --bench routing -- [--prefixes 10000] [--instances 10] [--plans 200000]
 
+mod common;
+
 use std::time::Instant;
 
 use smsgw::routing::plan::{Instance, Past, Tariff, View, plan};
 
-fn option(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|pair| pair[0] == name)
-        .map_or(default, |pair| pair[1].parse().expect("a number"))
-}
-
 fn main() {
     let (prefixes, instances, plans) = (
-        option("--prefixes", 10_000),
-        option("--instances", 10),
-        option("--plans", 200_000),
+        common::option("--prefixes", 10_000),
+        common::option("--instances", 10),
+        common::option("--plans", 200_000),
     );
     // Each instance: two modems, each with `prefixes / 2` prefixes of 3 to 7 digits,
     // spread like real tariffs (country codes, then operator ranges).

@@ -7,6 +7,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+/// The value after `name` on the command line (`-- --requests 3000`), or `default`.
+pub fn option(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .find(|pair| pair[0] == name)
+        .map_or(default, |pair| pair[1].parse().expect("a number"))
+}
+
 pub struct Gateway {
     pub child: Child,
     pub smtp: SocketAddr,

@@ -76,26 +76,14 @@ mod tests {
     use super::*;
     use crate::sms::{self, Pdu, ReportStatus, SubmitOptions, encode_submit};
 
-    fn at(hour: u8, offset_quarters: i8) -> Timestamp {
-        Timestamp {
-            year: 2026,
-            month: 11,
-            day: 25,
-            hour,
-            minute: 30,
-            second: 5,
-            offset_quarters,
-        }
-    }
-
     #[test]
     fn reports_decode_with_the_codec() {
         let report = status_report(
             "+447785016005",
             42,
             "+447700900123",
-            at(12, 0),
-            at(13, -8),
+            Timestamp::sample(12, 0),
+            Timestamp::sample(13, -8),
             PERMANENT_FAILURE,
         )
         .unwrap();
@@ -122,7 +110,15 @@ mod tests {
         for number in ["+447700900123", "+1", "0477858589", "Design@Home"] {
             let part = &encode_submit(number, "hi", &SubmitOptions::default()).unwrap()[0];
             let submitted = submit::validate(&part.hex, part.tpdu_len).unwrap();
-            let report = status_report(DEFAULT_SMSC, 1, &submitted.number, at(12, 0), at(12, 0), DELIVERED).unwrap();
+            let report = status_report(
+                DEFAULT_SMSC,
+                1,
+                &submitted.number,
+                Timestamp::sample(12, 0),
+                Timestamp::sample(12, 0),
+                DELIVERED,
+            )
+            .unwrap();
             // TP-DA follows the empty SMSC field, the first octet and TP-MR; TP-RA follows
             // the 8-octet field of DEFAULT_SMSC, the first octet and TP-MR.
             let semi_octets = usize::from_str_radix(&part.hex[6..8], 16).unwrap();

@@ -215,25 +215,41 @@ mod tests {
     use super::super::{Pdu, decode};
     use super::*;
 
-    fn at(hour: u8, offset_quarters: i8) -> Timestamp {
-        Timestamp {
-            year: 2026,
-            month: 11,
-            day: 25,
-            hour,
-            minute: 30,
-            second: 5,
-            offset_quarters,
-        }
-    }
-
     #[test]
     fn status_reports_decode_to_their_fields() {
         let table = [
-            (None, 0, "+447700900123", at(12, 0), at(12, 0), 0x00),
-            (Some("+33609001390"), 42, "0477858589", at(12, 0), at(13, -8), 0x41),
-            (Some("1234"), 255, "Design@Home", at(23, 39), at(0, 79), 0x30),
-            (Some(""), 7, "+1", at(0, -79), at(9, 0), 0x62),
+            (
+                None,
+                0,
+                "+447700900123",
+                Timestamp::sample(12, 0),
+                Timestamp::sample(12, 0),
+                0x00,
+            ),
+            (
+                Some("+33609001390"),
+                42,
+                "0477858589",
+                Timestamp::sample(12, 0),
+                Timestamp::sample(13, -8),
+                0x41,
+            ),
+            (
+                Some("1234"),
+                255,
+                "Design@Home",
+                Timestamp::sample(23, 39),
+                Timestamp::sample(0, 79),
+                0x30,
+            ),
+            (
+                Some(""),
+                7,
+                "+1",
+                Timestamp::sample(0, -79),
+                Timestamp::sample(9, 0),
+                0x62,
+            ),
         ];
         for (smsc, mr, recipient, submitted, discharged, status) in table {
             let opts = StatusReportOptions {
@@ -263,8 +279,8 @@ mod tests {
         let opts = StatusReportOptions {
             smsc: None,
             message_reference: 1,
-            sc_timestamp: at(12, 0),
-            discharge_time: at(12, 0),
+            sc_timestamp: Timestamp::sample(12, 0),
+            discharge_time: Timestamp::sample(12, 0),
             status: 0,
         };
         assert!(matches!(

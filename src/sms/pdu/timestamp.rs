@@ -33,6 +33,20 @@ fn in_range(value: u8, range: std::ops::RangeInclusive<u8>, what: &'static str) 
 }
 
 impl Timestamp {
+    /// 2026-11-25 `hour`:30:05 at `offset_quarters`: the time the tests write.
+    #[cfg(test)]
+    pub(crate) fn sample(hour: u8, offset_quarters: i8) -> Timestamp {
+        Timestamp {
+            year: 2026,
+            month: 11,
+            day: 25,
+            hour,
+            minute: 30,
+            second: 5,
+            offset_quarters,
+        }
+    }
+
     pub(super) fn read(reader: &mut Reader<'_>) -> Result<Timestamp, PduError> {
         let octets = reader.take(7, "time stamp")?;
         let field = |i: usize, what| swapped(octets.get(i).copied().unwrap_or(0xFF), what);
