@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config};
 use crate::outbound::{Client, Connection, Mail, OutboundError, Server, TlsPolicy, TlsSetupError};
 use crate::routing::view::Cluster;
-use crate::store::{Forward, Forwarded, Store, StoreError, now_ms};
+use crate::store::{ForwardOutcome, ForwardRequest, Store, StoreError, now_ms};
 use crate::{metrics, stage};
 
 /// Requests taken per round.
@@ -100,9 +100,9 @@ impl Forwarder {
 
     /// Forwards one batch of due requests, one connection per peer; true if full.
     async fn round(self: &Arc<Self>, store: &Store, shutdown: &CancellationToken) -> Result<bool, StoreError> {
-        let jobs = store.forwarding_due(BATCH).await?;
+        let jobs = store.due_for_forwarding(BATCH).await?;
         let full = jobs.len() == BATCH;
-        let mut by_peer: BTreeMap<String, Vec<Forward>> = BTreeMap::new();
+        let mut by_peer: BTreeMap<String, Vec<ForwardRequest>> = BTreeMap::new();
         for job in jobs {
             by_peer.entry(job.peer.clone()).or_default().push(job);
         }
@@ -130,24 +130,24 @@ impl Forwarder {
         Ok(full)
     }
 
-    async fn to_peer(&self, store: &Store, peer: &str, jobs: Vec<Forward>) -> Result<(), StoreError> {
+    async fn to_peer(&self, store: &Store, peer: &str, jobs: Vec<ForwardRequest>) -> Result<(), StoreError> {
         let Some(link) = self.links.get(peer) else {
             for job in jobs {
-                let outcome = Forwarded::Failover {
+                let outcome = ForwardOutcome::Failover {
                     reason: format!("{peer} is no longer a configured peer"),
                     refused: true,
                 };
-                store.forwarded(job.id, peer.to_string(), outcome).await?;
+                store.record_forward(job.id, peer.to_string(), outcome).await?;
             }
             return Ok(());
         };
         if self.cluster.is_down(peer) {
             for job in jobs {
-                let outcome = Forwarded::Failover {
+                let outcome = ForwardOutcome::Failover {
                     reason: "its status does not answer".into(),
                     refused: false,
                 };
-                store.forwarded(job.id, peer.to_string(), outcome).await?;
+                store.record_forward(job.id, peer.to_string(), outcome).await?;
             }
             return Ok(());
         }
@@ -171,18 +171,18 @@ impl Forwarder {
                 for job in &jobs {
                     let outcome = self.after(job, &error);
                     count(&outcome);
-                    store.forwarded(job.id, peer.to_string(), outcome).await?;
+                    store.record_forward(job.id, peer.to_string(), outcome).await?;
                 }
                 return Ok(());
             }
         };
         for job in &jobs {
             let outcome = self.send(&mut connection, job).await;
-            if let Forwarded::Accepted(answer) = &outcome {
+            if let ForwardOutcome::Accepted(answer) = &outcome {
                 tracing::info!(request = job.id, %peer, %answer, "forwarded");
             }
             count(&outcome);
-            store.forwarded(job.id, peer.to_string(), outcome).await?;
+            store.record_forward(job.id, peer.to_string(), outcome).await?;
             if connection.is_broken() {
                 // The rest go next round, on a new connection.
                 return Ok(());
@@ -208,7 +208,7 @@ impl Forwarder {
         }
     }
 
-    async fn send(&self, connection: &mut Connection, job: &Forward) -> Forwarded {
+    async fn send(&self, connection: &mut Connection, job: &ForwardRequest) -> ForwardOutcome {
         let message = self.message(job);
         let to = format!("{}@{}", job.number, domain(&job.recipient));
         let mail = Mail {
@@ -219,22 +219,22 @@ impl Forwarder {
             message: &message,
         };
         match connection.send(&mail).await {
-            Ok(answer) => Forwarded::Accepted(answer),
+            Ok(answer) => ForwardOutcome::Accepted(answer),
             Err(error) => self.after(job, &error),
         }
     }
 
     /// A failed attempt: the same peer again later, or (refused, or retries used up)
     /// routing again without it.
-    fn after(&self, job: &Forward, error: &OutboundError) -> Forwarded {
+    fn after(&self, job: &ForwardRequest, error: &OutboundError) -> ForwardOutcome {
         tracing::warn!(request = job.id, peer = %job.peer, %error, "forward failed");
         let index = usize::try_from(job.attempts).unwrap_or(usize::MAX);
         match self.retry_delays.get(index) {
-            Some(delay) if !error.is_permanent() => Forwarded::Retry {
+            Some(delay) if !error.is_permanent() => ForwardOutcome::Retry {
                 at: now_ms() + i64::try_from(delay.saturating_mul(1000)).unwrap_or(i64::MAX / 2),
                 reason: error.to_string(),
             },
-            _ => Forwarded::Failover {
+            _ => ForwardOutcome::Failover {
                 reason: error.to_string(),
                 refused: error.is_permanent(),
             },
@@ -242,7 +242,7 @@ impl Forwarder {
     }
 
     /// The message as stored, below the two headers a peer believes from a peer.
-    fn message(&self, job: &Forward) -> Vec<u8> {
+    fn message(&self, job: &ForwardRequest) -> Vec<u8> {
         let origin = job
             .origin
             .clone()
@@ -255,11 +255,11 @@ impl Forwarder {
     }
 }
 
-fn count(outcome: &Forwarded) {
+fn count(outcome: &ForwardOutcome) {
     metrics::bump(match outcome {
-        Forwarded::Accepted(_) => &metrics::FORWARD_ACCEPTED,
-        Forwarded::Retry { .. } => &metrics::FORWARD_RETRIED,
-        Forwarded::Failover { .. } => &metrics::FORWARD_FAILED_OVER,
+        ForwardOutcome::Accepted(_) => &metrics::FORWARD_ACCEPTED,
+        ForwardOutcome::Retry { .. } => &metrics::FORWARD_RETRIED,
+        ForwardOutcome::Failover { .. } => &metrics::FORWARD_FAILED_OVER,
     });
 }
 
@@ -268,7 +268,7 @@ fn domain(recipient: &str) -> &str {
     recipient.rsplit_once('@').map_or("sms", |(_, domain)| domain)
 }
 
-fn mail_params(job: &Forward) -> String {
+fn mail_params(job: &ForwardRequest) -> String {
     let mut params = String::new();
     if let Some(ret) = &job.ret {
         params.push_str(&format!(" RET={ret}"));
@@ -281,7 +281,7 @@ fn mail_params(job: &Forward) -> String {
 
 /// NOTIFY as given, and ORCPT: as given, else the recipient as the sender wrote it, so
 /// that the DSN from the peer names it.
-fn rcpt_params(job: &Forward) -> String {
+fn rcpt_params(job: &ForwardRequest) -> String {
     let mut params = String::new();
     if let Some(notify) = &job.notify {
         params.push_str(&format!(" NOTIFY={notify}"));
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn dsn_parameters_travel_with_the_request() {
-        let job = Forward {
+        let job = ForwardRequest {
             id: 7,
             peer: "fr".into(),
             attempts: 0,
@@ -357,7 +357,7 @@ mod tests {
             rcpt_params(&job),
             " NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;\"Paul@+2B33477858589\"@sms"
         );
-        let given = Forward {
+        let given = ForwardRequest {
             orcpt: Some("rfc822;paul@example.com".into()),
             notify: None,
             ..job

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::ModemSpec;
 use super::board::Board;
 use super::worker::{self, Job};
-use crate::store::{Store, StoreError, Waiting};
+use crate::store::{QueuedRequest, Store, StoreError};
 
 /// How often the dispatcher looks again even if nobody woke it (operator retries from
 /// the CLI, expired leases).
@@ -104,7 +104,7 @@ pub async fn run(
             recent: VecDeque::new(),
         });
     }
-    if let Err(error) = store.recover(i64::MAX).await {
+    if let Err(error) = store.recover_leases(i64::MAX).await {
         tracing::error!(%error, "cannot recover requests left sending");
     }
     loop {
@@ -119,7 +119,7 @@ pub async fn run(
             () = store.wake.queued.notified() => {}
             Some(report) = incoming.recv() => apply(&mut slots, report),
             () = tokio::time::sleep(wait) => {
-                let _ = store.recover(crate::store::now_ms()).await;
+                let _ = store.recover_leases(crate::store::now_ms()).await;
                 let _ = store.expire_overdue(timing.validity.as_millis() as i64).await;
             }
             () = shutdown.cancelled() => break,
@@ -155,7 +155,7 @@ async fn assign(slots: &mut [Slot], store: &Store) -> Result<Option<Duration>, S
         return Ok(None);
     }
     let mut wait = store.next_due_in().await?.map(Duration::from_millis);
-    for request in store.waiting(256).await? {
+    for request in store.due_for_modems(256).await? {
         let now = Instant::now();
         match cheapest_free(slots, &request, now) {
             Choice::Modem(index) => {
@@ -190,7 +190,7 @@ enum Choice {
 
 /// The free modem with the lowest tariff for the number (ties: by name); the modem that
 /// last failed it comes last, so a retry tries another one when there is one.
-fn cheapest_free(slots: &mut [Slot], request: &Waiting, now: Instant) -> Choice {
+fn cheapest_free(slots: &mut [Slot], request: &QueuedRequest, now: Instant) -> Choice {
     let mut candidates: Vec<(bool, f64, usize)> = slots
         .iter()
         .enumerate()

@@ -16,10 +16,10 @@ use super::errors::{self, Outcome};
 use super::pool::{Report, Timing};
 use crate::config::StatusReports;
 use crate::sms::{self, Pdu, Reassembler, ReportStatus, StatusReport, SubmitOptions};
-use crate::store::{State, Store, StoreError, Waiting};
+use crate::store::{QueuedRequest, State, Store, StoreError};
 
 pub struct Job {
-    pub request: Waiting,
+    pub request: QueuedRequest,
 }
 
 pub struct Context {
@@ -172,7 +172,7 @@ async fn serve(context: &Context, port: &mut Port, jobs: &mut mpsc::Receiver<Job
 
 /// Sends every part not sent yet; the outcome is written to the store. An error return
 /// means the modem itself is unwell.
-async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<(), Stop> {
+async fn send(context: &Context, port: &mut Port, request: QueuedRequest) -> Result<(), Stop> {
     let (store, modem) = (&context.store, &context.spec.name);
     let options = SubmitOptions {
         status_report: context.spec.reports != StatusReports::None,
@@ -197,7 +197,7 @@ async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<()
     };
     let unreported = context.spec.reports == StatusReports::None;
     if (1..=pdus.len()).all(|part| request.sent_parts.contains(&part)) {
-        return Ok(store.sent_if_complete(request.id, pdus.len(), unreported).await?);
+        return Ok(store.mark_sent_if_complete(request.id, pdus.len(), unreported).await?);
     }
     for (index, pdu) in pdus.iter().enumerate() {
         let part = index + 1;
@@ -205,12 +205,16 @@ async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<()
             continue;
         }
         let lease = context.spec.lease().as_millis() as i64;
-        if !store.part_submitting(request.id, part, modem, lease).await? {
+        if !store.mark_part_submitting(request.id, part, modem, lease).await? {
             tracing::warn!(modem = %modem, request = request.id, part, "lease lost: another attempt owns it, not sending");
             return Ok(());
         }
         match port.send_pdu(&pdu.hex, pdu.tpdu_len, context.spec.send_timeout).await {
-            Ok(mr) => store.part_sent(request.id, part, pdus.len(), mr, unreported).await?,
+            Ok(mr) => {
+                store
+                    .mark_part_sent(request.id, part, pdus.len(), mr, unreported)
+                    .await?
+            }
             Err(error) => return failed(context, &request, part, error).await,
         }
     }
@@ -219,7 +223,7 @@ async fn send(context: &Context, port: &mut Port, request: Waiting) -> Result<()
     Ok(())
 }
 
-async fn failed(context: &Context, request: &Waiting, part: usize, error: SendError) -> Result<(), Stop> {
+async fn failed(context: &Context, request: &QueuedRequest, part: usize, error: SendError) -> Result<(), Stop> {
     let store = &context.store;
     let modem = &context.spec.name;
     tracing::warn!(modem = %modem, request = request.id, part, %error, "send failed");
@@ -231,7 +235,7 @@ async fn failed(context: &Context, request: &Waiting, part: usize, error: SendEr
         }
         SendError::AfterPdu(at) => {
             let reason = format!("modem {modem} sent part {part} but did not confirm it ({at}): may have been sent");
-            store.uncertain(request.id, reason).await?;
+            store.mark_uncertain(request.id, reason).await?;
             Err(at.into())
         }
         SendError::Refused(result) => match errors::classify(result) {
@@ -257,7 +261,7 @@ async fn failed(context: &Context, request: &Waiting, part: usize, error: SendEr
 }
 
 /// Back to the queue after the attempt's delay, or expired once validity ran out.
-async fn retry_later(context: &Context, request: &Waiting, reason: String) -> Result<(), StoreError> {
+async fn retry_later(context: &Context, request: &QueuedRequest, reason: String) -> Result<(), StoreError> {
     let timing = &context.timing;
     let age = crate::store::now_ms().saturating_sub(request.created);
     if age >= timing.validity.as_millis() as i64 {
@@ -318,7 +322,10 @@ async fn stored_or_direct(
             let now = (crate::store::now_ms() / 1000) as u64;
             if let Some(whole) = incoming.push(&deliver, now) {
                 tracing::info!(modem = %modem, from = %whole.originator, "SMS received");
-                context.store.inbox(modem, whole.originator, whole.text).await?;
+                context
+                    .store
+                    .store_incoming_sms(modem, whole.originator, whole.text)
+                    .await?;
             }
             Ok(())
         }
@@ -345,7 +352,7 @@ async fn status_report(context: &Context, report: StatusReport) -> Result<(), St
     let number = report.recipient.number.clone();
     let matched = context
         .store
-        .report(modem, report.message_reference, number, delivered, detail)
+        .record_status_report(modem, report.message_reference, number, delivered, detail)
         .await?;
     if matched.is_none() {
         tracing::warn!(modem = %modem, mr = report.message_reference, number = %report.recipient.number, "status report matches no sent part");

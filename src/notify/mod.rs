@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::outbound::{Client, TlsPolicy, TlsSetupError};
-use crate::store::{DsnAction, DsnJob, DsnOutcome, ReportWait, Store, now_ms};
+use crate::store::{DsnAction, DsnOutcome, PendingDsn, ReportWait, Store, now_ms};
 use crate::{metrics, stage};
 use build::{Action, Report, Reporter};
 
@@ -104,14 +104,14 @@ impl Notifier {
         // A request sent just at the cutoff may be committed a little after this sweep
         // read: the next one looks a second further back.
         self.reports_seen_until.store(cutoff - 1000, Ordering::Relaxed);
-        let jobs = store.due_dsns(BATCH).await?;
+        let jobs = store.dsns_due(BATCH).await?;
         let full = jobs.len() == BATCH;
         let mut deliveries = JoinSet::new();
         for job in jobs {
             let (notifier, store) = (self.clone(), store.clone());
             deliveries.spawn(async move {
                 let outcome = notifier.attempt(&job).await;
-                if let Err(error) = store.dsn_attempted(job, outcome).await {
+                if let Err(error) = store.record_dsn_attempt(job, outcome).await {
                     tracing::error!(%error, "cannot record a DSN delivery");
                 }
             });
@@ -127,7 +127,7 @@ impl Notifier {
         Ok(full)
     }
 
-    async fn attempt(&self, job: &DsnJob) -> DsnOutcome {
+    async fn attempt(&self, job: &PendingDsn) -> DsnOutcome {
         let reporter = Reporter {
             hostname: &self.hostname,
             instance: &self.instance,
@@ -171,7 +171,7 @@ impl Notifier {
     }
 }
 
-fn report(job: &DsnJob) -> Report<'_> {
+fn report(job: &PendingDsn) -> Report<'_> {
     Report {
         id: job.id,
         action: match job.action {

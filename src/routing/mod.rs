@@ -49,7 +49,7 @@ async fn round(cluster: &Cluster, store: &Store, retry: Duration) -> Result<bool
         store.queue_received().await?;
         return Ok(false);
     }
-    let requests = store.unrouted(BATCH).await?;
+    let requests = store.due_for_routing(BATCH).await?;
     if requests.is_empty() {
         return Ok(false);
     }

@@ -153,7 +153,7 @@ impl Cluster {
 
     /// This instance's status document, now.
     pub async fn status(&self) -> Result<Status, StoreError> {
-        let counts = self.store.counts(&[State::Queued, State::Sending]).await?;
+        let counts = self.store.count_in_states(&[State::Queued, State::Sending]).await?;
         let count = |state: State| {
             counts
                 .iter()

@@ -4,13 +4,15 @@
 
 use rusqlite::{Connection, params};
 
-use super::transitions::{fail, transition};
-use super::{State, StoreError};
+use super::lifecycle::{fail, transition};
+use super::{State, Store, StoreError, now_ms, until};
 
 /// A received request waiting for a route.
 #[derive(Debug, Clone)]
-pub struct Unrouted {
+pub struct UnroutedRequest {
+    /// The request id.
     pub id: i64,
+    /// The E.164 number to route.
     pub number: String,
     /// Instances it passed through before this one.
     pub trace: Vec<String>,
@@ -31,15 +33,106 @@ fn refused_and_tried(list: &str) -> (Vec<String>, Vec<String>) {
     (refused.into_iter().map(|n| n[1..].to_string()).collect(), tried)
 }
 
-pub(super) fn unrouted(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Unrouted>, StoreError> {
+impl Store {
+    /// `received → queued` for all received requests (an instance without peers: its
+    /// modems are the only route); wakes the modems.
+    pub async fn queue_received(&self) -> Result<usize, StoreError> {
+        let count = self.writer.write(|conn| queue_received(conn, now_ms())).await?;
+        if count > 0 {
+            self.wake.queued.notify_one();
+        }
+        Ok(count)
+    }
+
+    /// Received requests due for routing, oldest first.
+    pub async fn due_for_routing(&self, limit: usize) -> Result<Vec<UnroutedRequest>, StoreError> {
+        self.writer
+            .write(move |conn| due_for_routing(conn, now_ms(), limit))
+            .await
+    }
+
+    /// Applies routing decisions; wakes the stage each request goes to.
+    pub async fn route(&self, routes: Vec<(i64, Route)>) -> Result<(), StoreError> {
+        let wakes = (
+            routes.iter().any(|(_, r)| matches!(r, Route::Local { .. })),
+            routes.iter().any(|(_, r)| matches!(r, Route::Peer { .. })),
+            routes.iter().any(|(_, r)| matches!(r, Route::Nowhere { .. })),
+        );
+        self.writer
+            .write(move |conn| {
+                let now = now_ms();
+                routes
+                    .iter()
+                    .try_for_each(|(id, route)| self::route(conn, *id, route, now))
+            })
+            .await?;
+        let (local, peer, failed) = wakes;
+        if local {
+            self.wake.queued.notify_one();
+        }
+        if peer {
+            self.wake.forwarding.notify_one();
+        }
+        if failed {
+            self.wake.dsn.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Forwarding requests that are due, oldest first, with their envelope and mail.
+    pub async fn due_for_forwarding(&self, limit: usize) -> Result<Vec<ForwardRequest>, StoreError> {
+        self.writer
+            .write(move |conn| due_for_forwarding(conn, now_ms(), limit))
+            .await
+    }
+
+    /// Milliseconds until the next forwarding attempt falls due, if one waits.
+    pub async fn next_forward_in(&self) -> Result<Option<u64>, StoreError> {
+        Ok(until(self.writer.write(next_forward).await?))
+    }
+
+    /// Records what became of one forwarding attempt to `peer`.
+    pub async fn record_forward(&self, id: i64, peer: String, outcome: ForwardOutcome) -> Result<(), StoreError> {
+        let failover = matches!(outcome, ForwardOutcome::Failover { .. });
+        self.writer
+            .write(move |conn| record_forward(conn, id, &peer, &outcome, now_ms()))
+            .await?;
+        if failover {
+            self.wake.received.notify_one();
+        }
+        Ok(())
+    }
+
+    /// How many requests are in each of `states` (for `/status`).
+    pub async fn count_in_states(&self, states: &'static [State]) -> Result<Vec<(String, i64)>, StoreError> {
+        self.writer.write(move |conn| count_in_states(conn, states)).await
+    }
+}
+
+/// `received → queued` for every received request.
+pub(super) fn queue_received(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    // Set-wise: under load one statement moves a whole batch.
+    conn.prepare_cached(
+        "INSERT INTO events (request_id, time, state, detail)
+         SELECT id, ?1, ?2, 'routed to this instance''s modems' FROM requests WHERE state = ?3",
+    )?
+    .execute(params![now, State::Queued, State::Received])?;
+    let moved = conn
+        .prepare_cached("UPDATE requests SET state = ?2, updated = ?1 WHERE state = ?3")?
+        .execute(params![now, State::Queued, State::Received])?;
+    Ok(moved)
+}
+
+/// Received requests due for routing, oldest first.
+pub(super) fn due_for_routing(conn: &Connection, now: i64, limit: usize) -> Result<Vec<UnroutedRequest>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT r.id, r.number, m.trace, r.tried FROM requests r JOIN messages m ON m.id = r.message_id
-         WHERE r.state = 'received' AND (r.next_attempt IS NULL OR r.next_attempt <= ?1)
+         WHERE r.state = ?3 AND (r.next_attempt IS NULL OR r.next_attempt <= ?1)
          ORDER BY r.id LIMIT ?2",
     )?;
-    let rows = statement.query_map(params![now, limit as i64], |row| {
+    let rows = statement.query_map(params![now, limit as i64, State::Received], |row| {
         let (refused, tried) = refused_and_tried(&row.get::<_, String>(3)?);
-        Ok(Unrouted {
+        Ok(UnroutedRequest {
             id: row.get(0)?,
             number: row.get(1)?,
             trace: names(&row.get::<_, String>(2)?),
@@ -54,15 +147,32 @@ pub(super) fn unrouted(conn: &Connection, now: i64, limit: usize) -> Result<Vec<
 #[derive(Debug, Clone)]
 pub enum Route {
     /// This instance's modems.
-    Local { detail: String },
+    Local {
+        /// Why, for the request's history.
+        detail: String,
+    },
     /// A peer, by name.
-    Peer { name: String, detail: String },
+    Peer {
+        /// The peer's `[[peer]]` name.
+        name: String,
+        /// Why, for the request's history.
+        detail: String,
+    },
     /// Nowhere for now (every candidate down): look again at `at`.
-    Wait { at: i64, detail: String },
+    Wait {
+        /// When to look again, unix milliseconds.
+        at: i64,
+        /// Why it waits, shown by `queue show` and in a `delayed` DSN.
+        detail: String,
+    },
     /// Nowhere ever: fail with this reason.
-    Nowhere { reason: String },
+    Nowhere {
+        /// Why no instance can send it (the DSN's diagnostic).
+        reason: String,
+    },
 }
 
+/// Applies one routing decision to a received request.
 pub(super) fn route(conn: &Connection, id: i64, route: &Route, now: i64) -> Result<(), StoreError> {
     let from = [State::Received];
     match route {
@@ -93,9 +203,9 @@ pub(super) fn route(conn: &Connection, id: i64, route: &Route, now: i64) -> Resu
             let refused: String = refused.iter().map(|n| format!("!{n},")).collect();
             // Only while it still waits: it may have expired since routing read it.
             conn.prepare_cached(
-                "UPDATE requests SET next_attempt = ?1, reason = ?2, tried = ?3 WHERE id = ?4 AND state = 'received'",
+                "UPDATE requests SET next_attempt = ?1, reason = ?2, tried = ?3 WHERE id = ?4 AND state = ?5",
             )?
-            .execute(params![at, detail, refused, id])?;
+            .execute(params![at, detail, refused, id, State::Received])?;
         }
         Route::Nowhere { reason } => fail(conn, id, State::Failed, "5.4.4", reason, now)?,
     }
@@ -104,33 +214,46 @@ pub(super) fn route(conn: &Connection, id: i64, route: &Route, now: i64) -> Resu
 
 /// A request to forward, with its envelope and message.
 #[derive(Debug, Clone)]
-pub struct Forward {
+pub struct ForwardRequest {
+    /// The request id.
     pub id: i64,
+    /// The `[[peer]]` name it goes to.
     pub peer: String,
+    /// Attempts on this peer so far, for the retry schedule.
     pub attempts: i64,
+    /// The E.164 number.
     pub number: String,
+    /// The recipient address as the client wrote it (`RCPT TO` at the peer).
     pub recipient: String,
+    /// RFC 3461 `NOTIFY`, passed on.
     pub notify: Option<String>,
+    /// RFC 3461 `ORCPT`, passed on.
     pub orcpt: Option<String>,
+    /// The envelope sender, passed on.
     pub sender: String,
+    /// RFC 3461 `ENVID`, passed on.
     pub envid: Option<String>,
+    /// RFC 3461 `RET`, passed on.
     pub ret: Option<String>,
+    /// The mail as received.
     pub raw: Vec<u8>,
     /// Where it was first accepted ("<instance>/<id>"), if not here.
     pub origin: Option<String>,
+    /// The instances it passed through before this one.
     pub trace: Vec<String>,
 }
 
-pub(super) fn forwarding_due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Forward>, StoreError> {
+/// Forwarding requests that are due, oldest first.
+pub(super) fn due_for_forwarding(conn: &Connection, now: i64, limit: usize) -> Result<Vec<ForwardRequest>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT r.id, r.route, r.attempts, r.number, r.recipient, r.notify, r.orcpt,
                 m.sender, m.envid, m.ret, m.raw, m.origin, m.trace
          FROM requests r JOIN messages m ON m.id = r.message_id
-         WHERE r.state = 'forwarding' AND (r.next_attempt IS NULL OR r.next_attempt <= ?1)
+         WHERE r.state = ?3 AND (r.next_attempt IS NULL OR r.next_attempt <= ?1)
          ORDER BY r.id LIMIT ?2",
     )?;
-    let rows = statement.query_map(params![now, limit as i64], |row| {
-        Ok(Forward {
+    let rows = statement.query_map(params![now, limit as i64, State::Forwarding], |row| {
+        Ok(ForwardRequest {
             id: row.get(0)?,
             peer: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
             attempts: row.get(2)?,
@@ -152,36 +275,47 @@ pub(super) fn forwarding_due(conn: &Connection, now: i64, limit: usize) -> Resul
 /// When the next forwarding attempt falls due, if one waits.
 pub(super) fn next_forward(conn: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT min(next_attempt) FROM requests WHERE state = 'forwarding'")?
-        .query_row([], |row| row.get(0))?)
+        .prepare_cached("SELECT min(next_attempt) FROM requests WHERE state = ?1")?
+        .query_row([State::Forwarding], |row| row.get(0))?)
 }
 
 /// What became of one forwarding attempt.
 #[derive(Debug, Clone)]
-pub enum Forwarded {
+pub enum ForwardOutcome {
     /// The peer said 250: it owns the request now.
     Accepted(String),
     /// Try this peer again at `at`.
-    Retry { at: i64, reason: String },
+    Retry {
+        /// When, unix milliseconds.
+        at: i64,
+        /// What went wrong this time.
+        reason: String,
+    },
     /// Give up on this peer for now (down, out of retries), or for good (`refused`):
     /// route the request again without it.
-    Failover { reason: String, refused: bool },
+    Failover {
+        /// What went wrong.
+        reason: String,
+        /// A 5xx: the peer is never tried again for this request.
+        refused: bool,
+    },
 }
 
-pub(super) fn forwarded(
+/// Records one forwarding attempt's outcome.
+pub(super) fn record_forward(
     conn: &Connection,
     id: i64,
     peer: &str,
-    outcome: &Forwarded,
+    outcome: &ForwardOutcome,
     now: i64,
 ) -> Result<(), StoreError> {
     let from = [State::Forwarding];
     match outcome {
-        Forwarded::Accepted(answer) => {
+        ForwardOutcome::Accepted(answer) => {
             let detail = format!("forwarded to {peer}: {answer}");
             transition(conn, id, &from, State::Forwarded, now, &detail)?;
         }
-        Forwarded::Retry { at, reason } => {
+        ForwardOutcome::Retry { at, reason } => {
             let wait = (at - now).max(0) / 1000;
             let detail = format!("forward to {peer} failed: {reason}; retry in {wait} s");
             if transition(conn, id, &from, State::Forwarding, now, &detail)? {
@@ -189,7 +323,7 @@ pub(super) fn forwarded(
                     .execute(params![at, id])?;
             }
         }
-        Forwarded::Failover { reason, refused } => {
+        ForwardOutcome::Failover { reason, refused } => {
             let (how, mark) = if *refused { ("refused", "!") } else { ("failed", "") };
             let detail = format!("{peer} {how} it ({reason}): routing again without {peer}");
             if transition(conn, id, &from, State::Received, now, &detail)? {
@@ -205,8 +339,8 @@ pub(super) fn forwarded(
 }
 
 /// Requests in each of `states` (which the index answers without reading rows).
-pub(super) fn counts(conn: &Connection, states: &[State]) -> Result<Vec<(String, i64)>, StoreError> {
-    let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+pub(super) fn count_in_states(conn: &Connection, states: &[State]) -> Result<Vec<(String, i64)>, StoreError> {
+    let names: Vec<String> = states.iter().map(|s| format!("'{s}'")).collect();
     let sql = format!(
         "SELECT state, count(*) FROM requests WHERE state IN ({}) GROUP BY state",
         names.join(",")

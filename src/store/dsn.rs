@@ -1,5 +1,5 @@
 //! Delivery status notifications owed to senders: decided here, in the transaction of
-//! the state change they report, and handed to the notify stage as [`DsnJob`]s.
+//! the state change they report, and handed to the notify stage as [`PendingDsn`]s.
 //!
 //! Which DSN a sender gets follows RFC 3461: NOTIFY=SUCCESS gives `delivered` (or
 //! `relayed` when no status report can be had), FAILURE gives `failed`, DELAY gives one
@@ -8,18 +8,27 @@
 
 use rusqlite::{Connection, params};
 
-use super::StoreError;
+use super::{DsnState, State, Store, StoreError, now_ms, until};
+
+/// The `events.state` of a line about a DSN (not a request state: the request's own
+/// state does not change when its DSN is queued or delivered).
+const DSN_EVENT: &str = "dsn";
 
 /// What a DSN tells (RFC 3464 `Action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DsnAction {
+    /// Every part was reported delivered.
     Delivered,
+    /// Handed to the network, and no status report will tell more.
     Relayed,
+    /// Failed or expired.
     Failed,
+    /// Still not handed to the network after `dsn.delay_after_secs`.
     Delayed,
 }
 
 impl DsnAction {
+    /// The RFC 3464 `Action` value, also the name stored in `dsns.action`.
     pub fn as_str(self) -> &'static str {
         match self {
             DsnAction::Delivered => "delivered",
@@ -58,6 +67,36 @@ impl DsnAction {
     }
 }
 
+impl Store {
+    /// Queues the DSNs that time brings (`delayed`, `relayed`); see [`queue_timed`].
+    pub async fn queue_timed_dsns(
+        &self,
+        delay_ms: Option<i64>,
+        report_wait: Option<ReportWait>,
+    ) -> Result<usize, StoreError> {
+        self.writer
+            .write(move |conn| queue_timed(conn, delay_ms, report_wait, now_ms()))
+            .await
+    }
+
+    /// Pending DSNs whose time has come, oldest first, at most `limit`.
+    pub async fn dsns_due(&self, limit: usize) -> Result<Vec<PendingDsn>, StoreError> {
+        self.writer.write(move |conn| dsns_due(conn, now_ms(), limit)).await
+    }
+
+    /// Milliseconds until the next pending DSN falls due, if one waits.
+    pub async fn next_dsn_in(&self) -> Result<Option<u64>, StoreError> {
+        Ok(until(self.writer.write(next_due).await?))
+    }
+
+    /// Records what became of one delivery attempt of `dsn`.
+    pub async fn record_dsn_attempt(&self, dsn: PendingDsn, outcome: DsnOutcome) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| record_dsn_attempt(conn, &dsn, &outcome, now_ms()))
+            .await
+    }
+}
+
 /// The condition, on `r` (requests) joined with `m` (messages), that the sender asked for
 /// a DSN of this action and has none that supersedes it.
 fn wanted(action: DsnAction) -> String {
@@ -75,11 +114,12 @@ fn wanted(action: DsnAction) -> String {
 fn queue(conn: &Connection, action: DsnAction, candidates: &str, arg: &str, now: i64) -> Result<usize, StoreError> {
     let sql = format!(
         "INSERT INTO dsns (request_id, action, created, state, next_attempt)
-         SELECT r.id, '{action}', ?1, 'pending', ?1
+         SELECT r.id, '{action}', ?1, '{pending}', ?1
          FROM requests r JOIN messages m ON m.id = r.message_id
          WHERE ({candidates}) AND {wanted}
          RETURNING request_id",
         action = action.as_str(),
+        pending = DsnState::Pending,
         wanted = wanted(action),
     );
     let mut statement = conn.prepare_cached(&sql)?;
@@ -102,6 +142,7 @@ pub(super) fn queue_for(conn: &Connection, id: i64, action: DsnAction, now: i64)
 /// `relayed`, and the send times already looked at.
 #[derive(Debug, Clone, Copy)]
 pub struct ReportWait {
+    /// How long a sent request waits for its report, in milliseconds.
     pub wait_ms: i64,
     /// Requests sent before this were looked at by an earlier sweep.
     pub since: i64,
@@ -119,63 +160,91 @@ pub(super) fn queue_timed(
 ) -> Result<usize, StoreError> {
     let mut queued = 0;
     if let Some(delay) = delay_ms {
-        let waiting = "r.state IN ('received', 'routed', 'forwarding', 'queued', 'sending', 'uncertain')
-                       AND r.created < ?1 - CAST(?2 AS INTEGER)";
-        queued += queue(conn, DsnAction::Delayed, waiting, &delay.to_string(), now)?;
+        let unsent = [
+            State::Received,
+            State::Routed,
+            State::Forwarding,
+            State::Queued,
+            State::Sending,
+            State::Uncertain,
+        ];
+        let unsent: Vec<String> = unsent.iter().map(|s| format!("'{s}'")).collect();
+        let waiting = format!(
+            "r.state IN ({}) AND r.created < ?1 - CAST(?2 AS INTEGER)",
+            unsent.join(", ")
+        );
+        queued += queue(conn, DsnAction::Delayed, &waiting, &delay.to_string(), now)?;
     }
     if let Some(ReportWait { wait_ms, since }) = report_wait {
-        let unreported =
-            format!("r.state = 'sent' AND r.updated < ?1 - {wait_ms} AND r.updated >= CAST(?2 AS INTEGER)");
+        let unreported = format!(
+            "r.state = '{}' AND r.updated < ?1 - {wait_ms} AND r.updated >= CAST(?2 AS INTEGER)",
+            State::Sent
+        );
         queued += queue(conn, DsnAction::Relayed, &unreported, &since.to_string(), now)?;
     }
     Ok(queued)
 }
 
 fn dsn_event(conn: &Connection, request: i64, now: i64, detail: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO events (request_id, time, state, detail) VALUES (?1, ?2, 'dsn', ?3)")?
-        .execute(params![request, now, detail])?;
+    conn.prepare_cached("INSERT INTO events (request_id, time, state, detail) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![request, now, DSN_EVENT, detail])?;
     Ok(())
 }
 
 /// A DSN to deliver, with everything its mail is made of.
 #[derive(Debug, Clone)]
-pub struct DsnJob {
+pub struct PendingDsn {
+    /// The DSN's id (`dsns.id`).
     pub id: i64,
+    /// What it tells.
     pub action: DsnAction,
     /// When the DSN was decided (its `Date`), unix milliseconds.
     pub created: i64,
+    /// Delivery attempts so far, for the retry schedule.
     pub attempts: i64,
+    /// The request it reports on.
     pub request: i64,
     /// The envelope sender of the original mail: the DSN's recipient.
     pub sender: String,
+    /// RFC 3461 `ENVID` of the original mail, echoed.
     pub envid: Option<String>,
+    /// RFC 3461 `RET` of the original mail: how much of it to return.
     pub ret: Option<String>,
+    /// When the original mail arrived, unix milliseconds.
     pub arrival: i64,
+    /// The original mail.
     pub raw: Vec<u8>,
+    /// The recipient address as the client wrote it.
     pub recipient: String,
+    /// RFC 3461 `ORCPT`, echoed.
     pub orcpt: Option<String>,
+    /// The E.164 number.
     pub number: String,
+    /// The SMS text.
     pub text: String,
+    /// How many SMS parts.
     pub parts: i64,
+    /// The modem that sent it, if one did.
     pub modem: Option<String>,
-    /// Enhanced status code and words of a failure.
+    /// Enhanced status code of a failure.
     pub status: Option<String>,
+    /// The words of a failure, or why it is delayed.
     pub reason: Option<String>,
     /// When the request last changed (its last attempt), unix milliseconds.
     pub updated: i64,
 }
 
 /// Pending DSNs whose time has come, oldest first.
-pub(super) fn due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DsnJob>, StoreError> {
+pub(super) fn dsns_due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<PendingDsn>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT d.id, d.action, d.created, d.attempts, r.id, m.sender, m.envid, m.ret, m.received, m.raw,
                 r.recipient, r.orcpt, r.number, r.text, r.parts, r.modem, r.status, r.reason, r.updated
          FROM dsns d JOIN requests r ON r.id = d.request_id JOIN messages m ON m.id = r.message_id
-         WHERE d.state = 'pending' AND d.next_attempt <= ?1
+         WHERE d.state = ?3 AND d.next_attempt <= ?1
          ORDER BY d.next_attempt, d.id LIMIT ?2",
     )?;
-    let rows = statement.query_map(params![now, limit as i64], |row| {
-        Ok(DsnJob {
+    let rows = statement.query_map(params![now, limit as i64, DsnState::Pending], |row| {
+        Ok(PendingDsn {
             id: row.get(0)?,
             action: DsnAction::parse(&row.get::<_, String>(1)?),
             created: row.get(2)?,
@@ -203,8 +272,8 @@ pub(super) fn due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DsnJo
 /// When the next pending DSN falls due, if any.
 pub(super) fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT min(next_attempt) FROM dsns WHERE state = 'pending'")?
-        .query_row([], |row| row.get(0))?)
+        .prepare_cached("SELECT min(next_attempt) FROM dsns WHERE state = ?1")?
+        .query_row([DsnState::Pending], |row| row.get(0))?)
 }
 
 /// What became of one delivery attempt.
@@ -213,34 +282,45 @@ pub enum DsnOutcome {
     /// Accepted by the receiving server; the text says by whom and what it answered.
     Sent(String),
     /// Try again at this time (unix milliseconds).
-    Retry { at: i64, error: String },
+    Retry {
+        /// When, unix milliseconds.
+        at: i64,
+        /// What went wrong this time.
+        error: String,
+    },
     /// Never delivered: refused for good, or its lifetime ran out.
     Dropped(String),
 }
 
-pub(super) fn record(conn: &Connection, job: &DsnJob, outcome: &DsnOutcome, now: i64) -> Result<(), StoreError> {
-    let action = job.action.as_str();
+/// Records one delivery attempt's outcome, with an event when it is final.
+pub(super) fn record_dsn_attempt(
+    conn: &Connection,
+    dsn: &PendingDsn,
+    outcome: &DsnOutcome,
+    now: i64,
+) -> Result<(), StoreError> {
+    let action = dsn.action.as_str();
     let (state, next, error, detail) = match outcome {
         DsnOutcome::Sent(how) => (
-            "sent",
+            DsnState::Sent,
             now,
             None,
-            Some(format!("{action} DSN delivered to <{}>: {how}", job.sender)),
+            Some(format!("{action} DSN delivered to <{}>: {how}", dsn.sender)),
         ),
-        DsnOutcome::Retry { at, error } => ("pending", *at, Some(error.as_str()), None),
+        DsnOutcome::Retry { at, error } => (DsnState::Pending, *at, Some(error.as_str()), None),
         DsnOutcome::Dropped(why) => (
-            "dropped",
+            DsnState::Dropped,
             now,
             Some(why.as_str()),
-            Some(format!("{action} DSN to <{}> dropped: {why}", job.sender)),
+            Some(format!("{action} DSN to <{}> dropped: {why}", dsn.sender)),
         ),
     };
     conn.prepare_cached(
         "UPDATE dsns SET state = ?1, next_attempt = ?2, last_error = ?3, attempts = attempts + 1 WHERE id = ?4",
     )?
-    .execute(params![state, next, error, job.id])?;
+    .execute(params![state, next, error, dsn.id])?;
     if let Some(detail) = detail {
-        dsn_event(conn, job.request, now, &detail)?;
+        dsn_event(conn, dsn.request, now, &detail)?;
     }
     Ok(())
 }

@@ -1,12 +1,26 @@
 //! The store: SQLite in WAL mode, the only way stages talk to each other.
 //!
-//! Writes go through one writer thread that batches them ([`writer`]); each state change
-//! is one function in [`transitions`]; reads for the CLI are in [`query`].
+//! [`Store`] is the contract between stages: each stage reads what is due for it and
+//! records what became of it, and every state change is one transaction that also
+//! appends an event (`queue show`) and, where the sender asked, queues a DSN. Writes go
+//! through one writer thread that batches them ([`writer`]), so the fsync that makes a
+//! `250` true is shared by every session committing at that moment.
+//!
+//! Files by job: [`intake`] (mail in), [`cluster`] (routing and forwarding),
+//! [`sending`] (modems: leases, parts, reports, recovery), [`lifecycle`] (the moves
+//! all share, expiry, the operator's retry), [`dsn`] (what senders are owed),
+//! [`inbox`] (SMS received), [`query`] (the CLI's reads), [`state`] (the names).
 
 mod cluster;
 mod dsn;
+mod inbox;
+mod intake;
+mod lifecycle;
 pub mod query;
-mod transitions;
+mod sending;
+mod state;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::path::Path;
@@ -16,10 +30,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
-pub use cluster::{Forward, Forwarded, Route, Unrouted};
-pub use dsn::{DsnAction, DsnJob, DsnOutcome, ReportWait};
+pub use cluster::{ForwardOutcome, ForwardRequest, Route, UnroutedRequest};
+pub use dsn::{DsnAction, DsnOutcome, PendingDsn, ReportWait};
+pub use intake::{NewMail, NewRequest};
 pub use query::{Event, QueueFilter, RequestDetail, RequestRow};
-pub use transitions::{NewMail, NewRequest, Waiting};
+pub use sending::QueuedRequest;
+pub use state::{DsnState, PartStatus, State};
 
 /// Migrations, applied in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[
@@ -31,85 +47,37 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_valid_from.sql"),
 ];
 
+/// Why the store could not do what was asked. Intake turns any of these into
+/// `451 4.3.0`: nothing was stored.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite refused a statement.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database's directory could not be made, or the writer thread not started.
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(String, std::io::Error),
+    /// The batch holding this write did not commit: nothing of it is stored.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// The writer has stopped (shutdown).
     #[error("the store is shut down")]
     Closed,
+    /// The database has migrations this binary does not know: refuse to touch it.
     #[error("the database was written by a newer smsgw (schema {found}, this one knows {known})")]
-    TooNew { found: usize, known: usize },
+    TooNew {
+        /// Migrations applied to the database.
+        found: usize,
+        /// Migrations this binary has.
+        known: usize,
+    },
+    /// No request with this id.
     #[error("no request {0}")]
     NotFound(i64),
 }
 
-/// The states of a request (DESIGN.md, "Message states").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Received,
-    Routed,
-    Forwarding,
-    Forwarded,
-    Queued,
-    Sending,
-    Sent,
-    Delivered,
-    Uncertain,
-    Failed,
-    Expired,
-}
-
-impl State {
-    pub const ALL: [State; 11] = [
-        State::Received,
-        State::Routed,
-        State::Forwarding,
-        State::Forwarded,
-        State::Queued,
-        State::Sending,
-        State::Sent,
-        State::Delivered,
-        State::Uncertain,
-        State::Failed,
-        State::Expired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Received => "received",
-            State::Routed => "routed",
-            State::Forwarding => "forwarding",
-            State::Forwarded => "forwarded",
-            State::Queued => "queued",
-            State::Sending => "sending",
-            State::Sent => "sent",
-            State::Delivered => "delivered",
-            State::Uncertain => "uncertain",
-            State::Failed => "failed",
-            State::Expired => "expired",
-        }
-    }
-}
-
-impl std::str::FromStr for State {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        State::ALL
-            .into_iter()
-            .find(|state| state.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let names: Vec<_> = State::ALL.iter().map(|s| s.as_str()).collect();
-                format!("unknown state {s:?} (one of: {})", names.join(", "))
-            })
-    }
-}
-
-/// A handle on the store; cheap to clone, one per task.
+/// A handle on the store; cheap to clone, one per task. Its methods, grouped by the
+/// stage that calls them, live beside their SQL in the files named in the module docs.
 #[derive(Clone)]
 pub struct Store {
     writer: writer::Writer,
@@ -119,6 +87,8 @@ pub struct Store {
     pub wake: Arc<Wakeups>,
 }
 
+/// One wake-up per stage: a store method that hands a stage new work notifies it, so
+/// no stage polls faster than its own timers.
 #[derive(Debug, Default)]
 pub struct Wakeups {
     /// New requests in `received`.
@@ -151,248 +121,6 @@ impl Store {
     pub fn id(&self) -> &str {
         &self.id
     }
-
-    /// Stores an accepted mail as one request per recipient; returns their ids once the
-    /// rows are durably committed.
-    pub async fn receive(&self, mail: NewMail) -> Result<Vec<i64>, StoreError> {
-        let ids = self
-            .writer
-            .write(move |conn| transitions::receive(conn, &mail, now_ms()))
-            .await?;
-        self.wake.received.notify_one();
-        Ok(ids)
-    }
-
-    /// `received → queued` for all received requests; wakes the modems.
-    pub async fn queue_received(&self) -> Result<usize, StoreError> {
-        let count = self
-            .writer
-            .write(|conn| transitions::queue_received(conn, now_ms()))
-            .await?;
-        if count > 0 {
-            self.wake.queued.notify_one();
-        }
-        Ok(count)
-    }
-
-    /// Received requests due for routing, oldest first.
-    pub async fn unrouted(&self, limit: usize) -> Result<Vec<Unrouted>, StoreError> {
-        self.writer
-            .write(move |conn| cluster::unrouted(conn, now_ms(), limit))
-            .await
-    }
-
-    /// Routes received requests; wakes the stage each one goes to.
-    pub async fn route(&self, routes: Vec<(i64, Route)>) -> Result<(), StoreError> {
-        let wakes = (
-            routes.iter().any(|(_, r)| matches!(r, Route::Local { .. })),
-            routes.iter().any(|(_, r)| matches!(r, Route::Peer { .. })),
-            routes.iter().any(|(_, r)| matches!(r, Route::Nowhere { .. })),
-        );
-        self.writer
-            .write(move |conn| {
-                let now = now_ms();
-                routes
-                    .iter()
-                    .try_for_each(|(id, route)| cluster::route(conn, *id, route, now))
-            })
-            .await?;
-        let (local, peer, failed) = wakes;
-        if local {
-            self.wake.queued.notify_one();
-        }
-        if peer {
-            self.wake.forwarding.notify_one();
-        }
-        if failed {
-            self.wake.dsn.notify_one();
-        }
-        Ok(())
-    }
-
-    pub async fn forwarding_due(&self, limit: usize) -> Result<Vec<Forward>, StoreError> {
-        self.writer
-            .write(move |conn| cluster::forwarding_due(conn, now_ms(), limit))
-            .await
-    }
-
-    /// Milliseconds until the next forwarding attempt falls due, if one waits.
-    pub async fn next_forward_in(&self) -> Result<Option<u64>, StoreError> {
-        Ok(until(self.writer.write(cluster::next_forward).await?))
-    }
-
-    pub async fn forwarded(&self, id: i64, peer: String, outcome: Forwarded) -> Result<(), StoreError> {
-        let failover = matches!(outcome, Forwarded::Failover { .. });
-        self.writer
-            .write(move |conn| cluster::forwarded(conn, id, &peer, &outcome, now_ms()))
-            .await?;
-        if failover {
-            self.wake.received.notify_one();
-        }
-        Ok(())
-    }
-
-    /// Requests in each of `states`.
-    pub async fn counts(&self, states: &'static [State]) -> Result<Vec<(String, i64)>, StoreError> {
-        self.writer.write(move |conn| cluster::counts(conn, states)).await
-    }
-
-    pub async fn waiting(&self, limit: usize) -> Result<Vec<Waiting>, StoreError> {
-        self.writer
-            .write(move |conn| transitions::waiting(conn, now_ms(), limit))
-            .await
-    }
-
-    /// Milliseconds until the next queued request falls due, if one waits for time.
-    pub async fn next_due_in(&self) -> Result<Option<u64>, StoreError> {
-        Ok(until(self.writer.write(transitions::next_due).await?))
-    }
-
-    pub async fn claim(&self, id: i64, modem: &str, lease_ms: i64) -> Result<bool, StoreError> {
-        let modem = modem.to_string();
-        self.writer
-            .write(move |conn| {
-                let now = now_ms();
-                transitions::claim(conn, id, &modem, now + lease_ms, now)
-            })
-            .await
-    }
-
-    /// Just before `AT+CMGS`: false if this modem no longer holds the request (do not
-    /// send); else the lease is renewed for `lease_ms`.
-    pub async fn part_submitting(&self, id: i64, part: usize, modem: &str, lease_ms: i64) -> Result<bool, StoreError> {
-        let modem = modem.to_string();
-        self.writer
-            .write(move |conn| {
-                let now = now_ms();
-                transitions::part_submitting(conn, id, part, &modem, now + lease_ms, now)
-            })
-            .await
-    }
-
-    pub async fn expire_overdue(&self, validity_ms: i64) -> Result<usize, StoreError> {
-        let expired = self
-            .writer
-            .write(move |conn| transitions::expire_overdue(conn, validity_ms, now_ms()))
-            .await?;
-        if expired > 0 {
-            self.wake.dsn.notify_one();
-        }
-        Ok(expired)
-    }
-
-    /// `+CMGS` answered for one part; `unreported`: the modem gets no status reports, so
-    /// the last part makes a `relayed` DSN due at once.
-    pub async fn part_sent(
-        &self,
-        id: i64,
-        part: usize,
-        parts: usize,
-        mr: u8,
-        unreported: bool,
-    ) -> Result<(), StoreError> {
-        self.writer
-            .write(move |conn| transitions::part_sent(conn, id, part, parts, mr, unreported, now_ms()))
-            .await?;
-        if unreported {
-            self.wake.dsn.notify_one();
-        }
-        Ok(())
-    }
-
-    /// A claimed request with no part left to send (all went out before): `sent`.
-    pub async fn sent_if_complete(&self, id: i64, parts: usize, unreported: bool) -> Result<(), StoreError> {
-        self.writer
-            .write(move |conn| transitions::sent_if_complete(conn, id, parts, unreported, now_ms()))
-            .await
-    }
-
-    pub async fn requeue(&self, id: i64, delay_ms: i64, reason: String) -> Result<(), StoreError> {
-        self.writer
-            .write(move |conn| {
-                let now = now_ms();
-                transitions::requeue(conn, id, now + delay_ms, &reason, now)
-            })
-            .await?;
-        self.wake.queued.notify_one();
-        Ok(())
-    }
-
-    pub async fn fail(&self, id: i64, to: State, status: &'static str, reason: String) -> Result<(), StoreError> {
-        self.writer
-            .write(move |conn| transitions::fail(conn, id, to, status, &reason, now_ms()))
-            .await?;
-        self.wake.dsn.notify_one();
-        Ok(())
-    }
-
-    pub async fn uncertain(&self, id: i64, reason: String) -> Result<(), StoreError> {
-        self.writer
-            .write(move |conn| transitions::uncertain(conn, id, &reason, now_ms()))
-            .await
-    }
-
-    pub async fn report(
-        &self,
-        modem: &str,
-        mr: u8,
-        number: String,
-        delivered: bool,
-        detail: String,
-    ) -> Result<Option<i64>, StoreError> {
-        let modem = modem.to_string();
-        let matched = self
-            .writer
-            .write(move |conn| transitions::report(conn, &modem, mr, &number, delivered, &detail, now_ms()))
-            .await?;
-        self.wake.dsn.notify_one();
-        Ok(matched)
-    }
-
-    /// Requests whose lease ended before `lease_before_ms` (all, at start: `i64::MAX`).
-    pub async fn recover(&self, lease_before_ms: i64) -> Result<usize, StoreError> {
-        let count = self
-            .writer
-            .write(move |conn| transitions::recover(conn, lease_before_ms, now_ms()))
-            .await?;
-        if count > 0 {
-            self.wake.queued.notify_one();
-        }
-        Ok(count)
-    }
-
-    /// Queues the DSNs that time brings (`delayed`, `relayed`); see [`dsn`].
-    pub async fn queue_timed_dsns(
-        &self,
-        delay_ms: Option<i64>,
-        report_wait: Option<ReportWait>,
-    ) -> Result<usize, StoreError> {
-        self.writer
-            .write(move |conn| dsn::queue_timed(conn, delay_ms, report_wait, now_ms()))
-            .await
-    }
-
-    pub async fn due_dsns(&self, limit: usize) -> Result<Vec<DsnJob>, StoreError> {
-        self.writer.write(move |conn| dsn::due(conn, now_ms(), limit)).await
-    }
-
-    /// Milliseconds until the next pending DSN falls due, if one waits.
-    pub async fn next_dsn_in(&self) -> Result<Option<u64>, StoreError> {
-        Ok(until(self.writer.write(dsn::next_due).await?))
-    }
-
-    pub async fn dsn_attempted(&self, job: DsnJob, outcome: DsnOutcome) -> Result<(), StoreError> {
-        self.writer
-            .write(move |conn| dsn::record(conn, &job, &outcome, now_ms()))
-            .await
-    }
-
-    pub async fn inbox(&self, modem: &str, originator: String, text: String) -> Result<i64, StoreError> {
-        let modem = modem.to_string();
-        self.writer
-            .write(move |conn| transitions::inbox(conn, &modem, &originator, &text, now_ms()))
-            .await
-    }
 }
 
 /// A connection with the settings every user of the database needs.
@@ -423,6 +151,7 @@ fn store_id(conn: &Connection) -> Result<String, StoreError> {
     Ok(conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |row| row.get(0))?)
 }
 
+/// Applies the migrations the database lacks, each in its own transaction.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let applied = usize::try_from(applied).unwrap_or(usize::MAX);
@@ -443,7 +172,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 pub fn retry(path: &Path, id: i64) -> Result<bool, StoreError> {
     let conn = connect(path)?;
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let retried = transitions::retry(&conn, id, now_ms())?;
+    let retried = lifecycle::retry(&conn, id, now_ms())?;
     conn.execute_batch("COMMIT")?;
     Ok(retried)
 }
@@ -469,6 +198,7 @@ fn until(at: Option<i64>) -> Option<u64> {
     at.map(|at| at.saturating_sub(now_ms()).max(0) as u64)
 }
 
+/// The store's clock: unix milliseconds, as every time column holds.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

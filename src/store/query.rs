@@ -3,7 +3,7 @@
 use rusqlite::{Connection, Row, params};
 use serde::Serialize;
 
-use super::{State, StoreError};
+use super::{PartStatus, State, StoreError};
 
 /// Times are shown as RFC 3339 UTC, formatted by SQLite from the stored milliseconds.
 macro_rules! rfc3339 {
@@ -12,6 +12,7 @@ macro_rules! rfc3339 {
     };
 }
 
+/// The columns [`request_row`] reads, in its order.
 const COLUMNS: &str = concat!(
     "r.id, r.state, r.number, r.recipient, m.sender, r.parts, r.encoding, ",
     rfc3339!("r.created"),
@@ -20,58 +21,91 @@ const COLUMNS: &str = concat!(
     ", r.attempts, r.status, r.reason"
 );
 
+/// One line of `queue list` (and the head of `queue show`); `--json` prints it as is.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestRow {
+    /// The request id.
     pub id: i64,
-    pub state: String,
+    /// Where it stands.
+    pub state: State,
+    /// The E.164 number.
     pub number: String,
+    /// The recipient address as the client wrote it.
     pub recipient: String,
+    /// The envelope sender.
     pub sender: String,
+    /// How many SMS parts.
     pub parts: i64,
+    /// The alphabet the text goes in.
     pub encoding: String,
+    /// When it was accepted, RFC 3339 UTC.
     pub created: String,
+    /// When it last changed, RFC 3339 UTC.
     pub updated: String,
+    /// Attempts so far (modem or forwarding).
     pub attempts: i64,
+    /// Enhanced status code of a failure.
     pub status: Option<String>,
+    /// Why it failed, or why it waits.
     pub reason: Option<String>,
 }
 
+/// One line of a request's history.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// When, RFC 3339 UTC.
     pub time: String,
+    /// The state it entered, or `dsn` for a line about its DSN.
     pub state: String,
+    /// What happened, in words.
     pub detail: String,
 }
 
+/// `queue show`: a request, its envelope, its parts and its whole history.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestDetail {
+    /// The fields `queue list` shows.
     #[serde(flatten)]
     pub request: RequestRow,
+    /// The SMS text.
     pub text: String,
+    /// The SMTP client's address.
     pub client: String,
+    /// The name the client gave in `EHLO`.
     pub helo: String,
+    /// The authenticated user, if any.
     pub auth_user: Option<String>,
+    /// RFC 3461 `ENVID`.
     pub envid: Option<String>,
+    /// RFC 3461 `RET`.
     pub ret: Option<String>,
+    /// RFC 3461 `NOTIFY`.
     pub notify: Option<String>,
+    /// RFC 3461 `ORCPT`.
     pub orcpt: Option<String>,
     /// The SMS parts handed to modems so far.
     pub sent_parts: Vec<Part>,
+    /// The history, oldest first.
     pub events: Vec<Event>,
 }
 
+/// One SMS part handed to a modem.
 #[derive(Debug, Clone, Serialize)]
 pub struct Part {
+    /// Its number, from 1.
     pub part: i64,
+    /// The modem it went to.
     pub modem: String,
     /// TP-MR from +CMGS, once the modem answered.
     pub mr: Option<i64>,
-    /// submitting, sent, delivered or failed.
-    pub status: String,
+    /// Where it stands.
+    pub status: PartStatus,
 }
 
+/// Which requests `queue list` shows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QueueFilter {
+    /// Only those in this state.
     pub state: Option<State>,
 }
 
@@ -99,7 +133,7 @@ pub fn list(conn: &Connection, filter: QueueFilter) -> Result<Vec<RequestRow>, S
          WHERE ?1 IS NULL OR r.state = ?1 ORDER BY r.id"
     );
     let mut statement = conn.prepare(&sql)?;
-    let rows = statement.query_map(params![filter.state.map(State::as_str)], request_row)?;
+    let rows = statement.query_map(params![filter.state], request_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -14,36 +14,38 @@ use super::StoreError;
 /// Most jobs in one transaction: bounds the latency a big batch adds to its first job.
 const MAX_BATCH: usize = 512;
 
-type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+/// Hands a piece of work its result once the batch's commit is known.
+type Acknowledge = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// Called with the connection inside the batch's transaction, or with `None` when no
-/// transaction could be begun (the job must then write nothing).
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
+/// transaction could be begun (the work must then write nothing).
+type Work = Box<dyn FnOnce(Option<&Connection>) -> Acknowledge + Send>;
 
+/// A handle on the writer thread; cheap to clone.
 #[derive(Clone)]
-pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+pub(super) struct Writer {
+    queue: mpsc::Sender<Work>,
 }
 
 impl Writer {
     /// Starts the writer thread; it ends when the last `Writer` is dropped, after
     /// committing what was queued.
-    pub fn start(conn: Connection) -> std::io::Result<Writer> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+    pub(super) fn start(conn: Connection) -> std::io::Result<Writer> {
+        let (queue, pending) = mpsc::channel::<Work>();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, queue))?;
-        Ok(Writer { jobs })
+            .spawn(move || run(conn, pending))?;
+        Ok(Writer { queue })
     }
 
     /// Runs `work` inside the next batch and returns its result once committed.
     /// `work` runs in a savepoint: its error rolls back its own writes only.
-    pub async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
+    pub(super) async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let job: Work = Box::new(move |conn| {
             let result = match conn {
                 Some(conn) => in_savepoint(conn, work),
                 None => Err(StoreError::Closed),
@@ -57,7 +59,7 @@ impl Writer {
                 let _ = tx.send(result);
             })
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        self.queue.send(job).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -79,7 +81,7 @@ fn in_savepoint<R>(
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
+fn run(conn: Connection, queue: mpsc::Receiver<Work>) {
     while let Ok(first) = queue.recv() {
         let mut replies = Vec::new();
         let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from);

@@ -1,0 +1,152 @@
+//! The names a request, a part and a DSN go by in the database, each once, as an enum:
+//! queries bind them as parameters instead of spelling them in SQL.
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
+/// Declares a state enum with its database names, `as_str`, `FromStr`, and the
+/// conversions that let rusqlite bind and read it.
+macro_rules! names {
+    ($(#[$doc:meta])* $name:ident ($noun:literal) { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in lifecycle order.
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant,)+];
+
+            /// The name stored in the database and shown to operators.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // `pad`, not `write_str`: tables print states in columns (`{:<10}`).
+                f.pad(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|value| value.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| {
+                        let names: Vec<_> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                        format!("unknown {} {s:?} (one of: {})", $noun, names.join(", "))
+                    })
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                value.as_str()?.parse().map_err(|e: String| FromSqlError::Other(e.into()))
+            }
+        }
+    };
+}
+
+names! {
+    /// The states of a request (ARCHITECTURE.md, "States").
+    State ("state") {
+        /// Accepted and committed; waiting for the routing stage.
+        Received = "received",
+        /// Reserved for a routing decision kept apart from its execution; unused today.
+        Routed = "routed",
+        /// Being handed to a peer instance over SMTP.
+        Forwarding = "forwarding",
+        /// A peer answered 250 for it: the peer owns it now.
+        Forwarded = "forwarded",
+        /// Waiting for one of this instance's modems.
+        Queued = "queued",
+        /// Claimed by a modem, which holds a lease on it.
+        Sending = "sending",
+        /// Every part reached the network; waiting for status reports.
+        Sent = "sent",
+        /// Every part was reported delivered.
+        Delivered = "delivered",
+        /// A part went to the modem and no answer came: maybe sent. Only an operator
+        /// sends it again.
+        Uncertain = "uncertain",
+        /// Failed for good; the sender gets a DSN if they asked.
+        Failed = "failed",
+        /// Not sent within its validity.
+        Expired = "expired",
+    }
+}
+
+names! {
+    /// Where one SMS part of a request stands.
+    PartStatus ("part status") {
+        /// Between `AT+CMGS` and its answer: a crash here makes the request uncertain.
+        Submitting = "submitting",
+        /// The network took it (`+CMGS: <mr>`).
+        Sent = "sent",
+        /// Its status report said delivered.
+        Delivered = "delivered",
+        /// Its status report said it failed.
+        Failed = "failed",
+    }
+}
+
+names! {
+    /// Where one DSN owed to a sender stands.
+    DsnState ("DSN state") {
+        /// Waiting for its next delivery attempt.
+        Pending = "pending",
+        /// Accepted by the sender's server.
+        Sent = "sent",
+        /// Refused for good, or its lifetime ran out.
+        Dropped = "dropped",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_ones_list_the_known() {
+        for state in State::ALL {
+            assert_eq!(state.as_str().parse::<State>(), Ok(state));
+        }
+        assert_eq!("QUEUED".parse::<State>(), Ok(State::Queued));
+        let error = "lost".parse::<State>().unwrap_err();
+        assert!(error.contains("received, routed"), "{error}");
+        assert_eq!("submitting".parse::<PartStatus>(), Ok(PartStatus::Submitting));
+        assert_eq!("dropped".parse::<DsnState>(), Ok(DsnState::Dropped));
+        assert_eq!(format!("[{:<8}]", State::Sent), "[sent    ]");
+    }
+
+    #[test]
+    fn states_bind_and_read_back_through_sqlite() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let read: State = conn
+            .query_row("SELECT ?1", [State::Uncertain], |row| row.get(0))
+            .unwrap();
+        assert_eq!(read, State::Uncertain);
+        let bad = conn.query_row("SELECT 'nonsense'", [], |row| row.get::<_, State>(0));
+        assert!(bad.is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! Transition tests on an in-memory database: the lease, recovery, reports, retry and
+//! expiry, each through the functions the facade calls.
+
+use rusqlite::Connection;
+
+use super::cluster::queue_received;
+use super::intake::{NewMail, NewRequest, receive};
+use super::lifecycle::{expire_overdue, retry};
+use super::sending::*;
+
+/// A fresh database in memory, migrated.
+fn database() -> Connection {
+    let conn = Connection::open_in_memory().unwrap();
+    super::migrate(&conn).unwrap();
+    conn
+}
+
+/// One request to `number` with `parts` parts, claimed by `modem` until `lease_until`.
+fn claimed(conn: &Connection, number: &str, parts: usize, modem: &str, lease_until: i64) -> i64 {
+    let mail = NewMail {
+        sender: "a@example.com".into(),
+        envid: None,
+        ret: None,
+        client: "127.0.0.1".into(),
+        helo: "test".into(),
+        auth_user: None,
+        raw: b"Subject: x\r\n\r\ny".to_vec(),
+        text: "x".into(),
+        encoding: "gsm7".into(),
+        parts,
+        requests: vec![NewRequest {
+            recipient: format!("{number}@sms"),
+            number: number.into(),
+            notify: None,
+            orcpt: None,
+        }],
+        origin: None,
+        trace: Vec::new(),
+    };
+    let id = receive(conn, &mail, 0).unwrap()[0];
+    queue_received(conn, 0).unwrap();
+    assert!(claim(conn, id, modem, lease_until, 0).unwrap());
+    id
+}
+
+fn state(conn: &Connection, id: i64) -> String {
+    conn.query_row("SELECT state FROM requests WHERE id = ?1", [id], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn only_the_modem_holding_the_lease_may_send() {
+    let conn = database();
+    let id = claimed(&conn, "+33477858589", 1, "sim0", 1_000);
+    assert!(
+        !mark_part_submitting(&conn, id, 1, "sim1", 2_000, 10).unwrap(),
+        "another modem"
+    );
+    assert!(
+        !mark_part_submitting(&conn, id, 1, "sim0", 2_000, 1_001).unwrap(),
+        "lease ran out"
+    );
+    assert!(mark_part_submitting(&conn, id, 1, "sim0", 2_000, 500).unwrap());
+    // Renewed: still held past the first lease.
+    assert!(mark_part_submitting(&conn, id, 1, "sim0", 3_000, 1_500).unwrap());
+}
+
+#[test]
+fn recovery_requeues_unsent_parts_and_holds_back_the_uncertain_ones() {
+    let conn = database();
+    let half_sent = claimed(&conn, "+33477858589", 2, "sim0", 100);
+    assert!(mark_part_submitting(&conn, half_sent, 1, "sim0", 100, 0).unwrap());
+    mark_part_sent(&conn, half_sent, 1, 2, 7, false, 0).unwrap();
+    let in_flight = claimed(&conn, "+447911123456", 1, "sim0", 100);
+    assert!(mark_part_submitting(&conn, in_flight, 1, "sim0", 100, 0).unwrap());
+    assert_eq!(recover_leases(&conn, 200, 200).unwrap(), 2);
+    assert_eq!(state(&conn, half_sent), "queued");
+    assert_eq!(state(&conn, in_flight), "uncertain");
+    // The part already sent is never sent again, and its modem stays the only choice.
+    let due = due_for_modems(&conn, 200, 10).unwrap();
+    assert_eq!(due[0].sent_parts, vec![1]);
+    assert_eq!(due[0].last_modem.as_deref(), Some("sim0"));
+    // An operator's retry resends the uncertain part only.
+    assert!(retry(&conn, in_flight, 300).unwrap());
+    assert_eq!(state(&conn, in_flight), "queued");
+    assert!(
+        !retry(&conn, in_flight, 300).unwrap(),
+        "a queued request is not retried"
+    );
+}
+
+#[test]
+fn a_report_in_national_form_still_finds_its_part() {
+    let conn = database();
+    let id = claimed(&conn, "+33477858589", 1, "sim0", 1_000);
+    assert!(mark_part_submitting(&conn, id, 1, "sim0", 1_000, 0).unwrap());
+    mark_part_sent(&conn, id, 1, 1, 42, false, 0).unwrap();
+    assert_eq!(
+        record_status_report(&conn, "sim0", 41, "0477858589", true, "delivered", 5).unwrap(),
+        None,
+        "wrong reference"
+    );
+    assert_eq!(
+        record_status_report(&conn, "sim0", 42, "0477858589", true, "delivered", 5).unwrap(),
+        Some(id)
+    );
+    assert_eq!(state(&conn, id), "delivered");
+}
+
+#[test]
+fn a_retried_request_whose_first_part_failed_is_sent_once_that_part_is_resent() {
+    let conn = database();
+    let id = claimed(&conn, "+33477858589", 2, "sim0", 1_000);
+    for (part, mr) in [(1, 7), (2, 8)] {
+        assert!(mark_part_submitting(&conn, id, part, "sim0", 1_000, 0).unwrap());
+        mark_part_sent(&conn, id, part, 2, mr, false, 0).unwrap();
+    }
+    assert_eq!(
+        record_status_report(&conn, "sim0", 8, "+33477858589", true, "delivered", 5).unwrap(),
+        Some(id)
+    );
+    assert_eq!(
+        record_status_report(&conn, "sim0", 7, "+33477858589", false, "rejected", 6).unwrap(),
+        Some(id)
+    );
+    assert_eq!(state(&conn, id), "failed");
+    assert!(retry(&conn, id, 10).unwrap());
+    assert_eq!(state(&conn, id), "queued", "part 2 reached the network: same modems");
+    assert!(claim(&conn, id, "sim0", 2_000, 20).unwrap());
+    assert!(mark_part_submitting(&conn, id, 1, "sim0", 2_000, 20).unwrap());
+    mark_part_sent(&conn, id, 1, 2, 9, false, 21).unwrap();
+    assert_eq!(state(&conn, id), "sent");
+    assert_eq!(
+        record_status_report(&conn, "sim0", 9, "+33477858589", true, "delivered", 30).unwrap(),
+        Some(id)
+    );
+    assert_eq!(state(&conn, id), "delivered");
+}
+
+#[test]
+fn queued_requests_past_their_validity_expire() {
+    let conn = database();
+    let id = claimed(&conn, "+33477858589", 1, "sim0", 1_000);
+    requeue(&conn, id, 0, "temporary failure", 10).unwrap();
+    assert_eq!(expire_overdue(&conn, 1_000, 500).unwrap(), 0);
+    assert_eq!(expire_overdue(&conn, 1_000, 1_001).unwrap(), 1);
+    assert_eq!(state(&conn, id), "expired");
+    // Retried, it has a validity of its own again.
+    assert!(retry(&conn, id, 5_000).unwrap());
+    assert_eq!(expire_overdue(&conn, 1_000, 5_500).unwrap(), 0);
+    assert_eq!(expire_overdue(&conn, 1_000, 6_001).unwrap(), 1);
+}
