@@ -8,6 +8,8 @@ use std::borrow::Cow;
 
 use phonenumber::{Mode, PhoneNumber, Type, country, metadata::DATABASE};
 
+use crate::e164::E164;
+
 /// What `parse_recipient` accepts, from the `[smtp]`, `[sms]` and `[security]`
 /// parts of the config.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,7 +26,7 @@ pub struct AddressRules {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recipient {
     /// E.164, e.g. `+33477858589`.
-    pub number: String,
+    pub number: E164,
     /// The name written beside the number (`"Paul@+33477858589"@sms`), if any.
     pub name: Option<String>,
 }
@@ -111,7 +113,10 @@ pub fn parse_recipient(mailbox: &str, rules: &AddressRules) -> Result<Recipient,
     if rules.deny_premium && number.number_type(&DATABASE) == Type::PremiumRate {
         return Err(AddressError::PremiumRate { number: e164 });
     }
-    Ok(Recipient { number: e164, name })
+    // libphonenumber's E.164 form of a valid number always passes; refusing is the
+    // answer should it ever not.
+    let number = E164::parse(&e164).map_err(|_| AddressError::InvalidNumber { number: e164 })?;
+    Ok(Recipient { number, name })
 }
 
 /// `"Paul@+33477858589"` → `Paul@+33477858589`; an unquoted local part is

@@ -341,7 +341,7 @@ mod tests {
             id: 7,
             peer: "fr".into(),
             attempts: 0,
-            number: "+33477858589".into(),
+            number: "+33477858589".parse().unwrap(),
             recipient: "\"Paul@+33477858589\"@sms".into(),
             notify: Some("SUCCESS,FAILURE".into()),
             orcpt: None,

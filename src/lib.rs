@@ -4,6 +4,7 @@
 pub mod address;
 pub mod compose;
 pub mod config;
+pub mod e164;
 pub mod forward;
 pub mod http;
 pub mod metrics;

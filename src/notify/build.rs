@@ -37,7 +37,7 @@ impl Action {
 
 /// Who writes the DSN.
 #[derive(Debug, Clone)]
-pub struct Reporter<'a> {
+pub struct ReportingMta<'a> {
     /// `smtp.hostname`: the Reporting-MTA and the Message-ID's domain.
     pub hostname: &'a str,
     /// `instance.name`, named in the human-readable part.
@@ -48,7 +48,7 @@ pub struct Reporter<'a> {
 
 /// What the DSN reports: one request of one mail.
 #[derive(Debug, Clone)]
-pub struct Report<'a> {
+pub struct DsnContent<'a> {
     /// The DSN's own id, for its Message-ID.
     pub id: i64,
     pub action: Action,
@@ -75,7 +75,7 @@ pub struct Report<'a> {
 }
 
 /// The DSN as a complete RFC 5322 message with CRLF line ends.
-pub fn build(report: &Report, reporter: &Reporter) -> Vec<u8> {
+pub fn build(report: &DsnContent, reporter: &ReportingMta) -> Vec<u8> {
     let returned = returned_part(report);
     let mut boundary = format!("=_smsgw-dsn-{}", report.id);
     while contains(&returned, boundary.as_bytes()) {
@@ -117,7 +117,7 @@ pub fn build(report: &Report, reporter: &Reporter) -> Vec<u8> {
 }
 
 /// The human-readable part: what happened, in plain words.
-fn human_text(report: &Report, reporter: &Reporter) -> String {
+fn human_text(report: &DsnContent, reporter: &ReportingMta) -> String {
     let to = format!("Your message to <{}>", report.recipient);
     let parts = match report.parts {
         1 => "one SMS".to_string(),
@@ -178,7 +178,7 @@ fn text_part(text: &str) -> String {
 }
 
 /// The machine-readable `message/delivery-status` body (RFC 3464 §2.2 and §2.3).
-fn delivery_status(report: &Report, reporter: &Reporter) -> String {
+fn delivery_status(report: &DsnContent, reporter: &ReportingMta) -> String {
     let mut fields: Vec<(&str, String)> = vec![("Reporting-MTA", format!("dns; {}", reporter.hostname))];
     if let Some(envid) = report.envid {
         fields.push(("Original-Envelope-Id", envid.to_string()));
@@ -212,7 +212,7 @@ fn render(fields: &[(&str, String)]) -> String {
 
 /// The enhanced status code (RFC 3463): a failure is permanent (5.x.x) even when its
 /// cause was a temporary one that ran out of time (4.4.7 → 5.4.7).
-fn status(report: &Report) -> String {
+fn status(report: &DsnContent) -> String {
     let stored = report.status.filter(|s| s.len() >= 5 && s.as_bytes()[1] == b'.');
     match (report.action, stored) {
         (Action::Delivered | Action::Relayed, _) => "2.0.0".into(),
@@ -224,7 +224,7 @@ fn status(report: &Report) -> String {
 }
 
 /// The third part: the whole message for a failure with RET=FULL, else its header.
-fn returned_part(report: &Report) -> Vec<u8> {
+fn returned_part(report: &DsnContent) -> Vec<u8> {
     let (content_type, body) = if report.return_full && report.action == Action::Failed {
         ("message/rfc822", report.original)
     } else {
@@ -265,8 +265,8 @@ mod tests {
 
     const ORIGINAL: &[u8] = b"From: alice@example.com\r\nSubject: Hello\r\n\r\nSee you at 8\r\n";
 
-    fn report(action: Action) -> Report<'static> {
-        Report {
+    fn report(action: Action) -> DsnContent<'static> {
+        DsnContent {
             id: 7,
             action,
             date: 1_795_608_000_000,
@@ -287,14 +287,14 @@ mod tests {
         }
     }
 
-    const REPORTER: Reporter<'static> = Reporter {
+    const REPORTING_MTA: ReportingMta<'static> = ReportingMta {
         hostname: "gw.example.net",
         instance: "uk",
         from: "postmaster@gw.example.net",
     };
 
     fn text(action: Action) -> String {
-        String::from_utf8(build(&report(action), &REPORTER)).unwrap()
+        String::from_utf8(build(&report(action), &REPORTING_MTA)).unwrap()
     }
 
     #[test]
@@ -351,7 +351,7 @@ mod tests {
             (Action::Delivered, Some("5.4.0"), "2.0.0"),
         ];
         for (action, stored, expected) in table {
-            let report = Report {
+            let report = DsnContent {
                 status: stored,
                 ..report(action)
             };
@@ -362,22 +362,22 @@ mod tests {
     #[test]
     fn a_boundary_never_appears_in_the_returned_message() {
         let original = b"Subject: x\r\n\r\n--=_smsgw-dsn-7\r\n";
-        let report = Report {
+        let report = DsnContent {
             original,
             ..report(Action::Failed)
         };
-        let dsn = String::from_utf8(build(&report, &REPORTER)).unwrap();
+        let dsn = String::from_utf8(build(&report, &REPORTING_MTA)).unwrap();
         assert!(dsn.contains("boundary=\"=_smsgw-dsn-7_\""));
     }
 
     #[test]
     fn a_text_that_is_not_ascii_goes_in_base64_and_headers_stay_on_one_line() {
-        let report = Report {
+        let report = DsnContent {
             text: "Réunion à 8h €",
             reason: Some("bad\r\nInjected: yes"),
             ..report(Action::Failed)
         };
-        let dsn = String::from_utf8(build(&report, &REPORTER)).unwrap();
+        let dsn = String::from_utf8(build(&report, &REPORTING_MTA)).unwrap();
         assert!(dsn.contains("Content-Transfer-Encoding: base64\r\n"));
         assert!(dsn.contains("Diagnostic-Code: X-Smsgw; bad  Injected: yes\r\n"));
         assert!(!dsn.contains("\r\nInjected"));

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::outbound::{Client, TlsPolicy, TlsSetupError};
 use crate::store::{DsnAction, DsnOutcome, PendingDsn, ReportWait, Store, now_ms};
 use crate::{metrics, stage};
-use build::{Action, Report, Reporter};
+use build::{Action, DsnContent, ReportingMta};
 
 /// Looks for timed DSNs (delayed, relayed) this often.
 const SWEEP: Duration = Duration::from_secs(1);
@@ -128,12 +128,12 @@ impl Notifier {
     }
 
     async fn attempt(&self, job: &PendingDsn) -> DsnOutcome {
-        let reporter = Reporter {
+        let reporter = ReportingMta {
             hostname: &self.hostname,
             instance: &self.instance,
             from: &self.from,
         };
-        let message = build::build(&report(job), &reporter);
+        let message = build::build(&content(job), &reporter);
         let action = job.action.as_str();
         match self.sender.deliver(&job.sender, &message).await {
             Ok(answer) => {
@@ -171,8 +171,8 @@ impl Notifier {
     }
 }
 
-fn report(job: &PendingDsn) -> Report<'_> {
-    Report {
+fn content(job: &PendingDsn) -> DsnContent<'_> {
+    DsnContent {
         id: job.id,
         action: match job.action {
             DsnAction::Delivered => Action::Delivered,

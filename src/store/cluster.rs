@@ -6,14 +6,15 @@ use rusqlite::{Connection, params};
 
 use super::lifecycle::{fail, transition};
 use super::{State, Store, StoreError, now_ms, until};
+use crate::e164::E164;
 
 /// A received request waiting for a route.
 #[derive(Debug, Clone)]
 pub struct UnroutedRequest {
     /// The request id.
     pub id: i64,
-    /// The E.164 number to route.
-    pub number: String,
+    /// The number to route.
+    pub number: E164,
     /// Instances it passed through before this one.
     pub trace: Vec<String>,
     /// Peers that refused it for good.
@@ -221,8 +222,8 @@ pub struct ForwardRequest {
     pub peer: String,
     /// Attempts on this peer so far, for the retry schedule.
     pub attempts: i64,
-    /// The E.164 number.
-    pub number: String,
+    /// The number.
+    pub number: E164,
     /// The recipient address as the client wrote it (`RCPT TO` at the peer).
     pub recipient: String,
     /// RFC 3461 `NOTIFY`, passed on.

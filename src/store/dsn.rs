@@ -9,6 +9,7 @@
 use rusqlite::{Connection, params};
 
 use super::{DsnState, State, Store, StoreError, now_ms, until};
+use crate::e164::E164;
 
 /// The `events.state` of a line about a DSN (not a request state: the request's own
 /// state does not change when its DSN is queued or delivered).
@@ -218,8 +219,8 @@ pub struct PendingDsn {
     pub recipient: String,
     /// RFC 3461 `ORCPT`, echoed.
     pub orcpt: Option<String>,
-    /// The E.164 number.
-    pub number: String,
+    /// The number.
+    pub number: E164,
     /// The SMS text.
     pub text: String,
     /// How many SMS parts.

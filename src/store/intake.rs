@@ -5,6 +5,7 @@ use rusqlite::{Connection, params};
 
 use super::lifecycle::event;
 use super::{State, Store, StoreError, now_ms};
+use crate::e164::E164;
 
 /// A mail accepted at end of DATA, with its recipients already parsed.
 #[derive(Debug, Clone)]
@@ -42,8 +43,8 @@ pub struct NewMail {
 pub struct NewRequest {
     /// The recipient address as the client wrote it.
     pub recipient: String,
-    /// The E.164 number it names.
-    pub number: String,
+    /// The number it names.
+    pub number: E164,
     /// RFC 3461 `NOTIFY`, as given.
     pub notify: Option<String>,
     /// RFC 3461 `ORCPT`, as given (xtext decoded).

@@ -10,14 +10,15 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::dsn::{self, DsnAction};
 use super::lifecycle::{fail, transition};
 use super::{PartStatus, State, Store, StoreError, now_ms, until};
+use crate::e164::E164;
 
 /// A request waiting for a modem.
 #[derive(Debug, Clone)]
 pub struct QueuedRequest {
     /// The request id.
     pub id: i64,
-    /// The E.164 number to send to.
-    pub number: String,
+    /// The number to send to.
+    pub number: E164,
     /// The SMS text, split again into parts by the modem stage.
     pub text: String,
     /// How many parts the text takes.

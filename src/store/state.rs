@@ -1,7 +1,10 @@
 //! The names a request, a part and a DSN go by in the database, each once, as an enum:
-//! queries bind them as parameters instead of spelling them in SQL.
+//! queries bind them as parameters instead of spelling them in SQL. Numbers are read
+//! back as [`E164`], so a row that is not one is an error, not a string passed on.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
+use crate::e164::E164;
 
 /// Declares a state enum with its database names, `as_str`, `FromStr`, and the
 /// conversions that let rusqlite bind and read it.
@@ -65,6 +68,18 @@ macro_rules! names {
             }
         }
     };
+}
+
+impl ToSql for E164 {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for E164 {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        E164::parse(value.as_str()?).map_err(|e| FromSqlError::Other(e.into()))
+    }
 }
 
 names! {

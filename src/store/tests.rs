@@ -30,7 +30,7 @@ fn claimed(conn: &Connection, number: &str, parts: usize, modem: &str, lease_unt
         parts,
         requests: vec![NewRequest {
             recipient: format!("{number}@sms"),
-            number: number.into(),
+            number: number.parse().unwrap(),
             notify: None,
             orcpt: None,
         }],

@@ -64,7 +64,7 @@ fn accepted_forms() {
     ];
     for &(mailbox, region, number, name) in cases {
         let want = Recipient {
-            number: number.into(),
+            number: number.parse().unwrap(),
             name: name.map(Into::into),
         };
         assert_eq!(accepted(mailbox, region), want, "{mailbox:?}");
