@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One modem's tariff: cost of one SMS part by E.164 prefix.
 #[derive(Debug, Clone, Default)]
@@ -58,7 +58,7 @@ pub struct View {
     pub max_hops: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     pub name: String,
     pub local: bool,
