@@ -3,7 +3,8 @@
 use smtp_proto::request::receiver::DummyDataReceiver;
 
 use super::reply::{self, Reply};
-use super::session::{Session, Step};
+use super::session::Session;
+use super::state::Step;
 use crate::compose::compose;
 use crate::config::OnTooLong;
 use crate::store::NewMail;
