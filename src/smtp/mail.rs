@@ -10,6 +10,7 @@ use super::state::Transaction;
 const MAX_ENVID: usize = 100;
 
 impl Session {
+    /// MAIL FROM: starts a transaction, with its DSN parameters.
     pub(super) fn mail(&mut self, from: MailFrom<String>) -> Reply {
         if self.helo.is_none() {
             return reply::bad_sequence("Say EHLO or HELO first");

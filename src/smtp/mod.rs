@@ -62,6 +62,7 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The settings of the `[smtp]`, `[sms]` and `[security]` sections, and the peers.
     pub fn from_config(config: &Config) -> Settings {
         Settings {
             hostname: config.smtp.hostname.clone(),
