@@ -7,6 +7,7 @@ pub mod board;
 pub mod driver;
 pub mod errors;
 pub mod pool;
+pub mod protocol;
 pub mod sim;
 mod worker;
 
@@ -40,6 +41,8 @@ pub struct ModemSpec {
 }
 
 impl ModemSpec {
+    /// The spec of a configured `[[modem]]`, opened at `device`, with the national
+    /// language tables its SMS may use.
     pub fn new(modem: &config::Modem, device: PathBuf, languages: Vec<Language>) -> ModemSpec {
         let mut tariff: Vec<(String, f64)> = modem.tariff.iter().map(|(p, c)| (p.clone(), *c)).collect();
         tariff.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
@@ -83,10 +86,13 @@ async fn device(config: &Config, modem: &config::Modem, shutdown: &CancellationT
         .device)
 }
 
+/// Why `smsgw modem probe` could not ask the modem.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
+    /// No `[[modem]]` of that name: the names that exist.
     #[error("no modem named {0:?} in the config (known: {1})")]
     Unknown(String, String),
+    /// The port would not open, or the modem did not answer the first commands.
     #[error(transparent)]
     At(#[from] driver::AtError),
 }
@@ -145,7 +151,7 @@ pub async fn run(config: &Config, board: Arc<Board>, store: Store, shutdown: Can
     if specs.is_empty() {
         tracing::warn!("no [[modem]] configured: requests are accepted and wait in the queue");
     }
-    let timing = pool::Timing {
+    let timing = protocol::Timing {
         retry_delays: config
             .sms
             .retry_delays_secs

@@ -12,36 +12,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::ModemSpec;
 use super::board::Board;
-use super::worker::{self, Job};
+use super::protocol::{Assignment, Timing, WorkerEvent};
+use super::worker;
 use crate::store::{QueuedRequest, Store, StoreError};
 
 /// How often the dispatcher looks again even if nobody woke it (operator retries from
 /// the CLI, expired leases).
 const SWEEP: Duration = Duration::from_secs(1);
 
-/// What workers tell the dispatcher.
-#[derive(Debug)]
-pub enum Report {
-    /// Initialised and idle.
-    Ready(usize),
-    /// Finished a job and idle again.
-    Done(usize),
-    /// Closed; reopening with backoff (or disabled).
-    Down(usize),
-}
-
-/// Retry timing, from the config.
-#[derive(Debug, Clone)]
-pub struct Timing {
-    /// Delay before attempt n+1, indexed by attempts made (the last one repeats).
-    pub retry_delays: Vec<Duration>,
-    /// After this long since it was received, a request is expired instead of retried.
-    pub validity: Duration,
-}
-
 struct Slot {
     spec: Arc<ModemSpec>,
-    jobs: mpsc::Sender<Job>,
+    assignments: mpsc::Sender<Assignment>,
     ready: bool,
     busy: bool,
     /// Parts sent in the last minute, for `per_minute`.
@@ -74,6 +55,8 @@ impl Slot {
     }
 }
 
+/// Starts one worker per modem and dispatches due requests to them until `shutdown`;
+/// then waits for the workers to finish the SMS in hand.
 pub async fn run(
     specs: Vec<Arc<ModemSpec>>,
     board: Arc<Board>,
@@ -81,24 +64,24 @@ pub async fn run(
     timing: Timing,
     shutdown: CancellationToken,
 ) {
-    let (reports, mut incoming) = mpsc::channel(64);
+    let (events, mut incoming) = mpsc::channel(64);
     let mut slots = Vec::new();
     let mut workers = Vec::new();
     for (index, spec) in specs.into_iter().enumerate() {
-        let (jobs, queue) = mpsc::channel(1);
+        let (assignments, queue) = mpsc::channel(1);
         let context = worker::Context {
             index,
             spec: spec.clone(),
             board: board.clone(),
             store: store.clone(),
-            reports: reports.clone(),
+            events: events.clone(),
             timing: timing.clone(),
             shutdown: shutdown.clone(),
         };
         workers.push(tokio::spawn(worker::run(context, queue)));
         slots.push(Slot {
             spec,
-            jobs,
+            assignments,
             ready: false,
             busy: false,
             recent: VecDeque::new(),
@@ -117,15 +100,15 @@ pub async fn run(
         };
         tokio::select! {
             () = store.wake.queued.notified() => {}
-            Some(report) = incoming.recv() => apply(&mut slots, report),
+            Some(event) = incoming.recv() => apply(&mut slots, event),
             () = tokio::time::sleep(wait) => {
                 let _ = store.recover_leases(crate::store::now_ms()).await;
                 let _ = store.expire_overdue(timing.validity.as_millis() as i64).await;
             }
             () = shutdown.cancelled() => break,
         }
-        while let Ok(report) = incoming.try_recv() {
-            apply(&mut slots, report);
+        while let Ok(event) = incoming.try_recv() {
+            apply(&mut slots, event);
         }
     }
     // Workers finish the SMS in hand (bounded by their own timeouts) and stop.
@@ -135,13 +118,13 @@ pub async fn run(
     }
 }
 
-fn apply(slots: &mut [Slot], report: Report) {
-    match report {
-        Report::Ready(i) | Report::Done(i) => {
+fn apply(slots: &mut [Slot], event: WorkerEvent) {
+    match event {
+        WorkerEvent::Ready(i) | WorkerEvent::Done(i) => {
             slots[i].ready = true;
             slots[i].busy = false;
         }
-        Report::Down(i) => {
+        WorkerEvent::Down(i) => {
             slots[i].ready = false;
             slots[i].busy = false;
         }
@@ -166,7 +149,7 @@ async fn assign(slots: &mut [Slot], store: &Store) -> Result<Option<Duration>, S
                 }
                 slot.busy = true;
                 slot.recent.extend(std::iter::repeat_n(now, request.parts));
-                if slot.jobs.send(Job { request }).await.is_err() {
+                if slot.assignments.send(Assignment { request }).await.is_err() {
                     slot.ready = false;
                 }
             }

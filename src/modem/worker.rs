@@ -13,21 +13,21 @@ use super::at::{Command, Event};
 use super::board::{Board, ModemState};
 use super::driver::{AtError, COMMAND_TIMEOUT, Port, SendError};
 use super::errors::{self, Outcome};
-use super::pool::{Report, Timing};
+use super::protocol::{Assignment, Timing, WorkerEvent};
 use crate::config::StatusReports;
 use crate::sms::{self, Pdu, Reassembler, ReportStatus, StatusReport, SubmitOptions};
 use crate::store::{QueuedRequest, State, Store, StoreError};
 
-pub struct Job {
-    pub request: QueuedRequest,
-}
-
+/// What a worker is given when the pool starts it.
 pub struct Context {
+    /// Its modem's place in the pool, as its events name it.
     pub index: usize,
     pub spec: Arc<ModemSpec>,
+    /// Where it tells how its modem is (state, signal, counters).
     pub board: Arc<Board>,
     pub store: Store,
-    pub reports: mpsc::Sender<Report>,
+    /// To the dispatcher: when the worker is free for another assignment.
+    pub events: mpsc::Sender<WorkerEvent>,
     pub timing: Timing,
     pub shutdown: CancellationToken,
 }
@@ -46,7 +46,9 @@ enum Stop {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-pub async fn run(context: Context, mut jobs: mpsc::Receiver<Job>) {
+/// Serves one modem until `shutdown`: opens it, sends what it is assigned, and reopens
+/// it with backoff whenever it stops answering (not after a fatal SIM error).
+pub async fn run(context: Context, mut assignments: mpsc::Receiver<Assignment>) {
     let name = &context.spec.name;
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -55,14 +57,14 @@ pub async fn run(context: Context, mut jobs: mpsc::Receiver<Job>) {
                 tracing::info!(modem = %name, "ready");
                 context.board.ready(name, signal);
                 backoff = Duration::from_secs(1);
-                let _ = context.reports.send(Report::Ready(context.index)).await;
-                serve(&context, &mut port, &mut jobs).await
+                let _ = context.events.send(WorkerEvent::Ready(context.index)).await;
+                serve(&context, &mut port, &mut assignments).await
             }
             Err(stop) => Err(stop),
         };
-        let _ = context.reports.send(Report::Down(context.index)).await;
+        let _ = context.events.send(WorkerEvent::Down(context.index)).await;
         context.board.set_state(name, ModemState::Down);
-        requeue_pending(&context, &mut jobs).await;
+        requeue_pending(&context, &mut assignments).await;
         match stop {
             Ok(()) => return,
             Err(Stop::Fatal(why)) => {
@@ -81,11 +83,11 @@ pub async fn run(context: Context, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// Jobs handed over while the modem went down go back to the queue untouched.
-async fn requeue_pending(context: &Context, jobs: &mut mpsc::Receiver<Job>) {
-    while let Ok(job) = jobs.try_recv() {
+/// Assignments handed over while the modem went down go back to the queue untouched.
+async fn requeue_pending(context: &Context, assignments: &mut mpsc::Receiver<Assignment>) {
+    while let Ok(assignment) = assignments.try_recv() {
         let reason = format!("modem {} went down before sending", context.spec.name);
-        let _ = context.store.requeue(job.request.id, 0, reason).await;
+        let _ = context.store.requeue(assignment.request.id, 0, reason).await;
     }
 }
 
@@ -151,14 +153,14 @@ async fn unlock(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
     }
 }
 
-async fn serve(context: &Context, port: &mut Port, jobs: &mut mpsc::Receiver<Job>) -> Result<(), Stop> {
+async fn serve(context: &Context, port: &mut Port, assignments: &mut mpsc::Receiver<Assignment>) -> Result<(), Stop> {
     let mut incoming = Reassembler::new(64, 24 * 3600);
     loop {
         tokio::select! {
-            job = jobs.recv() => {
-                let Some(job) = job else { return Ok(()) };
-                let result = send(context, port, job.request).await;
-                let _ = context.reports.send(Report::Done(context.index)).await;
+            assignment = assignments.recv() => {
+                let Some(assignment) = assignment else { return Ok(()) };
+                let result = send(context, port, assignment.request).await;
+                let _ = context.events.send(WorkerEvent::Done(context.index)).await;
                 result?;
             }
             event = port.next_unsolicited() => unsolicited(context, port, event?, &mut incoming).await?,

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One modem's tariff: cost of one SMS part by E.164 prefix.
 #[derive(Debug, Clone, Default)]
@@ -17,6 +17,7 @@ pub struct Tariff {
 }
 
 impl Tariff {
+    /// A tariff of (E.164 prefix, cost of one part) entries.
     pub fn new<'a>(entries: impl IntoIterator<Item = (&'a str, f64)>) -> Tariff {
         let prefixes: HashMap<String, f64> = entries.into_iter().map(|(p, c)| (p.to_string(), c)).collect();
         let longest = prefixes.keys().map(String::len).max().unwrap_or(0);
@@ -58,7 +59,8 @@ pub struct View {
     pub max_hops: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An instance that can send the number, and what sending it there costs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     pub name: String,
     pub local: bool,
@@ -68,6 +70,7 @@ pub struct Candidate {
     pub total: f64,
 }
 
+/// Why an instance is not a candidate for the number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
     Down,
@@ -102,6 +105,7 @@ impl std::fmt::Display for Skip {
     }
 }
 
+/// An instance left out of the plan, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
     pub name: String,

@@ -1,43 +1,9 @@
-//! GSM 7-bit default alphabet (TS 23.038 §6.2.1), its extension table (§6.2.1.1),
-//! the character sets that national shift tables make of them, and septet packing.
+//! GSM 7-bit character sets: the default alphabet and extension table, or the national
+//! tables that replace them (TS 23.038 §6.2.1, annex A); and septet packing.
 
 use super::language::Language;
 use super::national;
-
-/// Escape to the extension (or national single shift) table.
-pub(crate) const ESC: u8 = 0x1B;
-
-/// A 128-entry main table; position 0x1B holds ESC itself and is never looked up as a character.
-pub(crate) type MainTable = [char; 128];
-
-/// A single shift table as (code after ESC, character) pairs.
-pub(crate) type ShiftTable = &'static [(u8, char)];
-
-/// TS 23.038 §6.2.1 (0x09 is the capital Ç of the current tables).
-pub(crate) const DEFAULT_ALPHABET: MainTable = [
-    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', //
-    'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', '\u{1B}', 'Æ', 'æ', 'ß', 'É', //
-    ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', //
-    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', //
-    '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', //
-    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü', '§', //
-    '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', //
-    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à', //
-];
-
-/// TS 23.038 §6.2.1.1.
-pub(crate) const DEFAULT_EXTENSION: ShiftTable = &[
-    (0x0A, '\u{0C}'),
-    (0x14, '^'),
-    (0x28, '{'),
-    (0x29, '}'),
-    (0x2F, '\\'),
-    (0x3C, '['),
-    (0x3D, '~'),
-    (0x3E, ']'),
-    (0x40, '|'),
-    (0x65, '€'),
-];
+use super::tables::{DEFAULT_ALPHABET, DEFAULT_EXTENSION, ESC, MainTable, ShiftTable};
 
 /// The septets of one character: one code, or ESC and a code of the shift table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +13,7 @@ pub(crate) enum Septets {
 }
 
 impl Septets {
+    /// How many septets the character takes.
     pub(crate) fn len(self) -> usize {
         match self {
             Septets::One(_) => 1,
@@ -63,6 +30,8 @@ pub(crate) struct Charset {
 }
 
 impl Charset {
+    /// The default alphabet and extension table: what a message without national
+    /// language IEs uses.
     pub(crate) const DEFAULT: Charset = Charset {
         main: &DEFAULT_ALPHABET,
         shift: DEFAULT_EXTENSION,
@@ -77,6 +46,7 @@ impl Charset {
         }
     }
 
+    /// The septets of `c` in this set, or None if it has none.
     pub(crate) fn septets(&self, c: char) -> Option<Septets> {
         // Most ASCII sits at its own code in every table (letters, digits, most signs): a
         // direct look first spares the intake a table scan per character.
@@ -108,6 +78,7 @@ impl Charset {
         Some(out)
     }
 
+    /// The text of septets in this set (high bits ignored).
     pub(crate) fn decode(&self, septets: &[u8]) -> String {
         let mut out = String::with_capacity(septets.len());
         let mut iter = septets.iter().map(|s| s & 0x7F);
@@ -270,5 +241,29 @@ mod tests {
             assert_eq!(unpack(&packed, fill, septets.len()).as_deref(), Some(&septets[..]));
         }
         assert_eq!(unpack(&[], 0, 0), Some(vec![]));
+    }
+
+    #[test]
+    fn national_characters_have_their_annex_a_codes() {
+        let tr = Some(Language::Turkish);
+        let es = Some(Language::Spanish);
+        let pt = Some(Language::Portuguese);
+        let cases = [
+            (Charset::new(tr, None), 'ş', Septets::One(0x1D)),
+            (Charset::new(tr, None), 'İ', Septets::One(0x40)),
+            (Charset::new(None, tr), 'ş', Septets::Escaped(0x73)),
+            (Charset::new(None, tr), 'ğ', Septets::Escaped(0x67)),
+            (Charset::new(None, es), 'ñ', Septets::One(0x7D)),
+            (Charset::new(None, es), 'ú', Septets::Escaped(0x75)),
+            (Charset::new(pt, None), 'õ', Septets::One(0x7C)),
+            (Charset::new(pt, None), '^', Septets::One(0x16)),
+            (Charset::new(None, pt), 'â', Septets::Escaped(0x7F)),
+            (Charset::new(pt, pt), 'ç', Septets::One(0x09)),
+            (Charset::new(es, None), 'è', Septets::One(0x04)),
+        ];
+        for (charset, c, septets) in cases {
+            assert_eq!(charset.septets(c), Some(septets), "{c:?}");
+        }
+        assert_eq!(Charset::new(tr, None).septets('è'), None);
     }
 }

@@ -10,6 +10,7 @@ mod pdu;
 mod proptests;
 mod reassembly;
 mod split;
+mod tables;
 mod ucs2;
 
 pub use language::{Encoding, Language, UnknownEncoding, UnknownLanguage};

@@ -1,7 +1,7 @@
 //! National language locking and single shift tables (TS 23.038 annex A.2 and A.3).
 
-use super::gsm7::{MainTable, ShiftTable};
 use super::language::Language;
+use super::tables::{MainTable, ShiftTable};
 
 /// TS 23.038 A.3.1.
 const TURKISH_LOCKING: MainTable = [
@@ -112,6 +112,8 @@ const PORTUGUESE_SINGLE: ShiftTable = &[
     (0x7F, 'â'),
 ];
 
+/// The locking shift table of `language`, which replaces the default alphabet; None
+/// for a language that has none (Spanish).
 pub(crate) fn locking_table(language: Language) -> Option<&'static MainTable> {
     match language {
         Language::Turkish => Some(&TURKISH_LOCKING),
@@ -120,6 +122,7 @@ pub(crate) fn locking_table(language: Language) -> Option<&'static MainTable> {
     }
 }
 
+/// The single shift table of `language`, which replaces the extension table.
 pub(crate) fn single_shift_table(language: Language) -> ShiftTable {
     match language {
         Language::Turkish => TURKISH_SINGLE,
@@ -130,7 +133,7 @@ pub(crate) fn single_shift_table(language: Language) -> ShiftTable {
 
 #[cfg(test)]
 mod tests {
-    use super::super::gsm7::{Charset, ESC, Septets};
+    use super::super::tables::{DEFAULT_ALPHABET, ESC};
     use super::*;
 
     #[test]
@@ -146,11 +149,7 @@ mod tests {
 
     #[test]
     fn no_table_maps_two_codes_to_one_character() {
-        let mains = [
-            &super::super::gsm7::DEFAULT_ALPHABET,
-            &TURKISH_LOCKING,
-            &PORTUGUESE_LOCKING,
-        ];
+        let mains = [&DEFAULT_ALPHABET, &TURKISH_LOCKING, &PORTUGUESE_LOCKING];
         for table in mains {
             let mut chars = table.to_vec();
             chars.sort_unstable();
@@ -167,29 +166,5 @@ mod tests {
             assert_eq!((codes.len(), chars.len()), (table.len(), table.len()), "{language}");
             assert!(table.windows(2).all(|w| w[0].0 < w[1].0), "{language} sorted");
         }
-    }
-
-    #[test]
-    fn national_characters_have_their_annex_a_codes() {
-        let tr = Some(Language::Turkish);
-        let es = Some(Language::Spanish);
-        let pt = Some(Language::Portuguese);
-        let cases = [
-            (Charset::new(tr, None), 'ş', Septets::One(0x1D)),
-            (Charset::new(tr, None), 'İ', Septets::One(0x40)),
-            (Charset::new(None, tr), 'ş', Septets::Escaped(0x73)),
-            (Charset::new(None, tr), 'ğ', Septets::Escaped(0x67)),
-            (Charset::new(None, es), 'ñ', Septets::One(0x7D)),
-            (Charset::new(None, es), 'ú', Septets::Escaped(0x75)),
-            (Charset::new(pt, None), 'õ', Septets::One(0x7C)),
-            (Charset::new(pt, None), '^', Septets::One(0x16)),
-            (Charset::new(None, pt), 'â', Septets::Escaped(0x7F)),
-            (Charset::new(pt, pt), 'ç', Septets::One(0x09)),
-            (Charset::new(es, None), 'è', Septets::One(0x04)),
-        ];
-        for (charset, c, septets) in cases {
-            assert_eq!(charset.septets(c), Some(septets), "{c:?}");
-        }
-        assert_eq!(Charset::new(tr, None).septets('è'), None);
     }
 }

@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 
-use super::gsm7::{DEFAULT_ALPHABET, DEFAULT_EXTENSION, ESC};
 use super::national::{locking_table, single_shift_table};
+use super::tables::{DEFAULT_ALPHABET, DEFAULT_EXTENSION, ESC};
 use super::{
     DeliverOptions, Encoding, Language, Pdu, Reassembler, Submit, SubmitOptions, Timestamp, decode, decode_bytes,
     encode_deliver, encode_submit, split_with,

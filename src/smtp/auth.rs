@@ -8,16 +8,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
 
 use super::reply::{self, Reply};
-use super::session::{Session, State, Step};
+use super::session::Session;
+use super::state::{AuthStage, State, Step, command_state};
 use crate::users::User;
-
-/// Where a multi-line AUTH dialogue stands.
-#[derive(Debug)]
-pub(super) enum AuthStage {
-    PlainResponse,
-    LoginUser,
-    LoginPassword { user: String },
-}
 
 /// What the client answers when asked for its user name and password (base64).
 const USERNAME: &str = "VXNlcm5hbWU6";
@@ -29,6 +22,7 @@ impl Session {
         self.tls || self.loopback_listener || self.policy.allow_plaintext_auth
     }
 
+    /// `AUTH <mechanism> [initial-response]`: refused, or the dialogue begins.
     pub(super) fn auth(&mut self, mechanism: u64, initial: String, out: &mut Vec<u8>) -> Option<Step> {
         let refusal = if self.user.is_some() {
             Some(reply::bad_sequence("Already authenticated"))
@@ -66,7 +60,7 @@ impl Session {
 
     /// One base64 line of the dialogue (or `*` to cancel).
     pub(super) fn auth_line(&mut self, stage: AuthStage, line: &str, out: &mut Vec<u8>) -> Option<Step> {
-        self.state = super::session::command_state();
+        self.state = command_state();
         if line == "*" {
             return self.respond(Reply::new(501, "5.0.0", "Authentication cancelled"), out);
         }

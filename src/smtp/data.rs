@@ -3,12 +3,14 @@
 use smtp_proto::request::receiver::DummyDataReceiver;
 
 use super::reply::{self, Reply};
-use super::session::{Session, Step};
+use super::session::Session;
+use super::state::Step;
 use crate::compose::compose;
 use crate::config::OnTooLong;
 use crate::store::NewMail;
 
 impl Session {
+    /// DATA: `354`, or why the transaction cannot take a message yet.
     pub(super) fn data(&mut self) -> Reply {
         if let Some(reply) = self.ready_for_data() {
             return reply;
@@ -45,6 +47,7 @@ impl Session {
         }
     }
 
+    /// After a BDAT chunk: the message ends with the LAST one.
     pub(super) fn end_of_chunk(&mut self, last: bool, out: &mut Vec<u8>) -> Option<Step> {
         if last {
             return self.end_of_message(out);

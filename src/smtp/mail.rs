@@ -3,12 +3,14 @@
 use smtp_proto::{MAIL_BODY_BINARYMIME, MAIL_RET_FULL, MAIL_RET_HDRS, MailFrom};
 
 use super::reply::{self, Reply};
-use super::session::{Session, Transaction};
+use super::session::Session;
+use super::state::Transaction;
 
 /// RFC 3461 §4.4: ENVID is at most 100 characters.
 const MAX_ENVID: usize = 100;
 
 impl Session {
+    /// MAIL FROM: starts a transaction, with its DSN parameters.
     pub(super) fn mail(&mut self, from: MailFrom<String>) -> Reply {
         if self.helo.is_none() {
             return reply::bad_sequence("Say EHLO or HELO first");

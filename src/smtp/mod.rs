@@ -2,6 +2,7 @@
 //! [`Session`].
 
 mod auth;
+mod command;
 mod data;
 mod ehlo;
 mod mail;
@@ -9,6 +10,7 @@ pub mod policy;
 mod rcpt;
 pub mod reply;
 mod session;
+mod state;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -28,7 +30,8 @@ use crate::sms::Language;
 use crate::store::Store;
 use policy::Policy;
 use reply::Reply;
-pub use session::{Session, Step};
+pub use session::Session;
+pub use state::Step;
 pub use tls::Credentials;
 
 /// Password checks at once (each takes ~19 MiB and a core for tens of milliseconds).
@@ -59,6 +62,7 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The settings of the `[smtp]`, `[sms]` and `[security]` sections, and the peers.
     pub fn from_config(config: &Config) -> Settings {
         Settings {
             hostname: config.smtp.hostname.clone(),

@@ -7,58 +7,20 @@ use std::slice::Iter;
 use std::sync::Arc;
 use std::time::Duration;
 
+use smtp_proto::Error as ParseError;
 use smtp_proto::request::receiver::{
-    BdatReceiver, DataReceiver, DummyDataReceiver, DummyLineReceiver, LineReceiver, RequestReceiver,
+    BdatReceiver, DataReceiver, DummyDataReceiver, DummyLineReceiver, RequestReceiver,
 };
-use smtp_proto::{Error as ParseError, Request};
 
 use super::Settings;
-use super::auth::AuthStage;
 use super::policy::Policy;
 use super::reply::{self, Reply};
-use crate::store::{NewMail, NewRequest, StoreError};
+use super::state::{LineCheck, LineLength, State, Step, Transaction, command_state};
+use crate::store::StoreError;
 use crate::users::User;
 
-pub(super) enum State {
-    /// Reading command lines.
-    Command(RequestReceiver),
-    /// Reading a DATA message into `Session::message`.
-    Data(DataReceiver),
-    /// Reading one BDAT chunk into `Session::message`.
-    Bdat(BdatReceiver),
-    /// Reading data that will not be kept; `Reply` is the answer once it ends.
-    Discard(DummyDataReceiver, Reply),
-    /// Skipping the rest of a command line that was too long.
-    LongLine(DummyLineReceiver),
-    /// Reading the client's next base64 line of an AUTH dialogue.
-    Auth(AuthStage, LineReceiver<()>),
-}
-
-/// What the connection loop must do next.
-#[derive(Debug)]
-pub enum Step {
-    /// Read more bytes (after writing what was answered).
-    Read,
-    /// Commit this mail, then call [`Session::stored`] and keep ingesting.
-    Store(Box<NewMail>),
-    /// Check this password (slowly, off the runtime), then call [`Session::authenticated`].
-    Authenticate { user: String, password: String },
-    /// `220` was answered to STARTTLS: drop any bytes already read (RFC 3207 §4.2),
-    /// do the handshake, then call [`Session::tls_started`].
-    StartTls,
-    /// Write what was answered and close the connection.
-    Close,
-}
-
-/// The envelope of the transaction in progress.
-#[derive(Debug, Default)]
-pub(super) struct Transaction {
-    pub sender: String,
-    pub envid: Option<String>,
-    pub ret: Option<&'static str>,
-    pub recipients: Vec<NewRequest>,
-}
-
+/// One client's SMTP session, from the greeting to QUIT: the state it is in, what the
+/// client has said so far, and the limits it is held to.
 pub struct Session {
     pub(super) state: State,
     pub(super) settings: Arc<Settings>,
@@ -82,51 +44,9 @@ pub struct Session {
     errors: usize,
 }
 
-/// Longest command line accepted, CRLF included (RFC 5321 §4.5.3.1.4 allows 512 octets
-/// plus extension parameters; this is what smtp-proto buffers at most).
-const MAX_LINE: usize = smtp_proto::request::receiver::MAX_LINE_LENGTH;
-
-/// Counts the bytes of the command line in progress, across reads.
-#[derive(Default)]
-struct LineLength {
-    pending: usize,
-}
-
-enum LineCheck {
-    /// The next line is within the limit (or still arriving within it).
-    Ok,
-    /// The next line is complete in `bytes` but too long: it has been skipped.
-    TooLong,
-    /// The line in progress is already too long and its end is not here yet.
-    Unterminated,
-}
-
-impl LineLength {
-    fn check(&mut self, bytes: &mut Iter<'_, u8>) -> LineCheck {
-        let rest = bytes.as_slice();
-        match rest.iter().position(|&b| b == b'\n') {
-            Some(end) if self.pending + end + 1 > MAX_LINE => {
-                self.pending = 0;
-                *bytes = rest[end + 1..].iter();
-                LineCheck::TooLong
-            }
-            Some(_) => {
-                self.pending = 0;
-                LineCheck::Ok
-            }
-            None if self.pending + rest.len() > MAX_LINE => {
-                self.pending = 0;
-                LineCheck::Unterminated
-            }
-            None => {
-                self.pending += rest.len();
-                LineCheck::Ok
-            }
-        }
-    }
-}
-
 impl Session {
+    /// A session for `client`, not greeted yet; `loopback_listener` when the listener
+    /// only takes loopback connections.
     pub fn new(settings: Arc<Settings>, policy: Arc<Policy>, client: SocketAddr, loopback_listener: bool) -> Session {
         Session {
             state: State::Command(RequestReceiver::default()),
@@ -146,10 +66,12 @@ impl Session {
         }
     }
 
+    /// The client's address, for the connection loop's logs.
     pub fn client(&self) -> SocketAddr {
         self.client
     }
 
+    /// The `220` greeting, written before the client says anything.
     pub fn greeting(&self, out: &mut Vec<u8>) {
         let text = format!("{} ESMTP smsgw ready", self.settings.hostname);
         Reply::new(220, "2.0.0", text).write_to(out);
@@ -261,47 +183,6 @@ impl Session {
         }
     }
 
-    fn command(&mut self, request: Request<String>, out: &mut Vec<u8>) -> Option<Step> {
-        let reply = match request {
-            Request::Ehlo { host } => self.ehlo(host, true),
-            Request::Helo { host } => self.ehlo(host, false),
-            Request::Mail { from } => self.mail(from),
-            Request::Rcpt { to } => self.rcpt(to),
-            Request::Data => self.data(),
-            Request::Bdat { chunk_size, is_last } => {
-                self.bdat(chunk_size, is_last);
-                return None;
-            }
-            Request::Rset => {
-                self.reset();
-                Reply::new(250, "2.0.0", "Reset")
-            }
-            Request::Noop { .. } => Reply::new(250, "2.0.0", "OK"),
-            Request::Vrfy { .. } => Reply::new(
-                252,
-                "2.5.0",
-                "Cannot verify, but mail to <number>@sms will be attempted",
-            ),
-            Request::Help { .. } => Reply::new(
-                214,
-                "2.0.0",
-                "smsgw turns mail to <phone>@sms into SMS\n\
-                 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT",
-            ),
-            Request::Quit => {
-                Reply::new(221, "2.0.0", "Bye").write_to(out);
-                return Some(Step::Close);
-            }
-            Request::Auth {
-                mechanism,
-                initial_response,
-            } => return self.auth(mechanism, initial_response, out),
-            Request::StartTls => return self.start_tls(out),
-            other => reply::not_implemented(other.name()),
-        };
-        self.respond(reply, out)
-    }
-
     /// Writes a reply; too many errors end the session.
     pub(super) fn respond(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<Step> {
         reply.write_to(out);
@@ -313,40 +194,6 @@ impl Session {
             }
         }
         None
-    }
-
-    fn parse_error(&mut self, error: ParseError, out: &mut Vec<u8>) -> Option<Step> {
-        let reply = match error {
-            ParseError::NeedsMoreData { .. } => return None, // handled by the caller
-            ParseError::UnknownCommand => Reply::new(500, "5.5.1", "Unknown command"),
-            ParseError::InvalidSenderAddress => Reply::new(501, "5.1.7", "Bad sender address syntax"),
-            ParseError::InvalidRecipientAddress => Reply::new(501, "5.1.3", "Bad recipient address syntax"),
-            ParseError::SyntaxError { syntax } => Reply::new(501, "5.5.2", format!("Syntax error, expected: {syntax}")),
-            ParseError::InvalidParameter { param } => {
-                Reply::new(501, "5.5.4", format!("Invalid value for parameter {param}"))
-            }
-            ParseError::UnsupportedParameter { param } => {
-                Reply::new(555, "5.5.4", format!("Unsupported parameter {param:?}"))
-            }
-            ParseError::ResponseTooLong => {
-                self.state = State::LongLine(DummyLineReceiver::default());
-                return None;
-            }
-            ParseError::InvalidResponse { .. } => Reply::new(500, "5.5.2", "Syntax error"),
-        };
-        self.respond(reply, out)
-    }
-
-    fn start_tls(&mut self, out: &mut Vec<u8>) -> Option<Step> {
-        let refusal = if self.tls {
-            reply::bad_sequence("TLS is already active")
-        } else if !self.settings.tls_offered {
-            Reply::new(454, "4.7.0", "TLS not available")
-        } else {
-            Reply::new(220, "2.0.0", "Ready to start TLS").write_to(out);
-            return Some(Step::StartTls);
-        };
-        self.respond(refusal, out)
     }
 
     /// Forgets the transaction in progress (RSET, a new HELO, after a mail).
@@ -395,14 +242,17 @@ impl Session {
         self.respond(reply, out)
     }
 
+    /// Reads the rest of a message without keeping it, then answers `answer`.
     pub(super) fn discard(&mut self, receiver: DummyDataReceiver, answer: Reply) {
         self.state = State::Discard(receiver, answer);
     }
 
+    /// After `354`: the message follows.
     pub(super) fn start_data(&mut self) {
         self.state = State::Data(DataReceiver::new());
     }
 
+    /// A BDAT chunk of `chunk_size` octets follows.
     pub(super) fn start_bdat(&mut self, chunk_size: usize, last: bool) {
         self.state = State::Bdat(BdatReceiver::new(chunk_size, last));
     }
@@ -428,10 +278,6 @@ impl Drop for Session {
 
 fn line_too_long() -> Reply {
     Reply::new(500, "5.5.2", "Line too long")
-}
-
-pub(super) fn command_state() -> State {
-    State::Command(RequestReceiver::default())
 }
 
 #[cfg(test)]

@@ -3,17 +3,9 @@
 
 use super::clock::Now;
 use super::command::{Cnmi, Command};
-use super::modem::{Modem, Output, Settings};
-use super::report::Encoded;
+use super::modem::Modem;
 use super::storage::Storage;
-
-/// A final result code other than OK.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Failure {
-    Error,
-    Cme(u16),
-    Cms(u16),
-}
+use super::types::{Answer, Encoded, Failure, Output, Profile, Response};
 
 /// `+CME ERROR: 3`, operation not allowed.
 const NOT_ALLOWED: Failure = Failure::Cme(3);
@@ -26,51 +18,31 @@ const PIN_REQUIRED: Failure = Failure::Cms(311);
 /// Longest TPDU of an SMS-SUBMIT (TS 23.040 §9.2.2.2).
 const MAX_TPDU: usize = 164;
 
-impl Failure {
-    /// As `AT+CMEE=<mode>` asks; mode 2 (verbose) is answered numerically, as many
-    /// modems do for SMS errors.
-    fn text(self, cmee: u8) -> String {
-        match (cmee, self) {
-            (0, _) | (_, Failure::Error) => "ERROR".to_string(),
-            (_, Failure::Cme(code)) => format!("+CME ERROR: {code}"),
-            (_, Failure::Cms(code)) => format!("+CMS ERROR: {code}"),
-        }
-    }
-}
-
-type Answer = Result<Vec<String>, Failure>;
-
-/// What a command line leads to.
-pub(super) enum Step {
-    Answer(Answer),
-    /// `AT+CMGS=<tpdu_len>` prompts for its PDU.
-    Prompt(usize),
-}
-
 fn ok() -> Answer {
     Ok(Vec::new())
 }
 
 impl Modem {
-    pub(super) fn execute(&mut self, command: Command, now: Now) -> Step {
+    /// Carries out one parsed command: its final answer, or the PDU prompt.
+    pub(super) fn execute(&mut self, command: Command, now: Now) -> Response {
         let answer = match command {
             Command::Send(tpdu_len) => {
                 return match self.prompt(tpdu_len) {
-                    Ok(()) => Step::Prompt(tpdu_len),
-                    Err(failure) => Step::Answer(Err(failure)),
+                    Ok(()) => Response::Prompt(tpdu_len),
+                    Err(failure) => Response::Answer(Err(failure)),
                 };
             }
             Command::Attention => ok(),
             Command::Echo(on) => {
-                self.settings.echo = on;
+                self.profile.echo = on;
                 ok()
             }
             Command::Reset => {
-                self.settings = Settings::default();
+                self.profile = Profile::default();
                 ok()
             }
             Command::ErrorMode(mode @ 0..=2) => {
-                self.settings.cmee = mode;
+                self.profile.cmee = mode;
                 ok()
             }
             Command::ErrorMode(_) => Err(NOT_ALLOWED),
@@ -84,7 +56,7 @@ impl Modem {
             Command::Format(_) => Err(NOT_SUPPORTED),
             Command::CentreQuery => self.centre(),
             Command::CentreSet(number) => self.set_centre(number),
-            Command::IndicationsQuery => Ok(vec![format_cnmi(self.settings.cnmi)]),
+            Command::IndicationsQuery => Ok(vec![format_cnmi(self.profile.cnmi)]),
             Command::Indications(cnmi) => self.set_indications(cnmi, now),
             Command::Registration => Ok(vec![format!("+CREG: 0,{}", if self.pin_ok { 1 } else { 0 })]),
             Command::Signal => Ok(vec!["+CSQ: 20,99".to_string()]),
@@ -100,12 +72,12 @@ impl Modem {
                 .map(|()| Vec::new()),
             Command::List(stat) => self.unlocked().and_then(|()| self.selected().list(stat)),
         };
-        Step::Answer(answer)
+        Response::Answer(answer)
     }
 
     /// The memory `AT+CPMS` selected for reading.
     fn selected(&mut self) -> &mut Storage {
-        if self.settings.reports_selected {
+        if self.profile.reports_selected {
             &mut self.reports
         } else {
             &mut self.storage
@@ -113,7 +85,7 @@ impl Modem {
     }
 
     fn select_memory(&mut self, memory: &str) -> Result<Vec<String>, Failure> {
-        self.settings.reports_selected = match memory {
+        self.profile.reports_selected = match memory {
             "SM" | "ME" | "MT" => false,
             "SR" => true,
             _ => return Err(Failure::Cms(302)),
@@ -136,6 +108,7 @@ impl Modem {
         }
     }
 
+    /// Writes a final result, worded as `AT+CMEE` asks.
     pub(super) fn reply(&self, answer: Answer, out: &mut Output) {
         match answer {
             Ok(lines) => {
@@ -144,7 +117,7 @@ impl Modem {
                 }
                 out.say("OK");
             }
-            Err(failure) => out.say(&failure.text(self.settings.cmee)),
+            Err(failure) => out.say(&failure.text(self.profile.cmee)),
         }
     }
 
@@ -186,18 +159,18 @@ impl Modem {
         if cnmi.mode > 3 || cnmi.mt > 2 || cnmi.bm != 0 || cnmi.ds > 2 || cnmi.bfr > 1 {
             return Err(NOT_SUPPORTED);
         }
-        self.settings.cnmi = cnmi;
+        self.profile.cnmi = cnmi;
         self.deliver_incoming(now);
         ok()
     }
 
     /// A received SMS, announced as `AT+CNMI`'s `<mt>` says.
     pub(super) fn announce_sms(&mut self, pdu: Encoded, out: &mut Output) {
-        if self.settings.cnmi.mt == 2 {
+        if self.profile.cnmi.mt == 2 {
             return out.say(&format!("+CMT: ,{}\r\n{}", pdu.tpdu_len, pdu.hex));
         }
         match self.storage.store(pdu) {
-            Some(index) if self.settings.cnmi.mt == 1 => out.say(&format!("+CMTI: \"SM\",{index}")),
+            Some(index) if self.profile.cnmi.mt == 1 => out.say(&format!("+CMTI: \"SM\",{index}")),
             Some(_) => {}
             None => tracing::warn!(modem = %self.name, "message store full: incoming SMS lost"),
         }
@@ -205,7 +178,7 @@ impl Modem {
 
     /// A status report, announced as `AT+CNMI`'s `<ds>` says; with 0 the network keeps it.
     pub(super) fn announce_report(&mut self, pdu: Encoded, out: &mut Output) {
-        match self.settings.cnmi.ds {
+        match self.profile.cnmi.ds {
             1 => out.say(&format!("+CDS: {}\r\n{}", pdu.tpdu_len, pdu.hex)),
             2 => match self.reports.store(pdu) {
                 Some(index) => out.say(&format!("+CDSI: \"SR\",{index}")),
@@ -216,48 +189,6 @@ impl Modem {
     }
 }
 
-/// A 15-digit IMEI that stays the same for a modem name: FNV-1a of the name, Luhn digit.
-pub(super) fn imei(name: &str) -> String {
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let body = format!("35{:012}", hash % 1_000_000_000_000);
-    let sum: u32 = body
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| {
-            let d = u32::from(d - b'0');
-            if i % 2 == 0 { (2 * d) / 10 + (2 * d) % 10 } else { d }
-        })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
-}
-
 fn format_cnmi(c: Cnmi) -> String {
     format!("+CNMI: {},{},{},{},{}", c.mode, c.mt, c.bm, c.ds, c.bfr)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn imeis_are_stable_and_luhn_valid() {
-        let luhn = |digits: &str| {
-            let sum: u32 = (digits.bytes().rev().enumerate())
-                .map(|(i, d)| {
-                    let d = u32::from(d - b'0') * if i % 2 == 1 { 2 } else { 1 };
-                    d / 10 + d % 10
-                })
-                .sum();
-            sum.is_multiple_of(10)
-        };
-        for name in ["sim0", "sim1", ""] {
-            let imei = imei(name);
-            assert_eq!(imei, super::imei(name));
-            assert!(imei.len() == 15 && imei.starts_with("35") && luhn(&imei), "{imei}");
-        }
-        assert_ne!(imei("sim0"), imei("sim1"));
-    }
 }

@@ -23,6 +23,7 @@ mod report;
 mod session;
 mod storage;
 mod submit;
+mod types;
 
 use std::io;
 use std::path::PathBuf;
@@ -34,16 +35,20 @@ use crate::sms::EncodeError;
 
 pub use crate::config::{Incoming, SimConfig};
 
+/// Why a simulated modem stopped or could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    /// Reading or writing its pseudo-terminal failed.
     #[error("pseudo-terminal: {0}")]
     Pty(#[source] io::Error),
+    /// An accepted part could not be written to the records file.
     #[error("records file {path}: {source}")]
     Records {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+    /// A configured incoming SMS cannot be encoded.
     #[error("incoming SMS from {from:?}: {source}")]
     Incoming {
         from: String,

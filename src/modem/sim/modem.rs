@@ -8,16 +8,14 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use super::clock::{Now, Utc};
-use super::command::{self, Cnmi};
-use super::execute::{Failure, Step, imei};
+use super::command;
 use super::record::Record;
-use super::report::{self, Encoded, deliver_parts};
+use super::report::{self, deliver_parts};
 use super::storage::Storage;
 use super::submit::{self, Submitted};
+use super::types::{DEFAULT_SMSC, Encoded, Failure, Output, Profile, Response};
 use super::{SimConfig, SimError};
 
-/// The service centre the SIM starts with (any well-formed number does).
-pub(super) const DEFAULT_SMSC: &str = "+447785016005";
 /// Longer command lines are cut; what is left fails to parse.
 const MAX_LINE: usize = 560;
 /// Hex of the longest SMSC field and TPDU; a longer PDU cannot match `AT+CMGS=<n>`.
@@ -25,22 +23,6 @@ const MAX_PDU_HEX: usize = 2 * (12 + 164);
 const CTRL_Z: u8 = 0x1A;
 const ESC: u8 = 0x1B;
 const BACKSPACE: u8 = 0x08;
-
-/// What one step of the modem produced, in the order the session must apply it:
-/// records first (so a test that sees `+CMGS` finds its record), then bytes.
-#[derive(Debug, Default)]
-pub(super) struct Output {
-    pub records: Vec<Record>,
-    pub bytes: Vec<u8>,
-    /// Close the pseudo-terminal after writing `bytes`.
-    pub hang_up: bool,
-}
-
-impl Output {
-    pub fn say(&mut self, text: &str) {
-        self.bytes.extend_from_slice(format!("\r\n{text}\r\n").as_bytes());
-    }
-}
 
 #[derive(Debug)]
 enum Input {
@@ -65,33 +47,14 @@ enum Event {
     Deliver(Encoded),
 }
 
-/// Settings that `ATZ` restores.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Settings {
-    pub echo: bool,
-    pub cmee: u8,
-    pub cnmi: Cnmi,
-    /// `AT+CPMS`: reads, deletes and lists use the status-report memory ("SR").
-    pub reports_selected: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            echo: true,
-            cmee: 0,
-            cnmi: Cnmi::default(),
-            reports_selected: false,
-        }
-    }
-}
-
+/// One simulated modem: its SIM, profile, memories, and the network events it has
+/// scheduled.
 #[derive(Debug)]
 pub(super) struct Modem {
     pub(super) name: String,
     pub(super) config: SimConfig,
     pub(super) imei: String,
-    pub(super) settings: Settings,
+    pub(super) profile: Profile,
     pub(super) smsc: String,
     pub(super) pin_ok: bool,
     /// Received SMS ("SM"), and status reports kept with `AT+CNMI=…,2,…` ("SR"): two
@@ -110,6 +73,8 @@ pub(super) struct Modem {
 }
 
 impl Modem {
+    /// A modem just powered on: echo on, SIM locked if `config.pin` is set, the incoming
+    /// SMS of `config` waiting for the first `AT+CNMI`.
     pub fn new(name: &str, config: SimConfig, now: Now) -> Result<Modem, SimError> {
         let incoming = deliver_parts(&config.incoming, now.wall)?;
         Ok(Modem {
@@ -117,7 +82,7 @@ impl Modem {
             imei: imei(name),
             pin_ok: config.pin.is_empty(),
             config,
-            settings: Settings::default(),
+            profile: Profile::default(),
             smsc: DEFAULT_SMSC.to_string(),
             storage: Storage::default(),
             reports: Storage::default(),
@@ -131,6 +96,7 @@ impl Modem {
         })
     }
 
+    /// When the next scheduled event (answer, report, incoming part) is due.
     pub fn next_due(&self) -> Option<Instant> {
         self.schedule.keys().next().map(|&(at, _)| at)
     }
@@ -155,7 +121,7 @@ impl Modem {
                 self.held.extend_from_slice(&bytes[i..]);
                 return;
             }
-            if self.settings.echo {
+            if self.profile.echo {
                 out.bytes.push(byte);
             }
             match &mut self.input {
@@ -193,13 +159,13 @@ impl Modem {
         if !command::is_command(line) {
             return;
         }
-        let step = match command::parse(line) {
+        let response = match command::parse(line) {
             Some(command) => self.execute(command, now),
-            None => Step::Answer(Err(Failure::Error)),
+            None => Response::Answer(Err(Failure::Error)),
         };
-        match step {
-            Step::Answer(answer) => self.reply(answer, out),
-            Step::Prompt(tpdu_len) => {
+        match response {
+            Response::Answer(answer) => self.reply(answer, out),
+            Response::Prompt(tpdu_len) => {
                 self.input = Input::Pdu {
                     tpdu_len,
                     hex: Vec::new(),
@@ -301,5 +267,47 @@ impl Modem {
         }
         out.records.push(Record::new(&self.name, mr, submitted, now.wall));
         self.reply(Ok(vec![format!("+CMGS: {mr}")]), out);
+    }
+}
+
+/// A 15-digit IMEI that stays the same for a modem name: FNV-1a of the name, Luhn digit.
+pub(super) fn imei(name: &str) -> String {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let body = format!("35{:012}", hash % 1_000_000_000_000);
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            let d = u32::from(d - b'0');
+            if i % 2 == 0 { (2 * d) / 10 + (2 * d) % 10 } else { d }
+        })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imeis_are_stable_and_luhn_valid() {
+        let luhn = |digits: &str| {
+            let sum: u32 = (digits.bytes().rev().enumerate())
+                .map(|(i, d)| {
+                    let d = u32::from(d - b'0') * if i % 2 == 1 { 2 } else { 1 };
+                    d / 10 + d % 10
+                })
+                .sum();
+            sum.is_multiple_of(10)
+        };
+        for name in ["sim0", "sim1", ""] {
+            let imei = imei(name);
+            assert_eq!(imei, super::imei(name));
+            assert!(imei.len() == 15 && imei.starts_with("35") && luhn(&imei), "{imei}");
+        }
+        assert_ne!(imei("sim0"), imei("sim1"));
     }
 }

@@ -6,29 +6,13 @@ use std::time::SystemTime;
 use crate::sms::{DeliverOptions, EncodeError, StatusReportOptions, Timestamp, encode_deliver, encode_status_report};
 
 use super::clock::Utc;
-use super::modem::DEFAULT_SMSC;
+use super::types::{DEFAULT_SMSC, Encoded};
 use super::{Incoming, SimError};
 
 /// TP-ST of a delivered SMS.
 pub(super) const DELIVERED: u8 = 0x00;
 /// TP-ST "remote procedure error": permanent, the centre stopped trying.
 pub(super) const PERMANENT_FAILURE: u8 = 0x41;
-
-/// A PDU as `+CDS`/`+CMGR` give it: SMSC field then TPDU, and the TPDU's length.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Encoded {
-    pub hex: String,
-    pub tpdu_len: usize,
-}
-
-impl Encoded {
-    /// Reads the TPDU length off a PDU whose first octet is the SMSC field's length.
-    pub fn with_smsc(hex: String) -> Encoded {
-        let smsc = hex.get(..2).and_then(|l| u8::from_str_radix(l, 16).ok()).unwrap_or(0);
-        let tpdu_len = (hex.len() / 2).saturating_sub(1 + usize::from(smsc));
-        Encoded { hex, tpdu_len }
-    }
-}
 
 /// The report on the SMS-SUBMIT that `+CMGS` numbered `mr`, sent to `recipient`, received
 /// by the centre at `submitted`, settled at `discharged`.

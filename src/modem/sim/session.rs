@@ -8,9 +8,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::SimError;
 use super::clock::Now;
-use super::modem::{Modem, Output};
+use super::modem::Modem;
 use super::pty::Pty;
 use super::record::Records;
+use super::types::Output;
 
 /// How long a write may wait for a gateway that does not read: a UART without flow
 /// control would drop the bytes, so the modem does too rather than stop answering.

@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::execute::Failure;
-use super::report::Encoded;
+use super::types::{Encoded, Failure};
 
 /// Slots on a typical SIM.
 const CAPACITY: u16 = 30;
@@ -24,6 +23,7 @@ struct Stored {
     pdu: Encoded,
 }
 
+/// One message memory: stored PDUs by index, each read or unread.
 #[derive(Debug, Default)]
 pub(super) struct Storage {
     slots: BTreeMap<u16, Stored>,

@@ -1,0 +1,21 @@
+//! `smsgw check-config`: validates the configuration.
+
+use std::fmt::Display;
+use std::path::Path;
+use std::process::ExitCode;
+
+use smsgw::config::Config;
+
+/// Prints `<path>: ok`, or every problem as `key: problem` and fails.
+pub fn run(path: &Path, config: Result<Config, impl Display>) -> ExitCode {
+    match config {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            println!("{problems}");
+            ExitCode::FAILURE
+        }
+    }
+}

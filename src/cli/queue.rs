@@ -1,0 +1,106 @@
+//! `smsgw queue`: the requests in the store, read from the database file directly (the
+//! gateway may be running or not).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use smsgw::config::Config;
+use smsgw::store::{self, QueueFilter, State};
+
+/// The subcommands of `smsgw queue`.
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    /// List requests, oldest first.
+    List {
+        /// Only requests in this state (received, queued, sent, delivered, failed, ...).
+        #[arg(long)]
+        state: Option<State>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one request and its history.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue an uncertain, failed or expired request again: it will be sent (again).
+    Retry { id: i64 },
+}
+
+/// Lists or shows requests (read-only), or queues one again.
+pub fn run(config: &Config, command: QueueCommand) -> anyhow::Result<ExitCode> {
+    let path = config.database_path();
+    anyhow::ensure!(
+        path.exists(),
+        "no database at {} (has the gateway run here?)",
+        path.display()
+    );
+    if let QueueCommand::Retry { id } = command {
+        anyhow::ensure!(
+            store::retry(&path, id)?,
+            "request {id} is not uncertain, failed or expired: not retried"
+        );
+        println!("request {id} queued again: it will be sent again");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let conn = store::open_read_only(&path)?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        QueueCommand::List { state, json } => {
+            let rows = store::query::list(&conn, QueueFilter { state })?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>6}  {:<10}  {:<16}  {:>5}  {:<24}  SENDER",
+                    "ID", "STATE", "NUMBER", "PARTS", "CREATED"
+                )?;
+                for r in &rows {
+                    writeln!(
+                        out,
+                        "{:>6}  {:<10}  {:<16}  {:>5}  {:<24}  {}",
+                        r.id, r.state, r.number, r.parts, r.created, r.sender
+                    )?;
+                }
+            }
+        }
+        QueueCommand::Retry { .. } => unreachable!("handled above"),
+        QueueCommand::Show { id, json } => {
+            let detail = store::query::show(&conn, id)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&detail)?)?;
+            } else {
+                print_detail(&mut out, &detail)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_detail(out: &mut impl Write, d: &store::RequestDetail) -> std::io::Result<()> {
+    let r = &d.request;
+    writeln!(
+        out,
+        "request {}  {}  to {} (written {})",
+        r.id, r.state, r.number, r.recipient
+    )?;
+    let user = d.auth_user.as_ref().map(|u| format!(", user {u}")).unwrap_or_default();
+    writeln!(out, "from <{}> via {} (HELO {}){user}", r.sender, d.client, d.helo)?;
+    writeln!(out, "{} part(s), {}, attempts {}", r.parts, r.encoding, r.attempts)?;
+    if let (Some(status), Some(reason)) = (&r.status, &r.reason) {
+        writeln!(out, "status {status}: {reason}")?;
+    }
+    writeln!(out, "text: {}", d.text.replace('\n', "\n      "))?;
+    for p in &d.sent_parts {
+        let mr = p.mr.map_or("-".to_string(), |mr| mr.to_string());
+        writeln!(out, "part {}: modem {}, reference {mr}, {}", p.part, p.modem, p.status)?;
+    }
+    for e in &d.events {
+        writeln!(out, "  {}  {:<10}  {}", e.time, e.state, e.detail)?;
+    }
+    Ok(())
+}

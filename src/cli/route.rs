@@ -1,0 +1,93 @@
+//! `smsgw route explain`: the least-cost plan for a number, as the running gateway sees
+//! its cluster (`GET /route` on `http.listen`).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde::Deserialize;
+use smsgw::config::Config;
+use smsgw::routing::plan::Candidate;
+
+/// The subcommands of `smsgw route`.
+#[derive(Subcommand)]
+pub enum RouteCommand {
+    /// Every instance that could send to NUMBER, cheapest first, and why the others
+    /// cannot: asks the running gateway (`http.listen`) for its live view.
+    Explain {
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The body of `GET /route`: the plan, with each skip reason already in words.
+#[derive(Deserialize)]
+struct RouteAnswer {
+    ranked: Vec<Candidate>,
+    skipped: Vec<SkippedAnswer>,
+}
+
+/// An instance the plan left out, and why (`Skip` as the gateway words it).
+#[derive(Deserialize)]
+struct SkippedAnswer {
+    name: String,
+    why: String,
+}
+
+/// Asks the gateway for the plan and prints it as a table, or as the gateway's JSON.
+pub fn run(config: &Config, command: RouteCommand) -> anyhow::Result<ExitCode> {
+    let RouteCommand::Explain { number, json } = command;
+    anyhow::ensure!(
+        !config.http.listen.is_empty(),
+        "route explain asks the running gateway: set http.listen in the config"
+    );
+    let domain = config.smtp.sms_domains.first().map_or("sms", String::as_str);
+    let number = smsgw::address::parse_recipient(&format!("{number}@{domain}"), &config.address_rules())
+        .map_err(|e| anyhow::anyhow!("{number}: {e}"))?
+        .number;
+    let url = format!(
+        "http://{}/route?number={}",
+        config.http.listen,
+        number.replace('+', "%2B")
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let body = runtime
+        .block_on(smsgw::routing::view::get(&url, Duration::from_secs(10)))
+        .map_err(|e| anyhow::anyhow!("{e} (is the gateway running?)"))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        out.write_all(&body)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let plan: RouteAnswer = serde_json::from_slice(&body)?;
+    print_plan(&mut out, &number, &plan)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(out: &mut impl Write, number: &str, plan: &RouteAnswer) -> std::io::Result<()> {
+    writeln!(out, "{number}, cheapest first:")?;
+    writeln!(
+        out,
+        "  {:<16} {:>8} {:>8} {:>9} {:>8}",
+        "instance", "tariff", "link", "workload", "total"
+    )?;
+    for (index, candidate) in plan.ranked.iter().enumerate() {
+        let mark = match (index, candidate.local) {
+            (0, true) => "  <- chosen: sent by this instance's modems",
+            (0, false) => "  <- chosen: forwarded",
+            _ => "",
+        };
+        writeln!(
+            out,
+            "  {:<16} {:>8.4} {:>8.4} {:>9.4} {:>8.4}{mark}",
+            candidate.name, candidate.tariff, candidate.link, candidate.workload, candidate.total
+        )?;
+    }
+    for skipped in &plan.skipped {
+        writeln!(out, "  {:<16} skipped: {}", skipped.name, skipped.why)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! What the dispatcher (`pool`) and the modem workers (`worker`) say to each other: the
+//! dispatcher assigns a claimed request to a worker, each worker tells the dispatcher
+//! when it is free again, and both follow the same retry timing.
+
+use std::time::Duration;
+
+use crate::store::QueuedRequest;
+
+/// A request the dispatcher claimed in the store for one modem: its worker sends it.
+pub struct Assignment {
+    pub request: QueuedRequest,
+}
+
+/// What workers tell the dispatcher.
+#[derive(Debug)]
+pub enum WorkerEvent {
+    /// Initialised and idle.
+    Ready(usize),
+    /// Finished an assignment and idle again.
+    Done(usize),
+    /// Closed; reopening with backoff (or disabled).
+    Down(usize),
+}
+
+/// Retry timing, from the config.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Delay before attempt n+1, indexed by attempts made (the last one repeats).
+    pub retry_delays: Vec<Duration>,
+    /// After this long since it was received, a request is expired instead of retried.
+    pub validity: Duration,
+}
