@@ -110,7 +110,12 @@ async fn request_target(stream: &mut TcpStream) -> Option<String> {
         }
         head.extend_from_slice(&buffer[..count]);
     }
-    let line = String::from_utf8_lossy(&head);
+    get_target(&head)
+}
+
+/// The target of the request line of `head`, if the method is `GET`.
+fn get_target(head: &[u8]) -> Option<String> {
+    let line = String::from_utf8_lossy(head);
     let mut words = line.lines().next()?.split_whitespace();
     match (words.next(), words.next()) {
         (Some("GET"), Some(target)) => Some(target.to_string()),
@@ -136,12 +141,7 @@ async fn respond(stream: &mut TcpStream, code: u16, content_type: &str, body: &[
 
 /// `/route?number=%2B33477858589`: the plan for an E.164 number, as JSON.
 async fn route(sources: &Sources, query: &str) -> (u16, &'static str, Vec<u8>) {
-    let number = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("number="))
-        .map(percent_decode)
-        .filter(|n| n.starts_with('+') && n.len() > 1 && n[1..].bytes().all(|b| b.is_ascii_digit()));
-    let Some(number) = number else {
+    let Some(number) = e164_number(query) else {
         return (
             400,
             "text/plain",
@@ -157,6 +157,16 @@ async fn route(sources: &Sources, query: &str) -> (u16, &'static str, Vec<u8>) {
     }
 }
 
+/// The `number` of a query string, if it is an E.164 number (`+` and digits).
+fn e164_number(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("number="))
+        .map(percent_decode)
+        .filter(|n| n.starts_with('+') && n.len() > 1 && n[1..].bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `%HH` sequences decoded; anything else, a stray `%` included, as it is.
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -182,7 +192,44 @@ fn percent_decode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::{e164_number, get_target, percent_decode};
+
+    #[test]
+    fn only_get_requests_have_a_target() {
+        let table: [(&[u8], Option<&str>); 6] = [
+            (b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n", Some("/status")),
+            (b"GET /route?number=%2B1 HTTP/1.0\r\n\r\n", Some("/route?number=%2B1")),
+            (b"POST /status HTTP/1.1\r\n\r\n", None),
+            (b"get /status HTTP/1.1\r\n\r\n", None),
+            (b"GET\r\n\r\n", None),
+            (b"\r\n\r\n", None),
+        ];
+        for (head, target) in table {
+            assert_eq!(
+                get_target(head).as_deref(),
+                target,
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    #[test]
+    fn the_route_number_is_e164() {
+        let table = [
+            ("number=%2B33477858589", Some("+33477858589")),
+            ("verbose=1&number=%2b1", Some("+1")),
+            ("number=+33", Some("+33")),
+            ("number=33477858589", None),
+            ("number=%2B", None),
+            ("number=%2B33a", None),
+            ("numbers=%2B33", None),
+            ("", None),
+        ];
+        for (query, number) in table {
+            assert_eq!(e164_number(query).as_deref(), number, "{query:?}");
+        }
+    }
 
     #[test]
     fn percent_decoding() {
