@@ -8,9 +8,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::command::Command;
+use super::error::OutboundError;
+use super::mail::{Mail, Server};
 use super::response::Extensions;
 use super::session::Session;
-use super::{Mail, OutboundError, Server, TlsPolicy};
+use super::tls::TlsPolicy;
 use crate::config::OutboundTls;
 
 /// How deliveries go: our name in EHLO, TLS, and the time any one step may take.

@@ -6,8 +6,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
 
 use super::command::Command;
+use super::data;
+use super::error::OutboundError;
+use super::mail::{Mail, Server};
 use super::response::{Code, Extensions, Parser, Response, Severity};
-use super::{Mail, OutboundError, Server, data};
 
 /// Longest reply line read at once; the rest of a longer one reads as a line of its own
 /// (and is then not SMTP).

@@ -7,9 +7,12 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
+use super::client::{Client, Connection};
+use super::error::OutboundError;
+use super::mail::{Mail, Server};
 use super::response::{Code, Response};
 use super::session::{Failure, Phase, classify};
-use super::*;
+use super::tls::TlsPolicy;
 use crate::config::OutboundTls;
 
 /// One turn of the scripted server.
