@@ -84,14 +84,13 @@ impl Client {
         let mut session = Session::new(stream, server.clone(), self.timeout);
         session.greeting().await.map_err(NotOpened::plain)?;
         let extensions = session.ehlo(&self.helo).await.map_err(NotOpened::plain)?;
-        let connector = match (self.tls.mode, self.tls.connector(), extensions.has("STARTTLS")) {
-            (OutboundTls::None, ..) | (_, None, _) | (OutboundTls::Opportunistic, _, false) => None,
-            _ if !tls_allowed => None,
-            (OutboundTls::Verify, Some(_), false) => {
+        let connector = match upgrade(self.tls.mode, extensions.has("STARTTLS"), tls_allowed) {
+            Upgrade::Clear => None,
+            Upgrade::StartTls => self.tls.connector(),
+            Upgrade::Refuse => {
                 let why = format!("{server} does not offer STARTTLS, and TLS with a verified certificate is required");
                 return Err(NotOpened::plain(OutboundError::Temporary(why)));
             }
-            (_, Some(connector), true) => Some(connector),
         };
         let (mut session, extensions) = match connector {
             None => (session, extensions),
@@ -142,6 +141,30 @@ impl Client {
     }
 }
 
+/// What to do about TLS once EHLO has told whether the server offers STARTTLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upgrade {
+    /// Go on in clear.
+    Clear,
+    /// STARTTLS, then EHLO again.
+    StartTls,
+    /// Give up on this server: TLS with a verified certificate is required and not
+    /// offered.
+    Refuse,
+}
+
+/// The policy: `verify` insists on STARTTLS; `opportunistic` takes it when offered,
+/// unless `tls_allowed` is false (the second try, in clear, after TLS failed); `none`
+/// never uses it.
+fn upgrade(mode: OutboundTls, offered: bool, tls_allowed: bool) -> Upgrade {
+    match (mode, offered) {
+        (OutboundTls::None, _) | (OutboundTls::Opportunistic, false) => Upgrade::Clear,
+        _ if !tls_allowed => Upgrade::Clear,
+        (OutboundTls::Verify, false) => Upgrade::Refuse,
+        (_, true) => Upgrade::StartTls,
+    }
+}
+
 /// A connection that could not be set up: the error, and whether the TLS step failed
 /// (opportunistic TLS then tries again in clear).
 #[derive(Debug)]
@@ -189,5 +212,33 @@ impl Connection {
     /// Says goodbye; the mails are delivered whatever the answer.
     pub async fn quit(mut self) {
         self.session.quit().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starttls_as_the_policy_says() {
+        use OutboundTls::{None as Off, Opportunistic, Verify};
+        use Upgrade::{Clear, Refuse, StartTls};
+        let table = [
+            // mode, offered, tls_allowed
+            ((Off, true, true), Clear),
+            ((Off, false, true), Clear),
+            ((Opportunistic, true, true), StartTls),
+            ((Opportunistic, false, true), Clear),
+            ((Opportunistic, true, false), Clear),
+            ((Verify, true, true), StartTls),
+            ((Verify, false, true), Refuse),
+        ];
+        for ((mode, offered, tls_allowed), expected) in table {
+            assert_eq!(
+                upgrade(mode, offered, tls_allowed),
+                expected,
+                "{mode:?} {offered} {tls_allowed}"
+            );
+        }
     }
 }
