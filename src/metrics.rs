@@ -2,23 +2,29 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// SMTP connections accepted, and open now.
+/// SMTP connections accepted since start.
 pub static SMTP_SESSIONS: AtomicU64 = AtomicU64::new(0);
+/// SMTP connections open now (see [`OpenSession`]).
 pub static SMTP_SESSIONS_OPEN: AtomicU64 = AtomicU64::new(0);
 /// Mails stored (each with one request per recipient).
 pub static SMTP_MAILS: AtomicU64 = AtomicU64::new(0);
-/// Forwarding attempts to peers, by result.
+/// Forwards a peer accepted.
 pub static FORWARD_ACCEPTED: AtomicU64 = AtomicU64::new(0);
+/// Forwards that failed and wait to be tried again with the same peer.
 pub static FORWARD_RETRIED: AtomicU64 = AtomicU64::new(0);
+/// Forwards that failed and went back to routing, without that peer.
 pub static FORWARD_FAILED_OVER: AtomicU64 = AtomicU64::new(0);
-/// DSN mails delivered, and dropped undelivered.
+/// DSN mails delivered.
 pub static DSN_DELIVERED: AtomicU64 = AtomicU64::new(0);
+/// DSN mails given up: refused for good, or not delivered within their lifetime.
 pub static DSN_DROPPED: AtomicU64 = AtomicU64::new(0);
 
+/// Adds one to `counter`.
 pub fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The value of `counter` now.
 pub fn read(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
@@ -27,6 +33,7 @@ pub fn read(counter: &AtomicU64) -> u64 {
 pub struct OpenSession;
 
 impl OpenSession {
+    /// Counts one more session, accepted and open.
     pub fn start() -> OpenSession {
         bump(&SMTP_SESSIONS);
         bump(&SMTP_SESSIONS_OPEN);

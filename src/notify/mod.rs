@@ -49,7 +49,7 @@ impl Notifier {
         Ok(Notifier {
             sender: send::Sender {
                 client,
-                route: send::Route::new(crate::config::host_port(&config.dsn.smart_host)),
+                destination: send::Destination::new(crate::config::host_port(&config.dsn.smart_host)),
             },
             hostname: config.smtp.hostname.clone(),
             instance: config.instance.name.clone(),

@@ -5,23 +5,30 @@ use hickory_resolver::proto::rr::RData;
 
 use crate::outbound::{Client, Mail, OutboundError, Server};
 
-/// Routes DSNs and hands them to the outbound client.
+/// Finds the servers for each DSN and hands it to the outbound client.
 pub struct Sender {
+    /// How a DSN is delivered once its server is known.
     pub client: Client,
-    pub route: Route,
+    /// Which servers DSNs go to.
+    pub destination: Destination,
 }
 
-pub enum Route {
+/// The servers DSNs go to.
+pub enum Destination {
+    /// Every DSN to this one server (`dsn.smart_host`).
     SmartHost(Server),
-    /// `None` when the system's resolver could not be set up: every DSN then waits.
+    /// Each DSN to the MX hosts of its recipient's domain. `None` when the system's
+    /// resolver could not be set up: every DSN then waits.
     Mx(Option<Box<TokioResolver>>),
 }
 
-impl Route {
-    pub fn new(smart_host: Option<(String, u16)>) -> Route {
+impl Destination {
+    /// The smart host when one is configured, else the MX hosts through the system's
+    /// resolver.
+    pub fn new(smart_host: Option<(String, u16)>) -> Destination {
         match smart_host {
-            Some((host, port)) => Route::SmartHost(Server { host, port }),
-            None => Route::Mx(
+            Some((host, port)) => Destination::SmartHost(Server { host, port }),
+            None => Destination::Mx(
                 TokioResolver::builder_tokio()
                     .and_then(|builder| builder.build())
                     .inspect_err(|error| tracing::error!(%error, "no DNS resolver: DSNs cannot find MX hosts"))
@@ -37,9 +44,9 @@ impl Sender {
     /// one takes it or one refuses it for good (a 5xx to the mail itself: a server that
     /// refuses the connection leaves the next one to try).
     pub async fn deliver(&self, to: &str, message: &[u8]) -> Result<String, OutboundError> {
-        let servers = match &self.route {
-            Route::SmartHost(server) => vec![server.clone()],
-            Route::Mx(resolver) => mx_servers(resolver.as_deref(), to).await?,
+        let servers = match &self.destination {
+            Destination::SmartHost(server) => vec![server.clone()],
+            Destination::Mx(resolver) => mx_servers(resolver.as_deref(), to).await?,
         };
         let mail = Mail {
             from: "",

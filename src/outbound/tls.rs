@@ -13,10 +13,13 @@ use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertSt
 
 use crate::config::OutboundTls;
 
+/// Why a [`TlsPolicy`] could not be set up: the gateway does not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
+    /// The configured CA file (its name, and why) cannot be read or holds no certificate.
     #[error("cannot read CA certificates from {0}: {1}")]
     CaFile(String, String),
+    /// rustls refused the configuration.
     #[error("{0}")]
     Rustls(String),
 }
@@ -24,6 +27,7 @@ pub enum TlsSetupError {
 /// How one kind of outbound delivery uses TLS, ready to connect.
 #[derive(Clone)]
 pub struct TlsPolicy {
+    /// `verify`, `opportunistic` or `none`, as configured.
     pub mode: OutboundTls,
     connector: Option<TlsConnector>,
 }

@@ -2,7 +2,10 @@
 //! which peers poll), `GET /metrics` (Prometheus text format) and `GET /route?number=`
 //! (the routing plan, for `smsgw route explain`). GET only, one request per connection.
 
-use std::fmt::Write as _;
+mod json;
+pub mod prometheus;
+mod scrape;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,27 +15,32 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::metrics;
 use crate::modem::Board;
 use crate::routing::plan;
 use crate::routing::view::Cluster;
-use crate::store::{self, State, StoreError};
 
 /// Longest request head read.
 const MAX_HEAD: usize = 8192;
 /// Connections answered at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 32;
+/// The longest a client may take to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a client may take to read its answer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the handlers read.
 pub struct Sources {
+    /// This instance's status and its view of the peers (`/status`, `/route`,
+    /// `smsgw_peer_up`).
     pub cluster: Arc<Cluster>,
     /// The database file, read on its own connection for `/metrics`.
     pub database: PathBuf,
+    /// The modems' health, for `/metrics`.
     pub board: Arc<Board>,
 }
 
+/// Answers HTTP requests on `listener` until `shutdown`, then waits for the answers
+/// under way.
 pub async fn serve(listener: TcpListener, sources: Arc<Sources>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -73,14 +81,10 @@ async fn answer(mut stream: TcpStream, sources: &Sources) {
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let (code, content_type, body) = match path {
         "/status" => match sources.cluster.status().await {
-            Ok(status) => (
-                200,
-                "application/json",
-                serde_json::to_vec_pretty(&status).unwrap_or_default(),
-            ),
+            Ok(status) => (200, "application/json", json::status(&status)),
             Err(error) => (500, "text/plain", format!("{error}\n").into_bytes()),
         },
-        "/metrics" => match prometheus(sources).await {
+        "/metrics" => match scrape::metrics(&sources.database, &sources.board, &sources.cluster).await {
             Ok(text) => (200, "text/plain; version=0.0.4", text.into_bytes()),
             Err(error) => (500, "text/plain", format!("{error}\n").into_bytes()),
         },
@@ -106,7 +110,12 @@ async fn request_target(stream: &mut TcpStream) -> Option<String> {
         }
         head.extend_from_slice(&buffer[..count]);
     }
-    let line = String::from_utf8_lossy(&head);
+    get_target(&head)
+}
+
+/// The target of the request line of `head`, if the method is `GET`.
+fn get_target(head: &[u8]) -> Option<String> {
+    let line = String::from_utf8_lossy(head);
     let mut words = line.lines().next()?.split_whitespace();
     match (words.next(), words.next()) {
         (Some("GET"), Some(target)) => Some(target.to_string()),
@@ -132,12 +141,7 @@ async fn respond(stream: &mut TcpStream, code: u16, content_type: &str, body: &[
 
 /// `/route?number=%2B33477858589`: the plan for an E.164 number, as JSON.
 async fn route(sources: &Sources, query: &str) -> (u16, &'static str, Vec<u8>) {
-    let number = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("number="))
-        .map(percent_decode)
-        .filter(|n| n.starts_with('+') && n.len() > 1 && n[1..].bytes().all(|b| b.is_ascii_digit()));
-    let Some(number) = number else {
+    let Some(number) = e164_number(query) else {
         return (
             400,
             "text/plain",
@@ -147,22 +151,22 @@ async fn route(sources: &Sources, query: &str) -> (u16, &'static str, Vec<u8>) {
     match sources.cluster.view().await {
         Ok(view) => {
             let plan = plan::plan(&number, &view, plan::Past::default());
-            let skipped: Vec<_> = plan
-                .skipped
-                .iter()
-                .map(|s| serde_json::json!({ "name": s.name, "why": s.why.to_string() }))
-                .collect();
-            let body = serde_json::json!({ "number": number, "ranked": plan.ranked, "skipped": skipped });
-            (
-                200,
-                "application/json",
-                serde_json::to_vec_pretty(&body).unwrap_or_default(),
-            )
+            (200, "application/json", json::route(&number, &plan))
         }
         Err(error) => (500, "text/plain", format!("{error}\n").into_bytes()),
     }
 }
 
+/// The `number` of a query string, if it is an E.164 number (`+` and digits).
+fn e164_number(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("number="))
+        .map(percent_decode)
+        .filter(|n| n.starts_with('+') && n.len() > 1 && n[1..].bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `%HH` sequences decoded; anything else, a stray `%` included, as it is.
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -186,102 +190,46 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The metrics in Prometheus text format (version 0.0.4).
-async fn prometheus(sources: &Sources) -> Result<String, StoreError> {
-    let mut text = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(text, "{name}{labels} {value}");
-        }
-    };
-    let database = sources.database.clone();
-    let counts = tokio::task::spawn_blocking(move || store::counts_by_state(&database))
-        .await
-        .map_err(|_| StoreError::Closed)??;
-    let requests: Vec<(String, u64)> = State::ALL
-        .iter()
-        .map(|state| {
-            let count = counts.iter().find(|(s, _)| s == state.as_str()).map_or(0, |(_, n)| *n);
-            (format!("{{state=\"{}\"}}", state.as_str()), count as u64)
-        })
-        .collect();
-    family("smsgw_requests", "gauge", "Requests in the store by state.", &requests);
-    let plain = |counter| vec![(String::new(), metrics::read(counter))];
-    family(
-        "smsgw_smtp_sessions_total",
-        "counter",
-        "SMTP connections accepted.",
-        &plain(&metrics::SMTP_SESSIONS),
-    );
-    family(
-        "smsgw_smtp_sessions_open",
-        "gauge",
-        "SMTP connections open now.",
-        &plain(&metrics::SMTP_SESSIONS_OPEN),
-    );
-    family(
-        "smsgw_smtp_mails_total",
-        "counter",
-        "Mails accepted and stored.",
-        &plain(&metrics::SMTP_MAILS),
-    );
-    let modems = sources.board.snapshot();
-    let per_modem = |value: fn(&crate::modem::Health) -> u64| -> Vec<(String, u64)> {
-        modems
-            .iter()
-            .map(|(name, health)| (format!("{{modem=\"{name}\"}}"), value(health)))
-            .collect()
-    };
-    family(
-        "smsgw_modem_parts_sent_total",
-        "counter",
-        "SMS parts accepted by the network.",
-        &per_modem(|h| h.parts_sent),
-    );
-    family(
-        "smsgw_modem_send_errors_total",
-        "counter",
-        "Failed send attempts.",
-        &per_modem(|h| h.send_errors),
-    );
-    family(
-        "smsgw_modem_ready",
-        "gauge",
-        "1 when the modem is initialised and sending.",
-        &per_modem(|h| u64::from(h.state == crate::modem::ModemState::Ready)),
-    );
-    let forwards = [
-        ("accepted", &metrics::FORWARD_ACCEPTED),
-        ("retried", &metrics::FORWARD_RETRIED),
-        ("failed_over", &metrics::FORWARD_FAILED_OVER),
-    ]
-    .map(|(result, counter)| (format!("{{result=\"{result}\"}}"), metrics::read(counter)));
-    family(
-        "smsgw_forward_attempts_total",
-        "counter",
-        "Forwarding attempts to peers, by result.",
-        &forwards,
-    );
-    let dsns = [
-        ("delivered", &metrics::DSN_DELIVERED),
-        ("dropped", &metrics::DSN_DROPPED),
-    ]
-    .map(|(result, counter)| (format!("{{result=\"{result}\"}}"), metrics::read(counter)));
-    family("smsgw_dsn_total", "counter", "DSN mails by result.", &dsns);
-    let peers: Vec<(String, u64)> = sources
-        .cluster
-        .peers()
-        .iter()
-        .map(|p| (format!("{{peer=\"{}\"}}", p.name), u64::from(p.up)))
-        .collect();
-    family("smsgw_peer_up", "gauge", "1 when the peer's status answered.", &peers);
-    Ok(text)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::{e164_number, get_target, percent_decode};
+
+    #[test]
+    fn only_get_requests_have_a_target() {
+        let table: [(&[u8], Option<&str>); 6] = [
+            (b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n", Some("/status")),
+            (b"GET /route?number=%2B1 HTTP/1.0\r\n\r\n", Some("/route?number=%2B1")),
+            (b"POST /status HTTP/1.1\r\n\r\n", None),
+            (b"get /status HTTP/1.1\r\n\r\n", None),
+            (b"GET\r\n\r\n", None),
+            (b"\r\n\r\n", None),
+        ];
+        for (head, target) in table {
+            assert_eq!(
+                get_target(head).as_deref(),
+                target,
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    #[test]
+    fn the_route_number_is_e164() {
+        let table = [
+            ("number=%2B33477858589", Some("+33477858589")),
+            ("verbose=1&number=%2b1", Some("+1")),
+            ("number=+33", Some("+33")),
+            ("number=33477858589", None),
+            ("number=%2B", None),
+            ("number=%2B33a", None),
+            ("numbers=%2B33", None),
+            ("", None),
+        ];
+        for (query, number) in table {
+            assert_eq!(e164_number(query).as_deref(), number, "{query:?}");
+        }
+    }
 
     #[test]
     fn percent_decoding() {
