@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the command; every command but `check-config` and `pdu` needs a valid config.
+/// Runs the command; all but `check-config`, `pdu` and `modem sim` need a valid config.
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(&cli.config);
     match cli.command {

@@ -9,7 +9,7 @@ use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
 
 use super::reply::{self, Reply};
 use super::session::Session;
-use super::state::{AuthStage, State, Step, command_state};
+use super::state::{AuthStage, SessionState, Step, command_state};
 use crate::users::User;
 
 /// What the client answers when asked for its user name and password (base64).
@@ -54,7 +54,7 @@ impl Session {
 
     fn challenge(&mut self, stage: AuthStage, text: &str, out: &mut Vec<u8>) -> Option<Step> {
         out.extend_from_slice(format!("334 {text}\r\n").as_bytes());
-        self.state = State::Auth(stage, Default::default());
+        self.state = SessionState::Auth(stage, Default::default());
         None
     }
 

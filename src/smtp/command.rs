@@ -7,7 +7,7 @@ use smtp_proto::{Error as ParseError, Request};
 
 use super::reply::{self, Reply};
 use super::session::Session;
-use super::state::{State, Step};
+use super::state::{SessionState, Step};
 
 impl Session {
     /// Answers one command, or starts what it begins (data, a chunk, AUTH, TLS).
@@ -67,7 +67,7 @@ impl Session {
                 Reply::new(555, "5.5.4", format!("Unsupported parameter {param:?}"))
             }
             ParseError::ResponseTooLong => {
-                self.state = State::LongLine(DummyLineReceiver::default());
+                self.state = SessionState::LongLine(DummyLineReceiver::default());
                 return None;
             }
             ParseError::InvalidResponse { .. } => Reply::new(500, "5.5.2", "Syntax error"),

@@ -15,14 +15,14 @@ use smtp_proto::request::receiver::{
 use super::Settings;
 use super::policy::Policy;
 use super::reply::{self, Reply};
-use super::state::{LineCheck, LineLength, State, Step, Transaction, command_state};
+use super::state::{LineCheck, LineLength, SessionState, Step, Transaction, command_state};
 use crate::store::StoreError;
 use crate::users::User;
 
 /// One client's SMTP session, from the greeting to QUIT: the state it is in, what the
 /// client has said so far, and the limits it is held to.
 pub struct Session {
-    pub(super) state: State,
+    pub(super) state: SessionState,
     pub(super) settings: Arc<Settings>,
     pub(super) policy: Arc<Policy>,
     pub(super) client: SocketAddr,
@@ -49,7 +49,7 @@ impl Session {
     /// only takes loopback connections.
     pub fn new(settings: Arc<Settings>, policy: Arc<Policy>, client: SocketAddr, loopback_listener: bool) -> Session {
         Session {
-            state: State::Command(RequestReceiver::default()),
+            state: SessionState::Command(RequestReceiver::default()),
             settings,
             policy,
             client,
@@ -94,14 +94,14 @@ impl Session {
     /// How long the peer may stay silent in the current state.
     pub fn timeout(&self) -> Duration {
         match self.state {
-            State::Command(_) | State::LongLine(_) => self.settings.command_timeout,
+            SessionState::Command(_) | SessionState::LongLine(_) => self.settings.command_timeout,
             _ => self.settings.data_timeout,
         }
     }
 
     /// Between commands: a shutdown may close the session without cutting a message.
     pub fn is_between_commands(&self) -> bool {
-        matches!(self.state, State::Command(_))
+        matches!(self.state, SessionState::Command(_))
     }
 
     /// Consumes bytes until the session needs more, has a mail to store, or must close.
@@ -109,8 +109,8 @@ impl Session {
         loop {
             // Each state consumes what it can; `Some(Step::Read)` means the bytes ran out.
             let step = match &mut self.state {
-                State::Command(_) => self.command_bytes(bytes, out),
-                State::Data(receiver) => {
+                SessionState::Command(_) => self.command_bytes(bytes, out),
+                SessionState::Data(receiver) => {
                     if receiver.ingest(bytes, &mut self.message) {
                         self.state = command_state();
                         self.end_of_message(out)
@@ -119,7 +119,7 @@ impl Session {
                         Some(Step::Read)
                     }
                 }
-                State::Bdat(receiver) => match receiver.ingest(bytes, &mut self.message) {
+                SessionState::Bdat(receiver) => match receiver.ingest(bytes, &mut self.message) {
                     false => Some(Step::Read),
                     true => {
                         let last = receiver.is_last;
@@ -127,26 +127,26 @@ impl Session {
                         self.end_of_chunk(last, out)
                     }
                 },
-                State::Discard(receiver, _) => match receiver.ingest(bytes) {
+                SessionState::Discard(receiver, _) => match receiver.ingest(bytes) {
                     false => Some(Step::Read),
                     true => match std::mem::replace(&mut self.state, command_state()) {
-                        State::Discard(_, answer) => self.respond(answer, out),
+                        SessionState::Discard(_, answer) => self.respond(answer, out),
                         _ => unreachable!("matched Discard above"),
                     },
                 },
-                State::LongLine(receiver) => match receiver.ingest(bytes) {
+                SessionState::LongLine(receiver) => match receiver.ingest(bytes) {
                     false => Some(Step::Read),
                     true => {
                         self.state = command_state();
                         self.respond(line_too_long(), out)
                     }
                 },
-                State::Auth(_, receiver) => match receiver.ingest(bytes) {
+                SessionState::Auth(_, receiver) => match receiver.ingest(bytes) {
                     false => Some(Step::Read),
                     true => {
                         let line = String::from_utf8_lossy(&receiver.buf).into_owned();
                         match std::mem::replace(&mut self.state, command_state()) {
-                            State::Auth(stage, _) => self.auth_line(stage, &line, out),
+                            SessionState::Auth(stage, _) => self.auth_line(stage, &line, out),
                             _ => unreachable!("matched Auth above"),
                         }
                     }
@@ -160,7 +160,7 @@ impl Session {
 
     /// Command lines: one parsed and answered per call, within the line length limit.
     fn command_bytes(&mut self, bytes: &mut Iter<'_, u8>, out: &mut Vec<u8>) -> Option<Step> {
-        let State::Command(receiver) = &mut self.state else {
+        let SessionState::Command(receiver) = &mut self.state else {
             unreachable!("called in the command state")
         };
         match self.line_length.check(bytes) {
@@ -169,7 +169,7 @@ impl Session {
                 self.respond(line_too_long(), out)
             }
             LineCheck::Unterminated => {
-                self.state = State::LongLine(DummyLineReceiver::default());
+                self.state = SessionState::LongLine(DummyLineReceiver::default());
                 None
             }
             LineCheck::Ok => match receiver.ingest(bytes) {
@@ -244,23 +244,23 @@ impl Session {
 
     /// Reads the rest of a message without keeping it, then answers `answer`.
     pub(super) fn discard(&mut self, receiver: DummyDataReceiver, answer: Reply) {
-        self.state = State::Discard(receiver, answer);
+        self.state = SessionState::Discard(receiver, answer);
     }
 
     /// After `354`: the message follows.
     pub(super) fn start_data(&mut self) {
-        self.state = State::Data(DataReceiver::new());
+        self.state = SessionState::Data(DataReceiver::new());
     }
 
     /// A BDAT chunk of `chunk_size` octets follows.
     pub(super) fn start_bdat(&mut self, chunk_size: usize, last: bool) {
-        self.state = State::Bdat(BdatReceiver::new(chunk_size, last));
+        self.state = SessionState::Bdat(BdatReceiver::new(chunk_size, last));
     }
 
     /// A DATA message past the size limit: keep reading to its end, keep nothing.
     fn check_data_size(&mut self) {
         if self.message.len() > self.settings.max_message_size
-            && let State::Data(receiver) = &self.state
+            && let SessionState::Data(receiver) = &self.state
         {
             let rest = DummyDataReceiver::new_data(receiver);
             self.reset();

@@ -12,7 +12,7 @@ use super::reply::Reply;
 use crate::store::{NewMail, NewRequest};
 
 /// What the session is reading.
-pub(super) enum State {
+pub(super) enum SessionState {
     /// Reading command lines.
     Command(RequestReceiver),
     /// Reading a DATA message into `Session::message`.
@@ -114,6 +114,6 @@ impl LineLength {
 }
 
 /// Reading command lines again, after any other state ends.
-pub(super) fn command_state() -> State {
-    State::Command(RequestReceiver::default())
+pub(super) fn command_state() -> SessionState {
+    SessionState::Command(RequestReceiver::default())
 }

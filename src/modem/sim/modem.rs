@@ -34,8 +34,9 @@ enum Input {
     },
 }
 
+/// What the network does later, on the modem's schedule.
 #[derive(Debug)]
-enum Event {
+enum NetworkEvent {
     /// The network's answer to a submitted part: accepted, or a `+CMS ERROR` code.
     Answer(Result<Submitted, u16>),
     Report {
@@ -68,7 +69,7 @@ pub(super) struct Modem {
     /// A command awaits its answer; input meanwhile is held, as a modem's UART buffers it.
     busy: bool,
     held: Vec<u8>,
-    schedule: BTreeMap<(Instant, u64), Event>,
+    schedule: BTreeMap<(Instant, u64), NetworkEvent>,
     sequence: u64,
 }
 
@@ -105,11 +106,11 @@ impl Modem {
     pub(super) fn deliver_incoming(&mut self, now: Now) {
         let latency = self.latency();
         for (n, pdu) in (1..).zip(mem::take(&mut self.incoming)) {
-            self.push(now.at + latency * n, Event::Deliver(pdu));
+            self.push(now.at + latency * n, NetworkEvent::Deliver(pdu));
         }
     }
 
-    fn push(&mut self, at: Instant, event: Event) {
+    fn push(&mut self, at: Instant, event: NetworkEvent) {
         self.sequence += 1;
         self.schedule.insert((at, self.sequence), event);
     }
@@ -200,7 +201,7 @@ impl Modem {
             None => Ok(submitted),
         };
         self.busy = true;
-        self.push(now.at + self.latency(), Event::Answer(answer));
+        self.push(now.at + self.latency(), NetworkEvent::Answer(answer));
     }
 
     fn latency(&self) -> Duration {
@@ -214,8 +215,8 @@ impl Modem {
                 break;
             }
             match entry.remove() {
-                Event::Answer(answer) => self.answer(answer, now, out),
-                Event::Report {
+                NetworkEvent::Answer(answer) => self.answer(answer, now, out),
+                NetworkEvent::Report {
                     mr,
                     recipient,
                     submitted,
@@ -228,7 +229,7 @@ impl Modem {
                         Err(error) => tracing::warn!(modem = %self.name, %error, "status report not sent"),
                     }
                 }
-                Event::Deliver(pdu) => self.announce_sms(pdu, out),
+                NetworkEvent::Deliver(pdu) => self.announce_sms(pdu, out),
             }
         }
         if !self.busy && !self.held.is_empty() {
@@ -257,7 +258,7 @@ impl Modem {
             let submitted = now.wall;
             self.push(
                 now.at + delay,
-                Event::Report {
+                NetworkEvent::Report {
                     mr,
                     recipient,
                     submitted,
