@@ -10,7 +10,7 @@ use crate::routing::view::Cluster;
 use crate::store::{self, State, StoreError};
 
 /// The metrics now, as Prometheus text; the store is read on a connection of its own
-/// to `database`, so a scrape never waits behind the stages.
+/// to `database`, on a blocking thread.
 pub(super) async fn metrics(database: &Path, board: &Board, cluster: &Cluster) -> Result<String, StoreError> {
     let database = database.to_path_buf();
     let counts = tokio::task::spawn_blocking(move || store::counts_by_state(&database))

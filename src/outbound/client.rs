@@ -112,10 +112,14 @@ impl Client {
             }
         };
         if let Some((user, password)) = auth {
-            session
-                .auth_plain(user, password, &extensions)
-                .await
-                .map_err(NotOpened::plain)?;
+            if !extensions.has("AUTH") {
+                let why = format!("{server}: does not offer AUTH, and credentials are configured for it");
+                return Err(NotOpened::plain(OutboundError::Temporary(why)));
+            }
+            // A refused password is the operator's to fix, not the mail's fault: like
+            // every failure before the first mail, it is temporary.
+            let auth = Command::AuthPlain { user, password };
+            session.command(&auth).await.map_err(NotOpened::plain)?;
         }
         Ok(Connection {
             session,

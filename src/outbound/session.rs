@@ -116,21 +116,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(Extensions::default())
     }
 
-    /// AUTH PLAIN. A refused password is the operator's to fix, not the mail's fault:
-    /// every failure here is temporary.
-    pub(super) async fn auth_plain(
-        &mut self,
-        user: &str,
-        password: &str,
-        extensions: &Extensions,
-    ) -> Result<(), OutboundError> {
-        if !extensions.has("AUTH") {
-            let why = "does not offer AUTH, and credentials are configured for it";
-            return Err(OutboundError::Temporary(format!("{}: {why}", self.server)));
-        }
-        self.command(&Command::AuthPlain { user, password }).await.map(drop)
-    }
-
     /// One mail: MAIL, RCPT, DATA and the message; `Ok` carries the server's final answer.
     pub(super) async fn transaction(
         &mut self,

@@ -157,10 +157,15 @@ async fn a_multi_line_ehlo_names_the_extensions_used() {
         Expect("HELO gw.test"),
         Say("250 old.test"),
         Expect("MAIL FROM:<alice@example.com>"),
-        Say("250 ok"),
+        Say("550 5.6.0 no 8-bit here"),
     ];
     let (connection, server) = connect(script, None).await;
-    let _ = connection.unwrap().send(&mail("caf\u{e9}".as_bytes())).await;
+    let error = connection
+        .unwrap()
+        .send(&mail("caf\u{e9}".as_bytes()))
+        .await
+        .unwrap_err();
+    assert!(error.is_permanent(), "{error:?}");
     server.await.unwrap();
 }
 
