@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use serde::Deserialize;
 use smsgw::config::Config;
-use smsgw::routing::plan::Candidate;
+use smsgw::routing::explain::Explanation;
 
 /// The subcommands of `smsgw route`.
 #[derive(Subcommand)]
@@ -20,20 +19,6 @@ pub enum RouteCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// The body of `GET /route`: the plan, with each skip reason already in words.
-#[derive(Deserialize)]
-struct RouteAnswer {
-    ranked: Vec<Candidate>,
-    skipped: Vec<SkippedAnswer>,
-}
-
-/// An instance the plan left out, and why (`Skip` as the gateway words it).
-#[derive(Deserialize)]
-struct SkippedAnswer {
-    name: String,
-    why: String,
 }
 
 /// Asks the gateway for the plan and prints it as a table, or as the gateway's JSON.
@@ -62,12 +47,12 @@ pub fn run(config: &Config, command: RouteCommand) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let plan: RouteAnswer = serde_json::from_slice(&body)?;
+    let plan: Explanation = serde_json::from_slice(&body)?;
     print_plan(&mut out, &number, &plan)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_plan(out: &mut impl Write, number: &str, plan: &RouteAnswer) -> std::io::Result<()> {
+fn print_plan(out: &mut impl Write, number: &str, plan: &Explanation) -> std::io::Result<()> {
     writeln!(out, "{number}, cheapest first:")?;
     writeln!(
         out,

@@ -15,7 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::e164::E164;
 use crate::modem::Board;
+use crate::routing::explain::Explanation;
 use crate::routing::plan;
 use crate::routing::view::Cluster;
 
@@ -151,19 +153,18 @@ async fn route(sources: &Sources, query: &str) -> (u16, &'static str, Vec<u8>) {
     match sources.cluster.view().await {
         Ok(view) => {
             let plan = plan::plan(&number, &view, plan::Past::default());
-            (200, "application/json", json::route(&number, &plan))
+            (200, "application/json", json::route(&Explanation::new(number, &plan)))
         }
         Err(error) => (500, "text/plain", format!("{error}\n").into_bytes()),
     }
 }
 
-/// The `number` of a query string, if it is an E.164 number (`+` and digits).
-fn e164_number(query: &str) -> Option<String> {
+/// The `number` of a query string, if it is an E.164 number.
+fn e164_number(query: &str) -> Option<E164> {
     query
         .split('&')
         .find_map(|pair| pair.strip_prefix("number="))
-        .map(percent_decode)
-        .filter(|n| n.starts_with('+') && n.len() > 1 && n[1..].bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| E164::parse(&percent_decode(n)).ok())
 }
 
 /// `%HH` sequences decoded; anything else, a stray `%` included, as it is.
@@ -218,7 +219,9 @@ mod tests {
     fn the_route_number_is_e164() {
         let table = [
             ("number=%2B33477858589", Some("+33477858589")),
-            ("verbose=1&number=%2b1", Some("+1")),
+            ("verbose=1&number=%2b12", Some("+12")),
+            ("number=%2B1", None),
+            ("number=%2B0477858589", None),
             ("number=+33", Some("+33")),
             ("number=33477858589", None),
             ("number=%2B", None),

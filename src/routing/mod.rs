@@ -2,6 +2,7 @@
 //! instance's modems are the only route: `received → queued`, set-wise. In a cluster,
 //! each request gets a [`plan`] over the [`view`], and goes to the cheapest instance.
 
+pub mod explain;
 pub mod plan;
 pub mod view;
 
