@@ -2,7 +2,9 @@
 
 use std::process::Command;
 
-use crate::support::{BIN, Gateway, TempDir, message};
+use crate::support::gateway::Gateway;
+use crate::support::smtp::message;
+use crate::support::{BIN, TempDir};
 
 #[test]
 fn check_config_names_every_bad_key() {
@@ -121,4 +123,20 @@ fn pdu_encode_and_decode_for_operators() {
     let bad = Command::new(BIN).args(["pdu", "decode", "0011"]).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).starts_with("smsgw: "));
+}
+
+#[test]
+fn serve_applies_environment_overrides() {
+    // A number and a list, over what the config file says (no limit, the domain "sms").
+    let gateway = Gateway::options("[smtp]\nmax_recipients = 100\n")
+        .env("SMSGW__SMTP__MAX_RECIPIENTS", "2")
+        .env("SMSGW__SMTP__SMS_DOMAINS", "sms,text.example")
+        .start();
+    let mut client = gateway.client();
+    client.command("EHLO mta.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    client.command("RCPT TO:<+33477858589@text.example>", 250);
+    client.command("RCPT TO:<+447911123456@sms>", 250);
+    let reply = client.command("RCPT TO:<+447911123457@sms>", 452);
+    assert!(reply.text().starts_with("4.5.3"), "{reply:?}");
 }

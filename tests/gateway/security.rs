@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::support::{BIN, Client, Gateway, Pki};
+use crate::support::BIN;
+use crate::support::gateway::Gateway;
+use crate::support::pki::Pki;
+use crate::support::smtp::Client;
 
 impl Pki {
     fn users(&self) -> PathBuf {
@@ -232,9 +235,7 @@ fn a_message_is_stored_without_forged_internal_headers() {
     let gateway = Gateway::start("");
     let mail = "Subject: hi\r\nX-Smsgw-Request: forged-1\r\n\r\nbody\r\n";
     assert_eq!(gateway.client().mail(&["+33477858589@sms"], mail).code, 250);
-    let db = rusqlite::Connection::open(gateway.data.join("smsgw.db")).unwrap();
-    let raw: Vec<u8> = db.query_row("SELECT raw FROM messages", [], |row| row.get(0)).unwrap();
-    let raw = String::from_utf8(raw).unwrap();
+    let raw = gateway.store().messages().pop().expect("the message is stored");
     assert!(raw.contains("Subject: hi") && !raw.contains("forged-1"), "{raw}");
 }
 
@@ -275,4 +276,25 @@ fn sighup_reloads_the_certificate() {
     gateway.signal("HUP");
     gateway.wait_for_log("TLS certificate reloaded");
     Client::connect_tls(gateway.tls_address(), &pki.ca()).command("QUIT", 221);
+}
+
+#[test]
+fn the_default_abuse_limits_hold_without_any_setting() {
+    let gateway = Gateway::options("").production_limits().start();
+    let numbers: Vec<String> = (0..61).map(|i| format!("+33612{:06}@sms", 100_000 + i)).collect();
+    let mut client = gateway.client();
+    client.command("EHLO mta.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    for number in &numbers[..60] {
+        client.command(&format!("RCPT TO:<{number}>"), 250);
+    }
+    let limited = client.command(&format!("RCPT TO:<{}>", numbers[60]), 450);
+    assert_eq!(
+        limited.text(),
+        "4.7.1 127.0.0.1: more than 60 requests in a minute, try again later"
+    );
+    client.command("DATA", 354);
+    client.send("Subject: sixty\r\n\r\nof them\r\n.\r\n");
+    client.expect(250);
+    assert_eq!(gateway.queue().len(), 60);
 }
