@@ -91,6 +91,12 @@ fn queue_list_filters_by_state_and_show_tells_the_story() {
     let shown = gateway.cli(&["queue", "show", "1"]);
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("queued") && text.contains("text: hello"), "{text}");
+    // The JSON forms say what the database holds (as the harness reads it).
+    let listed: serde_json::Value = serde_json::from_str(&gateway.cli_ok(&["queue", "list", "--json"])).unwrap();
+    assert_eq!(listed, serde_json::Value::Array(gateway.queue()));
+    let detail: serde_json::Value = serde_json::from_str(&gateway.cli_ok(&["queue", "show", "1", "--json"])).unwrap();
+    assert_eq!(detail, gateway.show(1));
+    assert_eq!(detail["events"][0]["state"], "received");
     let missing = gateway.cli(&["queue", "show", "99"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no request 99"));
