@@ -261,3 +261,53 @@ fn incoming_sms_are_read_reassembled_and_stored() {
         ]
     );
 }
+
+#[test]
+fn a_wrong_sim_pin_is_tried_once_and_the_modem_disabled() {
+    // sim1 answers MARKER with a temporary error: its retries (one a second) tell the
+    // time, during which a retried PIN would have been tried again.
+    const MARKER: &str = "+447911123456";
+    let gateway = Gateway::start(&format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n\n[sms]\nretry_delays_secs = [1]\n\n{}{}",
+        sim_modem(
+            "sim0",
+            "pin = \"0000\"\nsim = { latency_ms = 0, report_delay_ms = 50, pin = \"1234\" }"
+        ),
+        sim_modem(
+            "sim1",
+            &format!("sim = {{ latency_ms = 0, report_delay_ms = 50, cms_error = {{ \"{MARKER}\" = 38 }} }}")
+        ),
+    ));
+    gateway.wait_for_log("ready modem=sim1");
+    let disabled = gateway.wait_for_log("this modem is disabled until restart");
+    assert!(
+        disabled.contains("modem=sim0") && disabled.contains("the SIM refused modem.pin"),
+        "{disabled}"
+    );
+    assert_eq!(
+        gateway
+            .client()
+            .mail(&[&format!("{MARKER}@sms")], &message("pin", "clock"))
+            .code,
+        250
+    );
+    eventually(Duration::from_secs(20), || {
+        let story = gateway.show(1)["events"].to_string();
+        match story.matches("+CMS ERROR: 38").count() {
+            tries if tries >= 3 => Ok(()),
+            tries => Err(format!("the marker was tried {tries} times: {story}")),
+        }
+    });
+    assert_eq!(gateway.log_lines("the SIM refused modem.pin").len(), 1);
+    assert!(
+        gateway
+            .log_lines("modem down, reopening")
+            .iter()
+            .all(|line| !line.contains("modem=sim0")),
+        "sim0 was reopened"
+    );
+    let status: serde_json::Value = serde_json::from_str(&gateway.http_get("/status")).unwrap();
+    let sim0 = &status["modems"][0];
+    assert_eq!((&sim0["name"], &sim0["state"]), (&"sim0".into(), &"disabled".into()));
+    assert!(gateway.records("sim0").is_empty());
+}
