@@ -394,3 +394,35 @@ fn opportunistic_tls_refused_by_the_server_goes_in_clear_and_verify_does_not() {
     assert!(line.contains("454"), "{line}");
     assert_eq!(sink.mails().len(), 1);
 }
+
+#[test]
+fn a_dsn_not_delivered_within_its_lifetime_is_dropped_and_told_in_the_history() {
+    let address = unused_address();
+    let mut gateway = gateway(&address.to_string(), "tls = \"none\"\nlifetime_hours = 1", "");
+    send(&gateway, "alice@example.com", "", REFUSED, "");
+    gateway.wait_for_log("DSN not delivered yet");
+    // Two hours pass, as far as the DSN can tell, while the gateway is stopped.
+    gateway.kill();
+    let db = rusqlite::Connection::open(gateway.store().path()).unwrap();
+    let aged = db
+        .execute("UPDATE dsns SET created = created - 2 * 3600 * 1000", [])
+        .unwrap();
+    assert_eq!(aged, 1);
+    drop(db);
+    gateway.restart();
+    let line = gateway.wait_for_log("not delivered within its lifetime");
+    assert!(line.contains("dropped") && line.contains("alice@example.com"), "{line}");
+    let events = wait_dsn_event(&gateway, 1, "dropped");
+    assert!(
+        events.iter().any(|e| e.contains("not delivered within its lifetime")),
+        "{events:?}"
+    );
+    assert_eq!(gateway.store().dsns(1), ["failed dropped"]);
+    // Its server is back: a newer DSN reaches it, the dropped one never does.
+    let sink = Sink::start_on(address, None);
+    send(&gateway, "bob@example.com", "", REFUSED, "");
+    let mails = sink.wait_for(1);
+    wait_dsn_event(&gateway, 2, "DSN delivered");
+    assert_eq!(sink.mails().len(), 1);
+    assert_eq!(mails[0].rcpt_to, ["<bob@example.com>"]);
+}

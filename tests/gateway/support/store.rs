@@ -36,6 +36,11 @@ impl Store {
         }
     }
 
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// A new connection each time: the gateway may have been restarted meanwhile.
     fn connect(&self) -> Connection {
         let connection = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
