@@ -170,8 +170,12 @@ fn connections_beyond_the_limit_get_421() {
     let mut first = gateway.client();
     first.command("EHLO client.example", 250);
     let mut second = std::net::TcpStream::connect(gateway.smtp).unwrap();
+    // Read to the end: the server must close, not leave the connection open.
+    second
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let mut greeting = String::new();
-    std::io::Read::read_to_string(&mut second, &mut greeting).unwrap();
+    std::io::Read::read_to_string(&mut second, &mut greeting).expect("421, then closed");
     assert!(greeting.starts_with("421 4.7.0"), "{greeting}");
     first.command("QUIT", 221);
     // The slot is free again once the first session ended.

@@ -94,6 +94,7 @@ fn sigterm_lets_a_message_in_progress_finish_then_exits_0() {
     gateway.signal("TERM");
     gateway.wait_for_log("SIGTERM");
     assert!(idle.expect(421).text().starts_with("4.3.2"));
+    assert!(idle.is_closed());
     sending.send(".\r\n");
     sending.expect(250);
     sending.expect(421);
