@@ -376,3 +376,39 @@ pub fn event_details(detail: &Value) -> String {
         .map(|e| format!("{} {}\n", e["state"], e["detail"]))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{defaults, merge};
+
+    fn config(extra: &str) -> toml::Table {
+        let mut table = defaults("smsgw", Path::new("/data"), false);
+        merge(&mut table, extra.parse().unwrap());
+        table
+    }
+
+    #[test]
+    fn a_test_s_tables_are_merged_key_by_key_over_the_defaults() {
+        let table = config(
+            "[http]\nlisten = \"127.0.0.1:0\"\n\n[security]\nper_minute = 3\n\n\
+             [[modem]]\nname = \"sim0\"\nport = \"sim\"\nper_minute = 5\n",
+        );
+        // Another table's `listen` leaves the SMTP listener on port 0.
+        assert_eq!(table["smtp"]["listen"][0].as_str(), Some("127.0.0.1:0"));
+        assert_eq!(table["http"]["listen"].as_str(), Some("127.0.0.1:0"));
+        // A modem's own `per_minute` is the modem's; the test's security limit is kept
+        // and the limits it did not name stay off.
+        assert_eq!(table["modem"][0]["per_minute"].as_integer(), Some(5));
+        assert_eq!(table["security"]["per_minute"].as_integer(), Some(3));
+        assert_eq!(table["security"]["per_day"].as_integer(), Some(0));
+        assert_eq!(table["instance"]["data_dir"].as_str(), Some("/data"));
+    }
+
+    #[test]
+    fn production_limits_are_left_to_the_gateway_s_defaults() {
+        let table = defaults("smsgw", Path::new("/data"), true);
+        assert!(!table.contains_key("security"), "{table}");
+    }
+}
