@@ -9,6 +9,7 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use crate::support::dns::Dns;
 use crate::support::gateway::Gateway;
 use crate::support::pki::Pki;
 use crate::support::sink::{Received, Sink, unused_address};
@@ -425,4 +426,29 @@ fn a_dsn_not_delivered_within_its_lifetime_is_dropped_and_told_in_the_history() 
     wait_dsn_event(&gateway, 2, "DSN delivered");
     assert_eq!(sink.mails().len(), 1);
     assert_eq!(mails[0].rcpt_to, ["<bob@example.com>"]);
+}
+
+#[test]
+#[ignore = "needs dsn.nameservers and dsn.mx_port, not in the config yet: MX lookups use the system's resolver and port 25"]
+fn without_a_smart_host_a_dsn_goes_to_the_mx_of_the_sender_s_domain() {
+    let sink = Sink::start(None);
+    // "localhost" resolves to the sink's address without the test's DNS.
+    let dns = Dns::start(&[("example.test", "localhost."), ("null.test", ".")]);
+    let gateway = Gateway::start(&format!(
+        "[dsn]\nnameservers = [\"{}\"]\nmx_port = {}\ntls = \"opportunistic\"\nretry_delays_secs = [1]\n\n\
+         [[modem]]\nname = \"sim0\"\nport = \"sim\"\n\
+         sim = {{ latency_ms = 0, report_delay_ms = 20, report_failure = [\"{REFUSED}\"] }}\n",
+        dns.address,
+        sink.address.port()
+    ));
+    send(&gateway, "alice@example.test", "", REFUSED, "");
+    let mails = sink.wait_for(1);
+    assert_eq!(mails[0].rcpt_to, ["<alice@example.test>"]);
+    assert_eq!(parse(&mails[0]).recipient_fields["Action"], "failed");
+    wait_dsn_event(&gateway, 1, "delivered to <alice@example.test>");
+    // A null MX: the domain takes no mail, and the DSN is dropped at once.
+    send(&gateway, "bob@null.test", "", REFUSED, "");
+    let events = wait_dsn_event(&gateway, 2, "dropped");
+    assert!(events.iter().any(|e| e.contains("null MX")), "{events:?}");
+    assert_eq!(sink.mails().len(), 1);
 }

@@ -3,6 +3,7 @@
 //! a test CA ([`pki`]); an SMTP server where DSNs arrive ([`sink`]); and the one way to
 //! wait for something ([`wait`]).
 
+pub mod dns;
 pub mod gateway;
 pub mod pki;
 pub mod sink;
