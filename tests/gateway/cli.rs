@@ -2,7 +2,9 @@
 
 use std::process::Command;
 
-use crate::support::{BIN, Gateway, TempDir, message};
+use crate::support::gateway::Gateway;
+use crate::support::smtp::message;
+use crate::support::{BIN, TempDir};
 
 #[test]
 fn check_config_names_every_bad_key() {
@@ -89,6 +91,12 @@ fn queue_list_filters_by_state_and_show_tells_the_story() {
     let shown = gateway.cli(&["queue", "show", "1"]);
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("queued") && text.contains("text: hello"), "{text}");
+    // The JSON forms say what the database holds (as the harness reads it).
+    let listed: serde_json::Value = serde_json::from_str(&gateway.cli_ok(&["queue", "list", "--json"])).unwrap();
+    assert_eq!(listed, serde_json::Value::Array(gateway.queue()));
+    let detail: serde_json::Value = serde_json::from_str(&gateway.cli_ok(&["queue", "show", "1", "--json"])).unwrap();
+    assert_eq!(detail, gateway.show(1));
+    assert_eq!(detail["events"][0]["state"], "received");
     let missing = gateway.cli(&["queue", "show", "99"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no request 99"));
@@ -121,4 +129,20 @@ fn pdu_encode_and_decode_for_operators() {
     let bad = Command::new(BIN).args(["pdu", "decode", "0011"]).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).starts_with("smsgw: "));
+}
+
+#[test]
+fn serve_applies_environment_overrides() {
+    // A number and a list, over what the config file says (no limit, the domain "sms").
+    let gateway = Gateway::options("[smtp]\nmax_recipients = 100\n")
+        .env("SMSGW__SMTP__MAX_RECIPIENTS", "2")
+        .env("SMSGW__SMTP__SMS_DOMAINS", "sms,text.example")
+        .start();
+    let mut client = gateway.client();
+    client.command("EHLO mta.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    client.command("RCPT TO:<+33477858589@text.example>", 250);
+    client.command("RCPT TO:<+447911123456@sms>", 250);
+    let reply = client.command("RCPT TO:<+447911123457@sms>", 452);
+    assert!(reply.text().starts_with("4.5.3"), "{reply:?}");
 }

@@ -5,13 +5,17 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::dsn::parse;
-use crate::sink::{Sink, unused_address};
-use crate::support::{BIN, Client, Gateway, Pki, TempDir, event_details, message};
+use crate::support::gateway::{Gateway, event_details};
+use crate::support::pki::Pki;
+use crate::support::sink::{Sink, unused_address};
+use crate::support::smtp::{Client, message};
+use crate::support::wait::eventually;
+use crate::support::{BIN, TempDir};
 
 const FRENCH: &str = "+33477858589";
 const BRITISH: &str = "+447911123456";
@@ -27,6 +31,8 @@ struct Node {
     routing: &'static str,
     /// Whole sections added to its config.
     sections: String,
+    /// Runs with the abuse limits of a production config, not without any.
+    production_limits: bool,
 }
 
 fn node(name: &'static str, tariff: &'static str) -> Node {
@@ -37,6 +43,7 @@ fn node(name: &'static str, tariff: &'static str) -> Node {
         poll_secs: 1,
         routing: "",
         sections: String::new(),
+        production_limits: false,
     }
 }
 
@@ -52,7 +59,6 @@ fn uk_fr_de() -> Vec<Node> {
 
 struct Cluster {
     gateways: Vec<Gateway>,
-    http: Vec<SocketAddr>,
     _users: TempDir,
 }
 
@@ -82,13 +88,16 @@ impl Cluster {
                  sim = {{ latency_ms = {}, report_delay_ms = 20 }}\n\n{peers}\n{}",
                 smtp[index], http[index], node.poll_secs, node.routing, node.tariff, node.latency_ms, node.sections
             );
-            let gateway = Gateway::start_as(node.name, &config);
+            let mut options = Gateway::options(&config).name(node.name);
+            if node.production_limits {
+                options = options.production_limits();
+            }
+            let gateway = options.start();
             gateway.wait_for_log("ready modem=sim0");
             gateways.push(gateway);
         }
         let cluster = Cluster {
             gateways,
-            http,
             _users: users,
         };
         for (index, node) in nodes.iter().enumerate() {
@@ -97,17 +106,6 @@ impl Cluster {
             }
         }
         cluster
-    }
-
-    /// `GET path` on instance `index`'s HTTP endpoint: the body of a 200.
-    fn get(&self, index: usize, path: &str) -> String {
-        let mut stream = std::net::TcpStream::connect(self.http[index]).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        body.to_string()
     }
 
     /// `route explain` of instance `index`, as JSON.
@@ -147,15 +145,7 @@ fn send(gateway: &Gateway, number: &str) {
 
 /// Waits until the simulated modem of `gateway` has recorded `count` parts; returns them.
 fn wait_records(gateway: &Gateway, count: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let records = gateway.records("sim0");
-        if records.len() >= count {
-            return records;
-        }
-        assert!(Instant::now() < deadline, "{} of {count} SMS recorded", records.len());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    gateway.wait_records("sim0", count)
 }
 
 fn story(gateway: &Gateway, id: i64) -> String {
@@ -198,12 +188,12 @@ fn each_number_is_sent_by_the_instance_where_it_costs_least() {
     let routed = story(uk, 1);
     assert!(routed.contains("routed to fr (cost 0.0200"), "{routed}");
     // What uk publishes, and what it counts.
-    let status: Value = serde_json::from_str(&cluster.get(0, "/status")).unwrap();
+    let status: Value = serde_json::from_str(&cluster.gateways[0].http_get("/status")).unwrap();
     assert_eq!(status["name"], "uk");
     assert_eq!(status["modems"][0]["state"], "ready");
     assert_eq!(status["modems"][0]["tariff"]["+44"], 0.02);
     assert_eq!(status["modems"][0]["parts_sent"], 1);
-    let metrics = cluster.get(0, "/metrics");
+    let metrics = cluster.gateways[0].http_get("/metrics");
     for line in [
         "smsgw_requests{state=\"forwarded\"} 2",
         "smsgw_requests{state=\"delivered\"} 1",
@@ -239,6 +229,8 @@ fn the_dsn_of_a_forwarded_request_comes_from_the_instance_that_sent_it() {
     let mails = sink.wait_for(1);
     cluster.gateways[1].wait_for_log("DSN delivered");
     assert_eq!(sink.mails().len(), 1, "one DSN, from fr only");
+    // A DSN is owed in the same transaction as the state it reports: uk owes none.
+    assert!(cluster.gateways[0].store().dsns(1).is_empty());
     assert_eq!(mails[0].rcpt_to, ["<alice@example.com>"]);
     let dsn = parse(&mails[0]);
     assert_eq!(dsn.recipient_fields["Action"], "delivered");
@@ -263,11 +255,7 @@ fn a_dead_peer_is_routed_around_until_it_comes_back() {
     uk.wait_state(1, "forwarded");
     cluster.gateways[1].restart();
     let uk = &cluster.gateways[0];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while uk.log_lines("peer up peer=fr").len() < 2 {
-        assert!(Instant::now() < deadline, "fr never seen up again");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    uk.wait_for_logs("peer up peer=fr", 2);
     send(uk, FRENCH);
     assert_eq!(wait_records(&cluster.gateways[1], 1).len(), 1);
     assert_eq!(cluster.gateways[2].records("sim0").len(), 1, "de sent only the first");
@@ -308,22 +296,21 @@ fn a_long_queue_sends_new_requests_elsewhere_as_the_formula_says() {
     for _ in 0..6 {
         send(&cluster.gateways[1], FRENCH);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let plan = eventually(Duration::from_secs(30), || {
         let plan = cluster.explain(0, FRENCH);
         if plan["ranked"][0]["name"] == "de" {
-            let fr = plan["ranked"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["name"] == "fr")
-                .unwrap();
-            assert!(fr["workload"].as_f64().unwrap() >= 0.04, "{plan:#}");
-            break;
+            Ok(plan)
+        } else {
+            Err(format!("fr's queue never outweighed: {plan:#}"))
         }
-        assert!(Instant::now() < deadline, "fr's queue never outweighed: {plan:#}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    let fr = plan["ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "fr")
+        .unwrap();
+    assert!(fr["workload"].as_f64().unwrap() >= 0.04, "{plan:#}");
     send(&cluster.gateways[0], FRENCH);
     assert_eq!(wait_records(&cluster.gateways[2], 1)[0]["number"], FRENCH);
 }
@@ -537,4 +524,37 @@ fn a_number_no_instance_has_a_tariff_for_fails_at_once_saying_why() {
     assert!(uk.cli_ok(&["queue", "retry", "1"]).contains("queued again"));
     let again = uk.wait_state(1, "failed");
     assert!(event_details(&again).contains("retried by the operator"));
+}
+
+#[test]
+fn a_peer_is_exempt_from_the_abuse_limits_that_hold_for_everyone_else() {
+    let mut nodes = uk_fr_de();
+    nodes.truncate(2);
+    // fr counts requests as a production instance would: 60 a minute per sender.
+    nodes[1].production_limits = true;
+    let cluster = Cluster::start(nodes);
+    let [uk, fr] = &cluster.gateways[..] else {
+        unreachable!()
+    };
+    let numbers: Vec<String> = (0..70).map(|i| format!("+33612{:06}@sms", 100_000 + i)).collect();
+    let recipients: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    assert_eq!(uk.client().mail(&recipients, &message("many", "through uk")).code, 250);
+    // All 70 went to fr as uk (a peer), none was refused there and sent back.
+    let forwarded = uk.wait_all(&["forwarded"]);
+    assert_eq!(forwarded.len(), 70);
+    assert_eq!(fr.queue().len(), 70);
+    assert!(uk.records("sim0").is_empty());
+    assert!(fr.log_lines("requests in a minute").is_empty());
+    // The same 70 straight to fr from a client that is no peer: the 61st is refused.
+    let mut client = fr.client();
+    client.command("EHLO mta.example", 250);
+    client.command("MAIL FROM:<sender@example.com>", 250);
+    for recipient in &recipients[..60] {
+        client.command(&format!("RCPT TO:<{recipient}>"), 250);
+    }
+    let refused = client.command(&format!("RCPT TO:<{}>", recipients[60]), 450);
+    assert_eq!(
+        refused.text(),
+        "4.7.1 127.0.0.1: more than 60 requests in a minute, try again later"
+    );
 }

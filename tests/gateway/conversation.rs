@@ -1,6 +1,8 @@
 //! The SMTP dialogue: extensions, order of commands, pipelining, limits, bad input.
 
-use crate::support::{Gateway, message};
+use crate::support::gateway::Gateway;
+use crate::support::smtp::message;
+use crate::support::wait::eventually;
 
 #[test]
 fn ehlo_advertises_what_we_implement() {
@@ -168,19 +170,22 @@ fn connections_beyond_the_limit_get_421() {
     let mut first = gateway.client();
     first.command("EHLO client.example", 250);
     let mut second = std::net::TcpStream::connect(gateway.smtp).unwrap();
+    // Read to the end: the server must close, not leave the connection open.
+    second
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let mut greeting = String::new();
-    std::io::Read::read_to_string(&mut second, &mut greeting).unwrap();
+    std::io::Read::read_to_string(&mut second, &mut greeting).expect("421, then closed");
     assert!(greeting.starts_with("421 4.7.0"), "{greeting}");
     first.command("QUIT", 221);
     // The slot is free again once the first session ended.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    eventually(std::time::Duration::from_secs(5), || {
         let mut stream = std::net::TcpStream::connect(gateway.smtp).unwrap();
-        let mut byte = [0u8; 3];
-        std::io::Read::read_exact(&mut stream, &mut byte).unwrap();
-        if &byte == b"220" {
-            break;
+        let mut code = [0u8; 3];
+        std::io::Read::read_exact(&mut stream, &mut code).unwrap();
+        match &code {
+            b"220" => Ok(()),
+            other => Err(format!("slot never freed: {}", String::from_utf8_lossy(other))),
         }
-        assert!(std::time::Instant::now() < deadline, "slot never freed");
-    }
+    });
 }

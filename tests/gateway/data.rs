@@ -1,6 +1,7 @@
 //! DATA and BDAT: what is stored, and what is refused before anything is stored.
 
-use crate::support::{Gateway, message};
+use crate::support::gateway::Gateway;
+use crate::support::smtp::message;
 
 #[test]
 fn a_mail_client_sends_an_sms_with_lettre() {

@@ -3,13 +3,18 @@
 //! TLS rules the DSN delivery obeys.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::sink::{Received, Sink, unused_address};
-use crate::support::{Client, Gateway, Pki};
+use crate::support::dns::Dns;
+use crate::support::gateway::Gateway;
+use crate::support::pki::Pki;
+use crate::support::sink::{Received, Sink, unused_address};
+use crate::support::smtp::Client;
+use crate::support::wait::eventually;
 
 const DELIVERED: &str = "+447911123456";
 /// The simulated network refuses this one in its status report.
@@ -99,7 +104,7 @@ pub fn parse(mail: &Received) -> Dsn {
     }
 }
 
-/// The DSN history of request `id`, from `queue show`.
+/// The DSN history of request `id`, as `queue show` tells it.
 fn dsn_events(gateway: &Gateway, id: i64) -> Vec<String> {
     gateway.show(id)["events"]
         .as_array()
@@ -108,6 +113,19 @@ fn dsn_events(gateway: &Gateway, id: i64) -> Vec<String> {
         .filter(|e| e["state"] == "dsn")
         .map(|e| e["detail"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// Waits until the DSN history of request `id` tells `what`; returns that history. The
+/// log line comes before the history is written.
+fn wait_dsn_event(gateway: &Gateway, id: i64, what: &str) -> Vec<String> {
+    eventually(Duration::from_secs(30), || {
+        let events = dsn_events(gateway, id);
+        if events.iter().any(|e| e.contains(what)) {
+            Ok(events)
+        } else {
+            Err(format!("request {id}'s history never told {what:?}: {events:?}"))
+        }
+    })
 }
 
 #[test]
@@ -153,16 +171,9 @@ fn a_delivered_sms_gives_a_success_dsn_with_every_field() {
     // RET=HDRS: the header of the original, not its body.
     assert_eq!(dsn.returned_type, "text/rfc822-headers");
     assert!(dsn.returned.contains("Subject: Meeting") && !dsn.returned.contains("room 4"));
-    let events = dsn_events(&gateway, 1);
+    let events = wait_dsn_event(&gateway, 1, "delivered DSN delivered to <alice@example.com>");
     assert!(events[0].contains("delivered DSN queued"), "{events:?}");
-    gateway.wait_for_log("DSN delivered");
-    let events = dsn_events(&gateway, 1);
-    assert!(
-        events
-            .iter()
-            .any(|e| e.contains("delivered DSN delivered to <alice@example.com>")),
-        "{events:?}"
-    );
+    assert_eq!(gateway.store().dsns(1), ["delivered sent"]);
 }
 
 #[test]
@@ -247,6 +258,16 @@ fn a_status_report_that_never_comes_gives_a_relayed_dsn_after_the_wait() {
     gateway.wait_state(1, "sent");
     let dsn = parse(&sink.wait_for(1)[0]);
     assert_eq!(dsn.recipient_fields["Action"], "relayed");
+    wait_dsn_event(&gateway, 1, "relayed DSN delivered");
+    // Each sweep looks a second further back than the previous one ended: a second
+    // request sent now gets its DSN from a later sweep than that, so by the time it
+    // arrives any second look at the first request has happened.
+    send(&gateway, "bob@example.com", "", DELIVERED, "NOTIFY=SUCCESS");
+    let mails = sink.wait_for(2);
+    wait_dsn_event(&gateway, 2, "relayed DSN delivered");
+    assert_eq!(mails[1].rcpt_to, ["<bob@example.com>"]);
+    assert_eq!(sink.mails().len(), 2, "one relayed DSN each");
+    assert_eq!(gateway.store().dsns(1), ["relayed sent"]);
     let story = dsn_events(&gateway, 1);
     assert_eq!(
         story.iter().filter(|e| e.contains("relayed DSN queued")).count(),
@@ -272,9 +293,10 @@ fn a_request_waiting_too_long_gives_one_delayed_dsn() {
     // has been looked at again, and got no second one.
     send(&gateway, "bob@example.com", "", DELIVERED, "NOTIFY=DELAY");
     let mails = sink.wait_for(2);
-    gateway.wait_for_log("to=bob@example.com");
+    wait_dsn_event(&gateway, 2, "delayed DSN delivered");
     assert_eq!(sink.mails().len(), 2);
     assert_eq!(mails[1].rcpt_to, ["<bob@example.com>"]);
+    assert_eq!(gateway.store().dsns(1), ["delayed sent"]);
     assert_eq!(gateway.show(1)["state"], "queued");
 }
 
@@ -287,14 +309,21 @@ fn a_dsn_waits_for_its_server_across_a_restart_and_arrives_once() {
     gateway.crash_and_restart();
     let sink = Sink::start_on(address, None);
     let mails = sink.wait_for(1);
-    gateway.wait_for_log("DSN delivered");
-    assert_eq!(sink.mails().len(), 1);
     assert_eq!(parse(&mails[0]).recipient_fields["Action"], "failed");
+    wait_dsn_event(&gateway, 1, "DSN delivered");
+    // A DSN queued now goes out in a later round than the first: once it is in, a
+    // second delivery of the first would have happened.
+    send(&gateway, "bob@example.com", "", REFUSED, "");
+    let mails = sink.wait_for(2);
+    wait_dsn_event(&gateway, 2, "DSN delivered");
+    let to: Vec<_> = mails.iter().map(|m| m.rcpt_to.concat()).collect();
+    assert_eq!(to, ["<alice@example.com>", "<bob@example.com>"]);
     let delivered: Vec<_> = dsn_events(&gateway, 1)
         .into_iter()
         .filter(|e| e.contains("DSN delivered"))
         .collect();
     assert_eq!(delivered.len(), 1);
+    assert_eq!(gateway.store().dsns(1), ["failed sent"]);
 }
 
 #[test]
@@ -303,11 +332,12 @@ fn a_dsn_refused_for_good_is_dropped_and_told_in_the_history() {
     let gateway = gateway(&sink.address.to_string(), "tls = \"none\"", "");
     send(&gateway, "refuse-me@example.com", "", REFUSED, "");
     gateway.wait_for_log("DSN refused; dropped");
-    let events = dsn_events(&gateway, 1);
+    let events = wait_dsn_event(&gateway, 1, "dropped");
     assert!(
         events.iter().any(|e| e.contains("dropped") && e.contains("550 5.1.1")),
         "{events:?}"
     );
+    assert_eq!(gateway.store().dsns(1), ["failed dropped"]);
     assert!(sink.mails().is_empty());
 }
 
@@ -363,5 +393,62 @@ fn opportunistic_tls_refused_by_the_server_goes_in_clear_and_verify_does_not() {
     send(&verify, "bob@example.com", "", REFUSED, "");
     let line = verify.wait_for_log("DSN not delivered yet");
     assert!(line.contains("454"), "{line}");
+    assert_eq!(sink.mails().len(), 1);
+}
+
+#[test]
+fn a_dsn_not_delivered_within_its_lifetime_is_dropped_and_told_in_the_history() {
+    let address = unused_address();
+    let mut gateway = gateway(&address.to_string(), "tls = \"none\"\nlifetime_hours = 1", "");
+    send(&gateway, "alice@example.com", "", REFUSED, "");
+    gateway.wait_for_log("DSN not delivered yet");
+    // Two hours pass, as far as the DSN can tell, while the gateway is stopped.
+    gateway.kill();
+    let db = rusqlite::Connection::open(gateway.store().path()).unwrap();
+    let aged = db
+        .execute("UPDATE dsns SET created = created - 2 * 3600 * 1000", [])
+        .unwrap();
+    assert_eq!(aged, 1);
+    drop(db);
+    gateway.restart();
+    let line = gateway.wait_for_log("not delivered within its lifetime");
+    assert!(line.contains("dropped") && line.contains("alice@example.com"), "{line}");
+    let events = wait_dsn_event(&gateway, 1, "dropped");
+    assert!(
+        events.iter().any(|e| e.contains("not delivered within its lifetime")),
+        "{events:?}"
+    );
+    assert_eq!(gateway.store().dsns(1), ["failed dropped"]);
+    // Its server is back: a newer DSN reaches it, the dropped one never does.
+    let sink = Sink::start_on(address, None);
+    send(&gateway, "bob@example.com", "", REFUSED, "");
+    let mails = sink.wait_for(1);
+    wait_dsn_event(&gateway, 2, "DSN delivered");
+    assert_eq!(sink.mails().len(), 1);
+    assert_eq!(mails[0].rcpt_to, ["<bob@example.com>"]);
+}
+
+#[test]
+#[ignore = "needs dsn.nameservers and dsn.mx_port, not in the config yet: MX lookups use the system's resolver and port 25"]
+fn without_a_smart_host_a_dsn_goes_to_the_mx_of_the_sender_s_domain() {
+    let sink = Sink::start(None);
+    // "localhost" resolves to the sink's address without the test's DNS.
+    let dns = Dns::start(&[("example.test", "localhost."), ("null.test", ".")]);
+    let gateway = Gateway::start(&format!(
+        "[dsn]\nnameservers = [\"{}\"]\nmx_port = {}\ntls = \"opportunistic\"\nretry_delays_secs = [1]\n\n\
+         [[modem]]\nname = \"sim0\"\nport = \"sim\"\n\
+         sim = {{ latency_ms = 0, report_delay_ms = 20, report_failure = [\"{REFUSED}\"] }}\n",
+        dns.address,
+        sink.address.port()
+    ));
+    send(&gateway, "alice@example.test", "", REFUSED, "");
+    let mails = sink.wait_for(1);
+    assert_eq!(mails[0].rcpt_to, ["<alice@example.test>"]);
+    assert_eq!(parse(&mails[0]).recipient_fields["Action"], "failed");
+    wait_dsn_event(&gateway, 1, "delivered to <alice@example.test>");
+    // A null MX: the domain takes no mail, and the DSN is dropped at once.
+    send(&gateway, "bob@null.test", "", REFUSED, "");
+    let events = wait_dsn_event(&gateway, 2, "dropped");
+    assert!(events.iter().any(|e| e.contains("null MX")), "{events:?}");
     assert_eq!(sink.mails().len(), 1);
 }

@@ -3,9 +3,11 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{Client, Gateway, message};
+use crate::support::gateway::Gateway;
+use crate::support::smtp::{Client, message};
+use crate::support::wait::eventually;
 
 /// Request ids from a `250 2.0.0 Ok: queued as 1 2` reply.
 fn queued_ids(text: &str) -> Vec<i64> {
@@ -46,11 +48,14 @@ fn every_acknowledged_request_survives_sigkill() {
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acknowledged.lock().unwrap().len() < 200 {
-        assert!(Instant::now() < deadline, "senders too slow");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    eventually(Duration::from_secs(60), || {
+        let count = acknowledged.lock().unwrap().len();
+        if count >= 200 {
+            Ok(())
+        } else {
+            Err(format!("senders too slow: {count} of 200 acknowledged"))
+        }
+    });
     gateway.crash_and_restart();
     stop.store(true, Ordering::Relaxed);
     for sender in senders {
@@ -89,6 +94,7 @@ fn sigterm_lets_a_message_in_progress_finish_then_exits_0() {
     gateway.signal("TERM");
     gateway.wait_for_log("SIGTERM");
     assert!(idle.expect(421).text().starts_with("4.3.2"));
+    assert!(idle.is_closed());
     sending.send(".\r\n");
     sending.expect(250);
     sending.expect(421);

@@ -2,9 +2,17 @@
 
 use std::time::Duration;
 
-use crate::support::{Gateway, event_details, message};
+use serde_json::Value;
+
+use crate::support::gateway::{Gateway, event_details};
+use crate::support::smtp::message;
+use crate::support::wait::eventually;
 
 const NUMBER: &str = "+33477858589";
+/// sim0 answers this one with a temporary error: it is sent by sim1 after a retry delay.
+const MARKER: &str = "+447911123456";
+/// The `sim` faults that make MARKER a marker.
+const MARKER_FAULT: &str = "cms_error = { \"+447911123456\" = 38 }";
 
 /// Two simulated modems: sim0 (cheaper, with `faults`) and sim1 (healthy); retries after 1 s.
 fn two_modems(faults: &str, sim0_extra: &str) -> Gateway {
@@ -22,10 +30,44 @@ fn two_modems(faults: &str, sim0_extra: &str) -> Gateway {
 }
 
 fn send(gateway: &Gateway) {
+    send_to(gateway, NUMBER);
+}
+
+fn send_to(gateway: &Gateway, number: &str) {
     let reply = gateway
         .client()
-        .mail(&[&format!("{NUMBER}@sms")], &message("fault", "test"));
+        .mail(&[&format!("{number}@sms")], &message("fault", "test"));
     assert_eq!(reply.code, 250);
+}
+
+/// Sends request `id` to MARKER and waits until sim1 delivered it, after sim0's
+/// temporary error and the retry delay: by then a request that was going to be retried
+/// (wrongly) has been.
+fn wait_past_a_retry(gateway: &Gateway, id: i64) {
+    send_to(gateway, MARKER);
+    let story = event_details(&gateway.wait_state(id, "delivered"));
+    assert!(story.contains("retry in"), "the marker was not retried: {story}");
+}
+
+/// The history of a request without its DSN events (a failure's DSN is owed to
+/// sender@example.com, whose delivery goes on by itself).
+fn sending_story(detail: &Value) -> Vec<Value> {
+    detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["state"] != "dsn")
+        .cloned()
+        .collect()
+}
+
+/// The numbers a modem sent to.
+fn numbers(gateway: &Gateway, modem: &str) -> Vec<String> {
+    gateway
+        .records(modem)
+        .iter()
+        .map(|r| r["number"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -44,7 +86,7 @@ fn a_temporary_error_is_retried_on_another_modem() {
 
 #[test]
 fn a_permanent_error_fails_the_request_with_its_reason() {
-    let gateway = two_modems(&format!("cms_error = {{ \"{NUMBER}\" = 21 }}"), "");
+    let gateway = two_modems(&format!("cms_error = {{ \"{NUMBER}\" = 21, \"{MARKER}\" = 38 }}"), "");
     send(&gateway);
     let detail = gateway.wait_state(1, "failed");
     assert_eq!(detail["status"], "5.7.1");
@@ -52,9 +94,13 @@ fn a_permanent_error_fails_the_request_with_its_reason() {
         detail["reason"].as_str().unwrap().contains("+CMS ERROR: 21"),
         "{detail}"
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(gateway.show(1)["state"], "failed", "a permanent failure is not retried");
-    assert_eq!(gateway.records("sim1").len(), 0);
+    wait_past_a_retry(&gateway, 2);
+    assert_eq!(
+        sending_story(&gateway.show(1)),
+        sending_story(&detail),
+        "a permanent failure is not retried"
+    );
+    assert_eq!(numbers(&gateway, "sim1"), [MARKER]);
 }
 
 #[test]
@@ -79,14 +125,16 @@ fn a_modem_hanging_up_mid_send_leaves_the_request_uncertain_until_retried() {
         detail["reason"].as_str().unwrap().contains("may have been sent"),
         "{detail}"
     );
-    // Nobody resends it on their own...
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(gateway.show(1)["state"], "uncertain");
+    // Nobody resends it on their own: sim0, gone with the line it hung up, fails to
+    // reopen twice (after backoffs of 1 and 2 s: longer than the retry delay)...
+    let down = gateway.wait_for_logs("modem down, reopening", 3);
+    assert!(down.iter().all(|line| line.contains("modem=sim0")), "{down:?}");
+    assert_eq!(sending_story(&gateway.show(1)), sending_story(&detail));
     assert_eq!(gateway.records("sim1").len(), 0);
     // ...until the operator says so; then it goes out once, on the modem still working.
     assert!(gateway.cli_ok(&["queue", "retry", "1"]).contains("queued again"));
     gateway.wait_state(1, "delivered");
-    assert_eq!(gateway.records("sim1").len(), 1);
+    assert_eq!(numbers(&gateway, "sim1"), [NUMBER]);
     assert!(
         !gateway.cli(&["queue", "retry", "1"]).status.success(),
         "a delivered request is not retried"
@@ -102,34 +150,33 @@ fn no_answer_to_a_send_makes_the_request_uncertain() {
     assert_eq!(gateway.records("sim1").len(), 0);
     // The modem that stopped answering is closed, reopened and initialised again.
     gateway.wait_for_log("modem down, reopening");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while gateway.log_lines("ready modem=sim0").len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "sim0 was not reopened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    gateway.wait_for_logs("ready modem=sim0", 2);
 }
 
 #[test]
 fn a_gateway_killed_between_cmgs_and_its_answer_does_not_send_twice() {
-    let mut gateway = two_modems(&format!("silent = [\"{NUMBER}\"]"), "");
+    let mut gateway = two_modems(&format!("silent = [\"{NUMBER}\"], {MARKER_FAULT}"), "");
     send(&gateway);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while gateway.show(1)["sent_parts"][0]["status"] != "submitting" {
-        assert!(std::time::Instant::now() < deadline, "AT+CMGS never went out");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(Duration::from_secs(10), || {
+        let detail = gateway.show(1);
+        if detail["sent_parts"][0]["status"] == "submitting" {
+            Ok(())
+        } else {
+            Err(format!("AT+CMGS never went out: {detail:#}"))
+        }
+    });
     gateway.crash_and_restart();
     let detail = gateway.wait_state(1, "uncertain");
     assert!(
         detail["reason"].as_str().unwrap().contains("interrupted after AT+CMGS"),
         "{detail}"
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(gateway.show(1)["state"], "uncertain");
-    assert_eq!(gateway.records("sim1").len(), 0);
+    wait_past_a_retry(&gateway, 2);
+    assert_eq!(sending_story(&gateway.show(1)), sending_story(&detail));
+    assert_eq!(numbers(&gateway, "sim1"), [MARKER]);
     gateway.cli_ok(&["queue", "retry", "1"]);
     gateway.wait_state(1, "delivered");
-    assert_eq!(gateway.records("sim1").len(), 1);
+    assert_eq!(numbers(&gateway, "sim1"), [MARKER, NUMBER]);
 }
 
 #[test]

@@ -14,5 +14,4 @@ mod pdu_crosscheck;
 mod recipients;
 mod security;
 mod sim;
-mod sink;
 mod support;

@@ -1,11 +1,13 @@
 //! SMTP in, simulated modems out, through the real serial code on real PTYs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use smsgw::sms::{self, Body, Encoding, Pdu, Reassembler};
 
-use crate::support::{Gateway, message};
+use crate::support::gateway::Gateway;
+use crate::support::smtp::message;
+use crate::support::wait::eventually;
 
 /// A `[[modem]]` on the simulator; `extra` adds keys (and `sim` faults) to it.
 fn sim_modem(name: &str, extra: &str) -> String {
@@ -114,23 +116,51 @@ fn three_modems_send_hundreds_of_requests_once_each() {
 
 #[test]
 fn a_modem_never_exceeds_its_rate_limit() {
-    let gateway = Gateway::start(&sim_modem("sim0", &format!("per_minute = 5\n{FAST}")));
+    // sim0 sends the French numbers, within its limit. sim1 sends only British ones, and
+    // answers MARKER with a temporary error: its retries (one a second) tell the time.
+    const MARKER: &str = "+447911123456";
+    let gateway = Gateway::start(&format!(
+        "[sms]\nretry_delays_secs = [1]\n\n{}{}",
+        sim_modem(
+            "sim0",
+            &format!("per_minute = 5\ntariff = {{ \"+33\" = 0.01 }}\n{FAST}")
+        ),
+        sim_modem(
+            "sim1",
+            &format!(
+                "tariff = {{ \"+44\" = 0.01 }}\n\
+                 sim = {{ latency_ms = 0, report_delay_ms = 50, cms_error = {{ \"{MARKER}\" = 38 }} }}"
+            )
+        ),
+    ));
     let numbers: Vec<String> = (0..8).map(|i| format!("+336120{i:05}@sms")).collect();
     let recipients: Vec<&str> = numbers.iter().map(String::as_str).collect();
     assert_eq!(
         gateway.client().mail(&recipients, &message("rate", "limited")).code,
         250
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gateway.records("sim0").len() < 5 {
-        assert!(Instant::now() < deadline, "the first five were not sent");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // The other three wait for the minute to pass.
-    std::thread::sleep(Duration::from_secs(2));
+    gateway.wait_records("sim0", 5);
+    // The other three wait for the minute to pass: still waiting once the marker was
+    // tried again twice, more than two seconds later.
+    let marker = format!("{MARKER}@sms");
+    assert_eq!(gateway.client().mail(&[&marker], &message("rate", "clock")).code, 250);
+    eventually(Duration::from_secs(20), || {
+        let detail = gateway.show(9);
+        let tries = detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["detail"].as_str().unwrap().contains("+CMS ERROR: 38"))
+            .count();
+        if tries >= 3 {
+            Ok(())
+        } else {
+            Err(format!("the marker was tried {tries} times: {detail:#}"))
+        }
+    });
     assert_eq!(gateway.records("sim0").len(), 5);
     let waiting = gateway.queue().iter().filter(|r| r["state"] == "queued").count();
-    assert_eq!(waiting, 3);
+    assert_eq!(waiting, 4, "three French requests and the marker");
 }
 
 #[test]
@@ -147,11 +177,11 @@ fn a_modem_on_a_device_path_works_like_a_real_one() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !link.exists() {
-        assert!(Instant::now() < deadline, "no link to the simulated modem");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(Duration::from_secs(10), || {
+        link.exists()
+            .then_some(())
+            .ok_or_else(|| "no link to the simulated modem".to_string())
+    });
     let gateway = Gateway::start(&format!(
         "[[modem]]\nname = \"usb0\"\nport = {:?}\n",
         link.display().to_string()
@@ -205,18 +235,79 @@ fn incoming_sms_are_read_reassembled_and_stored() {
              {{ from = \"+447700900123\", text = \"OK, on my way\" }}, {{ from = \"+33612345678\", text = \"{long}\" }}] }}"
         ),
     ));
-    let db = rusqlite::Connection::open(gateway.data.join("smsgw.db")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let inbox = loop {
-        let rows: Vec<(String, String)> = db
-            .prepare("SELECT originator, text FROM inbox ORDER BY id")
-            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-            .unwrap_or_default();
-        if rows.len() == 2 || Instant::now() > deadline {
-            break rows;
+    eventually(Duration::from_secs(10), || {
+        let rows = gateway.store().inbox();
+        if rows.len() >= 2 {
+            Ok(rows)
+        } else {
+            Err(format!("the inbox has {rows:?}"))
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(inbox[0], ("+447700900123".to_string(), "OK, on my way".to_string()));
-    assert_eq!(inbox[1], ("+33612345678".to_string(), long));
+    });
+    // An SMS sent and reported delivered afterwards: the modem has been read since, and
+    // nothing it received was stored twice.
+    assert_eq!(
+        gateway
+            .client()
+            .mail(&["+33477858589@sms"], &message("reply", "thanks"))
+            .code,
+        250
+    );
+    gateway.wait_state(1, "delivered");
+    assert_eq!(
+        gateway.store().inbox(),
+        [
+            ("+447700900123".to_string(), "OK, on my way".to_string()),
+            ("+33612345678".to_string(), long)
+        ]
+    );
+}
+
+#[test]
+fn a_wrong_sim_pin_is_tried_once_and_the_modem_disabled() {
+    // sim1 answers MARKER with a temporary error: its retries (one a second) tell the
+    // time, during which a retried PIN would have been tried again.
+    const MARKER: &str = "+447911123456";
+    let gateway = Gateway::start(&format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n\n[sms]\nretry_delays_secs = [1]\n\n{}{}",
+        sim_modem(
+            "sim0",
+            "pin = \"0000\"\nsim = { latency_ms = 0, report_delay_ms = 50, pin = \"1234\" }"
+        ),
+        sim_modem(
+            "sim1",
+            &format!("sim = {{ latency_ms = 0, report_delay_ms = 50, cms_error = {{ \"{MARKER}\" = 38 }} }}")
+        ),
+    ));
+    gateway.wait_for_log("ready modem=sim1");
+    let disabled = gateway.wait_for_log("this modem is disabled until restart");
+    assert!(
+        disabled.contains("modem=sim0") && disabled.contains("the SIM refused modem.pin"),
+        "{disabled}"
+    );
+    assert_eq!(
+        gateway
+            .client()
+            .mail(&[&format!("{MARKER}@sms")], &message("pin", "clock"))
+            .code,
+        250
+    );
+    eventually(Duration::from_secs(20), || {
+        let story = gateway.show(1)["events"].to_string();
+        match story.matches("+CMS ERROR: 38").count() {
+            tries if tries >= 3 => Ok(()),
+            tries => Err(format!("the marker was tried {tries} times: {story}")),
+        }
+    });
+    assert_eq!(gateway.log_lines("the SIM refused modem.pin").len(), 1);
+    assert!(
+        gateway
+            .log_lines("modem down, reopening")
+            .iter()
+            .all(|line| !line.contains("modem=sim0")),
+        "sim0 was reopened"
+    );
+    let status: serde_json::Value = serde_json::from_str(&gateway.http_get("/status")).unwrap();
+    let sim0 = &status["modems"][0];
+    assert_eq!((&sim0["name"], &sim0["state"]), (&"sim0".into(), &"disabled".into()));
+    assert!(gateway.records("sim0").is_empty());
 }

@@ -1,6 +1,6 @@
 //! RCPT TO: every address form of DESIGN.md, and precise refusals.
 
-use crate::support::Gateway;
+use crate::support::gateway::Gateway;
 
 #[test]
 fn every_address_form_becomes_its_e164_number() {

@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::support::{BIN, Client, Gateway, Pki};
+use crate::support::BIN;
+use crate::support::gateway::Gateway;
+use crate::support::pki::Pki;
+use crate::support::smtp::Client;
 
 impl Pki {
     fn users(&self) -> PathBuf {
@@ -232,9 +235,7 @@ fn a_message_is_stored_without_forged_internal_headers() {
     let gateway = Gateway::start("");
     let mail = "Subject: hi\r\nX-Smsgw-Request: forged-1\r\n\r\nbody\r\n";
     assert_eq!(gateway.client().mail(&["+33477858589@sms"], mail).code, 250);
-    let db = rusqlite::Connection::open(gateway.data.join("smsgw.db")).unwrap();
-    let raw: Vec<u8> = db.query_row("SELECT raw FROM messages", [], |row| row.get(0)).unwrap();
-    let raw = String::from_utf8(raw).unwrap();
+    let raw = gateway.store().messages().pop().expect("the message is stored");
     assert!(raw.contains("Subject: hi") && !raw.contains("forged-1"), "{raw}");
 }
 
@@ -275,4 +276,114 @@ fn sighup_reloads_the_certificate() {
     gateway.signal("HUP");
     gateway.wait_for_log("TLS certificate reloaded");
     Client::connect_tls(gateway.tls_address(), &pki.ca()).command("QUIT", 221);
+}
+
+#[test]
+fn the_default_abuse_limits_hold_without_any_setting() {
+    let gateway = Gateway::options("").production_limits().start();
+    let numbers: Vec<String> = (0..61).map(|i| format!("+33612{:06}@sms", 100_000 + i)).collect();
+    let mut client = gateway.client();
+    client.command("EHLO mta.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    for number in &numbers[..60] {
+        client.command(&format!("RCPT TO:<{number}>"), 250);
+    }
+    let limited = client.command(&format!("RCPT TO:<{}>", numbers[60]), 450);
+    assert_eq!(
+        limited.text(),
+        "4.7.1 127.0.0.1: more than 60 requests in a minute, try again later"
+    );
+    client.command("DATA", 354);
+    client.send("Subject: sixty\r\n\r\nof them\r\n.\r\n");
+    client.expect(250);
+    assert_eq!(gateway.queue().len(), 60);
+}
+
+#[test]
+fn sighup_with_a_bad_certificate_and_users_file_keeps_the_old_ones() {
+    let pki = Pki::new();
+    pki.add_user("alice", "correct horse", &[]);
+    let gateway = Gateway::start(&pki.security("listen_tls = [\"127.0.0.1:0\"]"));
+    std::fs::write(pki.cert(), "not a certificate\n").unwrap();
+    std::fs::write(pki.users(), "[users.alice\nbroken").unwrap();
+    gateway.signal("HUP");
+    gateway.wait_for_log("TLS certificate not reloaded; keeping the previous one");
+    gateway.wait_for_log("users not reloaded; keeping the previous ones");
+    // The old certificate still serves TLS, and the old users still log in over it.
+    let mut client = Client::connect_tls(gateway.tls_address(), &pki.ca());
+    client.command("EHLO tls.example", 250);
+    assert_eq!(client.auth_plain("alice", "correct horse").code, 235);
+    let mut remote = Client::connect_from("127.0.0.2", gateway.smtp);
+    remote.command("EHLO remote.example", 250);
+    let mut remote = remote.starttls(&pki.ca());
+    assert_eq!(remote.auth_plain("alice", "correct horse").code, 235);
+}
+
+#[test]
+fn internal_headers_from_a_user_who_is_no_peer_are_removed_with_a_warning() {
+    let pki = Pki::new();
+    pki.add_user("alice", "correct horse", &[]);
+    let gateway = Gateway::start(&pki.security(""));
+    let mut client = Client::connect_from("127.0.0.2", gateway.smtp);
+    client.command("EHLO remote.example", 250);
+    assert_eq!(client.auth_plain("alice", "correct horse").code, 235);
+    client.command("MAIL FROM:<alice@example.com>", 250);
+    client.command("RCPT TO:<+33477858589@sms>", 250);
+    client.command("DATA", 354);
+    client.send("X-Smsgw-Request: uk/1/41\r\nX-Smsgw-Trace: uk,\r\n fr\r\nSubject: hi\r\n\r\nthere\r\n.\r\n");
+    client.expect(250);
+    let raw = gateway.store().messages().pop().expect("the message is stored");
+    assert!(
+        raw.contains("Subject: hi") && !raw.contains("X-Smsgw") && !raw.contains(" fr\r\n"),
+        "{raw}"
+    );
+    let story = gateway.show(1)["events"].to_string();
+    assert!(!story.contains("forwarded"), "taken for a forward: {story}");
+    let warning = gateway.wait_for_log("X-Smsgw headers removed");
+    assert!(
+        warning.contains("WARN") && warning.contains("alice") && warning.contains("127.0.0.2"),
+        "{warning}"
+    );
+}
+
+/// An address of this machine that is not loopback, as a remote client's would be; None
+/// if it has no route off loopback.
+fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // Connecting a UDP socket sends nothing: it only picks the route and source address.
+    socket.connect("192.0.2.1:9").ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+#[test]
+fn require_tls_refuses_auth_and_mail_before_starttls_on_a_real_listener() {
+    let Some(ip) = non_loopback_address() else {
+        let why = "no address off loopback to connect from";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("skipping the require_tls test: {why}\n").as_bytes(),
+        );
+        return;
+    };
+    let pki = Pki::new();
+    pki.add_user("alice", "correct horse", &[]);
+    let gateway = Gateway::start(&format!("{PUBLIC_LISTENER}{}", pki.security("require_tls = true")));
+    let address = std::net::SocketAddr::new(ip, gateway.smtp.port());
+    let mut client = Client::connect_from(&ip.to_string(), address);
+    client.command("EHLO remote.example", 250);
+    let refused = client.command("MAIL FROM:<alice@example.com>", 530);
+    assert_eq!(refused.text(), "5.7.0 Must issue a STARTTLS command first");
+    let auth = client.auth_plain("alice", "correct horse");
+    assert_eq!(
+        (auth.code, auth.text()),
+        (538, "5.7.11 Encryption required: STARTTLS first".to_string())
+    );
+    let mut client = client.starttls(&pki.ca());
+    assert_eq!(client.auth_plain("alice", "correct horse").code, 235);
+    client.command("MAIL FROM:<alice@example.com>", 250);
+    // Loopback is exempt: a local mail server (trusted) sends in clear.
+    let mut local = gateway.client();
+    local.command("EHLO mta.example", 250);
+    local.command("MAIL FROM:<a@example.com>", 250);
 }

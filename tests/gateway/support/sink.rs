@@ -6,11 +6,13 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+use super::wait::eventually;
 
 /// One mail as the sink received it.
 #[derive(Debug, Clone)]
@@ -87,19 +89,14 @@ impl Sink {
 
     /// Waits until at least `count` mails have arrived; returns them all.
     pub fn wait_for(&self, count: usize) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        eventually(Duration::from_secs(30), || {
             let mails = self.mails();
             if mails.len() >= count {
-                return mails;
+                Ok(mails)
+            } else {
+                Err(format!("the sink got {} of {count} mails", mails.len()))
             }
-            assert!(
-                Instant::now() < deadline,
-                "the sink got {} of {count} mails",
-                mails.len()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        })
     }
 }
 

@@ -1,0 +1,46 @@
+//! A test CA and a certificate for "localhost" it signed, as PEM files.
+
+use std::path::PathBuf;
+
+use super::TempDir;
+
+pub struct Pki {
+    pub dir: TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let pki = Pki { dir: TempDir::new() };
+        pki.issue();
+        pki
+    }
+
+    /// A new CA, and a new "localhost" certificate from it, over the previous files.
+    pub fn issue(&self) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let dir = &self.dir;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        std::fs::write(dir.0.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.0.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.0.join("key.pem"), key.serialize_pem()).unwrap();
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.0.join("ca.pem")
+    }
+
+    pub fn cert(&self) -> PathBuf {
+        self.dir.0.join("cert.pem")
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.dir.0.join("key.pem")
+    }
+}
