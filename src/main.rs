@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use smsgw::config::Config;
+use smsgw::config::{Config, HttpUrl};
 use smsgw::modem::sim::SimConfig;
 use smsgw::sms;
 use smsgw::store::{self, QueueFilter, State};
@@ -192,19 +192,15 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn route_explain(config: &Config, number: &str, json: bool) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        !config.http.listen.is_empty(),
-        "route explain asks the running gateway: set http.listen in the config"
-    );
+    let Some(listen) = config.http.listen else {
+        anyhow::bail!("route explain asks the running gateway: set http.listen in the config");
+    };
     let domain = config.smtp.sms_domains.first().map_or("sms", String::as_str);
     let number = smsgw::address::parse_recipient(&format!("{number}@{domain}"), &config.address_rules())
         .map_err(|e| anyhow::anyhow!("{number}: {e}"))?
         .number;
-    let url = format!(
-        "http://{}/route?number={}",
-        config.http.listen,
-        number.replace('+', "%2B")
-    );
+    let path = format!("/route?number={}", number.replace('+', "%2B"));
+    let url = HttpUrl::new(listen.into(), &path);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let body = runtime
         .block_on(smsgw::routing::view::get(&url, std::time::Duration::from_secs(10)))

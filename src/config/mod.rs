@@ -3,31 +3,63 @@
 //! Every section is read on its own so that `check-config` reports every problem at once,
 //! each as `key: problem`. Unknown keys are errors: a misspelt key silently ignored is a
 //! setting the operator believes in and does not have.
+//!
+//! Values with a syntax of their own (addresses, networks, pins, regions) are read into
+//! their types ([`HostPort`], [`Network`], [`Pin`], ...) as the file is read, so the rest
+//! of the program never parses them again.
+//!
+//! This file is the schema. `env` layers the environment over the file, `read` reads
+//! the sections and reports their problems, `validate` checks what a type alone cannot,
+//! `values` holds the typed values, `modem` the `[[modem]]` entries.
 
-use std::collections::{BTreeMap, HashMap};
+#![warn(missing_docs)]
+
+mod env;
+mod modem;
+mod read;
+#[cfg(test)]
+mod tests;
+mod validate;
+mod values;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::compose::ComposeMode;
 use crate::sms::Language;
 
+pub use modem::{Incoming, Modem, SimConfig, StatusReports};
+pub use read::{ConfigError, Problem};
+pub use values::{
+    HostPort, HostPortError, HttpUrl, HttpUrlError, Network, NetworkError, Pin, PinError, Region, RegionError,
+};
+
 /// The whole configuration, validated.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
+    /// This instance (`[instance]`).
     pub instance: Instance,
+    /// The SMTP server (`[smtp]`).
     pub smtp: Smtp,
+    /// How mail becomes SMS (`[sms]`).
     pub sms: Sms,
+    /// The GSM modems (`[[modem]]`).
     pub modem: Vec<Modem>,
+    /// The HTTP endpoint (`[http]`).
     pub http: Http,
+    /// Routing between instances (`[routing]`).
     pub routing: Routing,
+    /// The other instances of the cluster (`[[peer]]`).
     pub peer: Vec<Peer>,
+    /// Delivery status notifications (`[dsn]`).
     pub dsn: Dsn,
+    /// Who may send what (`[security]`).
     pub security: Security,
 }
 
+/// This instance (`[instance]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Instance {
@@ -46,6 +78,7 @@ impl Default for Instance {
     }
 }
 
+/// The SMTP server (`[smtp]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Smtp {
@@ -88,18 +121,22 @@ impl Default for Smtp {
     }
 }
 
+/// What to do with a text longer than `sms.max_parts` parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnTooLong {
+    /// Send the first `max_parts` parts' worth of it.
     Truncate,
+    /// Refuse the recipient (554 5.3.4).
     Reject,
 }
 
+/// How mail becomes SMS (`[sms]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sms {
     /// Region (ISO 3166 code, e.g. "GB") of national numbers such as `07700900123@sms`.
-    pub default_region: String,
+    pub default_region: Region,
     /// What of the mail becomes the SMS text.
     pub compose: ComposeMode,
     /// Most parts one request may take (1..=255).
@@ -108,7 +145,8 @@ pub struct Sms {
     pub on_too_long: OnTooLong,
     /// National language shift tables (TS 23.038 §6.2.1.2) that may keep a Turkish,
     /// Spanish or Portuguese text in 7-bit: any of "tr", "es", "pt".
-    pub national_language_tables: Vec<String>,
+    #[serde(deserialize_with = "values::parse_each")]
+    pub national_language_tables: Vec<Language>,
     /// How long a request may wait to be sent (also the SMS's validity at the network).
     pub validity_minutes: u64,
     /// Delays before each new attempt after a temporary failure; the last one repeats.
@@ -118,7 +156,7 @@ pub struct Sms {
 impl Default for Sms {
     fn default() -> Self {
         Self {
-            default_region: "GB".into(),
+            default_region: Region::from(phonenumber::country::Id::GB),
             compose: ComposeMode::SubjectBody,
             max_parts: 6,
             on_too_long: OnTooLong::Truncate,
@@ -129,59 +167,13 @@ impl Default for Sms {
     }
 }
 
-/// One GSM modem (`[[modem]]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Modem {
-    /// Unique among this instance's modems; names its records and its requests.
-    pub name: String,
-    /// A serial device such as "/dev/ttyUSB0", or "sim" for the built-in simulated modem.
-    pub port: String,
-    #[serde(default = "default_baud")]
-    pub baud: u32,
-    /// The SIM's PIN, if it asks for one; a wrong one is never retried.
-    #[serde(default)]
-    pub pin: String,
-    /// SMS centre number to set with AT+CSCA; empty: the SIM's own.
-    #[serde(default)]
-    pub smsc: String,
-    /// SMS parts per minute this modem may send; 0: no limit.
-    #[serde(default)]
-    pub per_minute: u32,
-    /// How long the network may take to accept one part after its PDU; past it the
-    /// request is `uncertain` (it may have been sent).
-    #[serde(default = "default_send_timeout")]
-    pub send_timeout_secs: u64,
-    /// Cost of one SMS part by E.164 prefix (longest match wins); a number matching no
-    /// prefix is not sent by this modem.
-    #[serde(default = "default_tariff")]
-    pub tariff: BTreeMap<String, f64>,
-    /// How the modem hands over status reports: "direct" (`+CDS`, most modems) or
-    /// "stored" (`+CDSI`, read from its memory: for modems that cannot pass them on).
-    #[serde(default)]
-    pub status_reports: StatusReports,
-    /// The simulated modem's behaviour (`port = "sim"` only).
-    #[serde(default)]
-    pub sim: SimConfig,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StatusReports {
-    #[default]
-    Direct,
-    Stored,
-    /// The modem or its network gives none: SMS are sent without asking for one, and
-    /// their senders are told `relayed`.
-    None,
-}
-
 /// The HTTP endpoint (`[http]`): `/status` (what peers poll) and `/metrics`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
-    /// "host:port"; empty: no HTTP endpoint (an instance alone needs none).
-    pub listen: String,
+    /// Where it listens, "host:port"; empty: no HTTP endpoint (an instance alone needs none).
+    #[serde(deserialize_with = "values::http_listen")]
+    pub listen: Option<SocketAddr>,
 }
 
 /// Least-cost routing between instances (`[routing]`).
@@ -210,34 +202,29 @@ impl Default for Routing {
     }
 }
 
-/// Another instance of the cluster (`[[peer]]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Another instance of the cluster (`[[peer]]`). Read as written first (see
+/// `validate::PeerEntry`), so that a bad address does not hide the entry's other problems.
+#[derive(Debug, Clone)]
 pub struct Peer {
     /// Its `instance.name`.
     pub name: String,
     /// Its SMTP listener, "host:port": where requests are forwarded.
-    pub smtp: String,
+    pub smtp: HostPort,
     /// Its `/status` URL (plain HTTP), polled for its tariffs, modems and workload.
-    pub status_url: String,
+    pub status_url: HttpUrl,
     /// Cost of forwarding one request to it.
-    #[serde(default)]
     pub link_cost: f64,
-    /// SMTP AUTH credentials at the peer (a user of its `users_file` named as this
-    /// instance is in its `[[peer]]` list): only then are our `X-Smsgw-*` headers kept.
-    #[serde(default)]
+    /// SMTP AUTH user at the peer (a user of its `users_file` named as this instance is
+    /// in its `[[peer]]` list): only then are our `X-Smsgw-*` headers kept.
     pub user: String,
-    #[serde(default)]
+    /// That user's password.
     pub password: String,
     /// TLS towards the peer: "verify" (default) or "none" (a trusted network only).
-    #[serde(default)]
     pub tls: OutboundTls,
     /// CA certificates (PEM) trusted for this peer beside the system's.
-    #[serde(default)]
     pub tls_ca_file: PathBuf,
     /// SHA-256 fingerprints of certificates accepted as they are (a self-signed peer).
-    #[serde(default)]
-    pub tls_pin_sha256: Vec<String>,
+    pub tls_pin_sha256: Vec<Pin>,
 }
 
 /// How an outbound SMTP connection uses TLS.
@@ -258,7 +245,8 @@ pub enum OutboundTls {
 #[serde(deny_unknown_fields, default)]
 pub struct Dsn {
     /// "host:port" every DSN goes through; empty: straight to the sender domain's MX.
-    pub smart_host: String,
+    #[serde(deserialize_with = "values::empty_is_none")]
+    pub smart_host: Option<HostPort>,
     /// The DSN's `From`; empty: postmaster at `smtp.hostname`.
     pub from: String,
     /// TLS towards the smart host or MX: "verify", "opportunistic" or "none"; unset:
@@ -267,7 +255,7 @@ pub struct Dsn {
     /// Extra CA certificates (PEM) trusted beside the system's, e.g. a company CA.
     pub tls_ca_file: PathBuf,
     /// SHA-256 fingerprints (hex) of certificates accepted as they are, self-signed or not.
-    pub tls_pin_sha256: Vec<String>,
+    pub tls_pin_sha256: Vec<Pin>,
     /// A `delayed` DSN (NOTIFY=DELAY) once a request waits this long unsent; 0: never.
     pub delay_after_secs: u64,
     /// A request sent this long ago without a status report gets a `relayed` DSN; 0: never.
@@ -283,7 +271,7 @@ pub struct Dsn {
 impl Default for Dsn {
     fn default() -> Self {
         Self {
-            smart_host: String::new(),
+            smart_host: None,
             from: String::new(),
             tls: None,
             tls_ca_file: PathBuf::new(),
@@ -297,24 +285,14 @@ impl Default for Dsn {
     }
 }
 
-fn default_baud() -> u32 {
-    115_200
-}
-
-fn default_send_timeout() -> u64 {
-    60
-}
-
-fn default_tariff() -> BTreeMap<String, f64> {
-    BTreeMap::from([("+".to_string(), 0.0)])
-}
-
+/// Who may send what (`[security]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Security {
     /// PEM certificate chain; with `tls_key`, STARTTLS is offered on every listener.
     /// Both files are read again on SIGHUP.
     pub tls_cert: PathBuf,
+    /// The certificate's private key (PEM).
     pub tls_key: PathBuf,
     /// Extra listeners with implicit TLS (port 465 style).
     pub listen_tls: Vec<SocketAddr>,
@@ -322,7 +300,7 @@ pub struct Security {
     pub require_tls: bool,
     /// Networks that may send without AUTH (mail servers using us as their smart host);
     /// everyone else must authenticate first.
-    pub trusted_networks: Vec<String>,
+    pub trusted_networks: Vec<Network>,
     /// Users for SMTP AUTH (argon2 hashes), managed with `smsgw user add|del`; relative
     /// to the working directory. Read again on SIGHUP.
     pub users_file: PathBuf,
@@ -340,8 +318,10 @@ pub struct Security {
     pub deny_prefixes: Vec<String>,
     /// Refuse numbers of the premium-rate type.
     pub deny_premium: bool,
-    /// Accepted requests per user (or per client address when unauthenticated); 0: no limit.
+    /// Accepted requests per user (or per client address when unauthenticated) in a
+    /// minute; 0: no limit.
     pub per_minute: u32,
+    /// The same in a day; 0: no limit.
     pub per_day: u32,
     /// Distinct numbers one user (or client address) may send to per day; 0: no limit.
     pub numbers_per_day: u32,
@@ -354,7 +334,7 @@ impl Default for Security {
             tls_key: PathBuf::new(),
             listen_tls: Vec::new(),
             require_tls: false,
-            trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            trusted_networks: vec![Network::LOOPBACK_V4, Network::LOOPBACK_V6],
             users_file: "users.toml".into(),
             allow_plaintext_auth: false,
             max_auth_failures: 5,
@@ -370,337 +350,21 @@ impl Default for Security {
     }
 }
 
-/// The `sim = { … }` table of a `[[modem]]` whose port is "sim".
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SimConfig {
-    /// Time per part before `+CMGS` answers; also the network time of each incoming part.
-    pub latency_ms: u64,
-    /// Delay of the status report after `+CMGS`.
-    pub report_delay_ms: u64,
-    /// "" for no PIN; else `AT+CPIN?` answers `SIM PIN` until `AT+CPIN="<pin>"`.
-    pub pin: String,
-    /// E.164 number → `+CMS ERROR` code answered to `AT+CMGS` for that number.
-    pub cms_error: BTreeMap<String, u16>,
-    /// Numbers whose status report says permanent failure (TP-ST 0x41).
-    pub report_failure: Vec<String>,
-    /// Numbers whose `AT+CMGS` closes the pseudo-terminal once the PDU is in, unanswered.
-    pub hang_up: Vec<String>,
-    /// Numbers whose `AT+CMGS` is never answered; the modem answers later commands.
-    pub silent: Vec<String>,
-    /// SMS that reach the modem after the first `AT+CNMI`.
-    pub incoming: Vec<Incoming>,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            latency_ms: 100,
-            report_delay_ms: 1000,
-            pin: String::new(),
-            cms_error: BTreeMap::new(),
-            report_failure: Vec::new(),
-            hang_up: Vec::new(),
-            silent: Vec::new(),
-            incoming: Vec::new(),
-        }
-    }
-}
-
-/// An SMS the network delivers to the modem; a long text arrives as concatenated parts.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Incoming {
-    pub from: String,
-    pub text: String,
-}
-
-/// One problem in the configuration, named by its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub key: String,
-    pub problem: String,
-}
-
-impl Problem {
-    fn new(key: &str, problem: &str) -> Problem {
-        Problem {
-            key: key.into(),
-            problem: problem.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.key, self.problem)
-    }
-}
-
-/// Every problem found, so the operator fixes them in one go.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-pub struct ConfigError(pub Vec<Problem>);
-
-const SECTIONS: &[&str] = &[
-    "instance", "smtp", "sms", "modem", "http", "routing", "peer", "dsn", "security",
-];
-/// Keys whose value is a list: from the environment, comma-separated.
-const LIST_KEYS: &[&str] = &[
-    "smtp.listen",
-    "smtp.sms_domains",
-    "sms.national_language_tables",
-    "sms.retry_delays_secs",
-    "routing.retry_delays_secs",
-    "dsn.tls_pin_sha256",
-    "dsn.retry_delays_secs",
-    "security.listen_tls",
-    "security.trusted_networks",
-    "security.allow_prefixes",
-    "security.deny_prefixes",
-];
-
-const ENV_PREFIX: &str = "SMSGW__";
-
 impl Config {
     /// Reads the file (which must exist) and the environment, then validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let whole_file =
-            |e: config::ConfigError| ConfigError(vec![Problem::new(&path.display().to_string(), &e.to_string())]);
-        // Lists are split here rather than by the config crate, which would read a lone
-        // "+3389" as the number 3389 before it saw a list.
-        let (lists, scalars): (Vec<_>, Vec<_>) = std::env::vars()
-            .filter_map(|(name, value)| {
-                let key = name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase().replace("__", ".");
-                Some((name, key, value))
-            })
-            .partition(|(_, key, _)| LIST_KEYS.contains(&key.as_str()));
-        let env = config::Environment::with_prefix("SMSGW")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            .source(Some(
-                scalars.into_iter().map(|(name, _, value)| (name, value)).collect(),
-            ));
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
-            .add_source(env);
-        for (_, key, value) in lists {
-            let items: Vec<String> = value
-                .split(',')
-                .map(str::trim)
-                .filter(|i| !i.is_empty())
-                .map(String::from)
-                .collect();
-            builder = builder.set_override(key, items).map_err(whole_file)?;
-        }
-        Self::from_raw(&builder.build().map_err(whole_file)?)
-    }
-
-    fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
-        let mut problems = Vec::new();
-        let tables: HashMap<String, config::Value> = raw.clone().try_deserialize().unwrap_or_default();
-        for key in tables.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
-            let known = SECTIONS.join(", ");
-            problems.push(Problem::new(key, &format!("unknown section (known: {known})")));
-        }
-        let config = Config {
-            instance: section(&tables, "instance", &mut problems),
-            smtp: section(&tables, "smtp", &mut problems),
-            sms: section(&tables, "sms", &mut problems),
-            modem: list(&tables, "modem", &mut problems),
-            http: section(&tables, "http", &mut problems),
-            routing: section(&tables, "routing", &mut problems),
-            peer: list(&tables, "peer", &mut problems),
-            dsn: section(&tables, "dsn", &mut problems),
-            security: section(&tables, "security", &mut problems),
-        };
-        config.validate(&mut problems);
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError(problems))
-        }
-    }
-
-    fn validate(&self, problems: &mut Vec<Problem>) {
-        let (smtp, sms) = (&self.smtp, &self.sms);
-        let domains_ok = smtp.sms_domains.iter().all(|d| is_domain(d));
-        let rules = [
-            (
-                is_name(&self.instance.name),
-                "instance.name",
-                "must be letters, digits, '.', '-' or '_' (it names this instance to its peers)",
-            ),
-            (!smtp.listen.is_empty(), "smtp.listen", "needs at least one address"),
-            (!smtp.hostname.is_empty(), "smtp.hostname", "must not be empty"),
-            (
-                !smtp.sms_domains.is_empty(),
-                "smtp.sms_domains",
-                "needs at least one domain, such as \"sms\"",
-            ),
-            (
-                domains_ok,
-                "smtp.sms_domains",
-                "each entry must be a bare domain such as \"sms\" or \"sms.example.com\"",
-            ),
-            (
-                smtp.max_message_size >= 1024,
-                "smtp.max_message_size",
-                "must be at least 1024 bytes",
-            ),
-            (smtp.max_recipients >= 1, "smtp.max_recipients", "must be at least 1"),
-            (smtp.max_connections >= 1, "smtp.max_connections", "must be at least 1"),
-            (smtp.max_errors >= 1, "smtp.max_errors", "must be at least 1"),
-            (
-                smtp.command_timeout_secs >= 1,
-                "smtp.command_timeout_secs",
-                "must be at least 1",
-            ),
-            (
-                smtp.data_timeout_secs >= 1,
-                "smtp.data_timeout_secs",
-                "must be at least 1",
-            ),
-            (
-                (1..=255).contains(&sms.max_parts),
-                "sms.max_parts",
-                "must be between 1 and 255 (a concatenated SMS counts its parts in one octet)",
-            ),
-            (sms.validity_minutes >= 5, "sms.validity_minutes", "must be at least 5"),
-            (
-                !sms.retry_delays_secs.is_empty(),
-                "sms.retry_delays_secs",
-                "needs at least one delay",
-            ),
-            (
-                self.region().is_some(),
-                "sms.default_region",
-                "must be an ISO 3166 region code known to libphonenumber, such as \"GB\" or \"FR\"",
-            ),
-        ];
-        report_broken(&rules, problems);
-        for (index, code) in sms.national_language_tables.iter().enumerate() {
-            if let Err(e) = code.parse::<Language>() {
-                problems.push(Problem::new(
-                    &format!("sms.national_language_tables[{index}]"),
-                    &e.to_string(),
-                ));
-            }
-        }
-        self.validate_modems(problems);
-        self.validate_cluster(problems);
-        self.validate_dsn(problems);
-        self.validate_security(problems);
-    }
-
-    fn validate_cluster(&self, problems: &mut Vec<Problem>) {
-        let (http, routing) = (&self.http, &self.routing);
-        if !http.listen.is_empty() && http.listen.parse::<SocketAddr>().is_err() {
-            problems.push(Problem::new(
-                "http.listen",
-                "must be an address such as \"127.0.0.1:8025\"",
-            ));
-        }
-        if http.listen.is_empty() && !self.peer.is_empty() {
-            problems.push(Problem::new(
-                "http.listen",
-                "needed with [[peer]]s: they route by this instance's /status",
-            ));
-        }
-        let rules = [
-            (
-                routing.workload_cost.is_finite() && routing.workload_cost >= 0.0,
-                "routing.workload_cost",
-                "must be a number >= 0",
-            ),
-            (routing.max_hops >= 1, "routing.max_hops", "must be at least 1"),
-            (routing.poll_secs >= 1, "routing.poll_secs", "must be at least 1"),
-            (
-                !routing.retry_delays_secs.is_empty(),
-                "routing.retry_delays_secs",
-                "needs at least one delay",
-            ),
-        ];
-        report_broken(&rules, problems);
-        for (index, peer) in self.peer.iter().enumerate() {
-            let key = |field: &str| format!("peer[{index}].{field}");
-            let taken = peer.name == self.instance.name || self.peer[..index].iter().any(|p| p.name == peer.name);
-            if !is_name(&peer.name) || taken {
-                problems.push(Problem::new(
-                    &key("name"),
-                    "must be the peer's instance.name (letters, digits, '.', '-', '_'), unique, and not this instance's own",
-                ));
-            }
-            if host_port(&peer.smtp).is_none() {
-                problems.push(Problem::new(
-                    &key("smtp"),
-                    "must be host:port, such as \"fr-gw.example.net:25\"",
-                ));
-            }
-            if !peer.status_url.starts_with("http://") || host_port(http_authority(&peer.status_url)).is_none() {
-                problems.push(Problem::new(
-                    &key("status_url"),
-                    "must be an http:// URL with a port, such as \"http://fr-gw.example.net:8025/status\"",
-                ));
-            }
-            if !peer.link_cost.is_finite() || peer.link_cost < 0.0 {
-                problems.push(Problem::new(&key("link_cost"), "must be a number >= 0"));
-            }
-            if peer.user.is_empty() || peer.password.is_empty() {
-                problems.push(Problem::new(
-                    &key("user"),
-                    "user and password are needed: a peer believes our X-Smsgw headers (request id, \
-                     trace) only from an authenticated peer",
-                ));
-            }
-            if peer.tls == OutboundTls::Opportunistic {
-                problems.push(Problem::new(
-                    &key("tls"),
-                    "\"opportunistic\" would hand the peer password to anyone in the middle: use \"verify\" \
-                     (with tls_ca_file or tls_pin_sha256 for a private or self-signed certificate), or \"none\" \
-                     on a trusted network",
-                ));
-            }
-            validate_pins(&peer.tls_pin_sha256, &key("tls_pin_sha256"), problems);
-        }
-    }
-
-    fn validate_dsn(&self, problems: &mut Vec<Problem>) {
-        let dsn = &self.dsn;
-        if !dsn.smart_host.is_empty() && host_port(&dsn.smart_host).is_none() {
-            problems.push(Problem::new(
-                "dsn.smart_host",
-                "must be host:port, such as \"mail.example.com:25\"",
-            ));
-        }
-        if !dsn.from.is_empty() && !dsn.from.contains('@') {
-            problems.push(Problem::new(
-                "dsn.from",
-                "must be a mail address such as \"postmaster@example.com\"",
-            ));
-        }
-        validate_pins(&dsn.tls_pin_sha256, "dsn.tls_pin_sha256", problems);
-        let rules = [
-            (
-                !dsn.retry_delays_secs.is_empty(),
-                "dsn.retry_delays_secs",
-                "needs at least one delay",
-            ),
-            (dsn.lifetime_hours >= 1, "dsn.lifetime_hours", "must be at least 1"),
-            (dsn.timeout_secs >= 1, "dsn.timeout_secs", "must be at least 1"),
-        ];
-        report_broken(&rules, problems);
+        let layered = env::layered(path).map_err(|error| ConfigError::whole_file(path, &error))?;
+        read::from_raw(&layered)
     }
 
     /// TLS for DSN delivery: as set, else verified towards a smart host (one server the
     /// operator chose) and opportunistic towards senders' MX hosts, as MTAs deliver on
     /// the internet (many MX certificates name no host a CA vouched for).
     pub fn dsn_tls(&self) -> OutboundTls {
-        match (self.dsn.tls, self.dsn.smart_host.is_empty()) {
+        match (self.dsn.tls, &self.dsn.smart_host) {
             (Some(tls), _) => tls,
-            (None, false) => OutboundTls::Verify,
-            (None, true) => OutboundTls::Opportunistic,
+            (None, Some(_)) => OutboundTls::Verify,
+            (None, None) => OutboundTls::Opportunistic,
         }
     }
 
@@ -713,69 +377,6 @@ impl Config {
         }
     }
 
-    fn validate_modems(&self, problems: &mut Vec<Problem>) {
-        for (index, modem) in self.modem.iter().enumerate() {
-            let key = |field: &str| format!("modem[{index}].{field}");
-            if modem.name.is_empty() || self.modem[..index].iter().any(|m| m.name == modem.name) {
-                problems.push(Problem::new(&key("name"), "must be unique and not empty"));
-            }
-            if modem.send_timeout_secs == 0 {
-                problems.push(Problem::new(&key("send_timeout_secs"), "must be at least 1"));
-            }
-            if modem.port.is_empty() {
-                problems.push(Problem::new(
-                    &key("port"),
-                    "a serial device such as /dev/ttyUSB0, or \"sim\"",
-                ));
-            }
-            for (prefix, cost) in &modem.tariff {
-                // "+" alone is the catch-all tariff.
-                if !(prefix == "+" || is_e164_prefix(prefix)) || !cost.is_finite() || *cost < 0.0 {
-                    problems.push(Problem::new(
-                        &key(&format!("tariff.\"{prefix}\"")),
-                        "keys are E.164 prefixes such as \"+\" or \"+44\", values costs >= 0",
-                    ));
-                }
-            }
-        }
-    }
-
-    fn validate_security(&self, problems: &mut Vec<Problem>) {
-        let security = &self.security;
-        for (index, network) in security.trusted_networks.iter().enumerate() {
-            if let Err(e) = network.parse::<crate::net::Network>() {
-                problems.push(Problem::new(&format!("security.trusted_networks[{index}]"), &e));
-            }
-        }
-        for (key, prefixes) in [
-            ("allow_prefixes", &security.allow_prefixes),
-            ("deny_prefixes", &security.deny_prefixes),
-        ] {
-            for (index, prefix) in prefixes.iter().enumerate() {
-                if !is_e164_prefix(prefix) {
-                    let problem = "must be an E.164 prefix such as \"+44\" or \"+3389\"";
-                    problems.push(Problem::new(&format!("security.{key}[{index}]"), problem));
-                }
-            }
-        }
-        let (cert, key) = (
-            security.tls_cert.as_os_str().is_empty(),
-            security.tls_key.as_os_str().is_empty(),
-        );
-        if cert != key {
-            problems.push(Problem::new("security.tls_key", "tls_cert and tls_key go together"));
-        }
-        if cert && (security.require_tls || !security.listen_tls.is_empty()) {
-            problems.push(Problem::new(
-                "security.tls_cert",
-                "require_tls and listen_tls need a certificate",
-            ));
-        }
-        if security.max_auth_failures == 0 {
-            problems.push(Problem::new("security.max_auth_failures", "must be at least 1"));
-        }
-    }
-
     /// Whether TLS is configured (a certificate and its key).
     pub fn has_tls(&self) -> bool {
         !self.security.tls_cert.as_os_str().is_empty()
@@ -785,202 +386,13 @@ impl Config {
     pub fn address_rules(&self) -> crate::address::AddressRules {
         crate::address::AddressRules {
             domains: self.smtp.sms_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
-            default_region: self.region(),
+            default_region: Some(self.sms.default_region.id()),
             deny_premium: self.security.deny_premium,
         }
-    }
-
-    /// The region of national numbers, if `sms.default_region` names one.
-    pub fn region(&self) -> Option<phonenumber::country::Id> {
-        self.sms.default_region.to_ascii_uppercase().parse().ok()
-    }
-
-    /// The national language tables enabled (invalid codes are reported by validation).
-    pub fn languages(&self) -> Vec<Language> {
-        self.sms
-            .national_language_tables
-            .iter()
-            .filter_map(|code| code.parse().ok())
-            .collect()
     }
 
     /// Where the SQLite database lives.
     pub fn database_path(&self) -> PathBuf {
         self.instance.data_dir.join("smsgw.db")
-    }
-}
-
-/// "host:port" (IPv6 in brackets) as (host, port).
-pub fn host_port(text: &str) -> Option<(String, u16)> {
-    let (host, port) = text.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (!host.is_empty()).then_some(())?;
-    Some((host.to_string(), port.parse().ok().filter(|p| *p > 0)?))
-}
-
-/// The "host:port" of an http:// URL.
-pub fn http_authority(url: &str) -> &str {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    rest.split('/').next().unwrap_or(rest)
-}
-
-/// The pins of a `tls_pin_sha256` list (bad ones are reported by validation).
-pub fn pins(list: &[String]) -> Vec<[u8; 32]> {
-    list.iter().filter_map(|pin| parse_pin(pin)).collect()
-}
-
-/// Reads a pin: 64 hex digits, colons allowed ("AB:CD:..." as openssl prints them).
-pub fn parse_pin(text: &str) -> Option<[u8; 32]> {
-    let hex: String = text.chars().filter(|c| *c != ':').collect();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut pin = [0u8; 32];
-    for (index, byte) in pin.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
-    }
-    Some(pin)
-}
-
-fn validate_pins(pins: &[String], key: &str, problems: &mut Vec<Problem>) {
-    for (index, pin) in pins.iter().enumerate() {
-        if parse_pin(pin).is_none() {
-            let problem = "must be a SHA-256 fingerprint: 64 hex digits, colons allowed";
-            problems.push(Problem::new(&format!("{key}[{index}]"), problem));
-        }
-    }
-}
-
-/// Adds a problem for each rule `(holds, key, problem)` that does not hold.
-fn report_broken(rules: &[(bool, &str, &str)], problems: &mut Vec<Problem>) {
-    problems.extend(
-        rules
-            .iter()
-            .filter(|(ok, ..)| !ok)
-            .map(|(_, key, problem)| Problem::new(key, problem)),
-    );
-}
-
-/// Reads one section, reporting every bad key in it: the key at fault is taken out and
-/// the rest is read again, so one typo does not hide the next.
-fn section<T: DeserializeOwned + Default>(
-    tables: &HashMap<String, config::Value>,
-    name: &str,
-    problems: &mut Vec<Problem>,
-) -> T {
-    let Some(value) = tables.get(name) else {
-        return T::default();
-    };
-    let mut table = match value.clone().into_table() {
-        Ok(table) => table,
-        Err(_) => {
-            problems.push(Problem::new(name, &format!("must be a table such as [{name}]")));
-            return T::default();
-        }
-    };
-    loop {
-        let value = config::Value::new(None, config::ValueKind::Table(table.clone()));
-        match value.try_deserialize::<T>() {
-            Ok(section) => return section,
-            Err(error) => {
-                let (key, problem) = describe(&error);
-                let full = key.as_ref().map_or(name.to_string(), |k| format!("{name}.{k}"));
-                problems.push(Problem::new(&full, &problem));
-                let field = key.as_deref().map(|k| k.split(['.', '[']).next().unwrap_or(k));
-                if field.and_then(|f| table.remove(f)).is_none() {
-                    return T::default();
-                }
-            }
-        }
-    }
-}
-
-/// Reads `[[name]]` entries, each as a section of its own (`modem[0]`, ...).
-fn list<T: DeserializeOwned>(
-    tables: &HashMap<String, config::Value>,
-    name: &str,
-    problems: &mut Vec<Problem>,
-) -> Vec<T> {
-    let Some(value) = tables.get(name) else {
-        return Vec::new();
-    };
-    let Ok(entries) = value.clone().into_array() else {
-        problems.push(Problem::new(name, &format!("must be a list of [[{name}]] tables")));
-        return Vec::new();
-    };
-    let mut items = Vec::new();
-    for (index, entry) in entries.into_iter().enumerate() {
-        let key = format!("{name}[{index}]");
-        let wrapped = HashMap::from([(key.clone(), entry)]);
-        let before = problems.len();
-        let item: Option<T> = section(&wrapped, &key, problems);
-        if problems.len() == before {
-            items.extend(item);
-        }
-    }
-    items
-}
-
-/// The key an error is about (relative to its section) and what is wrong with it.
-fn describe(error: &config::ConfigError) -> (Option<String>, String) {
-    use config::ConfigError;
-    match error {
-        ConfigError::Type {
-            key,
-            unexpected,
-            expected,
-            ..
-        } => (key.clone(), format!("expected {expected}, found {unexpected}")),
-        ConfigError::At { key, error, .. } => (key.clone(), describe(error).1),
-        ConfigError::Message(message) => match message.strip_prefix("unknown field `") {
-            Some(rest) => {
-                let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
-                let expected = expected.trim_start_matches(", ");
-                (Some(field.to_string()), format!("unknown key ({expected})"))
-            }
-            None => (None, message.clone()),
-        },
-        other => (None, other.to_string()),
-    }
-}
-
-/// "+" and at least one digit: the start of an E.164 number.
-fn is_e164_prefix(prefix: &str) -> bool {
-    prefix
-        .strip_prefix('+')
-        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// An instance name: it travels in comma-separated headers and lists.
-fn is_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
-}
-
-fn is_domain(domain: &str) -> bool {
-    !domain.is_empty()
-        && domain
-            .split('.')
-            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pins_are_64_hex_digits_with_or_without_colons() {
-        let plain = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
-        let pin = parse_pin(plain).unwrap();
-        assert_eq!(pin[0], 0x00);
-        assert_eq!(pin[15], 0xff);
-        assert_eq!(pin[31], 0xff);
-        let colons: Vec<String> = pin.iter().map(|b| format!("{b:02X}")).collect();
-        assert_eq!(parse_pin(&colons.join(":")), Some(pin));
-        for bad in ["", "00", &plain[1..], &format!("{}zz", &plain[2..])] {
-            assert_eq!(parse_pin(bad), None, "{bad:?}");
-        }
     }
 }

@@ -3,6 +3,7 @@
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
 
+use crate::config::HostPort;
 use crate::outbound::{Client, Mail, OutboundError, Server};
 
 /// Routes DSNs and hands them to the outbound client.
@@ -18,9 +19,12 @@ pub enum Route {
 }
 
 impl Route {
-    pub fn new(smart_host: Option<(String, u16)>) -> Route {
+    pub fn new(smart_host: Option<&HostPort>) -> Route {
         match smart_host {
-            Some((host, port)) => Route::SmartHost(Server { host, port }),
+            Some(server) => Route::SmartHost(Server {
+                host: server.host().to_string(),
+                port: server.port(),
+            }),
             None => Route::Mx(
                 TokioResolver::builder_tokio()
                     .and_then(|builder| builder.build())
