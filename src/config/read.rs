@@ -79,7 +79,7 @@ pub(super) fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
         dsn: section(&tables, "dsn", &mut problems),
         security: section(&tables, "security", &mut problems),
     };
-    config.peer = validate::check(&config, peers, &mut problems);
+    config.peer = validate::check(&config, &peers, &mut problems);
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -120,9 +120,10 @@ fn section<T: DeserializeOwned + Default>(
             Err(error) => {
                 let (key, problem) = describe(&error);
                 if let Some((field, index)) = key.as_deref().and_then(element) {
-                    let taken = taken.entry(field.to_string()).or_default();
-                    if let Some(original) = take_element(&mut table, field, index, taken) {
+                    let mut before = taken.remove(field).unwrap_or_default();
+                    if let Some(original) = take_element(&mut table, field, index, &mut before) {
                         problems.push(Problem::new(&format!("{name}.{field}[{original}]"), &problem));
+                        taken.insert(field.to_string(), before);
                         continue;
                     }
                 }

@@ -31,7 +31,7 @@ pub(super) struct PeerEntry {
 }
 
 /// Checks `config` as read, with its `[[peer]]` entries, and returns the peers once read.
-pub(super) fn check(config: &Config, peers: Vec<PeerEntry>, problems: &mut Vec<Problem>) -> Vec<Peer> {
+pub(super) fn check(config: &Config, peers: &[PeerEntry], problems: &mut Vec<Problem>) -> Vec<Peer> {
     let (smtp, sms) = (&config.smtp, &config.sms);
     let domains_ok = smtp.sms_domains.iter().all(|d| is_domain(d));
     let rules = [
@@ -84,7 +84,7 @@ pub(super) fn check(config: &Config, peers: Vec<PeerEntry>, problems: &mut Vec<P
     ];
     report_broken(&rules, problems);
     check_modems(config, problems);
-    let peers = check_cluster(config, &peers, problems);
+    let peers = check_cluster(config, peers, problems);
     check_dsn(config, problems);
     check_security(config, problems);
     peers

@@ -104,7 +104,7 @@ impl fmt::Display for Network {
 }
 
 /// A server to connect to: a host name or IP address, and a port (not 0). Written
-/// "host:port", an IPv6 address in brackets ("[2001:db8::1]:25").
+/// "host:port", an IPv6 address in brackets (`[2001:db8::1]:25`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(try_from = "String")]
 pub struct HostPort {
@@ -154,6 +154,7 @@ impl TryFrom<String> for HostPort {
     }
 }
 
+/// A listener's address as a server to connect to (its port as it is, even 0).
 impl From<SocketAddr> for HostPort {
     fn from(address: SocketAddr) -> HostPort {
         HostPort {
