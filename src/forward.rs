@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::outbound::{Client, Connection, Mail, OutboundError, Server, TlsPolicy, TlsSetupError};
 use crate::routing::view::Cluster;
 use crate::store::{ForwardOutcome, ForwardRequest, Store, StoreError, now_ms};
@@ -50,9 +50,9 @@ impl Forwarder {
     pub fn new(config: &Config, cluster: Arc<Cluster>, store_id: &str) -> Result<Forwarder, (String, TlsSetupError)> {
         let mut links = HashMap::new();
         for peer in &config.peer {
-            let pins = config::pins(&peer.tls_pin_sha256);
-            let tls = TlsPolicy::new(peer.tls, &peer.tls_ca_file, &pins).map_err(|e| (peer.name.clone(), e))?;
-            let (host, port) = config::host_port(&peer.smtp).unwrap_or_default();
+            let tls = TlsPolicy::new(peer.tls, &peer.tls_ca_file, &peer.tls_pin_sha256)
+                .map_err(|e| (peer.name.clone(), e))?;
+            let (host, port) = (peer.smtp.host().to_string(), peer.smtp.port());
             let auth = (!peer.user.is_empty()).then(|| (peer.user.clone(), peer.password.clone()));
             let client = Client {
                 helo: config.smtp.hostname.clone(),

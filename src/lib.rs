@@ -9,7 +9,6 @@ pub mod forward;
 pub mod http;
 pub mod metrics;
 pub mod modem;
-pub mod net;
 pub mod notify;
 pub mod outbound;
 pub mod routing;
@@ -69,13 +68,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let forwarder = forward::Forwarder::new(&config, cluster.clone(), store.id())
         .map_err(|(peer, error)| RunError::PeerTls(peer, error))?;
     let listeners = smtp::bind_all(&config).await?;
-    let http = match config.http.listen.parse::<std::net::SocketAddr>() {
-        Ok(address) => Some(
+    let http = match config.http.listen {
+        Some(address) => Some(
             tokio::net::TcpListener::bind(address)
                 .await
                 .map_err(|e| std::io::Error::new(e.kind(), format!("http.listen: cannot listen on {address}: {e}")))?,
         ),
-        Err(_) => None,
+        None => None,
     };
     let poll = Duration::from_secs(config.routing.poll_secs);
     let mut stages = JoinSet::new();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use smsgw::config::Config;
+use smsgw::config::{Config, HttpUrl};
 use smsgw::routing::explain::Explanation;
 
 /// The subcommands of `smsgw route`.
@@ -24,19 +24,15 @@ pub enum RouteCommand {
 /// Asks the gateway for the plan and prints it as a table, or as the gateway's JSON.
 pub fn run(config: &Config, command: RouteCommand) -> anyhow::Result<ExitCode> {
     let RouteCommand::Explain { number, json } = command;
-    anyhow::ensure!(
-        !config.http.listen.is_empty(),
-        "route explain asks the running gateway: set http.listen in the config"
-    );
+    let Some(listen) = config.http.listen else {
+        anyhow::bail!("route explain asks the running gateway: set http.listen in the config");
+    };
     let domain = config.smtp.sms_domains.first().map_or("sms", String::as_str);
     let number = smsgw::address::parse_recipient(&format!("{number}@{domain}"), &config.address_rules())
         .map_err(|e| anyhow::anyhow!("{number}: {e}"))?
         .number;
-    let url = format!(
-        "http://{}/route?number={}",
-        config.http.listen,
-        number.replace('+', "%2B")
-    );
+    let path = format!("/route?number={}", number.replace('+', "%2B"));
+    let url = HttpUrl::new(listen.into(), &path);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let body = runtime
         .block_on(smsgw::routing::view::get(&url, Duration::from_secs(10)))

@@ -146,7 +146,11 @@ pub async fn run(config: &Config, board: Arc<Board>, store: Store, shutdown: Can
     for modem in &config.modem {
         let device = device(config, modem, &shutdown).await?;
         tracing::info!(modem = %modem.name, device = %device.display(), "modem configured");
-        specs.push(Arc::new(ModemSpec::new(modem, device, config.languages())));
+        specs.push(Arc::new(ModemSpec::new(
+            modem,
+            device,
+            config.sms.national_language_tables.clone(),
+        )));
     }
     if specs.is_empty() {
         tracing::warn!("no [[modem]] configured: requests are accepted and wait in the queue");

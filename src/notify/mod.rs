@@ -40,16 +40,15 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(config: &Config) -> Result<Notifier, TlsSetupError> {
         let dsn = &config.dsn;
-        let pins = crate::config::pins(&dsn.tls_pin_sha256);
         let client = Client {
             helo: config.smtp.hostname.clone(),
-            tls: TlsPolicy::new(config.dsn_tls(), &dsn.tls_ca_file, &pins)?,
+            tls: TlsPolicy::new(config.dsn_tls(), &dsn.tls_ca_file, &dsn.tls_pin_sha256)?,
             timeout: Duration::from_secs(dsn.timeout_secs),
         };
         Ok(Notifier {
             sender: send::Sender {
                 client,
-                destination: send::Destination::new(crate::config::host_port(&config.dsn.smart_host)),
+                destination: send::Destination::new(dsn.smart_host.as_ref()),
             },
             hostname: config.smtp.hostname.clone(),
             instance: config.instance.name.clone(),

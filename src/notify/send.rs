@@ -3,6 +3,7 @@
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
 
+use crate::config::HostPort;
 use crate::outbound::{Client, Mail, OutboundError, Server};
 
 /// Finds the servers for each DSN and hands it to the outbound client.
@@ -25,9 +26,12 @@ pub enum Destination {
 impl Destination {
     /// The smart host when one is configured, else the MX hosts through the system's
     /// resolver.
-    pub fn new(smart_host: Option<(String, u16)>) -> Destination {
+    pub fn new(smart_host: Option<&HostPort>) -> Destination {
         match smart_host {
-            Some((host, port)) => Destination::SmartHost(Server { host, port }),
+            Some(server) => Destination::SmartHost(Server {
+                host: server.host().to_string(),
+                port: server.port(),
+            }),
             None => Destination::Mx(
                 TokioResolver::builder_tokio()
                     .and_then(|builder| builder.build())

@@ -11,7 +11,7 @@ use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVe
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
 use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::config::OutboundTls;
+use crate::config::{OutboundTls, Pin};
 
 /// Why a [`TlsPolicy`] could not be set up: the gateway does not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ impl TlsPolicy {
     /// `verify`: the system's CAs plus `ca_file`, and the host name; a certificate whose
     /// SHA-256 is in `pins` is accepted as it is (a peer's self-signed one).
     /// `opportunistic`: any certificate (encryption against eavesdroppers only).
-    pub fn new(mode: OutboundTls, ca_file: &Path, pins: &[[u8; 32]]) -> Result<TlsPolicy, TlsSetupError> {
+    pub fn new(mode: OutboundTls, ca_file: &Path, pins: &[Pin]) -> Result<TlsPolicy, TlsSetupError> {
         let provider = Arc::new(crypto::ring::default_provider());
         let trust = match mode {
             OutboundTls::None => return Ok(TlsPolicy { mode, connector: None }),
@@ -108,7 +108,7 @@ pub fn fingerprint(cert: &[u8]) -> [u8; 32] {
 /// handshake's signatures are checked in every case, so the key is the certificate's.
 #[derive(Debug)]
 struct Verifier {
-    pins: Vec<[u8; 32]>,
+    pins: Vec<Pin>,
     trust: Trust,
     provider: Arc<CryptoProvider>,
 }
@@ -129,7 +129,7 @@ impl ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.pins.contains(&fingerprint(end_entity)) {
+        if self.pins.contains(&Pin::from(fingerprint(end_entity))) {
             return Ok(ServerCertVerified::assertion());
         }
         match &self.trust {

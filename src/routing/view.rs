@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{Instance, Tariff, View};
-use crate::config::{self, Config};
+use crate::config::{self, Config, HttpUrl};
 use crate::modem::{Board, ModemState};
 use crate::store::{State, Store, StoreError};
 use crate::utc::Utc;
@@ -284,14 +284,12 @@ pub async fn poll(cluster: Arc<Cluster>, peers: Vec<config::Peer>, every: Durati
 const MAX_BODY: u64 = 4 << 20;
 
 /// `GET url` over plain HTTP/1.1 (our peers' `/status`): the body of a 200 answer.
-pub async fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
-    let authority = config::http_authority(url);
-    let path = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.find('/').map(|at| &rest[at..]))
-        .unwrap_or("/");
+pub async fn get(url: &HttpUrl, timeout: Duration) -> Result<Vec<u8>, String> {
+    let (authority, path) = (url.authority(), url.path());
     let exchange = async {
-        let mut stream = TcpStream::connect(authority).await.map_err(|e| e.to_string())?;
+        let mut stream = TcpStream::connect((authority.host(), authority.port()))
+            .await
+            .map_err(|e| e.to_string())?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
         let mut answer = Vec::new();

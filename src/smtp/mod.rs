@@ -75,7 +75,7 @@ impl Settings {
             compose: config.sms.compose,
             max_parts: config.sms.max_parts,
             on_too_long: config.sms.on_too_long,
-            languages: config.languages(),
+            languages: config.sms.national_language_tables.clone(),
             tls_offered: config.has_tls(),
             auth_failure_delay: Duration::from_millis(config.security.auth_failure_delay_ms),
             peers: config.peer.iter().map(|p| p.name.clone()).collect(),

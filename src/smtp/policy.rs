@@ -7,8 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::reply::Reply;
-use crate::config::Config;
-use crate::net::Network;
+use crate::config::{Config, Network};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -49,11 +48,7 @@ impl Policy {
     pub fn from_config(config: &Config) -> Policy {
         let security = &config.security;
         Policy {
-            trusted: security
-                .trusted_networks
-                .iter()
-                .filter_map(|n| n.parse().ok())
-                .collect(),
+            trusted: security.trusted_networks.clone(),
             require_tls: security.require_tls,
             allow_plaintext_auth: security.allow_plaintext_auth,
             allow_prefixes: security.allow_prefixes.clone(),

@@ -336,7 +336,7 @@ mod tests {
     fn require_tls_refuses_mail_in_clear_from_a_remote_client() {
         let mut config = Config::default();
         config.security.require_tls = true;
-        config.security.trusted_networks = vec!["0.0.0.0/0".into()];
+        config.security.trusted_networks = vec!["0.0.0.0/0".parse().unwrap()];
         let settings = Arc::new(super::super::Settings::from_config(&config));
         let policy = Arc::new(Policy::from_config(&config));
         let mut out = Vec::new();

@@ -1,0 +1,115 @@
+//! The `[[modem]]` entries, and the simulated modem's behaviour (`sim = { … }`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One GSM modem (`[[modem]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Modem {
+    /// Unique among this instance's modems; names its records and its requests.
+    pub name: String,
+    /// A serial device such as "/dev/ttyUSB0", or "sim" for the built-in simulated modem.
+    pub port: String,
+    /// Speed of the serial line, in bits per second.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// The SIM's PIN, if it asks for one; a wrong one is never retried.
+    #[serde(default)]
+    pub pin: String,
+    /// SMS centre number to set with AT+CSCA; empty: the SIM's own.
+    #[serde(default)]
+    pub smsc: String,
+    /// SMS parts per minute this modem may send; 0: no limit.
+    #[serde(default)]
+    pub per_minute: u32,
+    /// How long the network may take to accept one part after its PDU; past it the
+    /// request is `uncertain` (it may have been sent).
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout_secs: u64,
+    /// Cost of one SMS part by E.164 prefix (longest match wins); a number matching no
+    /// prefix is not sent by this modem.
+    #[serde(default = "default_tariff")]
+    pub tariff: BTreeMap<String, f64>,
+    /// How the modem hands over status reports: "direct" (`+CDS`, most modems) or
+    /// "stored" (`+CDSI`, read from its memory: for modems that cannot pass them on).
+    #[serde(default)]
+    pub status_reports: StatusReports,
+    /// The simulated modem's behaviour (`port = "sim"` only).
+    #[serde(default)]
+    pub sim: SimConfig,
+}
+
+/// How a modem hands over the status reports of the SMS it sent (`status_reports`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusReports {
+    /// Passed on as they come (`+CDS`): most modems.
+    #[default]
+    Direct,
+    /// Stored in the modem's memory and announced (`+CDSI`), then read from there.
+    Stored,
+    /// The modem or its network gives none: SMS are sent without asking for one, and
+    /// their senders are told `relayed`.
+    None,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+
+fn default_send_timeout() -> u64 {
+    60
+}
+
+fn default_tariff() -> BTreeMap<String, f64> {
+    BTreeMap::from([("+".to_string(), 0.0)])
+}
+
+/// The `sim = { … }` table of a `[[modem]]` whose port is "sim".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    /// Time per part before `+CMGS` answers; also the network time of each incoming part.
+    pub latency_ms: u64,
+    /// Delay of the status report after `+CMGS`.
+    pub report_delay_ms: u64,
+    /// "" for no PIN; else `AT+CPIN?` answers `SIM PIN` until `AT+CPIN="<pin>"`.
+    pub pin: String,
+    /// E.164 number → `+CMS ERROR` code answered to `AT+CMGS` for that number.
+    pub cms_error: BTreeMap<String, u16>,
+    /// Numbers whose status report says permanent failure (TP-ST 0x41).
+    pub report_failure: Vec<String>,
+    /// Numbers whose `AT+CMGS` closes the pseudo-terminal once the PDU is in, unanswered.
+    pub hang_up: Vec<String>,
+    /// Numbers whose `AT+CMGS` is never answered; the modem answers later commands.
+    pub silent: Vec<String>,
+    /// SMS that reach the modem after the first `AT+CNMI`.
+    pub incoming: Vec<Incoming>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            latency_ms: 100,
+            report_delay_ms: 1000,
+            pin: String::new(),
+            cms_error: BTreeMap::new(),
+            report_failure: Vec::new(),
+            hang_up: Vec::new(),
+            silent: Vec::new(),
+            incoming: Vec::new(),
+        }
+    }
+}
+
+/// An SMS the network delivers to the modem; a long text arrives as concatenated parts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incoming {
+    /// The sender's number, as the network gives it.
+    pub from: String,
+    /// The whole text.
+    pub text: String,
+}

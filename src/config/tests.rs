@@ -1,0 +1,158 @@
+use std::net::SocketAddr;
+
+use super::*;
+
+const PIN: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// Reads `toml` as the configuration file, without the environment.
+fn load(toml: &str) -> Result<Config, Vec<String>> {
+    let raw = ::config::Config::builder()
+        .add_source(::config::File::from_str(toml, ::config::FileFormat::Toml))
+        .build()
+        .unwrap();
+    read::from_raw(&raw).map_err(|error| error.0.iter().map(ToString::to_string).collect())
+}
+
+/// The problems of `toml`, sorted: within a section, the order keys are read in is not
+/// the file's.
+fn problems(toml: &str) -> Vec<String> {
+    let mut problems = load(toml).expect_err("the configuration should be refused");
+    problems.sort();
+    problems
+}
+
+fn peer(extra: &str) -> String {
+    format!(
+        "[http]\nlisten = \"127.0.0.1:8025\"\n[[peer]]\nname = \"fr\"\nsmtp = \"[2001:db8::1]:25\"\n\
+         status_url = \"http://fr-gw.example.net:8025/status\"\nuser = \"uk\"\npassword = \"secret\"\n{extra}\n"
+    )
+}
+
+#[test]
+fn an_empty_file_is_the_defaults() {
+    let config = load("").unwrap();
+    assert_eq!(
+        config.security.trusted_networks,
+        [Network::LOOPBACK_V4, Network::LOOPBACK_V6]
+    );
+    assert_eq!(config.sms.default_region.to_string(), "GB");
+    assert_eq!(config.http.listen, None);
+    assert_eq!(config.dsn.smart_host, None);
+    assert_eq!(config.dsn_tls(), OutboundTls::Opportunistic);
+    assert!(config.peer.is_empty());
+}
+
+#[test]
+fn values_are_read_into_their_types() {
+    let config = load(&format!(
+        "[sms]\ndefault_region = \"fr\"\nnational_language_tables = [\"tr\", \"PT\"]\n\
+         [dsn]\nsmart_host = \"mail.example.com:587\"\ntls_pin_sha256 = [\"{PIN}\"]\n\
+         [security]\ntrusted_networks = [\"10.0.0.0/8\", \"2001:db8::1\"]\n{}",
+        peer(&format!("tls_pin_sha256 = [\"{}\"]", PIN.to_ascii_uppercase()))
+    ))
+    .unwrap();
+    assert_eq!(config.sms.default_region.id(), phonenumber::country::Id::FR);
+    assert_eq!(
+        config.sms.national_language_tables,
+        [Language::Turkish, Language::Portuguese]
+    );
+    assert_eq!(config.http.listen, Some(SocketAddr::from(([127, 0, 0, 1], 8025))));
+    let smart_host = config.dsn.smart_host.as_ref().unwrap();
+    assert_eq!((smart_host.host(), smart_host.port()), ("mail.example.com", 587));
+    assert_eq!(config.dsn_tls(), OutboundTls::Verify);
+    assert_eq!(config.dsn.tls_pin_sha256, [PIN.parse::<Pin>().unwrap()]);
+    let networks: Vec<String> = config
+        .security
+        .trusted_networks
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(networks, ["10.0.0.0/8", "2001:db8::1/128"]);
+    let [fr] = &config.peer[..] else {
+        panic!("{:?}", config.peer)
+    };
+    assert_eq!(fr.smtp.to_string(), "[2001:db8::1]:25");
+    assert_eq!(fr.status_url.authority().to_string(), "fr-gw.example.net:8025");
+    assert_eq!(fr.status_url.path(), "/status");
+    assert_eq!(fr.tls_pin_sha256, config.dsn.tls_pin_sha256);
+}
+
+#[test]
+fn every_bad_element_of_a_list_is_named_by_its_index_as_written() {
+    let found = problems(&format!(
+        "[security]\ntrusted_networks = [\"10.0.0.0/8\", \"x\", \"10.0.0.0/33\", \"::1\", \"y\"]\n\
+         [dsn]\ntls_pin_sha256 = [\"00\", \"{PIN}\", \"zz\"]\n",
+    ));
+    let pin = "must be a SHA-256 fingerprint: 64 hex digits, colons allowed";
+    assert_eq!(
+        found,
+        sorted([
+            format!("dsn.tls_pin_sha256[0]: {pin}"),
+            format!("dsn.tls_pin_sha256[2]: {pin}"),
+            "security.trusted_networks[1]: \"x\" is not an IP network such as 10.0.0.0/8".into(),
+            "security.trusted_networks[2]: \"10.0.0.0/33\": prefix length above 32".into(),
+            "security.trusted_networks[4]: \"y\" is not an IP network such as 10.0.0.0/8".into(),
+        ])
+    );
+}
+
+#[test]
+fn a_bad_value_is_named_by_its_key() {
+    let found = problems(
+        "[sms]\ndefault_region = \"XX\"\nnational_language_tables = [\"es\", \"xx\"]\n\
+         [dsn]\nsmart_host = \"mail.example.com\"\n[http]\nlisten = \"everywhere\"\n",
+    );
+    assert_eq!(
+        found,
+        sorted([
+            "sms.default_region: must be an ISO 3166 region code known to libphonenumber, such as \"GB\" or \"FR\"",
+            "sms.national_language_tables[1]: unknown SMS language \"xx\": expected one of tr, es, pt",
+            "http.listen: must be an address such as \"127.0.0.1:8025\"",
+            "dsn.smart_host: must be host:port, such as \"mail.example.com:25\"",
+        ])
+    );
+}
+
+#[test]
+fn a_peer_with_bad_addresses_still_has_its_other_problems_reported() {
+    let found = problems(&format!(
+        "[http]\nlisten = \"nowhere\"\n[[peer]]\nname = \"smsgw\"\nsmtp = \"fr\"\n\
+         status_url = \"https://fr:8025/status\"\nlink_cost = -1.0\ntls_pin_sha256 = [\"{PIN}\", \"00\"]\n",
+    ));
+    assert_eq!(
+        found,
+        sorted([
+            "http.listen: must be an address such as \"127.0.0.1:8025\"",
+            "peer[0].name: must be the peer's instance.name (letters, digits, '.', '-', '_'), unique, and not this \
+             instance's own",
+            "peer[0].smtp: must be host:port, such as \"fr-gw.example.net:25\"",
+            "peer[0].status_url: must be an http:// URL with a port, such as \"http://fr-gw.example.net:8025/status\"",
+            "peer[0].link_cost: must be a number >= 0",
+            "peer[0].user: user and password are needed: a peer believes our X-Smsgw headers (request id, trace) \
+             only from an authenticated peer",
+            "peer[0].tls_pin_sha256[1]: must be a SHA-256 fingerprint: 64 hex digits, colons allowed",
+        ])
+    );
+}
+
+#[test]
+fn peers_need_an_http_listener() {
+    let found = problems(&peer("").replace("listen = \"127.0.0.1:8025\"", "listen = \"\""));
+    assert_eq!(
+        found,
+        ["http.listen: needed with [[peer]]s: they route by this instance's /status"]
+    );
+}
+
+#[test]
+fn a_list_with_a_bad_element_falls_back_to_its_default_as_a_whole() {
+    // As any bad key: what follows from its value is not reported on top of it.
+    let found = problems("[smtp]\nlisten = [\"nowhere\"]\n");
+    assert_eq!(found, ["smtp.listen[0]: invalid socket address syntax"]);
+}
+
+fn sorted<const N: usize, T: Into<String>>(expected: [T; N]) -> Vec<String> {
+    let mut expected: Vec<String> = expected.into_iter().map(Into::into).collect();
+    expected.sort();
+    expected
+}

@@ -1,0 +1,302 @@
+//! The rules a configuration must follow beyond each value's type: ranges, keys that go
+//! together, names that must be unique. Each broken rule is reported by its key.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Config, HostPort, HttpUrl, OutboundTls, Peer, Pin, Problem};
+
+/// A `[[peer]]` as written. Its addresses and pins are read in [`check_cluster`], so
+/// that a bad one is reported beside the entry's other problems rather than hiding them
+/// (serde would give up on the entry at its first bad value). The keys are [`Peer`]'s.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PeerEntry {
+    name: String,
+    smtp: String,
+    status_url: String,
+    #[serde(default)]
+    link_cost: f64,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    tls: OutboundTls,
+    #[serde(default)]
+    tls_ca_file: PathBuf,
+    #[serde(default)]
+    tls_pin_sha256: Vec<String>,
+}
+
+/// Checks `config` as read, with its `[[peer]]` entries, and returns the peers once read.
+pub(super) fn check(config: &Config, peers: &[PeerEntry], problems: &mut Vec<Problem>) -> Vec<Peer> {
+    let (smtp, sms) = (&config.smtp, &config.sms);
+    let domains_ok = smtp.sms_domains.iter().all(|d| is_domain(d));
+    let rules = [
+        (
+            is_name(&config.instance.name),
+            "instance.name",
+            "must be letters, digits, '.', '-' or '_' (it names this instance to its peers)",
+        ),
+        (!smtp.listen.is_empty(), "smtp.listen", "needs at least one address"),
+        (!smtp.hostname.is_empty(), "smtp.hostname", "must not be empty"),
+        (
+            !smtp.sms_domains.is_empty(),
+            "smtp.sms_domains",
+            "needs at least one domain, such as \"sms\"",
+        ),
+        (
+            domains_ok,
+            "smtp.sms_domains",
+            "each entry must be a bare domain such as \"sms\" or \"sms.example.com\"",
+        ),
+        (
+            smtp.max_message_size >= 1024,
+            "smtp.max_message_size",
+            "must be at least 1024 bytes",
+        ),
+        (smtp.max_recipients >= 1, "smtp.max_recipients", "must be at least 1"),
+        (smtp.max_connections >= 1, "smtp.max_connections", "must be at least 1"),
+        (smtp.max_errors >= 1, "smtp.max_errors", "must be at least 1"),
+        (
+            smtp.command_timeout_secs >= 1,
+            "smtp.command_timeout_secs",
+            "must be at least 1",
+        ),
+        (
+            smtp.data_timeout_secs >= 1,
+            "smtp.data_timeout_secs",
+            "must be at least 1",
+        ),
+        (
+            (1..=255).contains(&sms.max_parts),
+            "sms.max_parts",
+            "must be between 1 and 255 (a concatenated SMS counts its parts in one octet)",
+        ),
+        (sms.validity_minutes >= 5, "sms.validity_minutes", "must be at least 5"),
+        (
+            !sms.retry_delays_secs.is_empty(),
+            "sms.retry_delays_secs",
+            "needs at least one delay",
+        ),
+    ];
+    report_broken(&rules, problems);
+    check_modems(config, problems);
+    let peers = check_cluster(config, peers, problems);
+    check_dsn(config, problems);
+    check_security(config, problems);
+    peers
+}
+
+/// `[http]`, `[routing]` and the `[[peer]]` entries, read into [`Peer`]s.
+fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Problem>) -> Vec<Peer> {
+    // A listen address that did not parse was reported already.
+    let listen_reported = problems.iter().any(|p| p.key == "http.listen");
+    if config.http.listen.is_none() && !entries.is_empty() && !listen_reported {
+        problems.push(Problem::new(
+            "http.listen",
+            "needed with [[peer]]s: they route by this instance's /status",
+        ));
+    }
+    let routing = &config.routing;
+    let rules = [
+        (
+            routing.workload_cost.is_finite() && routing.workload_cost >= 0.0,
+            "routing.workload_cost",
+            "must be a number >= 0",
+        ),
+        (routing.max_hops >= 1, "routing.max_hops", "must be at least 1"),
+        (routing.poll_secs >= 1, "routing.poll_secs", "must be at least 1"),
+        (
+            !routing.retry_delays_secs.is_empty(),
+            "routing.retry_delays_secs",
+            "needs at least one delay",
+        ),
+    ];
+    report_broken(&rules, problems);
+    let mut peers = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let key = |field: &str| format!("peer[{index}].{field}");
+        let taken = entry.name == config.instance.name || entries[..index].iter().any(|p| p.name == entry.name);
+        if !is_name(&entry.name) || taken {
+            problems.push(Problem::new(
+                &key("name"),
+                "must be the peer's instance.name (letters, digits, '.', '-', '_'), unique, and not this instance's own",
+            ));
+        }
+        let smtp = entry.smtp.parse::<HostPort>().map_err(|_| {
+            problems.push(Problem::new(
+                &key("smtp"),
+                "must be host:port, such as \"fr-gw.example.net:25\"",
+            ));
+        });
+        let status_url = entry
+            .status_url
+            .parse::<HttpUrl>()
+            .map_err(|e| problems.push(Problem::new(&key("status_url"), &e.to_string())));
+        if !entry.link_cost.is_finite() || entry.link_cost < 0.0 {
+            problems.push(Problem::new(&key("link_cost"), "must be a number >= 0"));
+        }
+        if entry.user.is_empty() || entry.password.is_empty() {
+            problems.push(Problem::new(
+                &key("user"),
+                "user and password are needed: a peer believes our X-Smsgw headers (request id, \
+                 trace) only from an authenticated peer",
+            ));
+        }
+        if entry.tls == OutboundTls::Opportunistic {
+            problems.push(Problem::new(
+                &key("tls"),
+                "\"opportunistic\" would hand the peer password to anyone in the middle: use \"verify\" \
+                 (with tls_ca_file or tls_pin_sha256 for a private or self-signed certificate), or \"none\" \
+                 on a trusted network",
+            ));
+        }
+        let pins = parse_list::<Pin>(&entry.tls_pin_sha256, &key("tls_pin_sha256"), problems);
+        if let (Ok(smtp), Ok(status_url), Some(tls_pin_sha256)) = (smtp, status_url, pins) {
+            peers.push(Peer {
+                name: entry.name.clone(),
+                smtp,
+                status_url,
+                link_cost: entry.link_cost,
+                user: entry.user.clone(),
+                password: entry.password.clone(),
+                tls: entry.tls,
+                tls_ca_file: entry.tls_ca_file.clone(),
+                tls_pin_sha256,
+            });
+        }
+    }
+    peers
+}
+
+/// Reads every text of the list `key` as a `T`, reporting each that is not one; `None`
+/// if any is not.
+fn parse_list<T: std::str::FromStr>(texts: &[String], key: &str, problems: &mut Vec<Problem>) -> Option<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let before = problems.len();
+    let items = texts
+        .iter()
+        .enumerate()
+        .filter_map(|(index, text)| {
+            text.parse()
+                .map_err(|e: T::Err| problems.push(Problem::new(&format!("{key}[{index}]"), &e.to_string())))
+                .ok()
+        })
+        .collect();
+    (problems.len() == before).then_some(items)
+}
+
+fn check_dsn(config: &Config, problems: &mut Vec<Problem>) {
+    let dsn = &config.dsn;
+    if !dsn.from.is_empty() && !dsn.from.contains('@') {
+        problems.push(Problem::new(
+            "dsn.from",
+            "must be a mail address such as \"postmaster@example.com\"",
+        ));
+    }
+    let rules = [
+        (
+            !dsn.retry_delays_secs.is_empty(),
+            "dsn.retry_delays_secs",
+            "needs at least one delay",
+        ),
+        (dsn.lifetime_hours >= 1, "dsn.lifetime_hours", "must be at least 1"),
+        (dsn.timeout_secs >= 1, "dsn.timeout_secs", "must be at least 1"),
+    ];
+    report_broken(&rules, problems);
+}
+
+fn check_modems(config: &Config, problems: &mut Vec<Problem>) {
+    for (index, modem) in config.modem.iter().enumerate() {
+        let key = |field: &str| format!("modem[{index}].{field}");
+        if modem.name.is_empty() || config.modem[..index].iter().any(|m| m.name == modem.name) {
+            problems.push(Problem::new(&key("name"), "must be unique and not empty"));
+        }
+        if modem.send_timeout_secs == 0 {
+            problems.push(Problem::new(&key("send_timeout_secs"), "must be at least 1"));
+        }
+        if modem.port.is_empty() {
+            problems.push(Problem::new(
+                &key("port"),
+                "a serial device such as /dev/ttyUSB0, or \"sim\"",
+            ));
+        }
+        for (prefix, cost) in &modem.tariff {
+            // "+" alone is the catch-all tariff.
+            if !(prefix == "+" || is_e164_prefix(prefix)) || !cost.is_finite() || *cost < 0.0 {
+                problems.push(Problem::new(
+                    &key(&format!("tariff.\"{prefix}\"")),
+                    "keys are E.164 prefixes such as \"+\" or \"+44\", values costs >= 0",
+                ));
+            }
+        }
+    }
+}
+
+fn check_security(config: &Config, problems: &mut Vec<Problem>) {
+    let security = &config.security;
+    for (key, prefixes) in [
+        ("allow_prefixes", &security.allow_prefixes),
+        ("deny_prefixes", &security.deny_prefixes),
+    ] {
+        for (index, prefix) in prefixes.iter().enumerate() {
+            if !is_e164_prefix(prefix) {
+                let problem = "must be an E.164 prefix such as \"+44\" or \"+3389\"";
+                problems.push(Problem::new(&format!("security.{key}[{index}]"), problem));
+            }
+        }
+    }
+    let (cert, key) = (
+        security.tls_cert.as_os_str().is_empty(),
+        security.tls_key.as_os_str().is_empty(),
+    );
+    if cert != key {
+        problems.push(Problem::new("security.tls_key", "tls_cert and tls_key go together"));
+    }
+    if cert && (security.require_tls || !security.listen_tls.is_empty()) {
+        problems.push(Problem::new(
+            "security.tls_cert",
+            "require_tls and listen_tls need a certificate",
+        ));
+    }
+    if security.max_auth_failures == 0 {
+        problems.push(Problem::new("security.max_auth_failures", "must be at least 1"));
+    }
+}
+
+/// "+" and at least one digit: the start of an E.164 number.
+fn is_e164_prefix(prefix: &str) -> bool {
+    prefix
+        .strip_prefix('+')
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// An instance name: it travels in comma-separated headers and lists.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+}
+
+fn is_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
+/// Adds a problem for each rule `(holds, key, problem)` that does not hold.
+fn report_broken(rules: &[(bool, &str, &str)], problems: &mut Vec<Problem>) {
+    problems.extend(
+        rules
+            .iter()
+            .filter(|(ok, ..)| !ok)
+            .map(|(_, key, problem)| Problem::new(key, problem)),
+    );
+}
