@@ -90,7 +90,8 @@ pub(super) fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
 /// Reads one section, reporting every bad key in it: the key at fault is taken out and
 /// the rest is read again, so one typo does not hide the next. In a list, each bad
 /// element is reported (`trusted_networks[0]`, `trusted_networks[2]`), then the list is
-/// taken out as a whole.
+/// taken out as a whole, as any bad key is: what its default implies is not reported on
+/// top of it.
 fn section<T: DeserializeOwned + Default>(
     tables: &HashMap<String, config::Value>,
     name: &str,
