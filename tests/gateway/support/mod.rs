@@ -1,7 +1,7 @@
 //! The harness: real gateway processes ([`gateway`]) on port 0 with their own data
 //! directories, read through their database ([`store`]); a raw SMTP client ([`smtp`]);
-//! a test CA ([`pki`]); an SMTP server where DSNs arrive ([`sink`]); and the one way to
-//! wait for something ([`wait`]).
+//! a test CA ([`pki`]); an SMTP server where DSNs arrive ([`sink`]) and a DNS server
+//! naming their MX hosts ([`dns`]); and the one way to wait for something ([`wait`]).
 
 pub mod dns;
 pub mod gateway;

@@ -63,26 +63,29 @@ impl Store {
     /// One request with its parts and history, as `queue show --json` gives it.
     pub fn request(&self, id: i64) -> Option<Value> {
         let connection = self.connect();
-        let mut detail = connection
-            .query_row(&format!("{ROW} WHERE r.id = ?1"), params![id], |row| {
-                let mut detail = summary(row);
-                let more = json!({
-                    "text": row.get::<_, String>(12)?,
-                    "client": row.get::<_, String>(13)?,
-                    "helo": row.get::<_, String>(14)?,
-                    "auth_user": row.get::<_, Option<String>>(15)?,
-                    "envid": row.get::<_, Option<String>>(16)?,
-                    "ret": row.get::<_, Option<String>>(17)?,
-                    "notify": row.get::<_, Option<String>>(18)?,
-                    "orcpt": row.get::<_, Option<String>>(19)?,
-                });
-                detail
-                    .as_object_mut()
-                    .unwrap()
-                    .extend(more.as_object().unwrap().clone());
-                Ok(detail)
-            })
-            .ok()?;
+        let detail = connection.query_row(&format!("{ROW} WHERE r.id = ?1"), params![id], |row| {
+            let mut detail = summary(row);
+            let more = json!({
+                "text": row.get::<_, String>(12)?,
+                "client": row.get::<_, String>(13)?,
+                "helo": row.get::<_, String>(14)?,
+                "auth_user": row.get::<_, Option<String>>(15)?,
+                "envid": row.get::<_, Option<String>>(16)?,
+                "ret": row.get::<_, Option<String>>(17)?,
+                "notify": row.get::<_, Option<String>>(18)?,
+                "orcpt": row.get::<_, Option<String>>(19)?,
+            });
+            detail
+                .as_object_mut()
+                .unwrap()
+                .extend(more.as_object().unwrap().clone());
+            Ok(detail)
+        });
+        let mut detail = match detail {
+            Ok(detail) => detail,
+            Err(rusqlite::Error::QueryReturnedNoRows) => return None,
+            Err(error) => panic!("reading request {id}: {error}"),
+        };
         let parts = rows(
             &connection,
             "SELECT part, modem, mr, status FROM parts WHERE request_id = ?1 ORDER BY part",
