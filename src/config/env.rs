@@ -12,6 +12,7 @@ const LIST_KEYS: &[&str] = &[
     "routing.retry_delays_secs",
     "dsn.tls_pin_sha256",
     "dsn.retry_delays_secs",
+    "dsn.nameservers",
     "security.listen_tls",
     "security.trusted_networks",
     "security.allow_prefixes",

@@ -33,7 +33,8 @@ use crate::sms::Language;
 pub use modem::{Incoming, Modem, SimConfig, StatusReports};
 pub use read::{ConfigError, Problem};
 pub use values::{
-    HostPort, HostPortError, HttpUrl, HttpUrlError, Network, NetworkError, Pin, PinError, Region, RegionError,
+    HostPort, HostPortError, HttpUrl, HttpUrlError, Nameserver, NameserverError, Network, NetworkError, Pin, PinError,
+    Region, RegionError,
 };
 
 /// The whole configuration, validated.
@@ -266,6 +267,11 @@ pub struct Dsn {
     pub lifetime_hours: u64,
     /// Time any one step of an SMTP delivery may take.
     pub timeout_secs: u64,
+    /// DNS servers asked for the MX records of senders' domains; empty: the system's
+    /// (`/etc/resolv.conf`). The MX hosts' own addresses come from the system's resolver.
+    pub nameservers: Vec<Nameserver>,
+    /// The port MX hosts are reached on (Postfix's `smtp_tcp_port`); not the smart host's.
+    pub mx_port: u16,
 }
 
 impl Default for Dsn {
@@ -281,6 +287,8 @@ impl Default for Dsn {
             retry_delays_secs: vec![60, 300, 900, 1800, 3600],
             lifetime_hours: 5 * 24,
             timeout_secs: 60,
+            nameservers: Vec::new(),
+            mx_port: 25,
         }
     }
 }

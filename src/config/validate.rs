@@ -207,6 +207,7 @@ fn check_dsn(config: &Config, problems: &mut Vec<Problem>) {
         ),
         (dsn.lifetime_hours >= 1, "dsn.lifetime_hours", "must be at least 1"),
         (dsn.timeout_secs >= 1, "dsn.timeout_secs", "must be at least 1"),
+        (dsn.mx_port >= 1, "dsn.mx_port", "must be a port, 1 to 65535"),
     ];
     report_broken(&rules, problems);
 }

@@ -10,6 +10,37 @@ use std::str::FromStr;
 use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+/// A DNS server to ask: an IP address, with port 53 unless one is given
+/// (`192.0.2.53`, `192.0.2.53:5353`, `[2001:db8::53]:53`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Nameserver(pub SocketAddr);
+
+/// Why a text is not a [`Nameserver`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a DNS server address such as 192.0.2.53 or 192.0.2.53:5353")]
+pub struct NameserverError(String);
+
+impl FromStr for Nameserver {
+    type Err = NameserverError;
+
+    fn from_str(text: &str) -> Result<Nameserver, NameserverError> {
+        let text = text.trim();
+        text.parse::<SocketAddr>()
+            .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+            .map(Nameserver)
+            .map_err(|_| NameserverError(text.to_string()))
+    }
+}
+
+impl TryFrom<String> for Nameserver {
+    type Error = NameserverError;
+
+    fn try_from(text: String) -> Result<Nameserver, NameserverError> {
+        text.parse()
+    }
+}
+
 /// An IP network in CIDR notation (`127.0.0.0/8`, `2001:db8::/32`); an address alone is
 /// a network of that one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -404,6 +435,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nameservers_take_port_53_unless_told() {
+        let table = [
+            ("192.0.2.53", Some("192.0.2.53:53")),
+            (" 192.0.2.53:5353 ", Some("192.0.2.53:5353")),
+            ("::1", Some("[::1]:53")),
+            ("[2001:db8::53]:54", Some("[2001:db8::53]:54")),
+            ("dns.example.com", None),
+            ("192.0.2.53:", None),
+            ("", None),
+        ];
+        for (text, want) in table {
+            let got = text.parse::<Nameserver>().ok().map(|n| n.0.to_string());
+            assert_eq!(got.as_deref(), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn network_membership() {

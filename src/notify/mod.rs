@@ -48,7 +48,7 @@ impl Notifier {
         Ok(Notifier {
             sender: send::Sender {
                 client,
-                destination: send::Destination::new(dsn.smart_host.as_ref()),
+                destination: send::Destination::new(dsn),
             },
             hostname: config.smtp.hostname.clone(),
             instance: config.instance.name.clone(),

@@ -1,9 +1,11 @@
 //! Where a DSN goes: the smart host, or the MX hosts of the sender's domain.
 
 use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
-use crate::config::HostPort;
+use crate::config::{Dsn, Nameserver};
 use crate::outbound::{Client, Mail, OutboundError, Server};
 
 /// Finds the servers for each DSN and hands it to the outbound client.
@@ -18,27 +20,29 @@ pub struct Sender {
 pub enum Destination {
     /// Every DSN to this one server (`dsn.smart_host`).
     SmartHost(Server),
-    /// Each DSN to the MX hosts of its recipient's domain. `None` when the system's
-    /// resolver could not be set up: every DSN then waits.
-    Mx(Option<Box<TokioResolver>>),
+    /// Each DSN to the MX hosts of its recipient's domain, on `port`. `resolver` is
+    /// `None` when the system's resolver could not be set up: every DSN then waits.
+    Mx {
+        /// Asks for the MX records.
+        resolver: Option<Box<TokioResolver>>,
+        /// `dsn.mx_port`.
+        port: u16,
+    },
 }
 
 impl Destination {
-    /// The smart host when one is configured, else the MX hosts through the system's
-    /// resolver.
-    pub fn new(smart_host: Option<&HostPort>) -> Destination {
-        match smart_host {
+    /// The smart host when one is configured, else the MX hosts through
+    /// `dsn.nameservers` (or the system's resolver).
+    pub fn new(dsn: &Dsn) -> Destination {
+        match &dsn.smart_host {
             Some(server) => Destination::SmartHost(Server {
                 host: server.host().to_string(),
                 port: server.port(),
             }),
-            None => Destination::Mx(
-                TokioResolver::builder_tokio()
-                    .and_then(|builder| builder.build())
-                    .inspect_err(|error| tracing::error!(%error, "no DNS resolver: DSNs cannot find MX hosts"))
-                    .ok()
-                    .map(Box::new),
-            ),
+            None => Destination::Mx {
+                resolver: resolver(&dsn.nameservers).map(Box::new),
+                port: dsn.mx_port,
+            },
         }
     }
 }
@@ -50,7 +54,7 @@ impl Sender {
     pub async fn deliver(&self, to: &str, message: &[u8]) -> Result<String, OutboundError> {
         let servers = match &self.destination {
             Destination::SmartHost(server) => vec![server.clone()],
-            Destination::Mx(resolver) => mx_servers(resolver.as_deref(), to).await?,
+            Destination::Mx { resolver, port } => mx_servers(resolver.as_deref(), to, *port).await?,
         };
         let mail = Mail {
             from: "",
@@ -70,7 +74,35 @@ impl Sender {
     }
 }
 
-async fn mx_servers(resolver: Option<&TokioResolver>, to: &str) -> Result<Vec<Server>, OutboundError> {
+/// A resolver asking `nameservers` (UDP, then TCP for long answers), or the system's
+/// when there are none; `None`, logged, when it cannot be set up.
+fn resolver(nameservers: &[Nameserver]) -> Option<TokioResolver> {
+    let builder = if nameservers.is_empty() {
+        TokioResolver::builder_tokio()
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|Nameserver(address)| {
+                let mut connections = vec![ConnectionConfig::udp(), ConnectionConfig::tcp()];
+                for connection in &mut connections {
+                    connection.port = address.port();
+                }
+                NameServerConfig::new(address.ip(), true, connections)
+            })
+            .collect();
+        let config = ResolverConfig::from_name_servers(servers);
+        Ok(TokioResolver::builder_with_config(
+            config,
+            TokioRuntimeProvider::default(),
+        ))
+    };
+    builder
+        .and_then(|builder| builder.build())
+        .inspect_err(|error| tracing::error!(%error, "no DNS resolver: DSNs cannot find MX hosts"))
+        .ok()
+}
+
+async fn mx_servers(resolver: Option<&TokioResolver>, to: &str, port: u16) -> Result<Vec<Server>, OutboundError> {
     let Some(resolver) = resolver else {
         return Err(OutboundError::Temporary("no DNS resolver to find MX hosts".into()));
     };
@@ -98,12 +130,12 @@ async fn mx_servers(resolver: Option<&TokioResolver>, to: &str) -> Result<Vec<Se
             )));
         }
     };
-    mx_hosts(domain, records)
+    mx_hosts(domain, records, port)
 }
 
 /// The servers of a domain by MX preference (RFC 5321 §5.1): the domain itself when it
 /// has no MX, none at all for a null MX (RFC 7505).
-fn mx_hosts(domain: &str, mut records: Vec<(u16, String)>) -> Result<Vec<Server>, OutboundError> {
+fn mx_hosts(domain: &str, mut records: Vec<(u16, String)>, port: u16) -> Result<Vec<Server>, OutboundError> {
     if records.iter().any(|(_, host)| host == "." || host.is_empty()) {
         return Err(OutboundError::Permanent(format!("{domain} accepts no mail (null MX)")));
     }
@@ -115,7 +147,7 @@ fn mx_hosts(domain: &str, mut records: Vec<(u16, String)>) -> Result<Vec<Server>
         .into_iter()
         .map(|(_, host)| Server {
             host: host.trim_end_matches('.').to_string(),
-            port: 25,
+            port,
         })
         .collect())
 }
@@ -126,7 +158,10 @@ mod tests {
 
     fn hosts(records: &[(u16, &str)]) -> Result<Vec<String>, OutboundError> {
         let records = records.iter().map(|(p, h)| (*p, h.to_string())).collect();
-        mx_hosts("example.com", records).map(|servers| servers.into_iter().map(|s| s.host).collect())
+        mx_hosts("example.com", records, 2525).map(|servers| {
+            assert!(servers.iter().all(|s| s.port == 2525), "dsn.mx_port");
+            servers.into_iter().map(|s| s.host).collect()
+        })
     }
 
     #[test]

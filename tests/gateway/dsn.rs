@@ -429,7 +429,6 @@ fn a_dsn_not_delivered_within_its_lifetime_is_dropped_and_told_in_the_history() 
 }
 
 #[test]
-#[ignore = "needs dsn.nameservers and dsn.mx_port, not in the config yet: MX lookups use the system's resolver and port 25"]
 fn without_a_smart_host_a_dsn_goes_to_the_mx_of_the_sender_s_domain() {
     let sink = Sink::start(None);
     // "localhost" resolves to the sink's address without the test's DNS.
