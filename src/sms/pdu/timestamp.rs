@@ -7,11 +7,17 @@ use super::reader::Reader;
 /// A service-centre time stamp as sent: local time plus its offset from UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp {
+    /// Full year; the field's two digits are read as 20YY.
     pub year: u16,
+    /// 1–12.
     pub month: u8,
+    /// 1–31.
     pub day: u8,
+    /// 0–23, local time.
     pub hour: u8,
+    /// 0–59.
     pub minute: u8,
+    /// 0–59.
     pub second: u8,
     /// Offset from UTC in quarter hours, −79…79.
     pub offset_quarters: i8,
