@@ -5,9 +5,9 @@
 pub mod at;
 pub mod board;
 pub mod driver;
-pub mod errors;
-pub mod pool;
-pub mod protocol;
+mod errors;
+mod pool;
+mod protocol;
 pub mod sim;
 mod worker;
 
@@ -24,7 +24,7 @@ pub use board::{Board, Health, ModemState};
 
 /// A modem as the pool sees it: where it is and what it costs.
 #[derive(Debug, Clone)]
-pub struct ModemSpec {
+pub(crate) struct ModemSpec {
     /// The `[[modem]]` name: in logs, on the board, and as the request's modem in the store.
     pub name: String,
     /// The serial port to open: the configured port, or the simulator's pseudo-terminal.

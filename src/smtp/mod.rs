@@ -96,7 +96,7 @@ impl Settings {
 
 /// Binds every configured listener (before anything else starts, so a port in use is
 /// reported at once).
-pub async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(addresses.len());
     for address in addresses {
         let listener = TcpListener::bind(address)
