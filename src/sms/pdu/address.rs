@@ -33,8 +33,11 @@ pub enum AddressKind {
     Other,
 }
 
+/// Type of address 1001 0001: international number, ISDN numbering plan.
 pub(super) const TOA_INTERNATIONAL: u8 = 0x91;
+/// Type of address 1000 0001: unknown type of number, ISDN numbering plan.
 pub(super) const TOA_UNKNOWN: u8 = 0x81;
+/// Type of address 1101 0000: alphanumeric (TS 23.038 GSM 7-bit).
 pub(super) const TOA_ALPHANUMERIC: u8 = 0xD0;
 
 /// Semi-octets of a TP address: 20 digits in 10 octets (TS 23.040 §9.1.2.5).

@@ -36,6 +36,7 @@ pub struct Deliver {
     pub body: Body,
 }
 
+/// Reads the TPDU of an SMS-DELIVER, from its first octet.
 pub(super) fn read(smsc: Option<Address>, reader: &mut Reader<'_>) -> Result<Deliver, PduError> {
     let first = reader.u8("first octet")?;
     let originator = address::read(reader)?;

@@ -70,6 +70,8 @@ impl ReportStatus {
     }
 }
 
+/// Reads the TPDU of an SMS-STATUS-REPORT, from its first octet; the optional fields
+/// after TP-ST are read only when present.
 pub(super) fn read(smsc: Option<Address>, reader: &mut Reader<'_>) -> Result<StatusReport, PduError> {
     let first = reader.u8("first octet")?;
     let message_reference = reader.u8("TP-MR")?;

@@ -78,6 +78,7 @@ pub(super) fn relative_octet(minutes: u32) -> u8 {
         .unwrap_or(u8::MAX)
 }
 
+/// Reads the TPDU of an SMS-SUBMIT, from its first octet.
 pub(super) fn read(smsc: Option<Address>, reader: &mut Reader<'_>) -> Result<Submit, PduError> {
     let first = reader.u8("first octet")?;
     let message_reference = reader.u8("TP-MR")?;

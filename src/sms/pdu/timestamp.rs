@@ -53,6 +53,8 @@ impl Timestamp {
         }
     }
 
+    /// Reads the seven semi-octet fields; a field that is not two digits, or out of its
+    /// range, is `PduError::BadTimestamp`.
     pub(super) fn read(reader: &mut Reader<'_>) -> Result<Timestamp, PduError> {
         let octets = reader.take(7, "time stamp")?;
         let field = |i: usize, what| swapped(octets.get(i).copied().unwrap_or(0xFF), what);
@@ -76,6 +78,7 @@ impl Timestamp {
         })
     }
 
+    /// The seven octets as TP-SCTS and TP-DT carry them.
     pub(super) fn to_octets(self) -> [u8; 7] {
         let swap = |v: u8| ((v % 10) << 4) | ((v / 10) % 10);
         let quarters = swap(self.offset_quarters.unsigned_abs());
