@@ -35,26 +35,70 @@ pub struct Recipient {
 /// it never contains a line break, even when the address does.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
+    /// The domain is not one of `smtp.sms_domains`: smsgw relays nowhere else.
     #[error("{address}: relaying to {domain} is not allowed, only SMS numbers are served")]
-    ForeignDomain { address: String, domain: String },
+    ForeignDomain {
+        /// The address as given.
+        address: String,
+        /// Its domain.
+        domain: String,
+    },
+    /// A routing syntax in the local part (source route, `%`, `!`, an inner `@`).
     #[error("{address}: relaying through {how} is not allowed")]
-    Relay { address: String, how: &'static str },
+    Relay {
+        /// The address as given.
+        address: String,
+        /// Which syntax, in words.
+        how: &'static str,
+    },
+    /// No `@domain` at all.
     #[error("{address}: the address has no domain")]
-    NoDomain { address: String },
+    NoDomain {
+        /// The address as given.
+        address: String,
+    },
+    /// Nothing before the `@`.
     #[error("{address}: the local part is empty, it should be a phone number")]
-    EmptyLocalPart { address: String },
+    EmptyLocalPart {
+        /// The address as given.
+        address: String,
+    },
+    /// A control character anywhere in the address.
     #[error("{address}: control characters are not allowed in an address")]
-    ControlCharacter { address: String },
+    ControlCharacter {
+        /// The address with its control characters escaped, so the reply stays one line.
+        address: String,
+    },
+    /// The local part does not end in digits.
     #[error("no phone number in local part '{local}'")]
-    NoNumber { local: String },
+    NoNumber {
+        /// The local part, unquoted.
+        local: String,
+    },
+    /// Digits that libphonenumber does not take for a number of any country.
     #[error("{number} is not a valid phone number")]
-    InvalidNumber { number: String },
+    InvalidNumber {
+        /// The number as read from the local part.
+        number: String,
+    },
+    /// A national number, and no `sms.default_region` to say whose.
     #[error("national number {number} needs sms.default_region, or write it as +<country code><number>")]
-    NeedsRegion { number: String },
+    NeedsRegion {
+        /// The number as read from the local part.
+        number: String,
+    },
+    /// Dots leave more than one valid reading of name and number.
     #[error("'{local}' can be read as several phone numbers, write it as +<country code><number>")]
-    Ambiguous { local: String },
+    Ambiguous {
+        /// The local part, unquoted.
+        local: String,
+    },
+    /// A premium-rate number, refused by `security.deny_premium`.
     #[error("{number}: premium-rate numbers are not served")]
-    PremiumRate { number: String },
+    PremiumRate {
+        /// The number, E.164.
+        number: String,
+    },
 }
 
 impl AddressError {

@@ -35,6 +35,7 @@ struct Link {
     auth: Option<(String, String)>,
 }
 
+/// The forwarding stage: sends requests routed to a peer over SMTP, one link per `[[peer]]`.
 pub struct Forwarder {
     /// Connections left open after a round, by peer, with when they were last used.
     idle: Mutex<HashMap<String, Vec<(Connection, Instant)>>>,
@@ -47,6 +48,7 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
+    /// The links to every `[[peer]]`; fails with the peer's name if its TLS settings do not load.
     pub fn new(config: &Config, cluster: Arc<Cluster>, store_id: &str) -> Result<Forwarder, (String, TlsSetupError)> {
         let mut links = HashMap::new();
         for peer in &config.peer {

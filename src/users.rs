@@ -15,14 +15,20 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use serde::{Deserialize, Serialize};
 
+/// Why the users file could not be read, written or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum UsersError {
+    /// The file (its path) could not be read or written.
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    /// The file (its path) is not valid TOML of the expected shape (why).
     #[error("{0}: {1}")]
     Syntax(String, String),
+    /// argon2 could not hash the new password.
     #[error("cannot hash the password: {0}")]
     Hash(String),
+    /// A new user name that is empty or has characters other than letters, digits and
+    /// `. _ - @`.
     #[error("user names are letters, digits and . _ - @ (got {0:?})")]
     BadName(String),
 }
@@ -34,6 +40,7 @@ struct File {
     users: BTreeMap<String, User>,
 }
 
+/// One user of the file: a password hash and the senders it may use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
@@ -44,6 +51,8 @@ pub struct User {
 }
 
 impl User {
+    /// Whether this user may give `sender` as MAIL FROM: any when `senders` is empty, else
+    /// one listed address or one under a listed `@domain`, ignoring ASCII case.
     pub fn may_send_as(&self, sender: &str) -> bool {
         let sender = sender.to_ascii_lowercase();
         self.senders.is_empty()

@@ -5,12 +5,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// A UTC calendar time to the millisecond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Utc {
+    /// Gregorian year, e.g. 2026.
     pub year: i64,
+    /// 1–12.
     pub month: u8,
+    /// 1–31.
     pub day: u8,
+    /// 0–23.
     pub hour: u8,
+    /// 0–59.
     pub minute: u8,
+    /// 0–59: Unix time has no leap seconds.
     pub second: u8,
+    /// 0–999.
     pub millis: u16,
     /// 0 for Sunday.
     pub weekday: u8,

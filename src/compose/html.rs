@@ -20,6 +20,8 @@ const FLAT_ELEMENTS: &[&str] = &[
     "dt", "dd", "tr", "td", "th", "option",
 ];
 
+/// The text of an HTML body part; markup nested deeper than `MAX_DEPTH` gets
+/// mail-parser's cruder, linear conversion.
 pub(super) fn to_text(markup: &str) -> String {
     let config = html2text::config::with_decorator(SmsDecorator)
         .link_footnotes(false)

@@ -12,8 +12,12 @@ use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, 
 #[derive(serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ComposeMode {
+    /// `subject`: the Subject line only.
     Subject,
+    /// `body`: the readable body only.
     Body,
+    /// `subject+body`: the subject, then the body on the next line; either alone when the
+    /// other is empty.
     #[serde(rename = "subject+body")]
     SubjectBody,
 }

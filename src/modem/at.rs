@@ -9,27 +9,42 @@ use crate::config::StatusReports;
 /// A command, displayed exactly as sent (the driver appends `\r`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `AT`: checks that the modem answers at all.
     At,
+    /// `ATE0`: stops the modem echoing our commands back.
     EchoOff,
+    /// `AT+CMEE=1`: errors as `+CME ERROR`/`+CMS ERROR` codes instead of a bare `ERROR`.
     VerboseErrors,
+    /// `AT+CPIN?`: whether the SIM is ready or waits for a PIN (or PUK).
     PinQuery,
+    /// `AT+CPIN="<pin>"`: unlocks the SIM.
     PinEnter(String),
+    /// `AT+CMGF=0`: PDU mode, the only one the gateway speaks.
     PduMode,
+    /// `AT+CSCA="<number>",145`: the SMS centre, in international format.
     ServiceCentre(String),
     /// New-message indications: `+CMTI` for SMS; status reports as `+CDS` with their
     /// PDU, or, for modems that can only store them, as `+CDSI` with an index, or none.
     Indications(StatusReports),
+    /// `AT+CREG?`: network registration, logged at start and shown by `modem probe`.
     Registration,
+    /// `AT+CSQ`: signal quality, shown on the board.
     SignalQuality,
+    /// `AT+CGMI`: manufacturer, for the logs and `modem probe`.
     Manufacturer,
+    /// `AT+CGMM`: model, for the logs and `modem probe`.
     Model,
+    /// `AT+CGSN`: serial number (IMEI), for the logs and `modem probe`.
     Serial,
+    /// `AT+CSCA?`: the SMS centre in use, for `modem probe`.
     ServiceCentreQuery,
     /// `AT+CMGS=<TPDU octets>`: the PDU follows the `> ` prompt.
     Send(usize),
     /// `AT+CPMS="<memory>"`: where the next reads and deletes look.
     SelectMemory(String),
+    /// `AT+CMGR=<index>`: reads a stored message (its PDU) from the selected memory.
     Read(u32),
+    /// `AT+CMGD=<index>`: deletes a stored message once read.
     Delete(u32),
 }
 
@@ -68,7 +83,9 @@ impl fmt::Display for Command {
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Final {
+    /// `OK`: the command succeeded.
     Ok,
+    /// `ERROR` (or `NO CARRIER`): failed, without a code.
     Error,
     /// `+CME ERROR: n`: equipment (SIM, PIN, ...) errors.
     Cme(u16),
@@ -79,6 +96,7 @@ pub enum Final {
 /// Something the modem said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// The line that ends the command in progress.
     Final(Final),
     /// An information line of the command in progress (`+CMGS: 12`, a PDU after `+CMGR`).
     Info(String),
@@ -86,13 +104,17 @@ pub enum Event {
     Prompt,
     /// `+CDS: <len>` and its PDU line (SMSC field first, `len` counting the TPDU only).
     StatusReport {
+        /// TPDU octets, as the modem counts them (without the SMSC field).
         length: usize,
+        /// The PDU in hex, SMSC field first.
         pdu: String,
     },
     /// `+CMTI: "SM",3` (an SMS) or `+CDSI: "SR",4` (a status report): kept in the
     /// modem's `memory` at `index`.
     Stored {
+        /// The modem's message storage, e.g. "SM" or "SR".
         memory: String,
+        /// The message's place in that storage, as the modem numbers it.
         index: u32,
     },
     /// Other unsolicited codes (RING, +CREG: 1, ...): logged.
@@ -108,6 +130,8 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Parses `bytes` as read from the port and appends the events they complete; an
+    /// unfinished line waits for the next call.
     pub fn push(&mut self, bytes: &[u8], events: &mut Vec<Event>) {
         for &byte in bytes {
             match byte {

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+/// What a modem's worker is doing, as shown by `/status` and `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModemState {
@@ -20,22 +21,27 @@ pub enum ModemState {
     Disabled,
 }
 
+/// One modem as its worker last reported it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
+    /// Where the worker is in its open/serve/reopen cycle.
     pub state: ModemState,
     /// `AT+CSQ` at the last initialisation, e.g. "+CSQ: 20,99".
     pub signal: Option<String>,
-    /// SMS parts accepted by the network, and failed attempts, since start.
+    /// SMS parts accepted by the network since start.
     pub parts_sent: u64,
+    /// Failed send attempts (of any part) since start.
     pub send_errors: u64,
 }
 
+/// The health of every configured modem, by name; shared by the workers and the readers.
 #[derive(Debug, Default)]
 pub struct Board {
     modems: Mutex<BTreeMap<String, Health>>,
 }
 
 impl Board {
+    /// A board with every named modem `Starting`; names not given here are never tracked.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Board {
         let modems = names
             .into_iter()
@@ -60,10 +66,12 @@ impl Board {
         }
     }
 
+    /// Records a new state (e.g. `Down` while reopening, `Disabled` for good).
     pub fn set_state(&self, name: &str, state: ModemState) {
         self.update(name, |health| health.state = state);
     }
 
+    /// Records that the modem is initialised, with the `AT+CSQ` answer of its initialisation.
     pub fn ready(&self, name: &str, signal: String) {
         self.update(name, |health| {
             health.state = ModemState::Ready;
@@ -71,14 +79,17 @@ impl Board {
         });
     }
 
+    /// Counts `parts` SMS parts accepted by the network.
     pub fn sent(&self, name: &str, parts: usize) {
         self.update(name, |health| health.parts_sent += parts as u64);
     }
 
+    /// Counts one failed send attempt.
     pub fn send_error(&self, name: &str) {
         self.update(name, |health| health.send_errors += 1);
     }
 
+    /// A copy of every modem's health, by name, for a report.
     pub fn snapshot(&self) -> BTreeMap<String, Health> {
         self.modems.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

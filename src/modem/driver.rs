@@ -14,24 +14,37 @@ use super::at::{self, Command, Event, Final};
 /// How long a plain command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a command got no usable answer; the worker reopens the port after most of them.
 #[derive(Debug, thiserror::Error)]
 pub enum AtError {
+    /// Reading or writing the port failed, or it would not open.
     #[error("serial port: {0}")]
     Io(std::io::Error),
+    /// No final result in time: the command as sent, and the timeout it had.
     #[error("no answer to {0} within {1:?}")]
     Timeout(String, Duration),
+    /// The command ended with something other than `OK`.
     #[error("{command} answered {result:?}")]
-    Failed { command: String, result: Final },
+    Failed {
+        /// The command as sent.
+        command: String,
+        /// How it ended instead.
+        result: Final,
+    },
 }
 
 /// Where an `AT+CMGS` dialogue stopped: before the PDU went out it is safe to retry;
 /// after, only the modem's own error answer says it was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    /// No prompt came (timeout, port error): nothing left, a retry is safe.
     #[error("before the PDU was sent: {0}")]
     BeforePdu(AtError),
+    /// The modem answered an error, before the prompt or after the PDU: not sent.
     #[error("the modem refused the SMS: {0:?}")]
     Refused(Final),
+    /// The PDU was written but not confirmed (or `OK` came without a reference): the
+    /// SMS may have been sent.
     #[error("after the PDU was sent: {0}")]
     AfterPdu(AtError),
 }
@@ -43,6 +56,7 @@ impl From<std::io::Error> for AtError {
     }
 }
 
+/// One modem's open serial port; one worker owns it.
 pub struct Port {
     stream: SerialStream,
     reader: at::Reader,
@@ -53,6 +67,7 @@ pub struct Port {
 }
 
 impl Port {
+    /// Opens the serial device at `baud` bits per second, without sending anything yet.
     pub fn open(path: &Path, baud: u32) -> Result<Port, AtError> {
         let stream = tokio_serial::new(path.to_string_lossy(), baud)
             .open_native_async()

@@ -11,9 +11,19 @@ use super::at::Final;
 pub enum Outcome {
     /// Try again later, maybe on another modem; `modem_fault` says the modem itself is
     /// unwell (no SIM, no network) and should be re-initialised.
-    Temporary { reason: String, modem_fault: bool },
+    Temporary {
+        /// What went wrong, for the request's history.
+        reason: String,
+        /// The modem, not the network, is at fault: reopen it.
+        modem_fault: bool,
+    },
     /// The SMS cannot be sent: fail the request with this enhanced status code.
-    Permanent { status: &'static str, reason: String },
+    Permanent {
+        /// RFC 3463 enhanced status code for the DSN, e.g. "5.1.1".
+        status: &'static str,
+        /// What went wrong, for the request's history and the DSN.
+        reason: String,
+    },
 }
 
 /// Sorts the final result of `AT+CMGS` (or its PDU) into temporary or permanent.

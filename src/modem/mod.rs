@@ -5,9 +5,9 @@
 pub mod at;
 pub mod board;
 pub mod driver;
-pub mod errors;
-pub mod pool;
-pub mod protocol;
+mod errors;
+mod pool;
+mod protocol;
 pub mod sim;
 mod worker;
 
@@ -24,12 +24,18 @@ pub use board::{Board, Health, ModemState};
 
 /// A modem as the pool sees it: where it is and what it costs.
 #[derive(Debug, Clone)]
-pub struct ModemSpec {
+pub(crate) struct ModemSpec {
+    /// The `[[modem]]` name: in logs, on the board, and as the request's modem in the store.
     pub name: String,
+    /// The serial port to open: the configured port, or the simulator's pseudo-terminal.
     pub device: PathBuf,
+    /// Serial line speed, in bits per second.
     pub baud: u32,
+    /// The SIM's PIN, entered only when `AT+CPIN?` asks for it; empty: none configured.
     pub pin: String,
+    /// SMS centre number set with `AT+CSCA`; empty: the SIM's own.
     pub smsc: String,
+    /// SMS parts per minute this modem may send; 0: no limit.
     pub per_minute: u32,
     /// How long the network may take to accept one part after its PDU.
     pub send_timeout: Duration,
@@ -37,6 +43,7 @@ pub struct ModemSpec {
     pub reports: config::StatusReports,
     /// (prefix, cost), longest prefix first.
     tariff: Vec<(String, f64)>,
+    /// The national language tables (TS 23.038 §6.2.1.2.4) its SMS may use.
     pub languages: Vec<Language>,
 }
 

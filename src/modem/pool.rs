@@ -34,7 +34,7 @@ impl Slot {
         self.ready && !self.busy
     }
 
-    /// When this modem may send `parts` more parts (now if `None` is not needed).
+    /// How long until this modem may send `parts` more parts; `None`: now.
     fn rate_wait(&mut self, parts: usize, now: Instant) -> Option<Duration> {
         let limit = self.spec.per_minute as usize;
         if limit == 0 {

@@ -8,6 +8,7 @@ use crate::store::QueuedRequest;
 
 /// A request the dispatcher claimed in the store for one modem: its worker sends it.
 pub struct Assignment {
+    /// Already claimed for this modem, with its lease; carries the parts already sent.
     pub request: QueuedRequest,
 }
 

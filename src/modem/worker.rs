@@ -22,13 +22,17 @@ use crate::store::{QueuedRequest, State, Store, StoreError};
 pub struct Context {
     /// Its modem's place in the pool, as its events name it.
     pub index: usize,
+    /// Its modem: device, PIN, tariff, timeouts.
     pub spec: Arc<ModemSpec>,
     /// Where it tells how its modem is (state, signal, counters).
     pub board: Arc<Board>,
+    /// Where it records each part sent and each outcome.
     pub store: Store,
     /// To the dispatcher: when the worker is free for another assignment.
     pub events: mpsc::Sender<WorkerEvent>,
+    /// Retry delays and validity, for requests it cannot send now.
     pub timing: Timing,
+    /// Stops the worker; the SMS in hand is finished first.
     pub shutdown: CancellationToken,
 }
 

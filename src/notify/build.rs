@@ -8,9 +8,14 @@ use crate::utc::Utc;
 /// RFC 3464 `Action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Every part of the SMS was confirmed delivered by the network's status reports.
     Delivered,
+    /// Sent, but no status report confirms it (none asked, or none within
+    /// `dsn.report_wait_secs`): the last word.
     Relayed,
+    /// Failed or expired: no further attempts.
     Failed,
+    /// Not sent yet after `dsn.delay_after_secs`; still being tried.
     Delayed,
 }
 
@@ -51,26 +56,37 @@ pub struct ReportingMta<'a> {
 pub struct DsnContent<'a> {
     /// The DSN's own id, for its Message-ID.
     pub id: i64,
+    /// Which of the four reports this is.
     pub action: Action,
     /// When the DSN was decided: its `Date` (unix milliseconds).
     pub date: i64,
     /// The original envelope sender: the DSN's recipient.
     pub sender: &'a str,
+    /// ENVID of MAIL FROM, echoed as Original-Envelope-Id.
     pub envid: Option<&'a str>,
     /// RET=FULL: a failure DSN returns the whole message, else its header.
     pub return_full: bool,
+    /// When the mail was accepted (unix milliseconds): its Arrival-Date.
     pub arrival: i64,
+    /// The mail as received, returned whole or as its header.
     pub original: &'a [u8],
+    /// The recipient address the report is about (`<number>@sms`), its Final-Recipient.
     pub recipient: &'a str,
     /// ORCPT as given, `type;address`.
     pub orcpt: Option<&'a str>,
+    /// The E.164 number the SMS was for, named in the subject.
     pub number: &'a str,
+    /// The SMS text, quoted in the human-readable part.
     pub text: &'a str,
+    /// How many SMS parts the text took.
     pub parts: i64,
+    /// The modem that sent it, if one did.
     pub modem: Option<&'a str>,
-    /// Enhanced status code and reason of a failure (or of the last temporary problem).
+    /// Enhanced status code of a failure (or of the last temporary problem).
     pub status: Option<&'a str>,
+    /// The reason in words: the human-readable part and the Diagnostic-Code.
     pub reason: Option<&'a str>,
+    /// When the request last changed (unix milliseconds): its Last-Attempt-Date.
     pub last_attempt: i64,
 }
 

@@ -1,6 +1,6 @@
 //! Delivery status notifications: the stage that mails each DSN the store has queued
 //! (RFC 3464, built by [`build`]) to the original sender, through `dsn.smart_host` or
-//! the sender domain's MX ([`send`]), retrying until `dsn.lifetime_hours`.
+//! the sender domain's MX (`send`), retrying until `dsn.lifetime_hours`.
 
 pub mod build;
 mod send;
@@ -38,6 +38,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// The stage as configured by `[dsn]`; fails if its TLS settings (CA file, pins) do not load.
     pub fn new(config: &Config) -> Result<Notifier, TlsSetupError> {
         let dsn = &config.dsn;
         let client = Client {

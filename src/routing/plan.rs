@@ -37,11 +37,13 @@ impl Tariff {
 /// What routing knows of one instance.
 #[derive(Debug, Clone)]
 pub struct Instance {
+    /// Its `instance.name`: how plans, traces and refusals name it.
     pub name: String,
     /// This instance itself (link cost 0, never forwarded to).
     pub local: bool,
     /// Its status answered at the last poll (always true for this instance).
     pub up: bool,
+    /// Cost of forwarding one request to it (`peer.link_cost`); ignored for this instance.
     pub link_cost: f64,
     /// The tariffs of its working modems.
     pub modems: Vec<Tariff>,
@@ -54,33 +56,47 @@ pub struct Instance {
 /// Every instance as this one sees it.
 #[derive(Debug, Clone, Default)]
 pub struct View {
+    /// This instance and every peer, in config order.
     pub instances: Vec<Instance>,
+    /// Cost added per request waiting, per working modem (`routing.workload_cost`).
     pub workload_cost: f64,
+    /// Instances a request may pass through (`routing.max_hops`); past that only this one sends.
     pub max_hops: usize,
 }
 
 /// An instance that can send the number, and what sending it there costs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
+    /// The instance's name.
     pub name: String,
+    /// This instance: sending here means no forwarding.
     pub local: bool,
+    /// Cost of one part by the cheapest working modem's longest matching prefix.
     pub tariff: f64,
+    /// Link cost of forwarding there; 0 for this instance.
     pub link: f64,
+    /// Cost of the requests already waiting there.
     pub workload: f64,
+    /// `tariff + link + workload`: what the plan ranks by.
     pub total: f64,
 }
 
 /// Why an instance is not a candidate for the number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
+    /// Its status did not answer at the last poll.
     Down,
+    /// Up, but none of the modems that could send the number works now.
     NoWorkingModem,
+    /// No modem of it, working or down, has a tariff for the number.
     NoTariff,
+    /// The request already passed through it: forwarding there would loop.
     InTrace,
     /// Refused this request for good (a 5xx).
     Refused,
     /// Failed it a moment ago (down, or out of retries): tried again after a wait.
     AlreadyTried,
+    /// Forwarding there would pass `routing.max_hops`.
     MaxHops,
 }
 
@@ -108,14 +124,18 @@ impl std::fmt::Display for Skip {
 /// An instance left out of the plan, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
+    /// The instance's name.
     pub name: String,
+    /// Why it was left out.
     pub why: Skip,
 }
 
 /// The candidates cheapest first (ties broken by name), and those skipped with why.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
+    /// Instances that may send the number, cheapest first (ties by name).
     pub ranked: Vec<Candidate>,
+    /// Instances left out, in view order, with why.
     pub skipped: Vec<Skipped>,
 }
 

@@ -19,25 +19,36 @@ use crate::utc::Utc;
 /// The status document of an instance (`GET /status`): what its peers route by.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
+    /// Its `instance.name`; a peer whose status names another instance is taken for down.
     pub name: String,
+    /// The smsgw version it runs (`CARGO_PKG_VERSION`).
     pub version: String,
+    /// When the document was made, RFC 3339 UTC.
     pub time: String,
+    /// Every configured modem of it, in config order.
     pub modems: Vec<ModemStatus>,
-    /// Requests waiting for its modems, and being sent.
+    /// Requests waiting for its modems (state `queued`).
     pub queued: u64,
+    /// Requests being sent by its modems now (state `sending`).
     pub sending: u64,
 }
 
+/// One modem in a status document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModemStatus {
+    /// Its `[[modem]]` name.
     pub name: String,
+    /// What its worker is doing; `Ready` and `Starting` count as working.
     pub state: ModemState,
+    /// `AT+CSQ` at its last initialisation, e.g. "+CSQ: 20,99".
     pub signal: Option<String>,
     /// Parts per minute it may send; 0: no limit.
     pub per_minute: u32,
     /// Cost of one part by E.164 prefix.
     pub tariff: BTreeMap<String, f64>,
+    /// SMS parts accepted by the network since its instance started.
     pub parts_sent: u64,
+    /// Failed send attempts since its instance started.
     pub send_errors: u64,
 }
 
@@ -69,11 +80,15 @@ impl Status {
 /// One peer as last polled.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerView {
+    /// Its `[[peer]]` name.
     pub name: String,
+    /// Cost of forwarding one request to it (`peer.link_cost`).
     pub link_cost: f64,
+    /// Its status answered at the last poll, naming the instance we expected.
     pub up: bool,
     /// Polled at least once (not yet at start).
     pub polled: bool,
+    /// Its status document at the last poll that answered; kept while it is down.
     pub status: Option<Status>,
     /// Why the last poll failed.
     pub error: Option<String>,
@@ -93,6 +108,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The view at start: no peer polled yet, so the plan counts every one as down.
     pub fn new(config: &Config, board: Arc<Board>, store: Store) -> Cluster {
         let peers = config
             .peer
@@ -122,6 +138,7 @@ impl Cluster {
         self.peers.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether any `[[peer]]` is configured: without them nothing is forwarded.
     pub fn has_peers(&self) -> bool {
         !self.read().is_empty()
     }

@@ -8,15 +8,19 @@ use serde::{Serialize, Serializer};
 /// A national language whose shift tables smsgw can use (TS 23.038 annex A).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Language {
+    /// Turkish (tables A.2.1, A.3.1): code "tr", identifier 1.
     #[serde(rename = "tr")]
     Turkish,
+    /// Spanish (table A.2.2; no locking table): code "es", identifier 2.
     #[serde(rename = "es")]
     Spanish,
+    /// Portuguese (tables A.2.3, A.3.3): code "pt", identifier 3.
     #[serde(rename = "pt")]
     Portuguese,
 }
 
 impl Language {
+    /// Every language smsgw has tables for, in identifier order.
     pub const ALL: [Language; 3] = [Language::Turkish, Language::Spanish, Language::Portuguese];
 
     /// The code used in configuration files and in `Encoding::as_str`.
@@ -37,6 +41,7 @@ impl Language {
         }
     }
 
+    /// The language of a National Language Identifier; `None` for one smsgw has no tables for.
     pub fn from_id(id: u8) -> Option<Language> {
         Language::ALL.into_iter().find(|l| l.id() == id)
     }
@@ -53,6 +58,7 @@ impl fmt::Display for Language {
     }
 }
 
+/// A language code in the config or on the command line that is not tr, es or pt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown SMS language {0:?}: expected one of tr, es, pt")]
 pub struct UnknownLanguage(pub String);
@@ -73,13 +79,16 @@ impl FromStr for Language {
 pub enum Encoding {
     /// GSM 7-bit; `locking` replaces the default alphabet, `single` replaces the extension table.
     Gsm7 {
+        /// The national locking shift table used instead of the default alphabet; `None`: default.
         locking: Option<Language>,
+        /// The national single shift table used instead of the default extension table; `None`: default.
         single: Option<Language>,
     },
+    /// UCS-2 (TS 23.038 §6.2.3): 16 bits per character, for text no GSM 7-bit table covers.
     Ucs2,
 }
 
-/// Names by [locking][single], index 0 meaning none then `Language::ALL` order.
+/// Names by `[locking][single]`, index 0 meaning none then `Language::ALL` order.
 const GSM7_NAMES: [[&str; 4]; 4] = [
     ["gsm7", "gsm7-single-tr", "gsm7-single-es", "gsm7-single-pt"],
     [
@@ -112,6 +121,7 @@ fn table_index(language: Option<Language>) -> usize {
 }
 
 impl Encoding {
+    /// Plain GSM 7-bit: the default alphabet and extension table, no language IEs.
     pub const GSM7: Encoding = Encoding::Gsm7 {
         locking: None,
         single: None,
@@ -142,6 +152,7 @@ impl Serialize for Encoding {
     }
 }
 
+/// An encoding name (in the store or on the command line) that `Encoding::from_str` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown SMS encoding {0:?}")]
 pub struct UnknownEncoding(pub String);

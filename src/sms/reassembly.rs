@@ -10,8 +10,11 @@ use super::pdu::{Concat, Deliver};
 /// A whole message: every part's text joined in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reassembled {
+    /// The sender's number (TP-OA), "+" first when international.
     pub originator: String,
+    /// The parts' texts joined in part order.
     pub text: String,
+    /// How many parts it came in; 1 when not concatenated.
     pub parts: u8,
 }
 
@@ -39,6 +42,8 @@ pub struct Reassembler {
 }
 
 impl Reassembler {
+    /// A reassembler holding at most `max_groups` incomplete messages, each for at most
+    /// `max_age` (in the caller's time unit).
     pub fn new(max_groups: usize, max_age: u64) -> Self {
         Reassembler {
             max_groups,

@@ -9,7 +9,9 @@ pub(crate) const UD_OCTETS: usize = 140;
 /// The parts of one text, all in one encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
+    /// The encoding every part is written in.
     pub encoding: Encoding,
+    /// The text of each part, in order; never empty (an empty text is one empty part).
     pub parts: Vec<String>,
 }
 

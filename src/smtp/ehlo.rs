@@ -4,6 +4,8 @@ use super::reply::Reply;
 use super::session::Session;
 
 impl Session {
+    /// The answer to EHLO (`extended`) or HELO: ends any transaction, remembers `host`, and
+    /// lists the extensions offered now (STARTTLS before TLS, AUTH where allowed).
     pub(super) fn ehlo(&mut self, host: String, extended: bool) -> Reply {
         self.reset();
         let greeting = format!("{} greets {host}", self.settings.hostname);

@@ -40,16 +40,27 @@ const PASSWORD_CHECKS: usize = 4;
 /// What a session needs to know, taken once from the config.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Our name in the greeting and the EHLO answer.
     pub hostname: String,
+    /// Which recipient addresses are phone numbers, and how to read them.
     pub rules: AddressRules,
+    /// Largest message accepted, in bytes (advertised as SIZE).
     pub max_message_size: usize,
+    /// Recipients accepted in one transaction.
     pub max_recipients: usize,
+    /// Errors in one session before it is closed with `421`.
     pub max_errors: usize,
+    /// How long to wait for a command line.
     pub command_timeout: Duration,
+    /// How long to wait for more message data during DATA or BDAT.
     pub data_timeout: Duration,
+    /// What of the mail becomes the SMS text.
     pub compose: ComposeMode,
+    /// Most SMS parts one request may take.
     pub max_parts: usize,
+    /// Whether a longer text is truncated to `max_parts` or refused.
     pub on_too_long: OnTooLong,
+    /// National language tables the text may be encoded with, for counting its parts.
     pub languages: Vec<Language>,
     /// A certificate is configured: STARTTLS is offered.
     pub tls_offered: bool,
@@ -85,7 +96,7 @@ impl Settings {
 
 /// Binds every configured listener (before anything else starts, so a port in use is
 /// reported at once).
-pub async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(addresses.len());
     for address in addresses {
         let listener = TcpListener::bind(address)
@@ -98,7 +109,9 @@ pub async fn bind(addresses: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>>
 
 /// A bound listener, and whether TLS starts at once on it (port 465 style).
 pub struct Listener {
+    /// The bound socket.
     pub socket: TcpListener,
+    /// TLS starts at once on connect, without STARTTLS.
     pub implicit_tls: bool,
 }
 

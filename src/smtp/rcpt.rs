@@ -10,6 +10,8 @@ use crate::address::parse_recipient;
 use crate::store::NewRequest;
 
 impl Session {
+    /// The answer to RCPT TO: the address is read as a number, checked by the policy and
+    /// counted against the sender's limits (not for peers), then added to the transaction.
     pub(super) fn rcpt(&mut self, to: RcptTo<String>) -> Reply {
         let who = self.sender_key();
         let peer = self.is_peer();

@@ -2,14 +2,19 @@
 
 use std::fmt::Write;
 
+/// One SMTP reply, written by `write_to` as one or more lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// The three-digit reply code (RFC 5321 §4.2).
     pub code: u16,
+    /// The enhanced status code (RFC 3463), e.g. "2.1.5"; empty where none is sent (greeting).
     pub status: &'static str,
+    /// Words for a person; each line of it becomes one reply line.
     pub text: String,
 }
 
 impl Reply {
+    /// A reply of `code`, enhanced `status` and `text`.
     pub fn new(code: u16, status: &'static str, text: impl Into<String>) -> Reply {
         Reply {
             code,
@@ -49,10 +54,12 @@ pub fn bad_sequence(text: &str) -> Reply {
     Reply::new(503, "5.5.1", text)
 }
 
+/// `502 5.5.1`: a command this server recognises but does not do (e.g. EXPN).
 pub fn not_implemented(command: &str) -> Reply {
     Reply::new(502, "5.5.1", format!("{command} is not implemented here"))
 }
 
+/// `552 5.3.4`: the message is over `limit` bytes (`smtp.max_message_size`).
 pub fn too_big(limit: usize) -> Reply {
     Reply::new(
         552,

@@ -22,9 +22,13 @@ use crate::users::User;
 /// One client's SMTP session, from the greeting to QUIT: the state it is in, what the
 /// client has said so far, and the limits it is held to.
 pub struct Session {
+    /// What the next bytes are: command lines, message data, an AUTH answer, or bytes to skip.
     pub(super) state: SessionState,
+    /// The limits and rules from the config.
     pub(super) settings: Arc<Settings>,
+    /// Who may send, to which numbers, how much: shared by every session.
     pub(super) policy: Arc<Policy>,
+    /// The client's address, for logs and the per-address limits.
     pub(super) client: SocketAddr,
     /// The connection is encrypted (STARTTLS done, or an implicit-TLS listener).
     pub(super) tls: bool,
@@ -37,8 +41,11 @@ pub struct Session {
     /// Requests counted against the sender's limits for the mail in progress: given back
     /// unless the mail is stored.
     pub(super) counted: usize,
+    /// The name given in EHLO/HELO; `None` until then.
     pub(super) helo: Option<String>,
+    /// The envelope of the mail in progress; `None` outside MAIL … DATA.
     pub(super) transaction: Option<Transaction>,
+    /// The message data received so far in DATA or BDAT.
     pub(super) message: Vec<u8>,
     line_length: LineLength,
     errors: usize,

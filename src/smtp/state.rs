@@ -45,7 +45,12 @@ pub enum Step {
     Store(Box<NewMail>),
     /// Check this password (slowly, off the runtime), then call
     /// [`Session::authenticated`](super::Session::authenticated).
-    Authenticate { user: String, password: String },
+    Authenticate {
+        /// The user name as the client gave it.
+        user: String,
+        /// The password to check against the users file.
+        password: String,
+    },
     /// `220` was answered to STARTTLS: drop any bytes already read (RFC 3207 §4.2),
     /// do the handshake, then call [`Session::tls_started`](super::Session::tls_started).
     StartTls,

@@ -12,14 +12,19 @@ use tokio_rustls::rustls::ServerConfig;
 use crate::config::Config;
 use crate::users::{Users, UsersError};
 
+/// Why the TLS certificate or the users file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
+    /// The certificate file (its path) could not be read or held no certificate (why).
     #[error("TLS certificate {0}: {1}")]
     Certificate(String, String),
+    /// The key file (its path) could not be read or held no private key (why).
     #[error("TLS key {0}: {1}")]
     Key(String, String),
+    /// rustls refused the certificate and key together (e.g. they do not match).
     #[error("TLS: {0}")]
     Rustls(#[from] tokio_rustls::rustls::Error),
+    /// The users file could not be loaded.
     #[error("users file {0}")]
     Users(#[from] UsersError),
 }
@@ -33,6 +38,7 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// Loads the certificate and key (when `security.tls_cert` is set) and the users file.
     pub fn load(config: &Config) -> Result<Credentials, CredentialsError> {
         let security = &config.security;
         let tls_files = config
@@ -67,10 +73,12 @@ impl Credentials {
         }
     }
 
+    /// The TLS acceptor for a new handshake; `None` when no certificate is configured.
     pub fn acceptor(&self) -> Option<TlsAcceptor> {
         self.acceptor.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The users as last loaded.
     pub fn users(&self) -> Arc<Users> {
         self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -8,13 +8,17 @@ use tokio::time::Instant;
 use crate::sms::Timestamp;
 pub(super) use crate::utc::Utc;
 
+/// One reading of both clocks, taken together so that timers and time stamps agree.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Now {
+    /// For the modem's timers (report delays, answers).
     pub at: Instant,
+    /// For the time stamps of records and PDUs.
     pub wall: SystemTime,
 }
 
 impl Now {
+    /// Both clocks, now.
     pub fn read() -> Now {
         Now {
             at: Instant::now(),

@@ -3,15 +3,19 @@
 /// `AT+CNMI=<mode>,<mt>,<bm>,<ds>,<bfr>`: how new SMS and status reports are announced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Cnmi {
+    /// 0–3: when indications are buffered; checked and echoed by `AT+CNMI?`, not acted on.
     pub mode: u8,
     /// 0 store silently, 1 store and `+CMTI`, 2 route as `+CMT` without storing.
     pub mt: u8,
+    /// Cell broadcast indications: only 0 (none) is accepted.
     pub bm: u8,
     /// 0 no status reports, 1 `+CDS`, 2 store and `+CDSI`.
     pub ds: u8,
+    /// 0–1: whether buffered indications are flushed or cleared; echoed, not acted on.
     pub bfr: u8,
 }
 
+/// A command line the simulated modem understands, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Command {
     Attention,

@@ -44,14 +44,18 @@ pub enum SimError {
     /// An accepted part could not be written to the records file.
     #[error("records file {path}: {source}")]
     Records {
+        /// The records file (`sim-<name>.jsonl`).
         path: PathBuf,
+        /// The write error.
         #[source]
         source: io::Error,
     },
     /// A configured incoming SMS cannot be encoded.
     #[error("incoming SMS from {from:?}: {source}")]
     Incoming {
+        /// The configured sender (`from`) of the incoming SMS.
         from: String,
+        /// Why it cannot be encoded.
         #[source]
         source: EncodeError,
     },

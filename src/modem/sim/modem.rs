@@ -52,15 +52,22 @@ enum NetworkEvent {
 /// scheduled.
 #[derive(Debug)]
 pub(super) struct Modem {
+    /// Its `[[modem]]` name, written in every record.
     pub(super) name: String,
+    /// Its faults, delays, PIN and incoming SMS, from the config.
     pub(super) config: SimConfig,
+    /// What `AT+CGSN` answers: a Luhn-valid IMEI derived from `name`, the same each run.
     pub(super) imei: String,
+    /// Echo, error wording, indications and the selected memory; `ATZ` resets them.
     pub(super) profile: Profile,
+    /// The SMS centre, as `AT+CSCA` last set it (a default until then).
     pub(super) smsc: String,
+    /// The SIM is unlocked: no PIN configured, or `AT+CPIN` gave the right one.
     pub(super) pin_ok: bool,
-    /// Received SMS ("SM"), and status reports kept with `AT+CNMI=…,2,…` ("SR"): two
-    /// memories, as on real modems, so a report is read only after `AT+CPMS="SR"`.
+    /// Received SMS ("SM").
     pub(super) storage: Storage,
+    /// Status reports kept with `AT+CNMI=…,2,…` ("SR"): a memory apart, as on real
+    /// modems, so a report is read only after `AT+CPMS="SR"`.
     pub(super) reports: Storage,
     /// Parts not yet delivered: they reach the modem after its first `AT+CNMI`.
     incoming: Vec<Encoded>,

@@ -10,15 +10,18 @@ use nix::pty::{OpenptyResult, openpty};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
 
+/// A pseudo-terminal pair: the modem's end (master) and the device the gateway opens.
 #[derive(Debug)]
 pub(super) struct Pty {
     master: AsyncFd<OwnedFd>,
     /// Held so that the master never reads EIO between the gateway's close and reopen.
     _slave: OwnedFd,
+    /// The slave's path (/dev/pts/N): the modem's serial port for the gateway.
     pub device: PathBuf,
 }
 
 impl Pty {
+    /// A new pair in raw mode, not inherited by child processes.
     pub fn open() -> io::Result<Pty> {
         let OpenptyResult { master, slave } = openpty(None, None)?;
         // Both ends share one termios: raw now, so that nothing the modem writes before
@@ -43,6 +46,7 @@ impl Pty {
         })
     }
 
+    /// Reads what the gateway wrote, waiting until there is something.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut ready = self.master.readable().await?;
@@ -52,6 +56,7 @@ impl Pty {
         }
     }
 
+    /// Writes all of `bytes` for the gateway to read.
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let mut ready = self.master.writable().await?;

@@ -10,6 +10,7 @@ use super::SimError;
 use super::clock::Utc;
 use super::submit::Submitted;
 
+/// One line of the records file: one accepted SMS part, with what the network was given.
 #[derive(Debug, Clone, Serialize)]
 pub(super) struct Record {
     /// RFC 3339, UTC.
@@ -25,6 +26,7 @@ pub(super) struct Record {
 }
 
 impl Record {
+    /// The record of a part accepted as message reference `mr` at `at`.
     pub fn new(modem: &str, mr: u8, submitted: Submitted, at: SystemTime) -> Record {
         Record {
             time: Utc::of(at).rfc3339(),
@@ -39,6 +41,7 @@ impl Record {
     }
 }
 
+/// The records file, open for appending.
 #[derive(Debug)]
 pub(super) struct Records {
     path: PathBuf,
@@ -46,6 +49,7 @@ pub(super) struct Records {
 }
 
 impl Records {
+    /// Opens (creating it and its directory if missing) the file at `path` for appending.
     pub async fn open(path: PathBuf) -> std::io::Result<Records> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await?;

@@ -8,14 +8,19 @@ use crate::sms::{self, Pdu, PduError};
 pub(super) struct Submitted {
     /// The hex exactly as received.
     pub pdu: String,
+    /// TP-DA, "+" first when international.
     pub number: String,
+    /// The decoded text of this part.
     pub text: String,
+    /// This part's number, from 1; 1 when not concatenated.
     pub part: u8,
+    /// How many parts its message has; 1 when not concatenated.
     pub parts: u8,
     /// TP-SRR.
     pub status_report: bool,
 }
 
+/// Why the modem refuses a PDU typed after the prompt (it answers `+CMS ERROR: 304`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(super) enum SubmitError {
     #[error("not hex")]

@@ -9,7 +9,9 @@ use super::reader::Reader;
 /// A decoded address; `number` has a leading "+" when the type of number is international.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Address {
+    /// The digits ("+" first when international), or the text of an alphanumeric sender.
     pub number: String,
+    /// How to read `number`, from the type-of-address octet.
     pub kind: AddressKind,
     /// Type-of-address octet as received.
     pub toa: u8,
@@ -19,16 +21,23 @@ pub struct Address {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AddressKind {
+    /// Type 000: the network decides; the digits may carry their own prefix.
     Unknown,
+    /// Type 001: international, the digits start with the country code.
     International,
+    /// Type 010: national, the digits are in the country's own format.
     National,
+    /// Type 101: alphanumeric, GSM 7-bit text such as a sender name.
     Alphanumeric,
     /// Network specific, subscriber, abbreviated or reserved: digits kept as they are.
     Other,
 }
 
+/// Type of address 1001 0001: international number, ISDN numbering plan.
 pub(super) const TOA_INTERNATIONAL: u8 = 0x91;
+/// Type of address 1000 0001: unknown type of number, ISDN numbering plan.
 pub(super) const TOA_UNKNOWN: u8 = 0x81;
+/// Type of address 1101 0000: alphanumeric (TS 23.038 GSM 7-bit).
 pub(super) const TOA_ALPHANUMERIC: u8 = 0xD0;
 
 /// Semi-octets of a TP address: 20 digits in 10 octets (TS 23.040 §9.1.2.5).

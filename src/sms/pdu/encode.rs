@@ -12,6 +12,7 @@ use super::to_hex;
 use super::udh::{Concat, Udh};
 use super::user_data::{self, dcs_for};
 
+/// How to encode an SMS-SUBMIT; `Default`: no report, no validity period, no national tables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubmitOptions {
     /// SMSC number; None (or "") writes "00", the SIM's default centre.
@@ -41,15 +42,31 @@ pub struct SubmitPdu {
     pub tpdu_len: usize,
     /// Counts from 1.
     pub part: u8,
+    /// How many parts the text has, the same in each part.
     pub parts: u8,
 }
 
+/// Why a text or a number could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
+    /// The destination (or originator) fits no address field: over 20 digits, or text
+    /// longer than 11 septets or outside the GSM 7-bit alphabet.
     #[error("bad number {number:?}: {reason}")]
-    BadNumber { number: String, reason: &'static str },
+    BadNumber {
+        /// The number as given.
+        number: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The SMSC number cannot be written: it must be digits, "+" first or not.
     #[error("bad SMSC number {number:?}: {reason}")]
-    BadSmsc { number: String, reason: &'static str },
+    BadSmsc {
+        /// The number as given.
+        number: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// More parts than the concatenation IE can number: how many it needed.
     #[error("the text needs {0} parts; a concatenated SMS has at most 255")]
     TooManyParts(usize),
     /// Split and encoder disagree: a bug, reported rather than panicking.
@@ -60,17 +77,22 @@ pub enum EncodeError {
 /// Options for an SMS-DELIVER, as a network would send one to the modem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliverOptions {
+    /// SMSC number; None (or "") writes "00", the SIM's default centre.
     pub smsc: Option<String>,
     /// TP-SCTS; fields are written as given.
     pub timestamp: Timestamp,
+    /// 16-bit concatenation reference (IE 0x08); otherwise 8-bit (IE 0x00).
     pub concat16: bool,
+    /// Concatenation reference, the same for every part; with 8 bits, only its low byte.
     pub reference: u16,
+    /// National tables the text may be encoded with, as for `SubmitOptions::languages`.
     pub languages: Vec<Language>,
 }
 
 /// Options for an SMS-STATUS-REPORT, as a network would send one to the modem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusReportOptions {
+    /// SMSC number; None (or "") writes "00".
     pub smsc: Option<String>,
     /// TP-MR of the SMS-SUBMIT reported on.
     pub message_reference: u8,

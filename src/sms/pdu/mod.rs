@@ -42,31 +42,50 @@ use reader::Reader;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Pdu {
+    /// TP-MTI 00: an SMS received from the network.
     Deliver(Deliver),
+    /// TP-MTI 01: an SMS as we hand it to the modem to send.
     Submit(Submit),
+    /// TP-MTI 10: the network's report on an SMS we sent.
     StatusReport(StatusReport),
 }
 
+/// Why a PDU could not be decoded; each names the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PduError {
+    /// The hex has an odd number of digits.
     #[error("odd number of hex digits")]
     OddHex,
+    /// Not a hex digit, at this position (from 0) in the hex.
     #[error("not a hex digit at position {0}")]
     BadHex(usize),
+    /// The PDU ends inside the named field.
     #[error("PDU ends inside {0}")]
     Truncated(&'static str),
+    /// A length field beyond what its field may hold.
     #[error("{field} of {value} is out of range")]
-    BadLength { field: &'static str, value: usize },
+    BadLength {
+        /// The length field, e.g. "TP-UDL".
+        field: &'static str,
+        /// The value it carried.
+        value: usize,
+    },
+    /// Octets left over after the PDU: how many.
     #[error("{0} octets after the end of the PDU")]
     TrailingData(usize),
+    /// TP-MTI 11 (reserved for future use).
     #[error("unsupported message type (TP-MTI {0})")]
     UnsupportedType(u8),
+    /// An address field that cannot be read: what is wrong with it.
     #[error("bad address: {0}")]
     BadAddress(&'static str),
+    /// A user data header that cannot be read: what is wrong with it.
     #[error("bad user data header: {0}")]
     BadUdh(&'static str),
+    /// A timestamp field out of range: which one.
     #[error("bad timestamp: {0}")]
     BadTimestamp(&'static str),
+    /// UCS-2 user data must be whole 16-bit characters.
     #[error("UCS-2 user data has an odd number of octets")]
     OddUcs2,
 }
@@ -89,6 +108,7 @@ pub fn decode_with_tpdu_len(hex: &str, tpdu_len: usize) -> Result<Pdu, PduError>
     }
 }
 
+/// Decodes raw PDU octets, SMSC field first.
 pub fn decode_bytes(bytes: &[u8]) -> Result<Pdu, PduError> {
     let mut reader = Reader::new(bytes);
     let smsc = address::read_smsc(&mut reader)?;

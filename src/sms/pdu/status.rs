@@ -9,11 +9,14 @@ use super::timestamp::Timestamp;
 use super::udh::Udh;
 use super::user_data::{self, Body};
 
+/// The network's report on an SMS we sent: matched to the part by TP-MR and recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusReport {
+    /// The SMS centre that sent the report; `None` when the modem left the field out.
     pub smsc: Option<Address>,
     /// TP-MR of the SMS-SUBMIT reported on, as `+CMGS` returned it.
     pub message_reference: u8,
+    /// TP-RA: the recipient of the SMS reported on.
     pub recipient: Address,
     /// TP-SCTS: when the centre received the SMS-SUBMIT.
     pub sc_timestamp: String,
@@ -21,12 +24,17 @@ pub struct StatusReport {
     pub discharge_time: String,
     /// TP-ST as received.
     pub status: u8,
+    /// What TP-ST means for the request.
     pub result: ReportStatus,
     /// TP-SRQ: the report answers an SMS-COMMAND rather than an SMS-SUBMIT.
     pub for_command: bool,
+    /// TP-PID, when TP-PI announces it.
     pub pid: Option<u8>,
+    /// TP-DCS, when TP-PI announces it.
     pub dcs: Option<u8>,
+    /// The user data header, when TP-PI announces user data and TP-UDHI is set.
     pub udh: Option<Udh>,
+    /// TP-UD, when TP-PI announces it.
     pub body: Option<Body>,
 }
 
@@ -46,6 +54,7 @@ pub enum ReportStatus {
 }
 
 impl ReportStatus {
+    /// The outcome a TP-ST value stands for.
     pub fn of(status: u8) -> ReportStatus {
         match status {
             0x00..=0x1F => ReportStatus::Delivered,
@@ -61,6 +70,8 @@ impl ReportStatus {
     }
 }
 
+/// Reads the TPDU of an SMS-STATUS-REPORT, from its first octet; the optional fields
+/// after TP-ST are read only when present.
 pub(super) fn read(smsc: Option<Address>, reader: &mut Reader<'_>) -> Result<StatusReport, PduError> {
     let first = reader.u8("first octet")?;
     let message_reference = reader.u8("TP-MR")?;

@@ -10,8 +10,10 @@ use super::udh::Udh;
 use super::user_data::{self, Body};
 use super::{PduError, to_hex};
 
+/// An SMS-SUBMIT as the modem was given it: what the simulator checks and records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Submit {
+    /// The SMSC field; `None` for "00", the SIM's default centre.
     pub smsc: Option<Address>,
     /// TP-RD.
     pub reject_duplicates: bool,
@@ -21,13 +23,19 @@ pub struct Submit {
     pub reply_path: bool,
     /// TP-MR; 0 when the modem assigns it.
     pub message_reference: u8,
+    /// TP-DA: where the SMS goes.
     pub destination: Address,
+    /// TP-PID (0: a plain SMS).
     pub pid: u8,
+    /// TP-DCS: the alphabet and class of `body`.
     pub dcs: u8,
     /// Message class from the DCS; 0 is a flash SMS.
     pub class: Option<u8>,
+    /// TP-VP, when TP-VPF says one is present.
     pub validity: Option<Validity>,
+    /// The user data header, when TP-UDHI is set: concatenation and other IEs.
     pub udh: Option<Udh>,
+    /// The text, or the raw octets of 8-bit data.
     pub body: Body,
 }
 
@@ -35,9 +43,21 @@ pub struct Submit {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "format", rename_all = "lowercase")]
 pub enum Validity {
-    Relative { minutes: u32 },
-    Absolute { time: String },
-    Enhanced { hex: String },
+    /// TP-VPF 10: a period from submission, in minutes.
+    Relative {
+        /// What the TP-VP octet stands for, in minutes.
+        minutes: u32,
+    },
+    /// TP-VPF 11: an absolute time (TS 23.040 §9.2.3.11), ISO 8601 with its offset.
+    Absolute {
+        /// The expiry time, e.g. "2024-03-05T14:30:00+02:00".
+        time: String,
+    },
+    /// TP-VPF 01: the enhanced format (§9.2.3.12.3), kept as its 7 octets in hex.
+    Enhanced {
+        /// The 7 TP-VP octets, uppercase hex.
+        hex: String,
+    },
 }
 
 /// Minutes that a relative TP-VP octet stands for (§9.2.3.12.1).
@@ -58,6 +78,7 @@ pub(super) fn relative_octet(minutes: u32) -> u8 {
         .unwrap_or(u8::MAX)
 }
 
+/// Reads the TPDU of an SMS-SUBMIT, from its first octet.
 pub(super) fn read(smsc: Option<Address>, reader: &mut Reader<'_>) -> Result<Submit, PduError> {
     let first = reader.u8("first octet")?;
     let message_reference = reader.u8("TP-MR")?;

@@ -7,11 +7,17 @@ use super::reader::Reader;
 /// A service-centre time stamp as sent: local time plus its offset from UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp {
+    /// Full year; the field's two digits are read as 20YY.
     pub year: u16,
+    /// 1–12.
     pub month: u8,
+    /// 1–31.
     pub day: u8,
+    /// 0–23, local time.
     pub hour: u8,
+    /// 0–59.
     pub minute: u8,
+    /// 0–59.
     pub second: u8,
     /// Offset from UTC in quarter hours, −79…79.
     pub offset_quarters: i8,
@@ -47,6 +53,8 @@ impl Timestamp {
         }
     }
 
+    /// Reads the seven semi-octet fields; a field that is not two digits, or out of its
+    /// range, is `PduError::BadTimestamp`.
     pub(super) fn read(reader: &mut Reader<'_>) -> Result<Timestamp, PduError> {
         let octets = reader.take(7, "time stamp")?;
         let field = |i: usize, what| swapped(octets.get(i).copied().unwrap_or(0xFF), what);
@@ -70,6 +78,7 @@ impl Timestamp {
         })
     }
 
+    /// The seven octets as TP-SCTS and TP-DT carry them.
     pub(super) fn to_octets(self) -> [u8; 7] {
         let swap = |v: u8| ((v % 10) << 4) | ((v / 10) % 10);
         let quarters = swap(self.offset_quarters.unsigned_abs());

@@ -11,29 +11,38 @@ const IEI_CONCAT16: u8 = 0x08;
 const IEI_SINGLE_SHIFT: u8 = 0x24;
 const IEI_LOCKING_SHIFT: u8 = 0x25;
 
+/// The IEs of a user data header that smsgw reads or writes; the rest kept raw.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Udh {
+    /// IEI 0x00 or 0x08: which part of a concatenated message this is; `None` when void.
     pub concat: Option<Concat>,
     /// National single shift table (IEI 0x24) when its language is known.
     pub single_shift: Option<Language>,
     /// National locking shift table (IEI 0x25) when its language is known.
     pub locking_shift: Option<Language>,
+    /// Every other IE (and shift IEs of unknown languages), in order.
     pub other: Vec<RawIe>,
 }
 
 /// One part of a concatenated message; `part` counts from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Concat {
+    /// Ties the parts of one message together, with the sender's number.
     pub reference: u16,
+    /// How many parts the message has.
     pub parts: u8,
+    /// This part's number, from 1.
     pub part: u8,
     /// The 16-bit reference IE (0x08) rather than the 8-bit one (0x00).
     pub wide: bool,
 }
 
+/// An IE smsgw does not interpret, kept for display.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RawIe {
+    /// Its identifier (IEI).
     pub iei: u8,
+    /// Its data, uppercase hex.
     pub data: String,
 }
 

@@ -55,12 +55,16 @@ pub(super) fn dcs_for(encoding: Encoding, flash: bool) -> u8 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "coding", rename_all = "lowercase")]
 pub enum Body {
+    /// Text in one of the alphabets smsgw decodes (TP-DCS and the shift IEs say which).
     Text {
+        /// The alphabet and national tables it was decoded with.
         encoding: Encoding,
+        /// The decoded text.
         text: String,
     },
     /// 8-bit data (or compressed text), as uppercase hex.
     Binary {
+        /// The octets, uppercase hex.
         hex: String,
     },
 }
