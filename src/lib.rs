@@ -31,14 +31,19 @@ use store::{Store, StoreError};
 /// Why the gateway could not start; each says its whole cause in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The database could not be opened or migrated.
     #[error("store: {0}")]
     Store(StoreError),
+    /// A listener (SMTP or HTTP) could not bind.
     #[error(transparent)]
     Listen(#[from] std::io::Error),
+    /// The TLS certificate or the users file could not be read.
     #[error(transparent)]
     Credentials(#[from] smtp::tls::CredentialsError),
+    /// `dsn.tls_ca_file` or its pins are unusable.
     #[error("dsn: {0}")]
     DsnTls(outbound::TlsSetupError),
+    /// A `[[peer]]`'s CA file or pins are unusable.
     #[error("peer {0}: {1}")]
     PeerTls(String, outbound::TlsSetupError),
 }

@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 /// The value after `name` on the command line (`-- --requests 3000`), or `default`.
-pub fn option(name: &str, default: usize) -> usize {
+pub(crate) fn option(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.windows(2)
         .find(|pair| pair[0] == name)
         .map_or(default, |pair| pair[1].parse().expect("a number"))
 }
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub child: Child,
     pub smtp: SocketAddr,
     pub dir: PathBuf,
@@ -24,13 +24,13 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts `smsgw serve` with `extra` TOML after the instance and SMTP sections.
-    pub fn start(extra: &str) -> Gateway {
+    pub(crate) fn start(extra: &str) -> Gateway {
         Gateway::start_named("smsgw", "127.0.0.1:0", extra)
     }
 
     /// The same, as instance `name` (its own directory: several may run at once)
     /// listening on `listen`.
-    pub fn start_named(name: &str, listen: &str, extra: &str) -> Gateway {
+    pub(crate) fn start_named(name: &str, listen: &str, extra: &str) -> Gateway {
         let dir = std::env::temp_dir().join(format!("smsgw-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -58,12 +58,12 @@ impl Gateway {
     }
 
     /// Requests in the store, counted by the CLI.
-    pub fn stored(&self) -> usize {
+    pub(crate) fn stored(&self) -> usize {
         self.stored_in(None)
     }
 
     /// Requests in the store in `state` (all when `None`), counted by the CLI.
-    pub fn stored_in(&self, state: Option<&str>) -> usize {
+    pub(crate) fn stored_in(&self, state: Option<&str>) -> usize {
         let mut command = Command::new(env!("CARGO_BIN_EXE_smsgw"));
         command.args(["queue", "list", "--json", "--config"]).arg(&self.config);
         if let Some(state) = state {
@@ -77,7 +77,7 @@ impl Gateway {
     }
 
     /// Lines in a simulated modem's records: the parts it accepted.
-    pub fn recorded(&self, modem: &str) -> usize {
+    pub(crate) fn recorded(&self, modem: &str) -> usize {
         let path = self.dir.join("data").join(format!("sim-{modem}.jsonl"));
         std::fs::read(path)
             .map(|text| text.iter().filter(|&&b| b == b'\n').count())
@@ -85,12 +85,12 @@ impl Gateway {
     }
 
     /// Peak resident memory so far, in KiB.
-    pub fn peak_memory_kib(&self) -> u64 {
+    pub(crate) fn peak_memory_kib(&self) -> u64 {
         proc_status_field(self.child.id(), "VmHWM:")
     }
 
     /// User + system CPU time used so far, in seconds.
-    pub fn cpu_seconds(&self) -> f64 {
+    pub(crate) fn cpu_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name, which is in parentheses and may hold spaces.
         let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
@@ -136,7 +136,7 @@ fn proc_status_field(pid: u32, field: &str) -> u64 {
 }
 
 /// A mail of about `size` bytes (headers included, dot-terminated).
-pub fn mail(size: usize) -> Vec<u8> {
+pub(crate) fn mail(size: usize) -> Vec<u8> {
     let mut mail = b"From: bench@example.com\r\nTo: sms\r\nSubject: bench\r\n\r\n".to_vec();
     while mail.len() < size {
         mail.extend_from_slice(b"The quick brown fox jumps over the lazy dog 0123456789\r\n");
@@ -146,7 +146,7 @@ pub fn mail(size: usize) -> Vec<u8> {
 }
 
 /// One mail on its own connection, one command at a time as smtp-source does.
-pub fn send(address: SocketAddr, recipients: &[String], mail: &[u8]) {
+pub(crate) fn send(address: SocketAddr, recipients: &[String], mail: &[u8]) {
     let stream = TcpStream::connect(address).expect("connect");
     stream.set_nodelay(true).unwrap();
     let mut writer = stream.try_clone().unwrap();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use smsgw::config::Config;
 
 /// Prints `<path>: ok`, or every problem as `key: problem` and fails.
-pub fn run(path: &Path, config: Result<Config, impl Display>) -> ExitCode {
+pub(crate) fn run(path: &Path, config: Result<Config, impl Display>) -> ExitCode {
     match config {
         Ok(_) => {
             println!("{}: ok", path.display());

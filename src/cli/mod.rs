@@ -2,10 +2,10 @@
 //! subcommands (clap) and runs them; `main.rs` parses and dispatches. Errors are
 //! `anyhow` here, at the edge, with what the operator should do about them.
 
-pub mod check_config;
-pub mod modem;
-pub mod pdu;
-pub mod queue;
-pub mod route;
-pub mod serve;
-pub mod user;
+pub(crate) mod check_config;
+pub(crate) mod modem;
+pub(crate) mod pdu;
+pub(crate) mod queue;
+pub(crate) mod route;
+pub(crate) mod serve;
+pub(crate) mod user;

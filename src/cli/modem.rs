@@ -13,7 +13,7 @@ use super::serve::stop_on_signal;
 
 /// The subcommands of `smsgw modem`.
 #[derive(Subcommand)]
-pub enum ModemCommand {
+pub(crate) enum ModemCommand {
     /// Run a simulated modem on a pseudo-terminal until Ctrl-C (for another program, or
     /// a `[[modem]]` whose port is the link).
     Sim {
@@ -36,7 +36,7 @@ pub enum ModemCommand {
 }
 
 /// Runs the command; only `probe` needs the configuration to be valid.
-pub fn run(command: ModemCommand, config: anyhow::Result<Config>) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(command: ModemCommand, config: anyhow::Result<Config>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     match command {
         ModemCommand::Probe { name } => {

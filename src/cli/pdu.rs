@@ -8,7 +8,7 @@ use smsgw::sms;
 
 /// The subcommands of `smsgw pdu`.
 #[derive(Subcommand)]
-pub enum PduCommand {
+pub(crate) enum PduCommand {
     /// Print the SMS-SUBMIT PDUs of a text, one per line after the `AT+CMGS=<n>` it needs.
     Encode {
         /// Destination: E.164 (+33477858589), national digits, or alphanumeric.
@@ -36,7 +36,7 @@ pub enum PduCommand {
 }
 
 /// Prints the encoded parts (`AT+CMGS=<n> <hex>` lines) or the decoded PDU (JSON).
-pub fn run(command: PduCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(command: PduCommand) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
         PduCommand::Encode {

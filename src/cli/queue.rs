@@ -10,7 +10,7 @@ use smsgw::store::{self, QueueFilter, State};
 
 /// The subcommands of `smsgw queue`.
 #[derive(Subcommand)]
-pub enum QueueCommand {
+pub(crate) enum QueueCommand {
     /// List requests, oldest first.
     List {
         /// Only requests in this state (received, queued, sent, delivered, failed, ...).
@@ -31,7 +31,7 @@ pub enum QueueCommand {
 }
 
 /// Lists or shows requests (read-only), or queues one again.
-pub fn run(config: &Config, command: QueueCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: &Config, command: QueueCommand) -> anyhow::Result<ExitCode> {
     let path = config.database_path();
     anyhow::ensure!(
         path.exists(),

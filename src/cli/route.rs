@@ -11,7 +11,7 @@ use smsgw::routing::explain::Explanation;
 
 /// The subcommands of `smsgw route`.
 #[derive(Subcommand)]
-pub enum RouteCommand {
+pub(crate) enum RouteCommand {
     /// Every instance that could send to NUMBER, cheapest first, and why the others
     /// cannot: asks the running gateway (`http.listen`) for its live view.
     Explain {
@@ -22,7 +22,7 @@ pub enum RouteCommand {
 }
 
 /// Asks the gateway for the plan and prints it as a table, or as the gateway's JSON.
-pub fn run(config: &Config, command: RouteCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: &Config, command: RouteCommand) -> anyhow::Result<ExitCode> {
     let RouteCommand::Explain { number, json } = command;
     let Some(listen) = config.http.listen else {
         anyhow::bail!("route explain asks the running gateway: set http.listen in the config");

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Logs to stderr (`RUST_LOG`, default `info`) and runs the gateway on a multi-thread
 /// runtime until a signal asks it to stop.
-pub fn run(config: Config) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: Config) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -26,7 +26,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT (Ctrl-C).
-pub async fn stop_on_signal(shutdown: CancellationToken) {
+pub(crate) async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot listen for SIGTERM/SIGINT");

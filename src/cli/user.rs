@@ -7,7 +7,7 @@ use smsgw::config::Config;
 
 /// The subcommands of `smsgw user`.
 #[derive(Subcommand)]
-pub enum UserCommand {
+pub(crate) enum UserCommand {
     /// Add a user, or set a new password: the password is read from standard input.
     Add {
         name: String,
@@ -20,7 +20,7 @@ pub enum UserCommand {
 }
 
 /// Adds or removes a user in the users file; a running gateway rereads it on SIGHUP.
-pub fn run(command: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(command: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
     let path = &config.security.users_file;
     match command {
         UserCommand::Add { name, senders } => {

@@ -12,8 +12,6 @@
 //! the sections and reports their problems, `validate` checks what a type alone cannot,
 //! `values` holds the typed values, `modem` the `[[modem]]` entries.
 
-#![warn(missing_docs)]
-
 mod env;
 mod modem;
 mod read;

@@ -8,7 +8,7 @@ use super::at::Final;
 
 /// What to do with the request after an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(super) enum Outcome {
     /// Try again later, maybe on another modem; `modem_fault` says the modem itself is
     /// unwell (no SIM, no network) and should be re-initialised.
     Temporary {
@@ -27,7 +27,7 @@ pub enum Outcome {
 }
 
 /// Sorts the final result of `AT+CMGS` (or its PDU) into temporary or permanent.
-pub fn classify(result: Final) -> Outcome {
+pub(super) fn classify(result: Final) -> Outcome {
     match result {
         Final::Cms(code) => cms(code),
         Final::Cme(code) => Outcome::Temporary {

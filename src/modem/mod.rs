@@ -50,7 +50,7 @@ pub(crate) struct ModemSpec {
 impl ModemSpec {
     /// The spec of a configured `[[modem]]`, opened at `device`, with the national
     /// language tables its SMS may use.
-    pub fn new(modem: &config::Modem, device: PathBuf, languages: Vec<Language>) -> ModemSpec {
+    pub(crate) fn new(modem: &config::Modem, device: PathBuf, languages: Vec<Language>) -> ModemSpec {
         let mut tariff: Vec<(String, f64)> = modem.tariff.iter().map(|(p, c)| (p.clone(), *c)).collect();
         tariff.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         ModemSpec {
@@ -69,12 +69,12 @@ impl ModemSpec {
 
     /// How long this modem holds a request per part: the prompt, the network's answer,
     /// and a margin for the store's own delays. Renewed before each part.
-    pub fn lease(&self) -> Duration {
+    pub(crate) fn lease(&self) -> Duration {
         driver::COMMAND_TIMEOUT + self.send_timeout + Duration::from_secs(30)
     }
 
     /// Cost of one part to `number` (E.164), by the longest matching prefix.
-    pub fn tariff_for(&self, number: &str) -> Option<f64> {
+    pub(crate) fn tariff_for(&self, number: &str) -> Option<f64> {
         self.tariff
             .iter()
             .find(|(prefix, _)| number.starts_with(prefix.as_str()))

@@ -57,7 +57,7 @@ impl Slot {
 
 /// Starts one worker per modem and dispatches due requests to them until `shutdown`;
 /// then waits for the workers to finish the SMS in hand.
-pub async fn run(
+pub(super) async fn run(
     specs: Vec<Arc<ModemSpec>>,
     board: Arc<Board>,
     store: Store,

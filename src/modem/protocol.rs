@@ -7,14 +7,14 @@ use std::time::Duration;
 use crate::store::QueuedRequest;
 
 /// A request the dispatcher claimed in the store for one modem: its worker sends it.
-pub struct Assignment {
+pub(super) struct Assignment {
     /// Already claimed for this modem, with its lease; carries the parts already sent.
     pub request: QueuedRequest,
 }
 
 /// What workers tell the dispatcher.
 #[derive(Debug)]
-pub enum WorkerEvent {
+pub(super) enum WorkerEvent {
     /// Initialised and idle.
     Ready(usize),
     /// Finished an assignment and idle again.
@@ -25,7 +25,7 @@ pub enum WorkerEvent {
 
 /// Retry timing, from the config.
 #[derive(Debug, Clone)]
-pub struct Timing {
+pub(super) struct Timing {
     /// Delay before attempt n+1, indexed by attempts made (the last one repeats).
     pub retry_delays: Vec<Duration>,
     /// After this long since it was received, a request is expired instead of retried.

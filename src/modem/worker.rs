@@ -19,7 +19,7 @@ use crate::sms::{self, Pdu, Reassembler, ReportStatus, StatusReport, SubmitOptio
 use crate::store::{QueuedRequest, State, Store, StoreError};
 
 /// What a worker is given when the pool starts it.
-pub struct Context {
+pub(super) struct Context {
     /// Its modem's place in the pool, as its events name it.
     pub index: usize,
     /// Its modem: device, PIN, tariff, timeouts.
@@ -52,7 +52,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Serves one modem until `shutdown`: opens it, sends what it is assigned, and reopens
 /// it with backoff whenever it stops answering (not after a fatal SIM error).
-pub async fn run(context: Context, mut assignments: mpsc::Receiver<Assignment>) {
+pub(super) async fn run(context: Context, mut assignments: mpsc::Receiver<Assignment>) {
     let name = &context.spec.name;
     let mut backoff = Duration::from_secs(1);
     loop {

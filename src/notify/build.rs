@@ -91,7 +91,7 @@ pub struct DsnContent<'a> {
 }
 
 /// The DSN as a complete RFC 5322 message with CRLF line ends.
-pub fn build(report: &DsnContent, reporter: &ReportingMta) -> Vec<u8> {
+pub fn build(report: &DsnContent<'_>, reporter: &ReportingMta<'_>) -> Vec<u8> {
     let returned = returned_part(report);
     let mut boundary = format!("=_smsgw-dsn-{}", report.id);
     while contains(&returned, boundary.as_bytes()) {
@@ -133,7 +133,7 @@ pub fn build(report: &DsnContent, reporter: &ReportingMta) -> Vec<u8> {
 }
 
 /// The human-readable part: what happened, in plain words.
-fn human_text(report: &DsnContent, reporter: &ReportingMta) -> String {
+fn human_text(report: &DsnContent<'_>, reporter: &ReportingMta<'_>) -> String {
     let to = format!("Your message to <{}>", report.recipient);
     let parts = match report.parts {
         1 => "one SMS".to_string(),
@@ -194,7 +194,7 @@ fn text_part(text: &str) -> String {
 }
 
 /// The machine-readable `message/delivery-status` body (RFC 3464 §2.2 and §2.3).
-fn delivery_status(report: &DsnContent, reporter: &ReportingMta) -> String {
+fn delivery_status(report: &DsnContent<'_>, reporter: &ReportingMta<'_>) -> String {
     let mut fields: Vec<(&str, String)> = vec![("Reporting-MTA", format!("dns; {}", reporter.hostname))];
     if let Some(envid) = report.envid {
         fields.push(("Original-Envelope-Id", envid.to_string()));
@@ -228,7 +228,7 @@ fn render(fields: &[(&str, String)]) -> String {
 
 /// The enhanced status code (RFC 3463): a failure is permanent (5.x.x) even when its
 /// cause was a temporary one that ran out of time (4.4.7 → 5.4.7).
-fn status(report: &DsnContent) -> String {
+fn status(report: &DsnContent<'_>) -> String {
     let stored = report.status.filter(|s| s.len() >= 5 && s.as_bytes()[1] == b'.');
     match (report.action, stored) {
         (Action::Delivered | Action::Relayed, _) => "2.0.0".into(),
@@ -240,7 +240,7 @@ fn status(report: &DsnContent) -> String {
 }
 
 /// The third part: the whole message for a failure with RET=FULL, else its header.
-fn returned_part(report: &DsnContent) -> Vec<u8> {
+fn returned_part(report: &DsnContent<'_>) -> Vec<u8> {
     let (content_type, body) = if report.return_full && report.action == Action::Failed {
         ("message/rfc822", report.original)
     } else {

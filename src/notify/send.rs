@@ -9,7 +9,7 @@ use crate::config::{Dsn, Nameserver};
 use crate::outbound::{Client, Mail, OutboundError, Server};
 
 /// Finds the servers for each DSN and hands it to the outbound client.
-pub struct Sender {
+pub(super) struct Sender {
     /// How a DSN is delivered once its server is known.
     pub client: Client,
     /// Which servers DSNs go to.
@@ -17,7 +17,7 @@ pub struct Sender {
 }
 
 /// The servers DSNs go to.
-pub enum Destination {
+pub(super) enum Destination {
     /// Every DSN to this one server (`dsn.smart_host`).
     SmartHost(Server),
     /// Each DSN to the MX hosts of its recipient's domain, on `port`. `resolver` is
@@ -33,7 +33,7 @@ pub enum Destination {
 impl Destination {
     /// The smart host when one is configured, else the MX hosts through
     /// `dsn.nameservers` (or the system's resolver).
-    pub fn new(dsn: &Dsn) -> Destination {
+    pub(super) fn new(dsn: &Dsn) -> Destination {
         match &dsn.smart_host {
             Some(server) => Destination::SmartHost(Server {
                 host: server.host().to_string(),
@@ -51,7 +51,7 @@ impl Sender {
     /// Delivers `message` from the null sender to `to`, trying each server in turn until
     /// one takes it or one refuses it for good (a 5xx to the mail itself: a server that
     /// refuses the connection leaves the next one to try).
-    pub async fn deliver(&self, to: &str, message: &[u8]) -> Result<String, OutboundError> {
+    pub(super) async fn deliver(&self, to: &str, message: &[u8]) -> Result<String, OutboundError> {
         let servers = match &self.destination {
             Destination::SmartHost(server) => vec![server.clone()],
             Destination::Mx { resolver, port } => mx_servers(resolver.as_deref(), to, *port).await?,

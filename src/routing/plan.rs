@@ -151,7 +151,7 @@ pub struct Past<'a> {
 }
 
 /// Ranks the instances that may send to `number` (E.164).
-pub fn plan(number: &str, view: &View, past: Past) -> Plan {
+pub fn plan(number: &str, view: &View, past: Past<'_>) -> Plan {
     let mut result = Plan::default();
     // A request may pass through `max_hops` instances: forwarding from here makes one more.
     let may_forward = past.trace.len() + 2 <= view.max_hops;
@@ -173,7 +173,7 @@ pub fn plan(number: &str, view: &View, past: Past) -> Plan {
 /// The cost at one instance, or why it is skipped. What never changes is asked first
 /// (loop, refusal, tariff, by the last status known even of a peer now down), so that a
 /// request no instance could ever send fails at once instead of waiting.
-fn cost(number: &str, view: &View, instance: &Instance, past: Past, may_forward: bool) -> Result<Candidate, Skip> {
+fn cost(number: &str, view: &View, instance: &Instance, past: Past<'_>, may_forward: bool) -> Result<Candidate, Skip> {
     if !instance.local {
         if past.trace.contains(&instance.name) {
             return Err(Skip::InTrace);
@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn trace_refusals_tries_and_max_hops() {
         let view = view();
-        let names_of = |past: Past| names(&plan("+33477858589", &view, past)).join(" ");
+        let names_of = |past: Past<'_>| names(&plan("+33477858589", &view, past)).join(" ");
         let fr = vec!["fr".to_string()];
         let both = vec!["fr".to_string(), "de".into()];
         assert_eq!(

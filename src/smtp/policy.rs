@@ -14,9 +14,13 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Senders remembered before idle ones are dropped.
 const PRUNE_AT: usize = 10_000;
 
+/// The `[security]` rules and the abuse counters, shared by every session of every
+/// listener.
 pub struct Policy {
     trusted: Vec<Network>,
+    /// Refuse MAIL and AUTH before STARTTLS, except from loopback.
     pub require_tls: bool,
+    /// Offer AUTH without TLS on listeners that are not loopback-only.
     pub allow_plaintext_auth: bool,
     allow_prefixes: Vec<String>,
     deny_prefixes: Vec<String>,
@@ -45,6 +49,7 @@ struct Failures {
 }
 
 impl Policy {
+    /// The policy of `[security]`, with every counter at zero.
     pub fn from_config(config: &Config) -> Policy {
         let security = &config.security;
         Policy {
@@ -151,6 +156,7 @@ impl Policy {
         entry.count
     }
 
+    /// A successful login from `ip`: its failures are forgotten.
     pub fn auth_succeeded(&self, ip: IpAddr) {
         // Also the moment to forget addresses whose lock-out has ended.
         let now = Instant::now();

@@ -45,7 +45,7 @@ fn send(gateway: &Gateway, from: &str, mail_params: &str, number: &str, rcpt_par
 /// A DSN taken apart: its header, its three parts, and the delivery-status fields
 /// (the per-message block, then the per-recipient one).
 #[derive(Debug)]
-pub struct Dsn {
+pub(crate) struct Dsn {
     pub subject: String,
     pub to: String,
     pub content_type: String,
@@ -56,7 +56,7 @@ pub struct Dsn {
     pub returned: String,
 }
 
-pub fn parse(mail: &Received) -> Dsn {
+pub(crate) fn parse(mail: &Received) -> Dsn {
     let message = MessageParser::default().parse(&mail.data).expect("DSN parses as MIME");
     let content_type = message.content_type().expect("content type");
     let content_type = format!(

@@ -19,7 +19,7 @@ pub(super) struct Now {
 
 impl Now {
     /// Both clocks, now.
-    pub fn read() -> Now {
+    pub(super) fn read() -> Now {
         Now {
             at: Instant::now(),
             wall: SystemTime::now(),

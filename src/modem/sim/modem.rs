@@ -83,7 +83,7 @@ pub(super) struct Modem {
 impl Modem {
     /// A modem just powered on: echo on, SIM locked if `config.pin` is set, the incoming
     /// SMS of `config` waiting for the first `AT+CNMI`.
-    pub fn new(name: &str, config: SimConfig, now: Now) -> Result<Modem, SimError> {
+    pub(super) fn new(name: &str, config: SimConfig, now: Now) -> Result<Modem, SimError> {
         let incoming = deliver_parts(&config.incoming, now.wall)?;
         Ok(Modem {
             name: name.to_string(),
@@ -105,7 +105,7 @@ impl Modem {
     }
 
     /// When the next scheduled event (answer, report, incoming part) is due.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(super) fn next_due(&self) -> Option<Instant> {
         self.schedule.keys().next().map(|&(at, _)| at)
     }
 
@@ -123,7 +123,7 @@ impl Modem {
     }
 
     /// Bytes from the gateway.
-    pub fn input(&mut self, bytes: &[u8], now: Now, out: &mut Output) {
+    pub(super) fn input(&mut self, bytes: &[u8], now: Now, out: &mut Output) {
         for (i, &byte) in bytes.iter().enumerate() {
             if self.busy {
                 self.held.extend_from_slice(&bytes[i..]);
@@ -216,7 +216,7 @@ impl Modem {
     }
 
     /// Fires every event due at `now`, then feeds the input held meanwhile.
-    pub fn fire_due(&mut self, now: Now, out: &mut Output) {
+    pub(super) fn fire_due(&mut self, now: Now, out: &mut Output) {
         while let Some(entry) = self.schedule.first_entry() {
             if entry.key().0 > now.at {
                 break;

@@ -22,7 +22,7 @@ pub(super) struct Pty {
 
 impl Pty {
     /// A new pair in raw mode, not inherited by child processes.
-    pub fn open() -> io::Result<Pty> {
+    pub(super) fn open() -> io::Result<Pty> {
         let OpenptyResult { master, slave } = openpty(None, None)?;
         // Both ends share one termios: raw now, so that nothing the modem writes before
         // the gateway opens the port (and sets raw mode itself) is echoed or rewritten.
@@ -47,7 +47,7 @@ impl Pty {
     }
 
     /// Reads what the gateway wrote, waiting until there is something.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(super) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut ready = self.master.readable().await?;
             if let Ok(result) = ready.try_io(|fd| Ok(nix::unistd::read(fd.get_ref(), buf)?)) {
@@ -57,7 +57,7 @@ impl Pty {
     }
 
     /// Writes all of `bytes` for the gateway to read.
-    pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+    pub(super) async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let mut ready = self.master.writable().await?;
             if let Ok(result) = ready.try_io(|fd| Ok(nix::unistd::write(fd.get_ref(), bytes)?)) {

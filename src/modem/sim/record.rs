@@ -27,7 +27,7 @@ pub(super) struct Record {
 
 impl Record {
     /// The record of a part accepted as message reference `mr` at `at`.
-    pub fn new(modem: &str, mr: u8, submitted: Submitted, at: SystemTime) -> Record {
+    pub(super) fn new(modem: &str, mr: u8, submitted: Submitted, at: SystemTime) -> Record {
         Record {
             time: Utc::of(at).rfc3339(),
             modem: modem.to_string(),
@@ -50,7 +50,7 @@ pub(super) struct Records {
 
 impl Records {
     /// Opens (creating it and its directory if missing) the file at `path` for appending.
-    pub async fn open(path: PathBuf) -> std::io::Result<Records> {
+    pub(super) async fn open(path: PathBuf) -> std::io::Result<Records> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await?;
         }
@@ -66,7 +66,7 @@ impl Records {
 
     /// A blocking write on purpose: the line is in the file before `+CMGS` is answered,
     /// so whoever reads that answer finds its record.
-    pub fn append(&mut self, record: &Record) -> Result<(), SimError> {
+    pub(super) fn append(&mut self, record: &Record) -> Result<(), SimError> {
         let mut line = serde_json::to_vec(record).expect("a record always serialises");
         line.push(b'\n');
         self.file.write_all(&line).map_err(|source| SimError::Records {

@@ -31,7 +31,7 @@ pub(super) struct Storage {
 
 impl Storage {
     /// The index it is stored at; None when the store is full and the message is lost.
-    pub fn store(&mut self, pdu: Encoded) -> Option<u16> {
+    pub(super) fn store(&mut self, pdu: Encoded) -> Option<u16> {
         let index = (1..=CAPACITY).find(|i| !self.slots.contains_key(i))?;
         let stat = Stat::Unread;
         self.slots.insert(index, Stored { stat, pdu });
@@ -39,12 +39,12 @@ impl Storage {
     }
 
     /// (messages held, capacity), as `AT+CPMS` reports them.
-    pub fn usage(&self) -> (usize, u16) {
+    pub(super) fn usage(&self) -> (usize, u16) {
         (self.slots.len(), CAPACITY)
     }
 
     /// `AT+CMGR=<index>`: `+CMGR: <stat>,,<length>` and the PDU; marks it read.
-    pub fn read(&mut self, index: u16) -> Result<Vec<String>, Failure> {
+    pub(super) fn read(&mut self, index: u16) -> Result<Vec<String>, Failure> {
         let stored = self.slots.get_mut(&index).ok_or(INVALID_INDEX)?;
         let lines = vec![
             format!("+CMGR: {},,{}", stored.stat as u8, stored.pdu.tpdu_len),
@@ -55,7 +55,7 @@ impl Storage {
     }
 
     /// `AT+CMGD=<index>,<flag>`: flag 0 deletes `index`, 1–3 every read message, 4 all.
-    pub fn delete(&mut self, index: u16, flag: u8) -> Result<(), Failure> {
+    pub(super) fn delete(&mut self, index: u16, flag: u8) -> Result<(), Failure> {
         match flag {
             0 if (1..=CAPACITY).contains(&index) => {
                 self.slots.remove(&index);
@@ -70,7 +70,7 @@ impl Storage {
 
     /// `AT+CMGL=<stat>`: `+CMGL: <index>,<stat>,,<length>` and the PDU of each message
     /// with that stat (4: all); lists mark them read.
-    pub fn list(&mut self, stat: u8) -> Result<Vec<String>, Failure> {
+    pub(super) fn list(&mut self, stat: u8) -> Result<Vec<String>, Failure> {
         if stat > 4 {
             return Err(Failure::Cms(304));
         }

@@ -46,7 +46,7 @@ pub(super) struct Output {
 impl Output {
     /// One line for the gateway, framed as the modem frames answers and unsolicited
     /// codes (TS 27.007 §4.1, V.250 `ATV1`).
-    pub fn say(&mut self, text: &str) {
+    pub(super) fn say(&mut self, text: &str) {
         self.bytes.extend_from_slice(format!("\r\n{text}\r\n").as_bytes());
     }
 }
@@ -96,7 +96,7 @@ pub(super) struct Encoded {
 
 impl Encoded {
     /// Reads the TPDU length off a PDU whose first octet is the SMSC field's length.
-    pub fn with_smsc(hex: String) -> Encoded {
+    pub(super) fn with_smsc(hex: String) -> Encoded {
         let smsc = hex.get(..2).and_then(|l| u8::from_str_radix(l, 16).ok()).unwrap_or(0);
         let tpdu_len = (hex.len() / 2).saturating_sub(1 + usize::from(smsc));
         Encoded { hex, tpdu_len }

@@ -13,14 +13,14 @@ use tokio_util::sync::CancellationToken;
 /// Long enough for a loaded CI machine; tests wait for bytes, not for this.
 const DEADLINE: Duration = Duration::from_secs(5);
 
-pub struct Port {
+pub(super) struct Port {
     stream: SerialStream,
     /// Read but not yet consumed by `until`.
     seen: Vec<u8>,
 }
 
 /// A running modem and what a test needs around it; the modem stops when this drops.
-pub struct Bench {
+pub(super) struct Bench {
     pub sim: Option<Sim>,
     pub port: Port,
     pub records: PathBuf,
@@ -37,7 +37,7 @@ impl Drop for Bench {
 }
 
 impl Bench {
-    pub async fn start(test: &str, config: SimConfig) -> Bench {
+    pub(super) async fn start(test: &str, config: SimConfig) -> Bench {
         let dir = std::env::temp_dir().join(format!("smsgw-sim-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let records = dir.join(format!("sim-{test}.jsonl"));
@@ -55,7 +55,7 @@ impl Bench {
     }
 
     /// The records file's lines as JSON; none if it is still empty.
-    pub fn records(&self) -> Vec<serde_json::Value> {
+    pub(super) fn records(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.records)
             .unwrap_or_default()
             .lines()
@@ -65,7 +65,7 @@ impl Bench {
 }
 
 impl Port {
-    pub fn open(device: &Path) -> Port {
+    pub(super) fn open(device: &Path) -> Port {
         let stream = tokio_serial::new(device.to_string_lossy(), 115_200)
             .open_native_async()
             .expect("the PTY slave opens as a serial port");
@@ -75,12 +75,12 @@ impl Port {
         }
     }
 
-    pub async fn send(&mut self, bytes: &[u8]) {
+    pub(super) async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write to the modem");
     }
 
     /// Reads until `needle` arrives; returns everything up to and including it.
-    pub async fn until(&mut self, needle: &str) -> String {
+    pub(super) async fn until(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(at) = find(&self.seen, needle.as_bytes()) {
@@ -100,7 +100,7 @@ impl Port {
     }
 
     /// Sends `AT…\r`, returns the answer (with any echo) up to its final result code.
-    pub async fn command(&mut self, line: &str) -> String {
+    pub(super) async fn command(&mut self, line: &str) -> String {
         self.send(format!("{line}\r").as_bytes()).await;
         let mut answer = String::new();
         loop {
@@ -114,13 +114,13 @@ impl Port {
     }
 
     /// The rest of the line that starts with `prefix`.
-    pub async fn line_after(&mut self, prefix: &str) -> String {
+    pub(super) async fn line_after(&mut self, prefix: &str) -> String {
         self.until(prefix).await;
         self.until("\r\n").await.trim_end().to_string()
     }
 
     /// Whatever arrives within `period`: for checking that nothing does.
-    pub async fn quiet_for(&mut self, period: Duration) -> String {
+    pub(super) async fn quiet_for(&mut self, period: Duration) -> String {
         let deadline = Instant::now() + period;
         let mut buf = [0u8; 512];
         while let Ok(Ok(n)) = timeout_at(deadline, self.stream.read(&mut buf)).await {
@@ -133,7 +133,7 @@ impl Port {
     }
 
     /// Reads until the modem hangs up: end of file or an error.
-    pub async fn until_hang_up(&mut self) {
+    pub(super) async fn until_hang_up(&mut self) {
         let deadline = Instant::now() + DEADLINE;
         let mut buf = [0u8; 512];
         loop {
@@ -146,7 +146,7 @@ impl Port {
     }
 
     /// The usual gateway init: no echo, numeric errors, PDU mode, `+CDS` and `+CMTI`.
-    pub async fn init(&mut self) {
+    pub(super) async fn init(&mut self) {
         self.command("ATE0").await;
         for line in ["AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0"] {
             assert_eq!(self.command(line).await, "\r\nOK\r\n", "{line}");

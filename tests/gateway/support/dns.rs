@@ -3,14 +3,14 @@
 
 use std::net::{SocketAddr, UdpSocket};
 
-pub struct Dns {
+pub(crate) struct Dns {
     pub address: SocketAddr,
 }
 
 impl Dns {
     /// Serves `mx`: (domain, exchange) pairs, each an MX record of preference 10; an
     /// exchange "." is a null MX (RFC 7505).
-    pub fn start(mx: &[(&str, &str)]) -> Dns {
+    pub(crate) fn start(mx: &[(&str, &str)]) -> Dns {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("dns: bind");
         let address = socket.local_addr().unwrap();
         let mx: Vec<(String, String)> = mx

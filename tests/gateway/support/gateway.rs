@@ -19,7 +19,7 @@ const STATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a log line may take to appear.
 const LOG_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     child: Option<Child>,
     pub smtp: SocketAddr,
     pub data: PathBuf,
@@ -32,7 +32,7 @@ pub struct Gateway {
 
 /// How to start a gateway: its config is the harness defaults with the test's own
 /// tables merged over them.
-pub struct Options {
+pub(crate) struct Options {
     name: String,
     extra: toml::Table,
     production_limits: bool,
@@ -41,25 +41,25 @@ pub struct Options {
 
 impl Options {
     /// `instance.name` (default "smsgw").
-    pub fn name(mut self, name: &str) -> Options {
+    pub(crate) fn name(mut self, name: &str) -> Options {
         self.name = name.to_string();
         self
     }
 
     /// Keeps the abuse limits of a production config (60 requests a minute, ...): by
     /// default the harness turns them off, as many tests send more than that.
-    pub fn production_limits(mut self) -> Options {
+    pub(crate) fn production_limits(mut self) -> Options {
         self.production_limits = true;
         self
     }
 
     /// An environment variable for `serve` (as `SMSGW__SECTION__KEY` overrides).
-    pub fn env(mut self, name: &str, value: &str) -> Options {
+    pub(crate) fn env(mut self, name: &str, value: &str) -> Options {
         self.env.push((name.to_string(), value.to_string()));
         self
     }
 
-    pub fn start(self) -> Gateway {
+    pub(crate) fn start(self) -> Gateway {
         let dir = TempDir::new();
         let config = dir.0.join("smsgw.toml");
         let data = dir.0.join("data");
@@ -110,17 +110,17 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 impl Gateway {
     /// A gateway with the default settings, plus `extra` TOML (whole tables, merged
     /// over the defaults).
-    pub fn start(extra: &str) -> Gateway {
+    pub(crate) fn start(extra: &str) -> Gateway {
         Gateway::options(extra).start()
     }
 
     /// A gateway whose `instance.name` is `name`.
-    pub fn start_as(name: &str, extra: &str) -> Gateway {
+    pub(crate) fn start_as(name: &str, extra: &str) -> Gateway {
         Gateway::options(extra).name(name).start()
     }
 
     /// Options for a gateway whose config adds `extra` TOML to the defaults.
-    pub fn options(extra: &str) -> Options {
+    pub(crate) fn options(extra: &str) -> Options {
         Options {
             name: "smsgw".to_string(),
             extra: extra
@@ -132,20 +132,20 @@ impl Gateway {
     }
 
     /// SIGKILL, as a crash or power cut would, then start again on the same data.
-    pub fn crash_and_restart(&mut self) {
+    pub(crate) fn crash_and_restart(&mut self) {
         self.kill();
         self.restart();
     }
 
     /// SIGKILL: the process is gone, its data stays.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let mut child = self.child.take().expect("running");
         child.kill().expect("kill");
         child.wait().expect("wait");
     }
 
     /// Starts again on the same config and data (after `kill`).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         assert!(self.child.is_none(), "still running");
         let (child, smtp, logs) = spawn(&self.config, &self.env);
         self.child = Some(child);
@@ -154,7 +154,7 @@ impl Gateway {
     }
 
     /// Sends a signal ("TERM", "INT", ...) to the gateway.
-    pub fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();
         let status = Command::new("kill")
             .arg(format!("-{name}"))
@@ -165,17 +165,17 @@ impl Gateway {
     }
 
     /// Waits for the gateway to exit on its own.
-    pub fn wait_exit(&mut self) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
         wait_for_exit(&mut child, Duration::from_secs(20))
     }
 
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::connect(self.smtp)
     }
 
     /// Runs the CLI against this gateway's config.
-    pub fn cli(&self, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
         Command::new(BIN)
             .args(args)
             .arg("--config")
@@ -185,7 +185,7 @@ impl Gateway {
     }
 
     /// Runs the CLI and returns its standard output, asserting success.
-    pub fn cli_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn cli_ok(&self, args: &[&str]) -> String {
         let output = self.cli(args);
         assert!(
             output.status.success(),
@@ -196,22 +196,22 @@ impl Gateway {
     }
 
     /// The gateway's database, read-only.
-    pub fn store(&self) -> Store {
+    pub(crate) fn store(&self) -> Store {
         Store::in_data_dir(&self.data)
     }
 
     /// Every request, oldest first (as `queue list --json`).
-    pub fn queue(&self) -> Vec<Value> {
+    pub(crate) fn queue(&self) -> Vec<Value> {
         self.store().requests()
     }
 
     /// Request `id` with its parts and history (as `queue show --json`).
-    pub fn show(&self, id: i64) -> Value {
+    pub(crate) fn show(&self, id: i64) -> Value {
         self.store().request(id).unwrap_or_else(|| panic!("no request {id}"))
     }
 
     /// What the simulated modem `name` recorded: one JSON object per SMS part it accepted.
-    pub fn records(&self, name: &str) -> Vec<Value> {
+    pub(crate) fn records(&self, name: &str) -> Vec<Value> {
         let path = self.data.join(format!("sim-{name}.jsonl"));
         let text = std::fs::read_to_string(path).unwrap_or_default();
         text.lines()
@@ -221,7 +221,7 @@ impl Gateway {
 
     /// Waits until the simulated modem `name` has recorded at least `count` parts;
     /// returns them.
-    pub fn wait_records(&self, name: &str, count: usize) -> Vec<Value> {
+    pub(crate) fn wait_records(&self, name: &str, count: usize) -> Vec<Value> {
         eventually(STATE_TIMEOUT, || {
             let records = self.records(name);
             if records.len() >= count {
@@ -233,7 +233,7 @@ impl Gateway {
     }
 
     /// Waits until every request is in one of `states`; returns the queue.
-    pub fn wait_all(&self, states: &[&str]) -> Vec<Value> {
+    pub(crate) fn wait_all(&self, states: &[&str]) -> Vec<Value> {
         eventually(Duration::from_secs(60), || {
             let queue = self.queue();
             if queue.iter().all(|r| states.iter().any(|s| r["state"] == *s)) {
@@ -245,7 +245,7 @@ impl Gateway {
     }
 
     /// Waits until request `id` is in `state`; returns its details.
-    pub fn wait_state(&self, id: i64, state: &str) -> Value {
+    pub(crate) fn wait_state(&self, id: i64, state: &str) -> Value {
         eventually(STATE_TIMEOUT, || match self.store().request(id) {
             Some(detail) if detail["state"] == state => Ok(detail),
             other => Err(format!("request {id} never reached {state}: {other:#?}")),
@@ -253,12 +253,12 @@ impl Gateway {
     }
 
     /// The implicit-TLS listener's address, from the log.
-    pub fn tls_address(&self) -> SocketAddr {
+    pub(crate) fn tls_address(&self) -> SocketAddr {
         self.logged_address("SMTP listening (implicit TLS) address=")
     }
 
     /// The HTTP endpoint's address (`http.listen`), from the log.
-    pub fn http_address(&self) -> SocketAddr {
+    pub(crate) fn http_address(&self) -> SocketAddr {
         self.logged_address("HTTP listening address=")
     }
 
@@ -269,7 +269,7 @@ impl Gateway {
     }
 
     /// `GET path` on the HTTP endpoint: the body of a 200.
-    pub fn http_get(&self, path: &str) -> String {
+    pub(crate) fn http_get(&self, path: &str) -> String {
         let mut stream = TcpStream::connect(self.http_address()).unwrap();
         write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let mut answer = String::new();
@@ -280,7 +280,7 @@ impl Gateway {
     }
 
     /// Log lines so far that contain `needle`.
-    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+    pub(crate) fn log_lines(&self, needle: &str) -> Vec<String> {
         self.logs
             .lock()
             .unwrap()
@@ -291,12 +291,12 @@ impl Gateway {
     }
 
     /// Waits until a log line contains `needle`; returns the last such line.
-    pub fn wait_for_log(&self, needle: &str) -> String {
+    pub(crate) fn wait_for_log(&self, needle: &str) -> String {
         self.wait_for_logs(needle, 1).pop().unwrap()
     }
 
     /// Waits until `count` log lines contain `needle`; returns them.
-    pub fn wait_for_logs(&self, needle: &str, count: usize) -> Vec<String> {
+    pub(crate) fn wait_for_logs(&self, needle: &str, count: usize) -> Vec<String> {
         eventually(LOG_TIMEOUT, || {
             let lines = self.log_lines(needle);
             if lines.len() >= count {
@@ -357,7 +357,7 @@ fn loopback(address: SocketAddr) -> SocketAddr {
 }
 
 /// Waits for `child` to exit; its status.
-pub fn wait_for_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+pub(crate) fn wait_for_exit(child: &mut Child, limit: Duration) -> ExitStatus {
     eventually(limit, || {
         child
             .try_wait()
@@ -368,7 +368,7 @@ pub fn wait_for_exit(child: &mut Child, limit: Duration) -> ExitStatus {
 
 /// The history of a request (as `queue show` gives it), one `"state" "detail"` line an
 /// event.
-pub fn event_details(detail: &Value) -> String {
+pub(crate) fn event_details(detail: &Value) -> String {
     detail["events"]
         .as_array()
         .unwrap()

@@ -3,25 +3,25 @@
 //! a test CA ([`pki`]); an SMTP server where DSNs arrive ([`sink`]) and a DNS server
 //! naming their MX hosts ([`dns`]); and the one way to wait for something ([`wait`]).
 
-pub mod dns;
-pub mod gateway;
-pub mod pki;
-pub mod sink;
-pub mod smtp;
-pub mod store;
-pub mod wait;
+pub(crate) mod dns;
+pub(crate) mod gateway;
+pub(crate) mod pki;
+pub(crate) mod sink;
+pub(crate) mod smtp;
+pub(crate) mod store;
+pub(crate) mod wait;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The gateway's binary, as cargo built it for these tests.
-pub const BIN: &str = env!("CARGO_BIN_EXE_smsgw");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_smsgw");
 
 /// A directory removed when dropped.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new() -> TempDir {
+    pub(crate) fn new() -> TempDir {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "smsgw-test-{}-{}",

@@ -4,19 +4,19 @@ use std::path::PathBuf;
 
 use super::TempDir;
 
-pub struct Pki {
+pub(crate) struct Pki {
     pub dir: TempDir,
 }
 
 impl Pki {
-    pub fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let pki = Pki { dir: TempDir::new() };
         pki.issue();
         pki
     }
 
     /// A new CA, and a new "localhost" certificate from it, over the previous files.
-    pub fn issue(&self) {
+    pub(crate) fn issue(&self) {
         use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
         let dir = &self.dir;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -32,15 +32,15 @@ impl Pki {
         std::fs::write(dir.0.join("key.pem"), key.serialize_pem()).unwrap();
     }
 
-    pub fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.dir.0.join("ca.pem")
     }
 
-    pub fn cert(&self) -> PathBuf {
+    pub(crate) fn cert(&self) -> PathBuf {
         self.dir.0.join("cert.pem")
     }
 
-    pub fn key(&self) -> PathBuf {
+    pub(crate) fn key(&self) -> PathBuf {
         self.dir.0.join("key.pem")
     }
 }

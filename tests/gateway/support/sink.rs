@@ -16,7 +16,7 @@ use super::wait::eventually;
 
 /// One mail as the sink received it.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
     pub data: Vec<u8>,
@@ -24,7 +24,7 @@ pub struct Received {
     pub tls: bool,
 }
 
-pub struct Sink {
+pub(crate) struct Sink {
     pub address: SocketAddr,
     mails: Arc<Mutex<Vec<Received>>>,
 }
@@ -41,16 +41,16 @@ enum Tls {
 }
 
 impl Sink {
-    pub fn start(tls: Option<(&Path, &Path)>) -> Sink {
+    pub(crate) fn start(tls: Option<(&Path, &Path)>) -> Sink {
         Sink::start_on("127.0.0.1:0".parse().unwrap(), tls)
     }
 
     /// A sink that offers STARTTLS and refuses it when asked.
-    pub fn start_refusing_tls() -> Sink {
+    pub(crate) fn start_refusing_tls() -> Sink {
         Sink::serve(TcpListener::bind("127.0.0.1:0").unwrap(), Tls::Refused)
     }
 
-    pub fn start_on(address: SocketAddr, tls: Option<(&Path, &Path)>) -> Sink {
+    pub(crate) fn start_on(address: SocketAddr, tls: Option<(&Path, &Path)>) -> Sink {
         let listener = TcpListener::bind(address).expect("sink: bind");
         let tls = tls.map_or(Tls::Off, |(cert, key)| {
             let certs = CertificateDer::pem_file_iter(cert)
@@ -83,12 +83,12 @@ impl Sink {
         Sink { address, mails }
     }
 
-    pub fn mails(&self) -> Vec<Received> {
+    pub(crate) fn mails(&self) -> Vec<Received> {
         self.mails.lock().unwrap().clone()
     }
 
     /// Waits until at least `count` mails have arrived; returns them all.
-    pub fn wait_for(&self, count: usize) -> Vec<Received> {
+    pub(crate) fn wait_for(&self, count: usize) -> Vec<Received> {
         eventually(Duration::from_secs(30), || {
             let mails = self.mails();
             if mails.len() >= count {
@@ -103,7 +103,7 @@ impl Sink {
 /// A free loopback port with nothing listening on it (yet), below the kernel's range of
 /// ephemeral ports (32768 and up): an instance restarted on it does not find it taken
 /// as the source port of some outgoing connection meanwhile.
-pub fn unused_address() -> SocketAddr {
+pub(crate) fn unused_address() -> SocketAddr {
     use std::sync::atomic::{AtomicU16, Ordering};
     // Test binaries run one at a time, but start from a spread of the process id anyway.
     static NEXT: AtomicU16 = AtomicU16::new(0);

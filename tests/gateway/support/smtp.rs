@@ -12,10 +12,10 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A byte stream a client talks over: TCP, or TLS on TCP.
-pub trait Stream: Read + Write + Send {}
+pub(crate) trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
-pub struct Client {
+pub(crate) struct Client {
     reader: BufReader<Box<dyn Stream>>,
     /// The socket itself, for the TLS handshake after STARTTLS and for timeouts.
     tcp: TcpStream,
@@ -23,24 +23,24 @@ pub struct Client {
 
 /// One SMTP reply: its code and its lines (text after `code-` / `code `).
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub code: u16,
     pub lines: Vec<String>,
 }
 
 impl Reply {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.lines.join("\n")
     }
 }
 
 impl Client {
-    pub fn connect(address: SocketAddr) -> Client {
+    pub(crate) fn connect(address: SocketAddr) -> Client {
         Client::greeted(TcpStream::connect(address).expect("connect"))
     }
 
     /// Connects from another loopback address (127.0.0.2, ...), as a remote client would.
-    pub fn connect_from(source: &str, address: SocketAddr) -> Client {
+    pub(crate) fn connect_from(source: &str, address: SocketAddr) -> Client {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -57,7 +57,7 @@ impl Client {
     }
 
     /// Connects to an implicit-TLS listener; the greeting comes after the handshake.
-    pub fn connect_tls(address: SocketAddr, ca: &Path) -> Client {
+    pub(crate) fn connect_tls(address: SocketAddr, ca: &Path) -> Client {
         let tcp = TcpStream::connect(address).expect("connect");
         let mut client = Client::over_tls(tcp, ca);
         client.expect(220);
@@ -92,24 +92,24 @@ impl Client {
 
     /// STARTTLS and the handshake, verifying the server against `ca`; then EHLO again,
     /// as RFC 3207 requires.
-    pub fn starttls(mut self, ca: &Path) -> Client {
+    pub(crate) fn starttls(mut self, ca: &Path) -> Client {
         self.command("STARTTLS", 220);
         let mut client = Client::over_tls(self.tcp, ca);
         client.command("EHLO client.example", 250);
         client
     }
 
-    pub fn send(&mut self, bytes: &str) {
+    pub(crate) fn send(&mut self, bytes: &str) {
         self.send_bytes(bytes.as_bytes());
     }
 
-    pub fn send_bytes(&mut self, bytes: &[u8]) {
+    pub(crate) fn send_bytes(&mut self, bytes: &[u8]) {
         let stream = self.reader.get_mut();
         stream.write_all(bytes).and_then(|()| stream.flush()).expect("send");
     }
 
     /// Reads one reply (None if the server closed the connection).
-    pub fn reply(&mut self) -> Option<Reply> {
+    pub(crate) fn reply(&mut self) -> Option<Reply> {
         let mut lines = Vec::new();
         loop {
             let mut line = String::new();
@@ -126,7 +126,7 @@ impl Client {
     }
 
     /// Reads one reply and checks its code.
-    pub fn expect(&mut self, code: u16) -> Reply {
+    pub(crate) fn expect(&mut self, code: u16) -> Reply {
         let reply = self
             .reply()
             .unwrap_or_else(|| panic!("connection closed, expected {code}"));
@@ -135,19 +135,19 @@ impl Client {
     }
 
     /// Sends a command line and checks the reply's code.
-    pub fn command(&mut self, line: &str, code: u16) -> Reply {
+    pub(crate) fn command(&mut self, line: &str, code: u16) -> Reply {
         self.send(&format!("{line}\r\n"));
         self.expect(code)
     }
 
     /// True once the server has closed the connection (end of stream or reset) within
     /// a few seconds; false if it sends more, or keeps the connection open and silent.
-    pub fn is_closed(&mut self) -> bool {
+    pub(crate) fn is_closed(&mut self) -> bool {
         self.closed_within(CLOSE_TIMEOUT)
     }
 
     /// `is_closed`, waiting at most `limit`.
-    pub fn closed_within(&mut self, limit: Duration) -> bool {
+    pub(crate) fn closed_within(&mut self, limit: Duration) -> bool {
         self.tcp.set_read_timeout(Some(limit)).unwrap();
         let mut byte = [0u8; 1];
         let result = self.reader.read(&mut byte);
@@ -165,7 +165,7 @@ impl Client {
     }
 
     /// AUTH PLAIN with an initial response; returns the reply.
-    pub fn auth_plain(&mut self, user: &str, password: &str) -> Reply {
+    pub(crate) fn auth_plain(&mut self, user: &str, password: &str) -> Reply {
         use base64::Engine;
         let response = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
         self.send(&format!("AUTH PLAIN {response}\r\n"));
@@ -173,7 +173,7 @@ impl Client {
     }
 
     /// EHLO, MAIL, RCPT for each recipient, DATA with `message`: returns the final reply.
-    pub fn mail(&mut self, recipients: &[&str], message: &str) -> Reply {
+    pub(crate) fn mail(&mut self, recipients: &[&str], message: &str) -> Reply {
         self.command("EHLO test.example", 250);
         self.command("MAIL FROM:<sender@example.com>", 250);
         for recipient in recipients {
@@ -187,7 +187,7 @@ impl Client {
 }
 
 /// A small mail with a subject and a body.
-pub fn message(subject: &str, body: &str) -> String {
+pub(crate) fn message(subject: &str, body: &str) -> String {
     format!("From: sender@example.com\r\nTo: sms\r\nSubject: {subject}\r\n\r\n{body}")
 }
 

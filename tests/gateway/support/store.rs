@@ -24,20 +24,20 @@ const ROW: &str = concat!(
      r.notify, r.orcpt FROM requests r JOIN messages m ON m.id = r.message_id"
 );
 
-pub struct Store {
+pub(crate) struct Store {
     path: PathBuf,
 }
 
 impl Store {
     /// The database in a gateway's data directory.
-    pub fn in_data_dir(data: &Path) -> Store {
+    pub(crate) fn in_data_dir(data: &Path) -> Store {
         Store {
             path: data.join("smsgw.db"),
         }
     }
 
     /// The database file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -50,7 +50,7 @@ impl Store {
     }
 
     /// Every request, oldest first, as `queue list --json` gives them.
-    pub fn requests(&self) -> Vec<Value> {
+    pub(crate) fn requests(&self) -> Vec<Value> {
         let connection = self.connect();
         let mut statement = connection.prepare(&format!("{ROW} ORDER BY r.id")).unwrap();
         statement
@@ -61,7 +61,7 @@ impl Store {
     }
 
     /// One request with its parts and history, as `queue show --json` gives it.
-    pub fn request(&self, id: i64) -> Option<Value> {
+    pub(crate) fn request(&self, id: i64) -> Option<Value> {
         let connection = self.connect();
         let detail = connection.query_row(&format!("{ROW} WHERE r.id = ?1"), params![id], |row| {
             let mut detail = summary(row);
@@ -122,7 +122,7 @@ impl Store {
 
     /// The DSNs owed for request `id`, in the order they were queued, each as its
     /// action and its state: "failed pending", "delivered sent", ...
-    pub fn dsns(&self, id: i64) -> Vec<String> {
+    pub(crate) fn dsns(&self, id: i64) -> Vec<String> {
         let connection = self.connect();
         let mut statement = connection
             .prepare("SELECT action || ' ' || state FROM dsns WHERE request_id = ?1 ORDER BY id")
@@ -135,7 +135,7 @@ impl Store {
     }
 
     /// Every mail stored, as received (header and body), oldest first.
-    pub fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         let connection = self.connect();
         let mut statement = connection.prepare("SELECT raw FROM messages ORDER BY id").unwrap();
         statement
@@ -146,7 +146,7 @@ impl Store {
     }
 
     /// The SMS the modems received: (originator, text), oldest first.
-    pub fn inbox(&self) -> Vec<(String, String)> {
+    pub(crate) fn inbox(&self) -> Vec<(String, String)> {
         let connection = self.connect();
         let mut statement = connection
             .prepare("SELECT originator, text FROM inbox ORDER BY id")

@@ -7,7 +7,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Calls `check` until it gives `Ok`, and returns that value; panics with the last
 /// `Err` (what was seen instead) once `limit` has passed.
-pub fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub(crate) fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + limit;
     loop {
         match check() {
