@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Instant;
 
+use smsgw::e164::E164;
 use smsgw::routing::plan::{Instance, Past, Tariff, View, plan};
 
 fn main() {
@@ -44,8 +45,12 @@ fn main() {
         workload_cost: 0.001,
         max_hops: 4,
     };
-    let numbers: Vec<String> = (0..1000)
-        .map(|n| format!("+{}", 33_000_000_000u64 + n * 9_999_991))
+    let numbers: Vec<E164> = (0..1000)
+        .map(|n| {
+            format!("+{}", 33_000_000_000u64 + n * 9_999_991)
+                .parse()
+                .expect("E.164")
+        })
         .collect();
     let trace = vec!["i3".to_string()];
     let started = Instant::now();

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
+use crate::e164::E164;
 use crate::sms::Language;
 use crate::store::Store;
 pub use board::{Board, Health, ModemState};
@@ -74,7 +75,7 @@ impl ModemSpec {
     }
 
     /// Cost of one part to `number` (E.164), by the longest matching prefix.
-    pub(crate) fn tariff_for(&self, number: &str) -> Option<f64> {
+    pub(crate) fn tariff_for(&self, number: &E164) -> Option<f64> {
         self.tariff
             .iter()
             .find(|(prefix, _)| number.starts_with(prefix.as_str()))

@@ -11,7 +11,7 @@ use super::command::Command;
 use super::error::OutboundError;
 use super::mail::{Mail, Server};
 use super::response::Extensions;
-use super::session::Session;
+use super::session::Conversation;
 use super::tls::TlsPolicy;
 use crate::config::OutboundTls;
 
@@ -32,7 +32,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// An open SMTP connection, greeted, past STARTTLS and AUTH: mails go one after the other.
 pub struct Connection {
-    session: Session<Box<dyn Io>>,
+    session: Conversation<Box<dyn Io>>,
     extensions: Extensions,
     /// A transaction failed: RSET before the next one.
     dirty: bool,
@@ -81,7 +81,7 @@ impl Client {
         auth: Option<(&str, &str)>,
         tls_allowed: bool,
     ) -> Result<Connection, NotOpened> {
-        let mut session = Session::new(stream, server.clone(), self.timeout);
+        let mut session = Conversation::new(stream, server.clone(), self.timeout);
         session.greeting().await.map_err(NotOpened::plain)?;
         let extensions = session.ehlo(&self.helo).await.map_err(NotOpened::plain)?;
         let connector = match upgrade(self.tls.mode, extensions.has("STARTTLS"), tls_allowed) {
@@ -106,7 +106,7 @@ impl Client {
                         NotOpened::tls(OutboundError::Temporary(format!("{server}: TLS handshake timed out")))
                     })?
                     .map_err(|e| NotOpened::tls(OutboundError::Temporary(format!("{server}: TLS failed: {e}"))))?;
-                let mut session = Session::new(Box::new(tls) as Box<dyn Io>, server.clone(), self.timeout);
+                let mut session = Conversation::new(Box::new(tls) as Box<dyn Io>, server.clone(), self.timeout);
                 let extensions = session.ehlo(&self.helo).await.map_err(NotOpened::plain)?;
                 (session, extensions)
             }

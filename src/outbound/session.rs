@@ -29,7 +29,7 @@ pub(super) enum Phase {
 
 /// A step that did not go as it should, before it is sorted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Failure {
+pub(super) enum StepFailure {
     /// The server answered, with another kind of reply than the step needs.
     Refused(Response),
     /// No usable answer (I/O error, timeout, closed, not SMTP), with why: the
@@ -40,17 +40,17 @@ pub(super) enum Failure {
 /// What a failure of the step `what` at `phase` means for the mail: permanent only when
 /// the server refuses the mail itself for good; unanswered when only the answer to the
 /// final dot is missing; temporary otherwise.
-pub(super) fn classify(server: &Server, what: &str, phase: Phase, failure: &Failure) -> OutboundError {
+pub(super) fn classify(server: &Server, what: &str, phase: Phase, failure: &StepFailure) -> OutboundError {
     match failure {
-        Failure::Refused(response) => {
+        StepFailure::Refused(response) => {
             let text = format!("{server} answered {response} to {what}");
             match phase {
                 Phase::Mail | Phase::EndOfData if response.is_permanent() => OutboundError::Permanent(text),
                 _ => OutboundError::Temporary(text),
             }
         }
-        Failure::Broken(why) if phase == Phase::EndOfData => OutboundError::Unanswered(format!("{server}: {why}")),
-        Failure::Broken(why) => OutboundError::Temporary(format!("{server}: {why}")),
+        StepFailure::Broken(why) if phase == Phase::EndOfData => OutboundError::Unanswered(format!("{server}: {why}")),
+        StepFailure::Broken(why) => OutboundError::Temporary(format!("{server}: {why}")),
     }
 }
 
@@ -63,7 +63,7 @@ fn phase(command: &Command<'_>) -> Phase {
 }
 
 /// One conversation with one server, on one stream (TCP, TLS, or a test's pipe).
-pub(super) struct Session<S> {
+pub(super) struct Conversation<S> {
     stream: BufStream<S>,
     server: Server,
     timeout: Duration,
@@ -72,10 +72,10 @@ pub(super) struct Session<S> {
     broken: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Conversation<S> {
     /// A conversation with `server` on `stream`; any one read or write may take `timeout`.
-    pub(super) fn new(stream: S, server: Server, timeout: Duration) -> Session<S> {
-        Session {
+    pub(super) fn new(stream: S, server: Server, timeout: Duration) -> Conversation<S> {
+        Conversation {
             stream: BufStream::new(stream),
             server,
             timeout,
@@ -107,7 +107,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.write_command(&ehlo).await?;
         let response = match self.read().await {
             Ok(response) => response,
-            Err(why) => return Err(self.fail(&ehlo.name(), Phase::Connection, Failure::Broken(why))),
+            Err(why) => return Err(self.fail(&ehlo.name(), Phase::Connection, StepFailure::Broken(why))),
         };
         if response.code.severity() == Severity::PositiveCompletion {
             return Ok(Extensions::of(&response));
@@ -139,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .write(&data::dot_stuff(mail.message), Some("sending the message"))
             .await
         {
-            return Err(self.fail("the message", Phase::Mail, Failure::Broken(why)));
+            return Err(self.fail("the message", Phase::Mail, StepFailure::Broken(why)));
         }
         let response = self
             .expect("the message", Phase::EndOfData, Severity::PositiveCompletion)
@@ -161,7 +161,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn write_command(&mut self, command: &Command<'_>) -> Result<(), OutboundError> {
         match self.write(command.line().as_bytes(), None).await {
             Ok(()) => Ok(()),
-            Err(why) => Err(self.fail(&command.name(), phase(command), Failure::Broken(why))),
+            Err(why) => Err(self.fail(&command.name(), phase(command), StepFailure::Broken(why))),
         }
     }
 
@@ -169,23 +169,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn expect(&mut self, what: &str, phase: Phase, expected: Severity) -> Result<Response, OutboundError> {
         match self.read().await {
             Ok(response) if response.code.severity() == expected => Ok(response),
-            Ok(response) => Err(self.fail(what, phase, Failure::Refused(response))),
-            Err(why) => Err(self.fail(what, phase, Failure::Broken(why))),
+            Ok(response) => Err(self.fail(what, phase, StepFailure::Refused(response))),
+            Err(why) => Err(self.fail(what, phase, StepFailure::Broken(why))),
         }
     }
 
     /// Ends the conversation, because `why`: a temporary error.
     pub(super) fn lost(&mut self, why: &str) -> OutboundError {
-        self.fail("", Phase::Connection, Failure::Broken(why.to_string()))
+        self.fail("", Phase::Connection, StepFailure::Broken(why.to_string()))
     }
 
     /// Marks the conversation broken when the failure ends it, and sorts the failure.
-    fn fail(&mut self, what: &str, phase: Phase, failure: Failure) -> OutboundError {
+    fn fail(&mut self, what: &str, phase: Phase, failure: StepFailure) -> OutboundError {
         match &failure {
-            Failure::Broken(_) => self.broken = true,
+            StepFailure::Broken(_) => self.broken = true,
             // The server is closing the connection (RFC 5321 §3.8).
-            Failure::Refused(response) if response.code == Code::CLOSING => self.broken = true,
-            Failure::Refused(_) => {}
+            StepFailure::Refused(response) if response.code == Code::CLOSING => self.broken = true,
+            StepFailure::Refused(_) => {}
         }
         classify(&self.server, what, phase, &failure)
     }

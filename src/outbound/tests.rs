@@ -11,7 +11,7 @@ use super::client::{Client, Connection};
 use super::error::OutboundError;
 use super::mail::{Mail, Server};
 use super::response::{Code, Response};
-use super::session::{Failure, Phase, classify};
+use super::session::{Phase, StepFailure, classify};
 use super::tls::TlsPolicy;
 use crate::config::OutboundTls;
 
@@ -369,12 +369,12 @@ async fn noop_tells_whether_a_kept_connection_is_alive() {
 #[test]
 fn one_classifier_sorts_every_failure() {
     let refused = |code| {
-        Failure::Refused(Response {
+        StepFailure::Refused(Response {
             code: Code::new(code).unwrap(),
             lines: vec!["why".into()],
         })
     };
-    let broken = || Failure::Broken("connection lost".into());
+    let broken = || StepFailure::Broken("connection lost".into());
     let table = [
         (Phase::Connection, refused(554), "Temporary"),
         (Phase::Connection, refused(421), "Temporary"),
@@ -395,8 +395,8 @@ fn one_classifier_sorts_every_failure() {
         };
         assert_eq!(found, kind, "{phase:?} {failure:?}");
         let expected = match failure {
-            Failure::Refused(response) => format!("peer.test:25 answered {} why to DATA", response.code),
-            Failure::Broken(why) => format!("peer.test:25: {why}"),
+            StepFailure::Refused(response) => format!("peer.test:25 answered {} why to DATA", response.code),
+            StepFailure::Broken(why) => format!("peer.test:25: {why}"),
         };
         assert_eq!(text, &expected);
     }

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::e164::E164;
+
 /// One modem's tariff: cost of one SMS part by E.164 prefix.
 #[derive(Debug, Clone, Default)]
 pub struct Tariff {
@@ -151,7 +153,7 @@ pub struct Past<'a> {
 }
 
 /// Ranks the instances that may send to `number` (E.164).
-pub fn plan(number: &str, view: &View, past: Past<'_>) -> Plan {
+pub fn plan(number: &E164, view: &View, past: Past<'_>) -> Plan {
     let mut result = Plan::default();
     // A request may pass through `max_hops` instances: forwarding from here makes one more.
     let may_forward = past.trace.len() + 2 <= view.max_hops;
@@ -173,7 +175,7 @@ pub fn plan(number: &str, view: &View, past: Past<'_>) -> Plan {
 /// The cost at one instance, or why it is skipped. What never changes is asked first
 /// (loop, refusal, tariff, by the last status known even of a peer now down), so that a
 /// request no instance could ever send fails at once instead of waiting.
-fn cost(number: &str, view: &View, instance: &Instance, past: Past<'_>, may_forward: bool) -> Result<Candidate, Skip> {
+fn cost(number: &E164, view: &View, instance: &Instance, past: Past<'_>, may_forward: bool) -> Result<Candidate, Skip> {
     if !instance.local {
         if past.trace.contains(&instance.name) {
             return Err(Skip::InTrace);
@@ -247,6 +249,10 @@ mod tests {
         }
     }
 
+    fn n(text: &str) -> E164 {
+        text.parse().unwrap()
+    }
+
     fn names(plan: &Plan) -> Vec<&str> {
         plan.ranked.iter().map(|c| c.name.as_str()).collect()
     }
@@ -261,9 +267,9 @@ mod tests {
             ("+12025550123", &["fr", "uk"]),
         ];
         for (number, expected) in table {
-            assert_eq!(names(&plan(number, &view, Past::default())), expected, "{number}");
+            assert_eq!(names(&plan(&n(number), &view, Past::default())), expected, "{number}");
         }
-        let fr = &plan("+33477858589", &view, Past::default()).ranked[0];
+        let fr = &plan(&n("+33477858589"), &view, Past::default()).ranked[0];
         assert_eq!((fr.tariff, fr.link, fr.workload), (0.01, 0.01, 0.0));
         assert!((fr.total - 0.02).abs() < 1e-12);
     }
@@ -282,7 +288,7 @@ mod tests {
             workload_cost: 0.0,
             max_hops: 4,
         };
-        assert_eq!(plan("+33477858589", &view, Past::default()).ranked[0].tariff, 0.05);
+        assert_eq!(plan(&n("+33477858589"), &view, Past::default()).ranked[0].tariff, 0.05);
     }
 
     #[test]
@@ -290,10 +296,10 @@ mod tests {
         let mut view = view();
         // fr: 2 modems, 40 waiting: 0.01 + 0.01 + 20 × 0.001 = 0.04, still below de's 0.05.
         view.instances[1].queued = 40;
-        assert_eq!(names(&plan("+33477858589", &view, Past::default()))[0], "fr");
+        assert_eq!(names(&plan(&n("+33477858589"), &view, Past::default()))[0], "fr");
         // 80 waiting: 0.06.
         view.instances[1].queued = 80;
-        let ranked = plan("+33477858589", &view, Past::default()).ranked;
+        let ranked = plan(&n("+33477858589"), &view, Past::default()).ranked;
         assert_eq!(ranked[0].name, "de", "{ranked:?}");
         assert!((ranked[1].workload - 0.04).abs() < 1e-12);
     }
@@ -303,13 +309,13 @@ mod tests {
         let mut view = view();
         view.instances[1].up = false;
         view.instances[2].modems.clear();
-        let plan = plan("+33477858589", &view, Past::default());
+        let plan = plan(&n("+33477858589"), &view, Past::default());
         assert_eq!(names(&plan), ["uk"]);
         let why: Vec<(&str, Skip)> = plan.skipped.iter().map(|s| (s.name.as_str(), s.why)).collect();
         assert_eq!(why, [("fr", Skip::Down), ("de", Skip::NoWorkingModem)]);
         assert!(why.iter().all(|(_, skip)| skip.may_recover()));
         let view = super::tests::view();
-        let plan = super::plan("+12025550123", &view, Past::default());
+        let plan = super::plan(&n("+12025550123"), &view, Past::default());
         assert_eq!(
             plan.skipped,
             [Skipped {
@@ -322,7 +328,7 @@ mod tests {
     #[test]
     fn trace_refusals_tries_and_max_hops() {
         let view = view();
-        let names_of = |past: Past<'_>| names(&plan("+33477858589", &view, past)).join(" ");
+        let names_of = |past: Past<'_>| names(&plan(&n("+33477858589"), &view, past)).join(" ");
         let fr = vec!["fr".to_string()];
         let both = vec!["fr".to_string(), "de".into()];
         assert_eq!(
@@ -349,7 +355,7 @@ mod tests {
         // Three instances passed through, max_hops 4: this is the fourth, it must send.
         let long = vec!["a".to_string(), "b".into(), "c".into()];
         let plan = plan(
-            "+33477858589",
+            &n("+33477858589"),
             &view,
             Past {
                 trace: &long,
@@ -366,18 +372,18 @@ mod tests {
         view.instances[0].modems.clear();
         view.instances[1].up = false;
         view.instances[2].up = false;
-        let french = plan("+33477858589", &view, Past::default());
+        let french = plan(&n("+33477858589"), &view, Past::default());
         assert!(french.ranked.is_empty());
         assert!(french.skipped.iter().any(|s| s.why.may_recover()), "{french:?}");
         // uk's only French modem is down: uk may send it later, so it is not a refusal.
         let mut resting = view.clone();
         resting.instances[0].resting = vec![Tariff::new([("+33", 0.05)])];
-        let skipped = plan("+33477858589", &resting, Past::default()).skipped;
+        let skipped = plan(&n("+33477858589"), &resting, Past::default()).skipped;
         assert_eq!(skipped[0].why, Skip::NoWorkingModem);
         // No instance ever had a tariff for Japan: nothing to wait for.
         view.instances[0].modems = vec![Tariff::new([("+44", 0.02)])];
         view.instances[1].modems = vec![Tariff::new([("+33", 0.01)])];
-        let japanese = plan("+81312345678", &view, Past::default());
+        let japanese = plan(&n("+81312345678"), &view, Past::default());
         let why: Vec<Skip> = japanese.skipped.iter().map(|s| s.why).collect();
         assert_eq!(why, [Skip::NoTariff, Skip::NoTariff, Skip::NoTariff]);
     }
@@ -393,6 +399,9 @@ mod tests {
             workload_cost: 0.0,
             max_hops: 4,
         };
-        assert_eq!(names(&plan("+33477858589", &view, Past::default())), ["a", "b", "c"]);
+        assert_eq!(
+            names(&plan(&n("+33477858589"), &view, Past::default())),
+            ["a", "b", "c"]
+        );
     }
 }

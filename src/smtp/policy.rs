@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::reply::Reply;
 use crate::config::{Config, Network};
+use crate::e164::E164;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -39,7 +40,7 @@ struct Usage {
     /// Times of the requests accepted in the last day, oldest first.
     requests: VecDeque<Instant>,
     /// Numbers sent to in the last day, with the last time.
-    numbers: HashMap<String, Instant>,
+    numbers: HashMap<E164, Instant>,
 }
 
 #[derive(Default)]
@@ -74,7 +75,7 @@ impl Policy {
     }
 
     /// The number policy: deny list first, then the allow list.
-    pub fn check_number(&self, number: &str) -> Result<(), Reply> {
+    pub fn check_number(&self, number: &E164) -> Result<(), Reply> {
         if let Some(prefix) = self.deny_prefixes.iter().find(|p| number.starts_with(p.as_str())) {
             let text = format!("{number}: numbers starting {prefix} are not served");
             return Err(Reply::new(550, "5.7.1", text));
@@ -90,7 +91,7 @@ impl Policy {
     }
 
     /// Counts one request from `who` to `number`, or refuses it past a limit.
-    pub fn take_request(&self, who: &str, number: &str, now: Instant) -> Result<(), Reply> {
+    pub fn take_request(&self, who: &str, number: &E164, now: Instant) -> Result<(), Reply> {
         if self.per_minute == 0 && self.per_day == 0 && self.numbers_per_day == 0 {
             return Ok(());
         }
@@ -122,7 +123,7 @@ impl Policy {
             return refuse(format!("more than {} different numbers in a day", self.numbers_per_day));
         }
         usage.requests.push_back(now);
-        usage.numbers.insert(number.to_string(), now);
+        usage.numbers.insert(number.clone(), now);
         Ok(())
     }
 
@@ -171,6 +172,10 @@ impl Policy {
 mod tests {
     use super::*;
 
+    fn n(text: &str) -> E164 {
+        text.parse().unwrap()
+    }
+
     fn policy(edit: impl FnOnce(&mut Config)) -> Policy {
         let mut config = Config::default();
         edit(&mut config);
@@ -186,36 +191,36 @@ mod tests {
         });
         let start = Instant::now();
         for _ in 0..3 {
-            assert!(policy.take_request("alice", "+33477858589", start).is_ok());
+            assert!(policy.take_request("alice", &n("+33477858589"), start).is_ok());
         }
-        let refused = policy.take_request("alice", "+33477858589", start).unwrap_err();
+        let refused = policy.take_request("alice", &n("+33477858589"), start).unwrap_err();
         assert_eq!((refused.code, refused.status), (450, "4.7.1"));
         assert_eq!(refused.text, "alice: more than 3 requests in a minute, try again later");
         assert!(
-            policy.take_request("bob", "+33477858589", start).is_ok(),
+            policy.take_request("bob", &n("+33477858589"), start).is_ok(),
             "limits are per sender"
         );
         let later = start + MINUTE;
-        assert!(policy.take_request("alice", "+33477858589", later).is_ok());
-        assert!(policy.take_request("alice", "+33477858589", later).is_ok());
-        let refused = policy.take_request("alice", "+33477858589", later).unwrap_err();
+        assert!(policy.take_request("alice", &n("+33477858589"), later).is_ok());
+        assert!(policy.take_request("alice", &n("+33477858589"), later).is_ok());
+        let refused = policy.take_request("alice", &n("+33477858589"), later).unwrap_err();
         assert!(
             refused.text.contains("more than 5 requests in a day"),
             "{}",
             refused.text
         );
-        assert!(policy.take_request("alice", "+33477858589", start + DAY).is_ok());
+        assert!(policy.take_request("alice", &n("+33477858589"), start + DAY).is_ok());
     }
 
     #[test]
     fn requests_given_back_count_no_more() {
         let policy = policy(|c| c.security.per_minute = 2);
         let now = Instant::now();
-        assert!(policy.take_request("alice", "+1", now).is_ok());
-        assert!(policy.take_request("alice", "+1", now).is_ok());
-        assert!(policy.take_request("alice", "+1", now).is_err());
+        assert!(policy.take_request("alice", &n("+10"), now).is_ok());
+        assert!(policy.take_request("alice", &n("+10"), now).is_ok());
+        assert!(policy.take_request("alice", &n("+10"), now).is_err());
         policy.give_back("alice", 1);
-        assert!(policy.take_request("alice", "+1", now).is_ok());
+        assert!(policy.take_request("alice", &n("+10"), now).is_ok());
     }
 
     #[test]
@@ -226,15 +231,15 @@ mod tests {
             c.security.numbers_per_day = 2;
         });
         let now = Instant::now();
-        assert!(policy.take_request("alice", "+1", now).is_ok());
-        assert!(policy.take_request("alice", "+2", now).is_ok());
+        assert!(policy.take_request("alice", &n("+10"), now).is_ok());
+        assert!(policy.take_request("alice", &n("+20"), now).is_ok());
         assert!(
-            policy.take_request("alice", "+1", now).is_ok(),
+            policy.take_request("alice", &n("+10"), now).is_ok(),
             "a number already used is fine"
         );
         assert!(
             policy
-                .take_request("alice", "+3", now)
+                .take_request("alice", &n("+30"), now)
                 .unwrap_err()
                 .text
                 .contains("2 different numbers")
@@ -247,17 +252,17 @@ mod tests {
             c.security.deny_prefixes = vec!["+3389".into()];
             c.security.allow_prefixes = vec!["+33".into(), "+44".into()];
         });
-        assert!(policy.check_number("+33477858589").is_ok());
+        assert!(policy.check_number(&n("+33477858589")).is_ok());
         assert!(
             policy
-                .check_number("+33899123456")
+                .check_number(&n("+33899123456"))
                 .unwrap_err()
                 .text
                 .contains("starting +3389 are not served")
         );
         assert!(
             policy
-                .check_number("+4915112345678")
+                .check_number(&n("+4915112345678"))
                 .unwrap_err()
                 .text
                 .contains("only numbers starting +33, +44")

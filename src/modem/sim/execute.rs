@@ -5,7 +5,7 @@ use super::clock::Now;
 use super::command::{Cnmi, Command};
 use super::modem::Modem;
 use super::storage::Storage;
-use super::types::{Answer, Encoded, Failure, Output, Profile, Response};
+use super::types::{Answer, CommandResult, Encoded, Failure, Output, Profile};
 
 /// `+CME ERROR: 3`, operation not allowed.
 const NOT_ALLOWED: Failure = Failure::Cme(3);
@@ -24,12 +24,12 @@ fn ok() -> Answer {
 
 impl Modem {
     /// Carries out one parsed command: its final answer, or the PDU prompt.
-    pub(super) fn execute(&mut self, command: Command, now: Now) -> Response {
+    pub(super) fn execute(&mut self, command: Command, now: Now) -> CommandResult {
         let answer = match command {
             Command::Send(tpdu_len) => {
                 return match self.prompt(tpdu_len) {
-                    Ok(()) => Response::Prompt(tpdu_len),
-                    Err(failure) => Response::Answer(Err(failure)),
+                    Ok(()) => CommandResult::Prompt(tpdu_len),
+                    Err(failure) => CommandResult::Answer(Err(failure)),
                 };
             }
             Command::Attention => ok(),
@@ -72,7 +72,7 @@ impl Modem {
                 .map(|()| Vec::new()),
             Command::List(stat) => self.unlocked().and_then(|()| self.selected().list(stat)),
         };
-        Response::Answer(answer)
+        CommandResult::Answer(answer)
     }
 
     /// The memory `AT+CPMS` selected for reading.

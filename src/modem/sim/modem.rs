@@ -13,7 +13,7 @@ use super::record::Record;
 use super::report::{self, deliver_parts};
 use super::storage::Storage;
 use super::submit::{self, Submitted};
-use super::types::{DEFAULT_SMSC, Encoded, Failure, Output, Profile, Response};
+use super::types::{CommandResult, DEFAULT_SMSC, Encoded, Failure, Output, Profile};
 use super::{SimConfig, SimError};
 
 /// Longer command lines are cut; what is left fails to parse.
@@ -169,11 +169,11 @@ impl Modem {
         }
         let response = match command::parse(line) {
             Some(command) => self.execute(command, now),
-            None => Response::Answer(Err(Failure::Error)),
+            None => CommandResult::Answer(Err(Failure::Error)),
         };
         match response {
-            Response::Answer(answer) => self.reply(answer, out),
-            Response::Prompt(tpdu_len) => {
+            CommandResult::Answer(answer) => self.reply(answer, out),
+            CommandResult::Prompt(tpdu_len) => {
                 self.input = Input::Pdu {
                     tpdu_len,
                     hex: Vec::new(),

@@ -78,7 +78,7 @@ impl Failure {
 pub(super) type Answer = Result<Vec<String>, Failure>;
 
 /// What a command line leads to.
-pub(super) enum Response {
+pub(super) enum CommandResult {
     /// Its final result, to be written at once.
     Answer(Answer),
     /// `AT+CMGS=<tpdu_len>` prompts for its PDU.
