@@ -176,9 +176,13 @@ fn human_text(report: &DsnContent<'_>, reporter: &ReportingMta<'_>) -> String {
     text
 }
 
-/// A text/plain part: 7bit when ASCII, else base64 (safe through any relay).
+/// RFC 5322 §2.1.1: no line of a message may be longer than this, CRLF excluded.
+const MAX_LINE: usize = 998;
+
+/// A text/plain part: 7bit when ASCII in lines a relay takes, else base64 (an SMS of
+/// 255 parts without a line break is one line of 39,000 characters).
 fn text_part(text: &str) -> String {
-    if text.is_ascii() {
+    if text.is_ascii() && text.lines().all(|line| line.len() <= MAX_LINE) {
         return format!("Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n{text}");
     }
     let encoded = base64::engine::general_purpose::STANDARD.encode(text);
@@ -373,6 +377,19 @@ mod tests {
             };
             assert_eq!(status(&report), expected, "{action:?} {stored:?}");
         }
+    }
+
+    #[test]
+    fn no_line_of_the_dsn_is_longer_than_a_relay_takes() {
+        let long = "x".repeat(255 * 153);
+        let report = DsnContent {
+            text: &long,
+            ..report(Action::Failed)
+        };
+        let dsn = String::from_utf8(build(&report, &REPORTING_MTA)).unwrap();
+        let longest = dsn.split("\r\n").map(str::len).max().unwrap();
+        assert!(longest <= MAX_LINE, "a line of {longest} octets");
+        assert!(dsn.contains("Content-Transfer-Encoding: base64"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 pub use cluster::{ForwardOutcome, ForwardRequest, Route, UnroutedRequest};
 pub use dsn::{DsnAction, DsnOutcome, PendingDsn, ReportWait};
 pub use intake::{NewMail, NewRequest};
-pub use query::{Event, QueueFilter, RequestDetail, RequestRow};
+pub use query::{HistoryLine, QueueFilter, RequestDetail, RequestRow};
 pub use sending::QueuedRequest;
 pub use state::{DsnState, PartStatus, State};
 

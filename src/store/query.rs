@@ -52,7 +52,7 @@ pub struct RequestRow {
 
 /// One line of a request's history.
 #[derive(Debug, Clone, Serialize)]
-pub struct Event {
+pub struct HistoryLine {
     /// When, RFC 3339 UTC.
     pub time: String,
     /// The state it entered, or `dsn` for a line about its DSN.
@@ -86,7 +86,7 @@ pub struct RequestDetail {
     /// The SMS parts handed to modems so far.
     pub sent_parts: Vec<Part>,
     /// The history, oldest first.
-    pub events: Vec<Event>,
+    pub events: Vec<HistoryLine>,
 }
 
 /// One SMS part handed to a modem.
@@ -171,7 +171,7 @@ pub fn show(conn: &Connection, id: i64) -> Result<RequestDetail, StoreError> {
     ))?;
     let events = statement
         .query_map(params![id], |row| {
-            Ok(Event {
+            Ok(HistoryLine {
                 time: row.get(0)?,
                 state: row.get(1)?,
                 detail: row.get(2)?,
