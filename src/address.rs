@@ -1,7 +1,7 @@
 //! Recipient address (`RCPT TO` path) → E.164 number.
 //!
-//! Accepts `<number>@<sms domain>` in the forms listed in DESIGN.md
-//! ("Addresses") and refuses everything else, relay tricks first: smsgw is
+//! Accepts `<number>@<sms domain>` in the forms listed in the README
+//! ("Recipients") and refuses everything else, relay tricks first: smsgw is
 //! never an open relay.
 
 use std::borrow::Cow;
@@ -157,8 +157,8 @@ pub fn parse_recipient(mailbox: &str, rules: &AddressRules) -> Result<Recipient,
     if rules.deny_premium && number.number_type(&DATABASE) == Type::PremiumRate {
         return Err(AddressError::PremiumRate { number: e164 });
     }
-    // libphonenumber's E.164 form of a valid number always passes; refusing is the
-    // answer should it ever not.
+    // libphonenumber's E.164 form of a valid number (at most 3 + 17 digits) always
+    // passes; refusing is the answer should it ever not.
     let number = E164::parse(&e164).map_err(|_| AddressError::InvalidNumber { number: e164 })?;
     Ok(Recipient { number, name })
 }

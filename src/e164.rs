@@ -4,10 +4,12 @@
 use std::fmt;
 use std::ops::Deref;
 
-/// `+`, a country code and subscriber number: 2 to 15 digits, the first not 0.
+/// `+`, a country code and subscriber number: 2 to 20 digits, the first not 0.
 ///
-/// It says nothing about whether the number exists: `address` asks libphonenumber
-/// that once, at `RCPT`. It derefs to `&str` so that text-level code (PDU encoding,
+/// ITU-T E.164 allows 15 digits, but libphonenumber, which `address` asks once at
+/// `RCPT` whether the number exists, takes national numbers of up to 17 digits (some
+/// German ones) behind a country code of up to 3: every number it writes in E.164 form
+/// must pass here, or a stored request could not be read back. It derefs to `&str` so that text-level code (PDU encoding,
 /// tariff prefixes) reads it without a copy.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -15,15 +17,19 @@ pub struct E164(String);
 
 /// Why a text is not an E.164 number.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an E.164 number (+ then 2 to 15 digits, the first not 0)")]
+#[error("{0:?} is not an E.164 number (+ then 2 to 20 digits, the first not 0)")]
 pub struct NotE164(pub String);
+
+/// A country code (up to 3 digits) and libphonenumber's longest national number (17).
+const MAX_DIGITS: usize = 20;
 
 impl E164 {
     /// Checks the form of `text`, which must already be `+<digits>`.
     pub fn parse(text: &str) -> Result<E164, NotE164> {
         let digits = text.strip_prefix('+').unwrap_or("");
-        let well_formed =
-            (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+        let well_formed = (2..=MAX_DIGITS).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
         if well_formed {
             Ok(E164(text.to_owned()))
         } else {
@@ -101,7 +107,9 @@ mod tests {
             ("+447911123456", true),
             ("+12", true),
             ("+123456789012345", true),
-            ("+1234567890123456", false),
+            ("+49301234567890123", true),
+            ("+12345678901234567890", true),
+            ("+123456789012345678901", false),
             ("+1", false),
             ("+0477858589", false),
             ("33477858589", false),

@@ -1,4 +1,4 @@
-//! MIME mail → SMS text (DESIGN.md, "Text of the SMS").
+//! MIME mail → SMS text (README, "Text of the SMS").
 //!
 //! Keeps only what the recipient needs to read on a phone: the subject and/or
 //! the body as configured, without signature, quoted reply or wasted space.

@@ -35,10 +35,7 @@ impl Destination {
     /// `dsn.nameservers` (or the system's resolver).
     pub(super) fn new(dsn: &Dsn) -> Destination {
         match &dsn.smart_host {
-            Some(server) => Destination::SmartHost(Server {
-                host: server.host().to_string(),
-                port: server.port(),
-            }),
+            Some(server) => Destination::SmartHost(server.into()),
             None => Destination::Mx {
                 resolver: resolver(&dsn.nameservers).map(Box::new),
                 port: dsn.mx_port,
@@ -50,7 +47,10 @@ impl Destination {
 impl Sender {
     /// Delivers `message` from the null sender to `to`, trying each server in turn until
     /// one takes it or one refuses it for good (a 5xx to the mail itself: a server that
-    /// refuses the connection leaves the next one to try).
+    /// refuses the connection leaves the next one to try). A server that fell silent
+    /// after the message's final dot may hold it: the attempt ends there instead of
+    /// handing the DSN to the next server at once, and is retried later (the sender may
+    /// then get it twice, as with any mail after a lost answer; never not at all).
     pub(super) async fn deliver(&self, to: &str, message: &[u8]) -> Result<String, OutboundError> {
         let servers = match &self.destination {
             Destination::SmartHost(server) => vec![server.clone()],
@@ -66,7 +66,7 @@ impl Sender {
         for server in &servers {
             match self.client.send(server, &mail).await {
                 Ok(answer) => return Ok(answer),
-                Err(error) if error.is_permanent() => return Err(error),
+                Err(error) if error.is_permanent() || error.is_unanswered() => return Err(error),
                 Err(error) => last = error,
             }
         }

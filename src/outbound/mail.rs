@@ -1,5 +1,7 @@
 //! What is delivered, and where to.
 
+use crate::config::HostPort;
+
 /// A server to deliver to: a host name or address, and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
@@ -7,6 +9,15 @@ pub struct Server {
     pub host: String,
     /// The SMTP port, usually 25.
     pub port: u16,
+}
+
+impl From<&HostPort> for Server {
+    fn from(address: &HostPort) -> Server {
+        Server {
+            host: address.host().to_string(),
+            port: address.port(),
+        }
+    }
 }
 
 impl std::fmt::Display for Server {

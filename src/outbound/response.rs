@@ -20,21 +20,6 @@ pub enum Severity {
     PermanentNegative,
 }
 
-/// The second digit of a reply code: what the reply is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    /// x0z: syntax, or a command not implemented.
-    Syntax,
-    /// x1z: information (HELP, status).
-    Information,
-    /// x2z: the transmission channel (220 greeting, 421 closing).
-    Connections,
-    /// x5z: the mail system (mailbox, policy, storage).
-    MailSystem,
-    /// x3z, x4z and any other digit: not given a meaning by RFC 5321.
-    Unspecified,
-}
-
 /// A reply code, 200 to 599.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Code(u16);
@@ -48,11 +33,6 @@ impl Code {
         (200..600).contains(&value).then_some(Code(value))
     }
 
-    /// The code as a number.
-    pub fn value(self) -> u16 {
-        self.0
-    }
-
     /// Its first digit.
     pub fn severity(self) -> Severity {
         match self.0 / 100 {
@@ -60,17 +40,6 @@ impl Code {
             3 => Severity::PositiveIntermediate,
             4 => Severity::TransientNegative,
             _ => Severity::PermanentNegative,
-        }
-    }
-
-    /// Its second digit.
-    pub fn class(self) -> Class {
-        match self.0 / 10 % 10 {
-            0 => Class::Syntax,
-            1 => Class::Information,
-            2 => Class::Connections,
-            5 => Class::MailSystem,
-            _ => Class::Unspecified,
         }
     }
 }
@@ -91,19 +60,6 @@ pub struct Response {
 }
 
 impl Response {
-    /// 2yz or 3yz: the command went through.
-    pub fn is_positive(&self) -> bool {
-        matches!(
-            self.code.severity(),
-            Severity::PositiveCompletion | Severity::PositiveIntermediate
-        )
-    }
-
-    /// 4yz: refused for now.
-    pub fn is_transient(&self) -> bool {
-        self.code.severity() == Severity::TransientNegative
-    }
-
     /// 5yz: refused for good.
     pub fn is_permanent(&self) -> bool {
         self.code.severity() == Severity::PermanentNegative
@@ -244,51 +200,24 @@ mod tests {
     #[test]
     fn codes_are_typed() {
         let table = [
-            (
-                220,
-                Severity::PositiveCompletion,
-                Class::Connections,
-                true,
-                false,
-                false,
-            ),
-            (250, Severity::PositiveCompletion, Class::MailSystem, true, false, false),
-            (
-                354,
-                Severity::PositiveIntermediate,
-                Class::MailSystem,
-                true,
-                false,
-                false,
-            ),
-            (421, Severity::TransientNegative, Class::Connections, false, true, false),
-            (451, Severity::TransientNegative, Class::MailSystem, false, true, false),
-            (500, Severity::PermanentNegative, Class::Syntax, false, false, true),
-            (530, Severity::PermanentNegative, Class::Unspecified, false, false, true),
-            (550, Severity::PermanentNegative, Class::MailSystem, false, false, true),
-            (
-                214,
-                Severity::PositiveCompletion,
-                Class::Information,
-                true,
-                false,
-                false,
-            ),
+            (220, Severity::PositiveCompletion),
+            (214, Severity::PositiveCompletion),
+            (354, Severity::PositiveIntermediate),
+            (421, Severity::TransientNegative),
+            (451, Severity::TransientNegative),
+            (500, Severity::PermanentNegative),
+            (550, Severity::PermanentNegative),
         ];
-        for (value, severity, class, positive, transient, permanent) in table {
+        for (value, severity) in table {
             let code = Code::new(value).unwrap();
             let response = Response { code, lines: vec![] };
-            assert_eq!((code.severity(), code.class()), (severity, class), "{value}");
-            assert_eq!(
-                (response.is_positive(), response.is_transient(), response.is_permanent()),
-                (positive, transient, permanent),
-                "{value}"
-            );
+            assert_eq!(code.severity(), severity, "{value}");
+            assert_eq!(response.is_permanent(), value >= 500, "{value}");
             assert_eq!(code.to_string(), value.to_string());
         }
         assert_eq!(Code::new(199), None);
         assert_eq!(Code::new(600), None);
-        assert_eq!(Code::CLOSING.value(), 421);
+        assert_eq!(Code::CLOSING, Code::new(421).unwrap());
     }
 
     #[test]

@@ -15,12 +15,12 @@ pub struct Explanation {
     /// Instances that may send it, cheapest first: the first is chosen.
     pub ranked: Vec<Candidate>,
     /// Instances that may not, each with its reason.
-    pub skipped: Vec<Left>,
+    pub skipped: Vec<LeftOut>,
 }
 
 /// An instance the plan left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Left {
+pub struct LeftOut {
     /// The instance's name.
     pub name: String,
     /// Why, in words (the plan's `Skip`, as an operator reads it).
@@ -36,7 +36,7 @@ impl Explanation {
             skipped: plan
                 .skipped
                 .iter()
-                .map(|s| Left {
+                .map(|s| LeftOut {
                     name: s.name.clone(),
                     why: s.why.to_string(),
                 })

@@ -61,6 +61,9 @@ fn accepted_forms() {
         ("+33477858589@SMS", None, "+33477858589", None),
         ("+33477858589@Sms.Example.Com", None, "+33477858589", None),
         ("+33612345678@sms", None, "+33612345678", None),
+        // 17 digits: longer than E.164's 15, and valid to libphonenumber (a German
+        // fixed line), so the gateway takes it and its store reads it back.
+        ("+49301234567890123@sms", None, "+49301234567890123", None),
     ];
     for &(mailbox, region, number, name) in cases {
         let want = Recipient {
