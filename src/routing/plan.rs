@@ -192,7 +192,8 @@ fn cost(number: &E164, view: &View, instance: &Instance, past: Past<'_>, may_for
         .iter()
         .filter_map(|modem| modem.lookup(number))
         .min_by(f64::total_cmp);
-    let known = !instance.modems.is_empty() || !instance.resting.is_empty();
+    // This instance's modems are known from its config, even when it has none.
+    let known = instance.local || !instance.modems.is_empty() || !instance.resting.is_empty();
     let later = instance.resting.iter().any(|modem| modem.lookup(number).is_some());
     let tariff = match working {
         Some(tariff) => tariff,
@@ -460,6 +461,17 @@ mod tests {
             reach(&n("+81312345678"), &[known("x", Some(&catch_all[..]))]),
             Reach::Covered
         );
+    }
+
+    #[test]
+    fn this_instance_without_modems_is_known_to_send_nothing() {
+        let mut view = view();
+        view.instances[0].modems.clear();
+        // No instance has a tariff for Japan: with uk's (no) modems known, nothing to wait for.
+        view.instances[1].modems = vec![Tariff::new([("+33", 0.01)])];
+        let japanese = plan(&n("+81312345678"), &view, Past::default());
+        let why: Vec<Skip> = japanese.skipped.iter().map(|s| s.why).collect();
+        assert_eq!(why, [Skip::NoTariff, Skip::NoTariff, Skip::NoTariff]);
     }
 
     #[test]

@@ -186,6 +186,17 @@ impl Cluster {
         plan::reach(number, &known)
     }
 
+    /// The prefixes of this instance's tariffs: a number starting with none of them can
+    /// only be sent by a peer. `None` when they cover every number (a `"+"` prefix), or
+    /// when this instance has no modem and no peer (it keeps what it accepts).
+    pub fn local_prefixes(&self) -> Option<Vec<String>> {
+        if self.modems.is_empty() && !self.has_peers() {
+            return None;
+        }
+        let prefixes: Vec<String> = self.modems.iter().flat_map(|m| m.tariff.keys().cloned()).collect();
+        (!prefixes.iter().any(|p| p == "+")).then_some(prefixes)
+    }
+
     /// Waits until every peer has been polled once (at most `limit`): routing before
     /// that would take every peer for down.
     pub async fn first_poll(&self, limit: Duration) {

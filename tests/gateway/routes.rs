@@ -1,12 +1,14 @@
 //! Numbers no instance can send to: refused at `RCPT TO` by what is known of every
-//! instance's tariffs.
+//! instance's tariffs, and failed at once when a restart narrows the tariffs under
+//! requests already waiting.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use crate::dsn::parse;
 use crate::support::gateway::{Gateway, event_details};
-use crate::support::sink::unused_address;
+use crate::support::sink::{Sink, unused_address};
 use crate::support::smtp::message;
 use crate::support::wait::eventually;
 
@@ -123,4 +125,35 @@ fn an_instance_without_modems_or_peers_accepts_and_keeps_every_number() {
     let reply = client.mail(&[&format!("{GERMAN}@sms")], &message("kept", "until modems come"));
     assert_eq!(reply.code, 250, "{reply:?}");
     gateway.wait_state(1, "queued");
+}
+
+#[test]
+fn a_request_a_restart_leaves_without_a_route_fails_at_once_with_its_dsn() {
+    let sink = Sink::start(None);
+    // No modem yet: both requests are kept, queued.
+    let mut gateway = Gateway::start(&format!(
+        "[dsn]\nsmart_host = \"{}\"\ntls = \"none\"\nretry_delays_secs = [1]\n",
+        sink.address
+    ));
+    let recipients = [format!("{FRENCH}@sms"), format!("{BRITISH}@sms")];
+    let recipients: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    assert_eq!(gateway.client().mail(&recipients, &message("later", "text")).code, 250);
+    gateway.wait_all(&["queued"]);
+    // Restarted with a modem that sends British numbers only.
+    gateway.kill();
+    let mut config = std::fs::read_to_string(&gateway.config).unwrap();
+    config.push_str(&format!("\n{}", modem("{ \"+44\" = 0.02 }")));
+    std::fs::write(&gateway.config, config).unwrap();
+    gateway.restart();
+    let french = gateway.wait_state(1, "failed");
+    assert_eq!(french["status"], "5.4.4");
+    assert_eq!(
+        french["reason"],
+        format!("no route to {FRENCH}: no modem of smsgw has a tariff for it")
+    );
+    gateway.wait_state(2, "delivered");
+    let dsn = parse(&sink.wait_for(1)[0]);
+    assert_eq!(dsn.recipient_fields["Action"], "failed", "{dsn:#?}");
+    assert_eq!(dsn.recipient_fields["Status"], "5.4.4", "{dsn:#?}");
+    assert!(dsn.recipient_fields["Final-Recipient"].contains(FRENCH), "{dsn:#?}");
 }
