@@ -60,16 +60,16 @@ where
 {
     let (tx, rx) = oneshot::channel();
     let job: Work = Box::new(move |conn| {
-        let result = match conn {
-            Some(conn) => in_savepoint(conn, work),
-            None => Err(StoreError::Closed),
-        };
-        Box::new(move |commit_error| {
+        // `None`: no transaction could be begun, and the work did not run.
+        let result = conn.map(|conn| in_savepoint(conn, work));
+        Box::new(move |batch_error| {
             // A job's own error stands (it wrote nothing); its success only if the
             // batch committed.
-            let result = match (result, commit_error) {
-                (Ok(_), Some(e)) => Err(StoreError::Commit(e.to_string())),
-                (result, _) => result,
+            let result = match (result, batch_error) {
+                (Some(Err(e)), _) => Err(e),
+                (_, Some(e)) => Err(StoreError::Commit(e.to_string())),
+                (Some(Ok(value)), None) => Ok(value),
+                (None, None) => Err(StoreError::Closed),
             };
             // The caller may have gone away (connection dropped); the rows stay.
             let _ = tx.send(result);
