@@ -95,7 +95,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     if let Some(listener) = http {
         tracing::info!(address = %listener.local_addr()?, "HTTP listening");
         let sources = Arc::new(http::Sources {
-            cluster,
+            cluster: cluster.clone(),
             database: config.database_path(),
             board: board.clone(),
         });
@@ -117,7 +117,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             tracing::info!(%address, "SMTP listening");
         }
     }
-    smtp::serve(listeners, &config, credentials, store, shutdown.clone()).await;
+    let routes: smtp::policy::Routes = Arc::new(move |number| match cluster.reach(number) {
+        routing::plan::Reach::Nowhere(why) => Some(why),
+        routing::plan::Reach::Covered | routing::plan::Reach::Unknown => None,
+    });
+    smtp::serve(listeners, &config, credentials, store, routes, shutdown.clone()).await;
     // Intake is closed; the other stages stop at the same signal and finish what they hold.
     while stages.join_next().await.is_some() {}
     tracing::info!("stopped");

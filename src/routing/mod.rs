@@ -1,25 +1,32 @@
 //! Routing: decides where each received request is sent. Alone (no `[[peer]]`), this
 //! instance's modems are the only route: `received → queued`, set-wise. In a cluster,
 //! each request gets a [`plan`] over the [`view`], and goes to the cheapest instance.
+//!
+//! A request waiting for a route or a modem whose number no instance can send to (the
+//! tariffs were narrowed since it was accepted) fails at once with `5.4.4`: looked for at
+//! start, once the peers have been polled, and again every minute.
 
 pub mod explain;
 pub mod plan;
 pub mod view;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::stage;
-use crate::store::{Route, Store, StoreError, now_ms};
-use plan::Plan;
+use crate::store::{Route, State, Store, StoreError, now_ms};
+use plan::{Plan, Reach};
 use view::Cluster;
 
 /// Looks again this often even without a wake-up (a safety net, not the mechanism).
 const SWEEP: Duration = Duration::from_secs(1);
 /// Requests planned per round.
 const BATCH: usize = 256;
+/// How often waiting requests are checked again for a number no instance can send to
+/// (one that a modem stage gave back to the queue after the check at start, say).
+const UNROUTABLE_CHECK: Duration = Duration::from_secs(60);
 
 /// Routes until `shutdown`; requests with no instance able to send them now are looked
 /// at again after `retry`.
@@ -27,7 +34,14 @@ pub async fn run(cluster: Arc<Cluster>, store: Store, retry: Duration, shutdown:
     if cluster.has_peers() {
         cluster.first_poll(retry).await;
     }
+    let mut next_check = Instant::now();
     loop {
+        if Instant::now() >= next_check {
+            next_check = Instant::now() + UNROUTABLE_CHECK;
+            if let Err(error) = fail_unroutable(&cluster, &store).await {
+                tracing::error!(%error, "routing cannot check the queue for unroutable numbers");
+            }
+        }
         let full = match round(&cluster, &store, retry).await {
             Ok(full) => full,
             Err(error) => {
@@ -42,6 +56,40 @@ pub async fn run(cluster: Arc<Cluster>, store: Store, retry: Duration, shutdown:
             return;
         }
     }
+}
+
+/// Fails the requests waiting (`received`, `queued`) for a number no instance can send
+/// to, by this instance's tariffs and its peers' last known ones; returns how many.
+/// Nothing to do when this instance's tariffs cover every number.
+async fn fail_unroutable(cluster: &Cluster, store: &Store) -> Result<usize, StoreError> {
+    let Some(prefixes) = cluster.local_prefixes() else {
+        return Ok(0);
+    };
+    let unroutable: Vec<(i64, String)> = store
+        .waiting_outside(prefixes)
+        .await?
+        .into_iter()
+        .filter_map(|(id, number)| match cluster.reach(&number) {
+            Reach::Nowhere(reason) => Some((id, reason)),
+            Reach::Covered | Reach::Unknown => None,
+        })
+        .collect();
+    // At once, so that the writer commits them in a few batches, not one by one.
+    for chunk in unroutable.chunks(BATCH) {
+        let mut failing = tokio::task::JoinSet::new();
+        for (id, reason) in chunk.iter().cloned() {
+            tracing::info!(request = id, %reason, "request unroutable: failed");
+            let store = store.clone();
+            failing.spawn(async move { store.fail(id, State::Failed, "5.4.4", reason).await });
+        }
+        while let Some(done) = failing.join_next().await {
+            match done {
+                Ok(result) => result?,
+                Err(error) => tracing::error!(%error, "failing an unroutable request panicked"),
+            }
+        }
+    }
+    Ok(unroutable.len())
 }
 
 /// One round; true if there may be more to route at once.

@@ -192,7 +192,8 @@ fn cost(number: &E164, view: &View, instance: &Instance, past: Past<'_>, may_for
         .iter()
         .filter_map(|modem| modem.lookup(number))
         .min_by(f64::total_cmp);
-    let known = !instance.modems.is_empty() || !instance.resting.is_empty();
+    // This instance's modems are known from its config, even when it has none.
+    let known = instance.local || !instance.modems.is_empty() || !instance.resting.is_empty();
     let later = instance.resting.iter().any(|modem| modem.lookup(number).is_some());
     let tariff = match working {
         Some(tariff) => tariff,
@@ -218,6 +219,49 @@ fn cost(number: &E164, view: &View, instance: &Instance, past: Past<'_>, may_for
         workload,
         total: tariff + link + workload,
     })
+}
+
+/// Whether any instance could ever send to a number, by what is known of its modems'
+/// tariffs (working or not): what `RCPT TO` asks before accepting a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// A modem of some instance has a tariff for it.
+    Covered,
+    /// None known has, but an instance's tariffs are not known yet (a peer not polled,
+    /// or that never answered): it may.
+    Unknown,
+    /// No modem of any instance has a tariff for it: why, naming the instances.
+    Nowhere(String),
+}
+
+/// What is known of one instance's tariffs, for [`reach`].
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    /// The instance's name.
+    pub name: &'a str,
+    /// The tariffs of all its modems, working or not; `None` while nothing is known of
+    /// it.
+    pub tariffs: Option<&'a [Tariff]>,
+}
+
+/// Whether any of `instances` could ever send to `number`.
+pub fn reach(number: &E164, instances: &[Known<'_>]) -> Reach {
+    let covers = |known: &Known<'_>| {
+        known
+            .tariffs
+            .is_some_and(|tariffs| tariffs.iter().any(|t| t.lookup(number).is_some()))
+    };
+    if instances.iter().any(covers) {
+        return Reach::Covered;
+    }
+    if instances.iter().any(|known| known.tariffs.is_none()) {
+        return Reach::Unknown;
+    }
+    let names: Vec<&str> = instances.iter().map(|known| known.name).collect();
+    Reach::Nowhere(format!(
+        "no route to {number}: no modem of {} has a tariff for it",
+        names.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -382,6 +426,48 @@ mod tests {
         assert_eq!(skipped[0].why, Skip::NoWorkingModem);
         // No instance ever had a tariff for Japan: nothing to wait for.
         view.instances[0].modems = vec![Tariff::new([("+44", 0.02)])];
+        view.instances[1].modems = vec![Tariff::new([("+33", 0.01)])];
+        let japanese = plan(&n("+81312345678"), &view, Past::default());
+        let why: Vec<Skip> = japanese.skipped.iter().map(|s| s.why).collect();
+        assert_eq!(why, [Skip::NoTariff, Skip::NoTariff, Skip::NoTariff]);
+    }
+
+    #[test]
+    fn a_number_is_reached_if_any_modem_known_has_a_tariff_for_it() {
+        let tariffs = |modems: &[&[(&str, f64)]]| -> Vec<Tariff> {
+            modems.iter().map(|m| Tariff::new(m.iter().copied())).collect()
+        };
+        let (uk_modems, fr_modems) = (
+            tariffs(&[&[("+44", 0.02)], &[("+447", 0.01)]]),
+            tariffs(&[&[("+33", 0.01)]]),
+        );
+        let catch_all = tariffs(&[&[("+", 0.1)]]);
+        let known = |name, tariffs| Known { name, tariffs };
+        let uk = known("uk", Some(&uk_modems[..]));
+        let fr = known("fr", Some(&fr_modems[..]));
+        let none = known("de", Some(&[][..]));
+        let unpolled = known("it", None);
+        assert_eq!(reach(&n("+447911123456"), &[uk]), Reach::Covered);
+        assert_eq!(reach(&n("+33477858589"), &[uk, fr, none]), Reach::Covered);
+        assert_eq!(
+            reach(&n("+4915112345678"), &[uk, fr, none]),
+            Reach::Nowhere("no route to +4915112345678: no modem of uk, fr, de has a tariff for it".into())
+        );
+        // A peer whose tariffs are not known yet may have one.
+        assert_eq!(reach(&n("+4915112345678"), &[uk, unpolled]), Reach::Unknown);
+        assert_eq!(reach(&n("+447911123456"), &[unpolled, uk]), Reach::Covered);
+        // The catch-all prefix covers every number.
+        assert_eq!(
+            reach(&n("+81312345678"), &[known("x", Some(&catch_all[..]))]),
+            Reach::Covered
+        );
+    }
+
+    #[test]
+    fn this_instance_without_modems_is_known_to_send_nothing() {
+        let mut view = view();
+        view.instances[0].modems.clear();
+        // No instance has a tariff for Japan: with uk's (no) modems known, nothing to wait for.
         view.instances[1].modems = vec![Tariff::new([("+33", 0.01)])];
         let japanese = plan(&n("+81312345678"), &view, Past::default());
         let why: Vec<Skip> = japanese.skipped.iter().map(|s| s.why).collect();

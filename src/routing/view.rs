@@ -10,8 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::plan::{Instance, Tariff, View};
+use super::plan::{self, Instance, Known, Reach, Tariff, View};
 use crate::config::{self, Config, HttpUrl};
+use crate::e164::E164;
 use crate::modem::{Board, ModemState};
 use crate::store::{State, Store, StoreError};
 use crate::utc::Utc;
@@ -92,12 +93,17 @@ pub struct PeerView {
     pub status: Option<Status>,
     /// Why the last poll failed.
     pub error: Option<String>,
+    /// The tariffs of all its modems, working or not, by the status kept.
+    #[serde(skip)]
+    tariffs: Option<Vec<Tariff>>,
 }
 
 /// What routing knows: this instance, live, and its peers as polled.
 pub struct Cluster {
     name: String,
     modems: Vec<config::Modem>,
+    /// The tariffs of this instance's modems, from its config.
+    tariffs: Vec<Tariff>,
     board: Arc<Board>,
     store: Store,
     workload_cost: f64,
@@ -120,11 +126,17 @@ impl Cluster {
                 polled: false,
                 status: None,
                 error: Some("not polled yet".into()),
+                tariffs: None,
             })
             .collect();
         Cluster {
             name: config.instance.name.clone(),
             modems: config.modem.clone(),
+            tariffs: config
+                .modem
+                .iter()
+                .map(|m| Tariff::new(m.tariff.iter().map(|(p, c)| (p.as_str(), *c))))
+                .collect(),
             board,
             store,
             workload_cost: config.routing.workload_cost,
@@ -151,6 +163,38 @@ impl Cluster {
     /// Whether `name` was polled and did not answer.
     pub fn is_down(&self, name: &str) -> bool {
         self.read().iter().any(|p| p.name == name && p.polled && !p.up)
+    }
+
+    /// Whether any instance could ever send to `number`: this instance by its configured
+    /// modems' tariffs, each peer by those of its last known status (even while it is
+    /// down). A peer whose status is not known yet makes the answer unknown; so does an
+    /// instance with no modem and no peer, which keeps what it accepts until modems are
+    /// configured.
+    pub fn reach(&self, number: &E164) -> Reach {
+        let peers = self.read();
+        if self.modems.is_empty() && peers.is_empty() {
+            return Reach::Unknown;
+        }
+        let mut known = vec![Known {
+            name: &self.name,
+            tariffs: Some(&self.tariffs),
+        }];
+        known.extend(peers.iter().map(|peer| Known {
+            name: &peer.name,
+            tariffs: peer.tariffs.as_deref(),
+        }));
+        plan::reach(number, &known)
+    }
+
+    /// The prefixes of this instance's tariffs: a number starting with none of them can
+    /// only be sent by a peer. `None` when they cover every number (a `"+"` prefix), or
+    /// when this instance has no modem and no peer (it keeps what it accepts).
+    pub fn local_prefixes(&self) -> Option<Vec<String>> {
+        if self.modems.is_empty() && !self.has_peers() {
+            return None;
+        }
+        let prefixes: Vec<String> = self.modems.iter().flat_map(|m| m.tariff.keys().cloned()).collect();
+        (!prefixes.iter().any(|p| p == "+")).then_some(prefixes)
     }
 
     /// Waits until every peer has been polled once (at most `limit`): routing before
@@ -243,6 +287,8 @@ impl Cluster {
             Ok(status) if status.name == peer.name => {
                 peer.up = true;
                 peer.error = None;
+                let instance = status.instance(false, peer.link_cost);
+                peer.tariffs = Some(instance.modems.into_iter().chain(instance.resting).collect());
                 peer.status = Some(status);
             }
             Ok(status) => {

@@ -28,7 +28,7 @@ use crate::compose::ComposeMode;
 use crate::config::{Config, OnTooLong};
 use crate::sms::Language;
 use crate::store::Store;
-use policy::Policy;
+use policy::{Policy, Routes};
 use reply::Reply;
 pub use session::Session;
 pub use state::Step;
@@ -133,17 +133,19 @@ pub async fn bind_all(config: &Config) -> std::io::Result<Vec<Listener>> {
 }
 
 /// Serves the listeners until `shutdown`, then lets sessions finish for `grace`.
-/// SIGHUP reloads the TLS certificate and the users file.
+/// SIGHUP reloads the TLS certificate and the users file. `routes` says at `RCPT TO`
+/// which numbers no instance can send to.
 pub async fn serve(
     listeners: Vec<Listener>,
     config: &Config,
     credentials: Credentials,
     store: Store,
+    routes: Routes,
     shutdown: CancellationToken,
 ) {
     let shared = Arc::new(Shared {
         settings: Arc::new(Settings::from_config(config)),
-        policy: Arc::new(Policy::from_config(config)),
+        policy: Arc::new(Policy::from_config(config).with_routes(routes)),
         credentials,
         store,
         slots: Arc::new(Semaphore::new(config.smtp.max_connections)),

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::reply::Reply;
@@ -15,9 +15,16 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Senders remembered before idle ones are dropped.
 const PRUNE_AT: usize = 10_000;
 
+/// Asked at `RCPT TO` whether any instance could ever send to a number: `Some(why
+/// not)` when none can by what is known of the tariffs, `None` when one can or it is
+/// not known yet. Given by whoever starts the listeners (the routing stage's view).
+pub type Routes = Arc<dyn Fn(&E164) -> Option<String> + Send + Sync>;
+
 /// The `[security]` rules and the abuse counters, shared by every session of every
 /// listener.
 pub struct Policy {
+    /// Whether a number can be routed at all; `None`: every number can.
+    routes: Option<Routes>,
     trusted: Vec<Network>,
     /// Refuse MAIL and AUTH before STARTTLS, except from loopback.
     pub require_tls: bool,
@@ -54,6 +61,7 @@ impl Policy {
     pub fn from_config(config: &Config) -> Policy {
         let security = &config.security;
         Policy {
+            routes: None,
             trusted: security.trusted_networks.clone(),
             require_tls: security.require_tls,
             allow_plaintext_auth: security.allow_plaintext_auth,
@@ -66,6 +74,23 @@ impl Policy {
             lockout: Duration::from_secs(security.lockout_secs),
             usage: Mutex::default(),
             failures: Mutex::default(),
+        }
+    }
+
+    /// This policy, refusing the numbers `routes` says no instance can send to.
+    pub fn with_routes(self, routes: Routes) -> Policy {
+        Policy {
+            routes: Some(routes),
+            ..self
+        }
+    }
+
+    /// Refuses a number no instance could ever send to (`550 5.4.4`, RFC 3463: no
+    /// route), rather than keeping it until it expires.
+    pub fn check_route(&self, number: &E164) -> Result<(), Reply> {
+        match self.routes.as_ref().and_then(|routes| routes(number)) {
+            Some(why) => Err(Reply::new(550, "5.4.4", capitalised(&why))),
+            None => Ok(()),
         }
     }
 
@@ -168,6 +193,14 @@ impl Policy {
     }
 }
 
+/// `text` with its first letter upper case, as a reply's words begin.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +243,26 @@ mod tests {
             refused.text
         );
         assert!(policy.take_request("alice", &n("+33477858589"), start + DAY).is_ok());
+    }
+
+    #[test]
+    fn a_number_no_instance_can_send_to_is_refused_with_no_route() {
+        let open = policy(|_| {});
+        assert!(
+            open.check_route(&n("+4915112345678")).is_ok(),
+            "without routes, every number"
+        );
+        let routes: Routes = Arc::new(|number: &E164| {
+            (!number.starts_with("+44")).then(|| format!("no route to {number}: no modem of uk has a tariff for it"))
+        });
+        let policy = policy(|_| {}).with_routes(routes);
+        assert!(policy.check_route(&n("+447911123456")).is_ok());
+        let refused = policy.check_route(&n("+4915112345678")).unwrap_err();
+        assert_eq!((refused.code, refused.status), (550, "5.4.4"));
+        assert_eq!(
+            refused.text,
+            "No route to +4915112345678: no modem of uk has a tariff for it"
+        );
     }
 
     #[test]

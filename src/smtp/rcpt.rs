@@ -10,8 +10,9 @@ use crate::address::parse_recipient;
 use crate::store::NewRequest;
 
 impl Session {
-    /// The answer to RCPT TO: the address is read as a number, checked by the policy and
-    /// counted against the sender's limits (not for peers), then added to the transaction.
+    /// The answer to RCPT TO: the address is read as a number, checked by the policy,
+    /// refused if no instance can send to it, and counted against the sender's limits
+    /// (not for peers), then added to the transaction.
     pub(super) fn rcpt(&mut self, to: RcptTo<String>) -> Reply {
         let who = self.sender_key();
         let peer = self.is_peer();
@@ -44,10 +45,14 @@ impl Session {
                 format!("{} is already a recipient: it gets one SMS", recipient.number),
             );
         }
-        let allowed = self.policy.check_number(&recipient.number).and_then(|()| match peer {
-            true => Ok(()),
-            false => self.policy.take_request(&who, &recipient.number, Instant::now()),
-        });
+        let allowed = self
+            .policy
+            .check_number(&recipient.number)
+            .and_then(|()| self.policy.check_route(&recipient.number))
+            .and_then(|()| match peer {
+                true => Ok(()),
+                false => self.policy.take_request(&who, &recipient.number, Instant::now()),
+            });
         if let Err(reply) = allowed {
             tracing::info!(client = %self.client, rcpt = %to.address, reason = %reply.text, "recipient refused");
             return reply;

@@ -6,7 +6,8 @@
 //! through one writer thread that batches them ([`writer`]), so the fsync that makes a
 //! `250` true is shared by every session committing at that moment.
 //!
-//! Files by job: [`intake`] (mail in), [`cluster`] (routing and forwarding),
+//! Files by job: [`intake`] (mail in), [`cluster`] (routing and forwarding), [`reach`]
+//! (requests a narrower tariff leaves without a route),
 //! [`sending`] (modems: leases, parts, reports, recovery), [`lifecycle`] (the moves
 //! all share, expiry, the operator's retry), [`dsn`] (what senders are owed),
 //! [`inbox`] (SMS received), [`query`] (the CLI's reads), [`state`] (the names).
@@ -17,6 +18,7 @@ mod inbox;
 mod intake;
 mod lifecycle;
 pub mod query;
+mod reach;
 mod sending;
 mod state;
 #[cfg(test)]

@@ -31,6 +31,8 @@ struct Node {
     routing: &'static str,
     /// Whole sections added to its config.
     sections: String,
+    /// Lines added to its `[security]` section (which holds its peers' users file).
+    security: &'static str,
     /// Runs with the abuse limits of a production config, not without any.
     production_limits: bool,
 }
@@ -43,6 +45,7 @@ fn node(name: &'static str, tariff: &'static str) -> Node {
         poll_secs: 1,
         routing: "",
         sections: String::new(),
+        security: "",
         production_limits: false,
     }
 }
@@ -83,10 +86,17 @@ impl Cluster {
             let config = format!(
                 "[smtp]\nlisten = [\"{}\"]\n\n[http]\nlisten = \"{}\"\n\n\
                  [routing]\npoll_secs = {}\nretry_delays_secs = [1]\n{}\n\n\
-                 [security]\nusers_file = {users_file:?}\n\n\
+                 [security]\nusers_file = {users_file:?}\n{}\n\n\
                  [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {}\n\
                  sim = {{ latency_ms = {}, report_delay_ms = 20 }}\n\n{peers}\n{}",
-                smtp[index], http[index], node.poll_secs, node.routing, node.tariff, node.latency_ms, node.sections
+                smtp[index],
+                http[index],
+                node.poll_secs,
+                node.routing,
+                node.security,
+                node.tariff,
+                node.latency_ms,
+                node.sections
             );
             let mut options = Gateway::options(&config).name(node.name);
             if node.production_limits {
@@ -506,25 +516,50 @@ fn an_instance_killed_while_forwarding_loses_nothing_and_its_peer_sends_nothing_
 }
 
 #[test]
-fn a_number_no_instance_has_a_tariff_for_fails_at_once_saying_why() {
+fn a_number_no_instance_has_a_tariff_for_is_refused_at_rcpt_saying_why() {
     let mut nodes = uk_fr_de();
     nodes.truncate(2);
     nodes[0].tariff = "{ \"+44\" = 0.02 }";
     nodes[1].tariff = "{ \"+33\" = 0.01 }";
     let cluster = Cluster::start(nodes);
     let uk = &cluster.gateways[0];
-    send(uk, GERMAN);
+    let mut client = uk.client();
+    client.command("EHLO mta.example", 250);
+    client.command("MAIL FROM:<sender@example.com>", 250);
+    let refused = client.command(&format!("RCPT TO:<{GERMAN}@sms>"), 550);
+    let text = refused.text();
+    assert!(
+        text.contains("5.4.4") && text.contains(GERMAN) && text.contains("uk") && text.contains("fr"),
+        "{text}"
+    );
+    client.command("QUIT", 221);
+    assert!(uk.queue().is_empty());
+}
+
+#[test]
+fn a_request_a_peer_refused_fails_saying_why_and_the_operator_s_retry_routes_it_afresh() {
+    let mut nodes = uk_fr_de();
+    nodes.truncate(2);
+    nodes[0].tariff = "{ \"+44\" = 0.02 }";
+    nodes[1].tariff = "{ \"+33\" = 0.01 }";
+    // fr's tariff covers the number, so uk accepts it; fr's own policy refuses it.
+    nodes[1].security = "deny_prefixes = [\"+3347\"]";
+    let cluster = Cluster::start(nodes);
+    let uk = &cluster.gateways[0];
+    send(uk, FRENCH);
     let detail = uk.wait_state(1, "failed");
     assert_eq!(detail["status"], "5.4.4");
     let reason = detail["reason"].as_str().unwrap();
     assert!(
-        reason.contains("uk: no tariff for this number") && reason.contains("fr: no tariff for this number"),
+        reason.contains("uk: no tariff for this number") && reason.contains("fr"),
         "{reason}"
     );
-    // Retried by the operator, it is routed afresh (and fails the same way: no tariff yet).
+    // Retried by the operator, it is routed afresh: fr is tried again (and refuses again).
     assert!(uk.cli_ok(&["queue", "retry", "1"]).contains("queued again"));
     let again = uk.wait_state(1, "failed");
-    assert!(event_details(&again).contains("retried by the operator"));
+    let story = event_details(&again);
+    assert!(story.contains("retried by the operator"), "{story}");
+    assert_eq!(story.matches("fr refused it").count(), 2, "{story}");
 }
 
 #[test]

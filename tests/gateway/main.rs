@@ -12,6 +12,7 @@ mod faults;
 mod modems;
 mod pdu_crosscheck;
 mod recipients;
+mod routes;
 mod security;
 mod sim;
 mod support;

@@ -93,3 +93,39 @@ fn refused_recipients_do_not_end_the_session() {
     client.send("Subject: some got through\r\n\r\nok\r\n.\r\n");
     client.expect(250);
 }
+
+#[test]
+fn a_number_no_modem_has_a_tariff_for_is_refused_with_no_route() {
+    let gateway = Gateway::start(
+        "[[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = { \"+44\" = 0.03 }\n\n\
+         [[modem]]\nname = \"sim1\"\nport = \"sim\"\ntariff = { \"+4477\" = 0.01 }\n",
+    );
+    let mut client = gateway.client();
+    client.command("EHLO client.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    client.command("RCPT TO:<+447911123456@sms>", 250);
+    let reply = client.command("RCPT TO:<+33477858589@sms>", 550);
+    assert_eq!(
+        reply.text(),
+        "5.4.4 No route to +33477858589: no modem of smsgw has a tariff for it"
+    );
+    client.command("DATA", 354);
+    client.send("Subject: British only\r\n\r\nhello\r\n.\r\n");
+    client.expect(250);
+    let queue = gateway.queue();
+    assert_eq!(queue.len(), 1, "{queue:#?}");
+    assert_eq!(queue[0]["number"], "+447911123456");
+    let log = gateway.wait_for_log("+33477858589@sms");
+    assert!(log.contains("refused"), "{log}");
+}
+
+#[test]
+fn a_modem_without_a_tariff_sends_to_every_number() {
+    let gateway = Gateway::start("[[modem]]\nname = \"sim0\"\nport = \"sim\"\n");
+    let mut client = gateway.client();
+    client.command("EHLO client.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    for number in ["+33477858589", "+4915112345678", "+81312345678"] {
+        client.command(&format!("RCPT TO:<{number}@sms>"), 250);
+    }
+}
