@@ -1,4 +1,4 @@
-//! The least-cost plan (DESIGN.md, "Least-cost routing"): a pure function of the number,
+//! The least-cost plan (README, "Cluster"): a pure function of the number,
 //! the cluster view and the request's trace.
 //!
 //! cost(S→X, N) = tariff(X, N) + link_cost(S, X) + workload(X), where tariff is the

@@ -1,4 +1,4 @@
-//! RCPT TO: every address form of DESIGN.md, and precise refusals.
+//! RCPT TO: every address form of the README ("Recipients"), and precise refusals.
 
 use crate::support::gateway::Gateway;
 
