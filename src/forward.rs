@@ -113,8 +113,10 @@ impl Forwarder {
             // Several connections to one peer: its commits are shared between sessions,
             // so they go through together instead of one fsync after the other.
             let size = jobs.len().div_ceil(CONNECTIONS_PER_PEER).max(1);
-            for share in jobs.chunks(size) {
-                let (forwarder, store, peer, share) = (self.clone(), store.clone(), peer.clone(), share.to_vec());
+            let mut jobs = jobs.into_iter().peekable();
+            while jobs.peek().is_some() {
+                let share: Vec<ForwardRequest> = jobs.by_ref().take(size).collect();
+                let (forwarder, store, peer) = (self.clone(), store.clone(), peer.clone());
                 tasks.spawn(async move { forwarder.to_peer(&store, &peer, share).await });
             }
         }
@@ -350,7 +352,7 @@ mod tests {
             sender: "alice@example.com".into(),
             envid: Some("QQ 1".into()),
             ret: Some("HDRS".into()),
-            raw: Vec::new(),
+            raw: Vec::new().into(),
             origin: None,
             trace: Vec::new(),
         };

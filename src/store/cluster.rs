@@ -2,6 +2,9 @@
 //! or to a peer; a forwarded one is handed over, retried, or routed again without the
 //! peer that failed it.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use rusqlite::{Connection, params};
 
 use super::lifecycle::{fail, transition};
@@ -236,24 +239,39 @@ pub struct ForwardRequest {
     pub envid: Option<String>,
     /// RFC 3461 `RET`, passed on.
     pub ret: Option<String>,
-    /// The mail as received.
-    pub raw: Vec<u8>,
+    /// The mail as received, read once and shared by every request of the mail in a
+    /// batch: a mail to 100 numbers is held once, not 100 times.
+    pub raw: Arc<[u8]>,
     /// Where it was first accepted ("<instance>/<id>"), if not here.
     pub origin: Option<String>,
     /// The instances it passed through before this one.
     pub trace: Vec<String>,
 }
 
-/// Forwarding requests that are due, oldest first.
+/// Forwarding requests that are due, oldest first; each mail is read once however many
+/// of its requests are due.
 pub(super) fn due_for_forwarding(conn: &Connection, now: i64, limit: usize) -> Result<Vec<ForwardRequest>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT r.id, r.route, r.attempts, r.number, r.recipient, r.notify, r.orcpt,
-                m.sender, m.envid, m.ret, m.raw, m.origin, m.trace
+                m.sender, m.envid, m.ret, m.id, m.origin, m.trace
          FROM requests r JOIN messages m ON m.id = r.message_id
          WHERE r.state = ?3 AND (r.next_attempt IS NULL OR r.next_attempt <= ?1)
          ORDER BY r.id LIMIT ?2",
     )?;
+    let mut mails: HashMap<i64, Arc<[u8]>> = HashMap::new();
     let rows = statement.query_map(params![now, limit as i64, State::Forwarding], |row| {
+        let message: i64 = row.get(10)?;
+        let raw = match mails.get(&message) {
+            Some(raw) => raw.clone(),
+            None => {
+                let raw: Arc<[u8]> = conn
+                    .prepare_cached("SELECT raw FROM messages WHERE id = ?1")?
+                    .query_row(params![message], |row| row.get::<_, Vec<u8>>(0))?
+                    .into();
+                mails.insert(message, raw.clone());
+                raw
+            }
+        };
         Ok(ForwardRequest {
             id: row.get(0)?,
             peer: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
@@ -265,7 +283,7 @@ pub(super) fn due_for_forwarding(conn: &Connection, now: i64, limit: usize) -> R
             sender: row.get(7)?,
             envid: row.get(8)?,
             ret: row.get(9)?,
-            raw: row.get(10)?,
+            raw,
             origin: row.get(11)?,
             trace: names(&row.get::<_, String>(12)?),
         })
