@@ -1,6 +1,7 @@
 //! Transitions of the cluster: a received request is routed to this instance's modems
 //! or to a peer; a forwarded one is handed over, retried, or routed again without the
-//! peer that failed it.
+//! peer that failed it. A forward left unanswered after its end of data stays with its
+//! peer: the peer may hold it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -246,6 +247,10 @@ pub struct ForwardRequest {
     pub origin: Option<String>,
     /// The instances it passed through before this one.
     pub trace: Vec<String>,
+    /// An earlier attempt's end of data left without an answer: the peer may hold it.
+    pub unanswered: bool,
+    /// When its validity began (unix milliseconds): it is not tried past its end.
+    pub valid_from: i64,
 }
 
 /// Forwarding requests that are due, oldest first; each mail is read once however many
@@ -253,7 +258,8 @@ pub struct ForwardRequest {
 pub(super) fn due_for_forwarding(conn: &Connection, now: i64, limit: usize) -> Result<Vec<ForwardRequest>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT r.id, r.route, r.attempts, r.number, r.recipient, r.notify, r.orcpt,
-                m.sender, m.envid, m.ret, m.id, m.origin, m.trace
+                m.sender, m.envid, m.ret, m.id, m.origin, m.trace,
+                r.unanswered, coalesce(r.valid_from, r.created)
          FROM requests r JOIN messages m ON m.id = r.message_id
          WHERE r.state = ?3 AND (r.next_attempt IS NULL OR r.next_attempt <= ?1)
          ORDER BY r.id LIMIT ?2",
@@ -286,6 +292,8 @@ pub(super) fn due_for_forwarding(conn: &Connection, now: i64, limit: usize) -> R
             raw,
             origin: row.get(11)?,
             trace: names(&row.get::<_, String>(12)?),
+            unanswered: row.get(13)?,
+            valid_from: row.get(14)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -318,6 +326,20 @@ pub enum ForwardOutcome {
         /// A 5xx: the peer is never tried again for this request.
         refused: bool,
     },
+    /// The end of data left and no answer came, on this attempt or an earlier one: the
+    /// peer may hold the request. Try this peer again at `at`, never another.
+    Unanswered {
+        /// When, unix milliseconds.
+        at: i64,
+        /// What went wrong this time.
+        reason: String,
+    },
+    /// The peer may hold the request and is not tried again (the validity ended, it is
+    /// no longer a peer, it refused the retry): `uncertain`, until the operator decides.
+    Uncertain {
+        /// Why it is not tried again.
+        reason: String,
+    },
 }
 
 /// Records one forwarding attempt's outcome.
@@ -332,7 +354,10 @@ pub(super) fn record_forward(
     match outcome {
         ForwardOutcome::Accepted(answer) => {
             let detail = format!("forwarded to {peer}: {answer}");
-            transition(conn, id, &from, State::Forwarded, now, &detail)?;
+            if transition(conn, id, &from, State::Forwarded, now, &detail)? {
+                conn.prepare_cached("UPDATE requests SET unanswered = 0, reason = NULL WHERE id = ?1")?
+                    .execute(params![id])?;
+            }
         }
         ForwardOutcome::Retry { at, reason } => {
             let wait = (at - now).max(0) / 1000;
@@ -351,6 +376,29 @@ pub(super) fn record_forward(
                      WHERE id = ?2",
                 )?
                 .execute(params![format!("{mark}{peer}"), id])?;
+            }
+        }
+        ForwardOutcome::Unanswered { at, reason } => {
+            let wait = (at - now).max(0) / 1000;
+            let detail =
+                format!("forward to {peer} failed: {reason}; {peer} may hold it: retry on {peer} only, in {wait} s");
+            let why = format!(
+                "{peer} may hold it (a forward's end of data left, no answer came): tried on {peer} only, \
+                 until it answers or the validity ends; `smsgw queue retry {id}` routes it again"
+            );
+            if transition(conn, id, &from, State::Forwarding, now, &detail)? {
+                conn.prepare_cached(
+                    "UPDATE requests SET next_attempt = ?1, attempts = attempts + 1, unanswered = 1, reason = ?2
+                     WHERE id = ?3",
+                )?
+                .execute(params![at, why, id])?;
+            }
+        }
+        ForwardOutcome::Uncertain { reason } => {
+            let detail = format!("{reason}: only the operator sends it again (`smsgw queue retry {id}`)");
+            if transition(conn, id, &from, State::Uncertain, now, &detail)? {
+                conn.prepare_cached("UPDATE requests SET next_attempt = NULL, reason = ?1 WHERE id = ?2")?
+                    .execute(params![reason, id])?;
             }
         }
     }
