@@ -416,3 +416,110 @@ pub(super) fn count_in_states(conn: &Connection, states: &[State]) -> Result<Vec
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::store::intake::{NewMail, NewRequest, receive};
+    use crate::store::lifecycle::retry;
+
+    /// A request, asking for failure DSNs, routed to fr at time 0.
+    fn forwarding_to_fr(conn: &Connection) -> i64 {
+        let mail = NewMail {
+            sender: "a@example.com".into(),
+            envid: None,
+            ret: None,
+            client: "127.0.0.1".into(),
+            helo: "test".into(),
+            auth_user: None,
+            raw: b"Subject: x\r\n\r\ny".to_vec(),
+            text: "x".into(),
+            encoding: "gsm7".into(),
+            parts: 1,
+            requests: vec![NewRequest {
+                recipient: "+33477858589@sms".into(),
+                number: "+33477858589".parse().unwrap(),
+                notify: Some("FAILURE".into()),
+                orcpt: None,
+            }],
+            origin: None,
+            trace: Vec::new(),
+        };
+        let id = receive(conn, &mail, 0).unwrap()[0];
+        let to_fr = Route::Peer {
+            name: "fr".into(),
+            detail: "routed to fr".into(),
+        };
+        route(conn, id, &to_fr, 0).unwrap();
+        id
+    }
+
+    fn database() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&conn).unwrap();
+        conn
+    }
+
+    /// State, reason and the unanswered mark; and how many DSNs are owed.
+    fn row(conn: &Connection, id: i64) -> (State, Option<String>, bool, i64) {
+        conn.query_row(
+            "SELECT state, reason, unanswered, (SELECT count(*) FROM dsns WHERE request_id = id)
+             FROM requests WHERE id = ?1",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .unwrap()
+    }
+
+    fn unanswered(at: i64) -> ForwardOutcome {
+        ForwardOutcome::Unanswered {
+            at,
+            reason: "fr:25: connection closed without an answer".into(),
+        }
+    }
+
+    #[test]
+    fn a_forward_its_peer_may_hold_waits_for_that_peer_and_only_the_operator_releases_it() {
+        let conn = database();
+        let id = forwarding_to_fr(&conn);
+        assert!(!retry(&conn, id, 1).unwrap(), "an ordinary forward is on its way");
+        record_forward(&conn, id, "fr", &unanswered(2_000), 1_000).unwrap();
+        let (state, reason, marked, dsns) = row(&conn, id);
+        assert_eq!((state, marked, dsns), (State::Forwarding, true, 0));
+        assert!(reason.unwrap().starts_with("fr may hold it"));
+        assert!(due_for_forwarding(&conn, 1_999, 10).unwrap().is_empty());
+        let due = due_for_forwarding(&conn, 2_000, 10).unwrap();
+        assert_eq!((due[0].peer.as_str(), due[0].unanswered), ("fr", true));
+        // fr answers at last: forwarded, the mark and the reason gone.
+        record_forward(&conn, id, "fr", &ForwardOutcome::Accepted("250 ok".into()), 2_000).unwrap();
+        assert_eq!(row(&conn, id), (State::Forwarded, None, false, 0));
+
+        let id = forwarding_to_fr(&conn);
+        record_forward(&conn, id, "fr", &unanswered(2_000), 1_000).unwrap();
+        assert!(retry(&conn, id, 3_000).unwrap(), "released by the operator");
+        let (state, _, marked, dsns) = row(&conn, id);
+        assert_eq!((state, marked, dsns), (State::Received, false, 0));
+    }
+
+    #[test]
+    fn a_forward_its_peer_may_hold_ends_uncertain_without_a_failure_dsn() {
+        let conn = database();
+        let id = forwarding_to_fr(&conn);
+        record_forward(&conn, id, "fr", &unanswered(2_000), 1_000).unwrap();
+        let outcome = ForwardOutcome::Uncertain {
+            reason: "fr did not answer within its validity, and may hold it".into(),
+        };
+        record_forward(&conn, id, "fr", &outcome, 90_000).unwrap();
+        let (state, _, _, dsns) = row(&conn, id);
+        assert_eq!(
+            (state, dsns),
+            (State::Uncertain, 0),
+            "fr may have sent it and told the sender"
+        );
+        assert!(due_for_forwarding(&conn, 100_000, 10).unwrap().is_empty());
+        assert!(retry(&conn, id, 100_000).unwrap());
+        assert_eq!(row(&conn, id).0, State::Received);
+    }
+}
