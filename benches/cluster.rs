@@ -1,9 +1,12 @@
 //! Forwarding benchmark: requests accepted by an instance without modems ("uk") and
 //! forwarded over SMTP (AUTH, loopback, no TLS) to the peer that sends them ("fr", three
-//! zero-latency simulated modems). Measures forwards per second, and the time until fr
-//! has sent them all.
+//! zero-latency simulated modems). Measures forwards per second, the time until fr
+//! has sent them all, and each instance's peak memory. The mail goes to 100 numbers at
+//! a time; `--size` sets its size in bytes (uk holds one copy of a mail, however many
+//! of its requests are forwarded at once).
 //!
-//!     cargo bench --bench cluster -- [--requests 3000]
+//!     cargo bench --bench cluster -- [--requests 3000] [--size 1024]
+//!     cargo bench --bench cluster -- --requests 100 --size 1000000
 
 mod common;
 
@@ -77,7 +80,7 @@ fn main() {
     let numbers: Vec<String> = (0..requests)
         .map(|i| format!("+336{:08}@sms", 12_000_000 + i))
         .collect();
-    let mail = common::mail(1024);
+    let mail = common::mail(common::option("--size", 1024));
     let started = Instant::now();
     for chunk in numbers.chunks(100) {
         common::send(uk.smtp, chunk, &mail);

@@ -3,6 +3,11 @@
 //! and the headers `X-Smsgw-Request` (so a retried forward is taken once) and
 //! `X-Smsgw-Trace` (so it never comes back). Requests to one peer share a few
 //! connections, kept open between rounds.
+//!
+//! A forward whose end of data left without an answer may be held by the peer: it is
+//! tried on that peer only (its request-id dedupe makes that safe) until the peer
+//! answers or the validity ends, and then left `uncertain` for the operator, never
+//! handed to another instance automatically.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -45,6 +50,8 @@ pub struct Forwarder {
     links: HashMap<String, Link>,
     cluster: Arc<Cluster>,
     retry_delays: Vec<u64>,
+    /// `sms.validity_minutes`: an unanswered forward is tried on its peer until then.
+    validity_ms: i64,
 }
 
 impl Forwarder {
@@ -75,6 +82,7 @@ impl Forwarder {
             links,
             cluster,
             retry_delays: config.routing.retry_delays_secs.clone(),
+            validity_ms: i64::try_from(config.sms.validity_minutes.saturating_mul(60_000)).unwrap_or(i64::MAX / 2),
         })
     }
 
@@ -113,8 +121,10 @@ impl Forwarder {
             // Several connections to one peer: its commits are shared between sessions,
             // so they go through together instead of one fsync after the other.
             let size = jobs.len().div_ceil(CONNECTIONS_PER_PEER).max(1);
-            for share in jobs.chunks(size) {
-                let (forwarder, store, peer, share) = (self.clone(), store.clone(), peer.clone(), share.to_vec());
+            let mut jobs = jobs.into_iter().peekable();
+            while jobs.peek().is_some() {
+                let share: Vec<ForwardRequest> = jobs.by_ref().take(size).collect();
+                let (forwarder, store, peer) = (self.clone(), store.clone(), peer.clone());
                 tasks.spawn(async move { forwarder.to_peer(&store, &peer, share).await });
             }
         }
@@ -132,26 +142,36 @@ impl Forwarder {
         Ok(full)
     }
 
-    async fn to_peer(&self, store: &Store, peer: &str, jobs: Vec<ForwardRequest>) -> Result<(), StoreError> {
+    async fn to_peer(&self, store: &Store, peer: &str, mut jobs: Vec<ForwardRequest>) -> Result<(), StoreError> {
         let Some(link) = self.links.get(peer) else {
             for job in jobs {
-                let outcome = ForwardOutcome::Failover {
-                    reason: format!("{peer} is no longer a configured peer"),
-                    refused: true,
+                let reason = format!("{peer} is no longer a configured peer");
+                let outcome = if job.unanswered {
+                    ForwardOutcome::Uncertain {
+                        reason: format!("{reason}, and may hold it"),
+                    }
+                } else {
+                    ForwardOutcome::Failover { reason, refused: true }
                 };
                 store.record_forward(job.id, peer.to_string(), outcome).await?;
             }
             return Ok(());
         };
         if self.cluster.is_down(peer) {
-            for job in jobs {
+            // Those the peer may hold are tried on it all the same: only its answer
+            // tells whether it holds them.
+            let (unanswered, others): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| job.unanswered);
+            for job in others {
                 let outcome = ForwardOutcome::Failover {
                     reason: "its status does not answer".into(),
                     refused: false,
                 };
                 store.record_forward(job.id, peer.to_string(), outcome).await?;
             }
-            return Ok(());
+            jobs = unanswered;
+            if jobs.is_empty() {
+                return Ok(());
+            }
         }
         let mut pooled = None;
         while let Some(mut connection) = self.take_idle(peer) {
@@ -226,21 +246,10 @@ impl Forwarder {
         }
     }
 
-    /// A failed attempt: the same peer again later, or (refused, or retries used up)
-    /// routing again without it.
+    /// A failed attempt, logged, and what it leads to ([`decide`]).
     fn after(&self, job: &ForwardRequest, error: &OutboundError) -> ForwardOutcome {
         tracing::warn!(request = job.id, peer = %job.peer, %error, "forward failed");
-        let index = usize::try_from(job.attempts).unwrap_or(usize::MAX);
-        match self.retry_delays.get(index) {
-            Some(delay) if !error.is_permanent() => ForwardOutcome::Retry {
-                at: now_ms() + i64::try_from(delay.saturating_mul(1000)).unwrap_or(i64::MAX / 2),
-                reason: error.to_string(),
-            },
-            _ => ForwardOutcome::Failover {
-                reason: error.to_string(),
-                refused: error.is_permanent(),
-            },
-        }
+        decide(job, error, &self.retry_delays, self.validity_ms, now_ms())
     }
 
     /// The message as stored, below the two headers a peer believes from a peer.
@@ -257,11 +266,54 @@ impl Forwarder {
     }
 }
 
+/// What a failed attempt leads to. A forward the peer may hold (its end of data left
+/// and no answer came, on this attempt or an earlier one) is tried on that peer only,
+/// at the retry schedule (its last delay repeating) until the validity ends, then left
+/// `uncertain`; so is one the peer refuses when tried again. Any other is tried again
+/// on the same peer while the schedule lasts, then (or at once when refused) routed
+/// again without it.
+fn decide(job: &ForwardRequest, error: &OutboundError, delays: &[u64], validity_ms: i64, now: i64) -> ForwardOutcome {
+    let index = usize::try_from(job.attempts).unwrap_or(usize::MAX);
+    let later = |delay: u64| now.saturating_add(i64::try_from(delay.saturating_mul(1000)).unwrap_or(i64::MAX / 2));
+    if job.unanswered || error.is_unanswered() {
+        let peer = &job.peer;
+        if error.is_permanent() {
+            return ForwardOutcome::Uncertain {
+                reason: format!("{peer} refused it when tried again ({error}), and may hold it from before"),
+            };
+        }
+        let ends = job.valid_from.saturating_add(validity_ms);
+        if now >= ends {
+            return ForwardOutcome::Uncertain {
+                reason: format!("{peer} did not answer within its validity ({error}), and may hold it"),
+            };
+        }
+        let delay = delays.get(index).or(delays.last()).copied().unwrap_or(60);
+        return ForwardOutcome::Unanswered {
+            at: later(delay).min(ends),
+            reason: error.to_string(),
+        };
+    }
+    match delays.get(index) {
+        Some(&delay) if !error.is_permanent() => ForwardOutcome::Retry {
+            at: later(delay),
+            reason: error.to_string(),
+        },
+        _ => ForwardOutcome::Failover {
+            reason: error.to_string(),
+            refused: error.is_permanent(),
+        },
+    }
+}
+
 fn count(outcome: &ForwardOutcome) {
     metrics::bump(match outcome {
         ForwardOutcome::Accepted(_) => &metrics::FORWARD_ACCEPTED,
-        ForwardOutcome::Retry { .. } => &metrics::FORWARD_RETRIED,
+        // Tried again on the same peer.
+        ForwardOutcome::Retry { .. } | ForwardOutcome::Unanswered { .. } => &metrics::FORWARD_RETRIED,
         ForwardOutcome::Failover { .. } => &metrics::FORWARD_FAILED_OVER,
+        // Not tried again: the operator decides.
+        ForwardOutcome::Uncertain { .. } => return,
     });
 }
 
@@ -337,22 +389,75 @@ mod tests {
         }
     }
 
-    #[test]
-    fn dsn_parameters_travel_with_the_request() {
-        let job = ForwardRequest {
+    /// A request to fr, valid from 0, not yet tried.
+    fn job() -> ForwardRequest {
+        ForwardRequest {
             id: 7,
             peer: "fr".into(),
             attempts: 0,
             number: "+33477858589".parse().unwrap(),
-            recipient: "\"Paul@+33477858589\"@sms".into(),
-            notify: Some("SUCCESS,FAILURE".into()),
+            recipient: "+33477858589@sms".into(),
+            notify: None,
             orcpt: None,
             sender: "alice@example.com".into(),
-            envid: Some("QQ 1".into()),
-            ret: Some("HDRS".into()),
-            raw: Vec::new(),
+            envid: None,
+            ret: None,
+            raw: Vec::new().into(),
             origin: None,
             trace: Vec::new(),
+            unanswered: false,
+            valid_from: 0,
+        }
+    }
+
+    #[test]
+    fn a_forward_the_peer_may_hold_is_tried_on_that_peer_only() {
+        let refused = || OutboundError::Temporary("fr:25: connection refused".into());
+        let lost = || OutboundError::Unanswered("fr:25: connection closed without an answer".into());
+        let bounced = || OutboundError::Permanent("fr:25 answered 550 5.1.1 to RCPT".into());
+        // (attempts so far, unanswered before, this attempt's error, now) → outcome, with
+        // delays of 1 s then 5 s and a validity of 60 s.
+        let table = [
+            (0, false, refused(), 1_000, "retry at 2000"),
+            (1, false, refused(), 1_000, "retry at 6000"),
+            (2, false, refused(), 1_000, "failover"),
+            (0, false, bounced(), 1_000, "refused"),
+            // The end of data left: never elsewhere, the last delay repeating.
+            (0, false, lost(), 1_000, "unanswered at 2000"),
+            (2, false, lost(), 1_000, "unanswered at 6000"),
+            (9, true, refused(), 1_000, "unanswered at 6000"),
+            (9, true, lost(), 58_000, "unanswered at 60000"),
+            // Validity over, or refused when tried again: the operator decides.
+            (9, true, refused(), 60_000, "uncertain"),
+            (9, false, lost(), 60_000, "uncertain"),
+            (1, true, bounced(), 1_000, "uncertain"),
+        ];
+        for (attempts, unanswered, error, now, expected) in table {
+            let job = ForwardRequest {
+                attempts,
+                unanswered,
+                ..job()
+            };
+            let outcome = match decide(&job, &error, &[1, 5], 60_000, now) {
+                ForwardOutcome::Accepted(_) => "accepted".to_string(),
+                ForwardOutcome::Retry { at, .. } => format!("retry at {at}"),
+                ForwardOutcome::Failover { refused: false, .. } => "failover".into(),
+                ForwardOutcome::Failover { refused: true, .. } => "refused".into(),
+                ForwardOutcome::Unanswered { at, .. } => format!("unanswered at {at}"),
+                ForwardOutcome::Uncertain { .. } => "uncertain".into(),
+            };
+            assert_eq!(outcome, expected, "{attempts} {unanswered} {error} {now}");
+        }
+    }
+
+    #[test]
+    fn dsn_parameters_travel_with_the_request() {
+        let job = ForwardRequest {
+            recipient: "\"Paul@+33477858589\"@sms".into(),
+            notify: Some("SUCCESS,FAILURE".into()),
+            envid: Some("QQ 1".into()),
+            ret: Some("HDRS".into()),
+            ..job()
         };
         assert_eq!(mail_params(&job), " RET=HDRS ENVID=QQ+201");
         assert_eq!(

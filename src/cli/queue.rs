@@ -27,6 +27,7 @@ pub(crate) enum QueueCommand {
         json: bool,
     },
     /// Queue an uncertain, failed or expired request again: it will be sent (again).
+    /// A forward waiting on a peer that may hold it is released to routing.
     Retry { id: i64 },
 }
 
@@ -39,11 +40,18 @@ pub(crate) fn run(config: &Config, command: QueueCommand) -> anyhow::Result<Exit
         path.display()
     );
     if let QueueCommand::Retry { id } = command {
+        // Only a forward its peer may hold can be retried from `forwarding`.
+        let waiting_on_peer = store::query::show(&store::open_read_only(&path)?, id)
+            .is_ok_and(|detail| detail.request.state == State::Forwarding);
         anyhow::ensure!(
             store::retry(&path, id)?,
-            "request {id} is not uncertain, failed or expired: not retried"
+            "request {id} is not uncertain, failed or expired, nor a forward its peer may hold: not retried"
         );
-        println!("request {id} queued again: it will be sent again");
+        if waiting_on_peer {
+            println!("request {id} released to routing: it may be sent twice, if its peer holds it");
+        } else {
+            println!("request {id} queued again: it will be sent again");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let conn = store::open_read_only(&path)?;
@@ -91,8 +99,13 @@ fn print_detail(out: &mut impl Write, d: &store::RequestDetail) -> std::io::Resu
     let user = d.auth_user.as_ref().map(|u| format!(", user {u}")).unwrap_or_default();
     writeln!(out, "from <{}> via {} (HELO {}){user}", r.sender, d.client, d.helo)?;
     writeln!(out, "{} part(s), {}, attempts {}", r.parts, r.encoding, r.attempts)?;
-    if let (Some(status), Some(reason)) = (&r.status, &r.reason) {
-        writeln!(out, "status {status}: {reason}")?;
+    match (&r.status, &r.reason) {
+        (Some(status), Some(reason)) => writeln!(out, "status {status}: {reason}")?,
+        // Why it waits (for a route, a peer, the operator).
+        (None, Some(reason)) if matches!(r.state, State::Received | State::Forwarding | State::Uncertain) => {
+            writeln!(out, "waiting: {reason}")?
+        }
+        _ => {}
     }
     writeln!(out, "text: {}", d.text.replace('\n', "\n      "))?;
     for p in &d.sent_parts {

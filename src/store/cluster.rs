@@ -1,6 +1,10 @@
 //! Transitions of the cluster: a received request is routed to this instance's modems
 //! or to a peer; a forwarded one is handed over, retried, or routed again without the
-//! peer that failed it.
+//! peer that failed it. A forward left unanswered after its end of data stays with its
+//! peer: the peer may hold it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::{Connection, params};
 
@@ -236,24 +240,44 @@ pub struct ForwardRequest {
     pub envid: Option<String>,
     /// RFC 3461 `RET`, passed on.
     pub ret: Option<String>,
-    /// The mail as received.
-    pub raw: Vec<u8>,
+    /// The mail as received, read once and shared by every request of the mail in a
+    /// batch: a mail to 100 numbers is held once, not 100 times.
+    pub raw: Arc<[u8]>,
     /// Where it was first accepted ("<instance>/<id>"), if not here.
     pub origin: Option<String>,
     /// The instances it passed through before this one.
     pub trace: Vec<String>,
+    /// An earlier attempt's end of data left without an answer: the peer may hold it.
+    pub unanswered: bool,
+    /// When its validity began (unix milliseconds): it is not tried past its end.
+    pub valid_from: i64,
 }
 
-/// Forwarding requests that are due, oldest first.
+/// Forwarding requests that are due, oldest first; each mail is read once however many
+/// of its requests are due.
 pub(super) fn due_for_forwarding(conn: &Connection, now: i64, limit: usize) -> Result<Vec<ForwardRequest>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT r.id, r.route, r.attempts, r.number, r.recipient, r.notify, r.orcpt,
-                m.sender, m.envid, m.ret, m.raw, m.origin, m.trace
+                m.sender, m.envid, m.ret, m.id, m.origin, m.trace,
+                r.unanswered, coalesce(r.valid_from, r.created)
          FROM requests r JOIN messages m ON m.id = r.message_id
          WHERE r.state = ?3 AND (r.next_attempt IS NULL OR r.next_attempt <= ?1)
          ORDER BY r.id LIMIT ?2",
     )?;
+    let mut mails: HashMap<i64, Arc<[u8]>> = HashMap::new();
     let rows = statement.query_map(params![now, limit as i64, State::Forwarding], |row| {
+        let message: i64 = row.get(10)?;
+        let raw = match mails.get(&message) {
+            Some(raw) => raw.clone(),
+            None => {
+                let raw: Arc<[u8]> = conn
+                    .prepare_cached("SELECT raw FROM messages WHERE id = ?1")?
+                    .query_row(params![message], |row| row.get::<_, Vec<u8>>(0))?
+                    .into();
+                mails.insert(message, raw.clone());
+                raw
+            }
+        };
         Ok(ForwardRequest {
             id: row.get(0)?,
             peer: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
@@ -265,9 +289,11 @@ pub(super) fn due_for_forwarding(conn: &Connection, now: i64, limit: usize) -> R
             sender: row.get(7)?,
             envid: row.get(8)?,
             ret: row.get(9)?,
-            raw: row.get(10)?,
+            raw,
             origin: row.get(11)?,
             trace: names(&row.get::<_, String>(12)?),
+            unanswered: row.get(13)?,
+            valid_from: row.get(14)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -300,6 +326,20 @@ pub enum ForwardOutcome {
         /// A 5xx: the peer is never tried again for this request.
         refused: bool,
     },
+    /// The end of data left and no answer came, on this attempt or an earlier one: the
+    /// peer may hold the request. Try this peer again at `at`, never another.
+    Unanswered {
+        /// When, unix milliseconds.
+        at: i64,
+        /// What went wrong this time.
+        reason: String,
+    },
+    /// The peer may hold the request and is not tried again (the validity ended, it is
+    /// no longer a peer, it refused the retry): `uncertain`, until the operator decides.
+    Uncertain {
+        /// Why it is not tried again.
+        reason: String,
+    },
 }
 
 /// Records one forwarding attempt's outcome.
@@ -314,7 +354,10 @@ pub(super) fn record_forward(
     match outcome {
         ForwardOutcome::Accepted(answer) => {
             let detail = format!("forwarded to {peer}: {answer}");
-            transition(conn, id, &from, State::Forwarded, now, &detail)?;
+            if transition(conn, id, &from, State::Forwarded, now, &detail)? {
+                conn.prepare_cached("UPDATE requests SET unanswered = 0, reason = NULL WHERE id = ?1")?
+                    .execute(params![id])?;
+            }
         }
         ForwardOutcome::Retry { at, reason } => {
             let wait = (at - now).max(0) / 1000;
@@ -335,6 +378,29 @@ pub(super) fn record_forward(
                 .execute(params![format!("{mark}{peer}"), id])?;
             }
         }
+        ForwardOutcome::Unanswered { at, reason } => {
+            let wait = (at - now).max(0) / 1000;
+            let detail =
+                format!("forward to {peer} failed: {reason}; {peer} may hold it: retry on {peer} only, in {wait} s");
+            let why = format!(
+                "{peer} may hold it (a forward's end of data left, no answer came): tried on {peer} only, \
+                 until it answers or the validity ends; `smsgw queue retry {id}` routes it again"
+            );
+            if transition(conn, id, &from, State::Forwarding, now, &detail)? {
+                conn.prepare_cached(
+                    "UPDATE requests SET next_attempt = ?1, attempts = attempts + 1, unanswered = 1, reason = ?2
+                     WHERE id = ?3",
+                )?
+                .execute(params![at, why, id])?;
+            }
+        }
+        ForwardOutcome::Uncertain { reason } => {
+            let detail = format!("{reason}: only the operator sends it again (`smsgw queue retry {id}`)");
+            if transition(conn, id, &from, State::Uncertain, now, &detail)? {
+                conn.prepare_cached("UPDATE requests SET next_attempt = NULL, reason = ?1 WHERE id = ?2")?
+                    .execute(params![reason, id])?;
+            }
+        }
     }
     Ok(())
 }
@@ -349,4 +415,111 @@ pub(super) fn count_in_states(conn: &Connection, states: &[State]) -> Result<Vec
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::store::intake::{NewMail, NewRequest, receive};
+    use crate::store::lifecycle::retry;
+
+    /// A request, asking for failure DSNs, routed to fr at time 0.
+    fn forwarding_to_fr(conn: &Connection) -> i64 {
+        let mail = NewMail {
+            sender: "a@example.com".into(),
+            envid: None,
+            ret: None,
+            client: "127.0.0.1".into(),
+            helo: "test".into(),
+            auth_user: None,
+            raw: b"Subject: x\r\n\r\ny".to_vec(),
+            text: "x".into(),
+            encoding: "gsm7".into(),
+            parts: 1,
+            requests: vec![NewRequest {
+                recipient: "+33477858589@sms".into(),
+                number: "+33477858589".parse().unwrap(),
+                notify: Some("FAILURE".into()),
+                orcpt: None,
+            }],
+            origin: None,
+            trace: Vec::new(),
+        };
+        let id = receive(conn, &mail, 0).unwrap()[0];
+        let to_fr = Route::Peer {
+            name: "fr".into(),
+            detail: "routed to fr".into(),
+        };
+        route(conn, id, &to_fr, 0).unwrap();
+        id
+    }
+
+    fn database() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&conn).unwrap();
+        conn
+    }
+
+    /// State, reason and the unanswered mark; and how many DSNs are owed.
+    fn row(conn: &Connection, id: i64) -> (State, Option<String>, bool, i64) {
+        conn.query_row(
+            "SELECT state, reason, unanswered, (SELECT count(*) FROM dsns WHERE request_id = id)
+             FROM requests WHERE id = ?1",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .unwrap()
+    }
+
+    fn unanswered(at: i64) -> ForwardOutcome {
+        ForwardOutcome::Unanswered {
+            at,
+            reason: "fr:25: connection closed without an answer".into(),
+        }
+    }
+
+    #[test]
+    fn a_forward_its_peer_may_hold_waits_for_that_peer_and_only_the_operator_releases_it() {
+        let conn = database();
+        let id = forwarding_to_fr(&conn);
+        assert!(!retry(&conn, id, 1).unwrap(), "an ordinary forward is on its way");
+        record_forward(&conn, id, "fr", &unanswered(2_000), 1_000).unwrap();
+        let (state, reason, marked, dsns) = row(&conn, id);
+        assert_eq!((state, marked, dsns), (State::Forwarding, true, 0));
+        assert!(reason.unwrap().starts_with("fr may hold it"));
+        assert!(due_for_forwarding(&conn, 1_999, 10).unwrap().is_empty());
+        let due = due_for_forwarding(&conn, 2_000, 10).unwrap();
+        assert_eq!((due[0].peer.as_str(), due[0].unanswered), ("fr", true));
+        // fr answers at last: forwarded, the mark and the reason gone.
+        record_forward(&conn, id, "fr", &ForwardOutcome::Accepted("250 ok".into()), 2_000).unwrap();
+        assert_eq!(row(&conn, id), (State::Forwarded, None, false, 0));
+
+        let id = forwarding_to_fr(&conn);
+        record_forward(&conn, id, "fr", &unanswered(2_000), 1_000).unwrap();
+        assert!(retry(&conn, id, 3_000).unwrap(), "released by the operator");
+        let (state, _, marked, dsns) = row(&conn, id);
+        assert_eq!((state, marked, dsns), (State::Received, false, 0));
+    }
+
+    #[test]
+    fn a_forward_its_peer_may_hold_ends_uncertain_without_a_failure_dsn() {
+        let conn = database();
+        let id = forwarding_to_fr(&conn);
+        record_forward(&conn, id, "fr", &unanswered(2_000), 1_000).unwrap();
+        let outcome = ForwardOutcome::Uncertain {
+            reason: "fr did not answer within its validity, and may hold it".into(),
+        };
+        record_forward(&conn, id, "fr", &outcome, 90_000).unwrap();
+        let (state, _, _, dsns) = row(&conn, id);
+        assert_eq!(
+            (state, dsns),
+            (State::Uncertain, 0),
+            "fr may have sent it and told the sender"
+        );
+        assert!(due_for_forwarding(&conn, 100_000, 10).unwrap().is_empty());
+        assert!(retry(&conn, id, 100_000).unwrap());
+        assert_eq!(row(&conn, id).0, State::Received);
+    }
 }

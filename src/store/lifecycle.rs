@@ -103,9 +103,24 @@ pub(super) fn expire_overdue(conn: &Connection, validity_ms: i64, now: i64) -> R
 
 /// `smsgw queue retry`: an uncertain, failed or expired request is sent again, on purpose.
 /// One the network already took part of stays with this instance's modems (its parts
-/// are not sent again); any other is routed afresh, in a cluster perhaps elsewhere.
+/// are not sent again); any other is routed afresh, in a cluster perhaps elsewhere. So is
+/// a forward waiting on a peer that may hold it (`forwarding`, unanswered): released to
+/// routing, which may choose that peer again.
 pub(super) fn retry(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreError> {
-    let from = [State::Uncertain, State::Failed, State::Expired];
+    let unanswered: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM requests WHERE id = ?1 AND state = ?2 AND unanswered)")?
+        .query_row(params![id, State::Forwarding], |row| row.get(0))?;
+    let (from, detail): (&[State], &str) = if unanswered {
+        (
+            &[State::Forwarding],
+            "retried by the operator: released to routing, though its peer may hold it",
+        )
+    } else {
+        (
+            &[State::Uncertain, State::Failed, State::Expired],
+            "retried by the operator",
+        )
+    };
     let started: bool = conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM parts WHERE request_id = ?1 AND status IN (?2, ?3, ?4))")?
         .query_row(
@@ -113,11 +128,11 @@ pub(super) fn retry(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreE
             |row| row.get(0),
         )?;
     let to = if started { State::Queued } else { State::Received };
-    if !transition(conn, id, &from, to, now, "retried by the operator")? {
+    if !transition(conn, id, from, to, now, detail)? {
         return Ok(false);
     }
     // A new try gets a whole validity period of its own.
-    conn.prepare_cached("UPDATE requests SET tried = '', route = NULL, valid_from = ?1 WHERE id = ?2")?
+    conn.prepare_cached("UPDATE requests SET tried = '', route = NULL, valid_from = ?1, unanswered = 0 WHERE id = ?2")?
         .execute(params![now, id])?;
     // Parts the network accepted are not sent again; the uncertain one is.
     conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1 AND status NOT IN (?2, ?3)")?

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::dsn::parse;
+use crate::link::{Link, Mode};
 use crate::support::gateway::{Gateway, event_details};
 use crate::support::pki::Pki;
 use crate::support::sink::{Sink, unused_address};
@@ -60,6 +61,13 @@ fn uk_fr_de() -> Vec<Node> {
     ]
 }
 
+/// An instance's listeners its peers reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Smtp,
+    Http,
+}
+
 struct Cluster {
     gateways: Vec<Gateway>,
     _users: TempDir,
@@ -68,6 +76,13 @@ struct Cluster {
 impl Cluster {
     /// Starts the nodes in order, each a peer of all the others (AUTH as its own name).
     fn start(nodes: Vec<Node>) -> Cluster {
+        Cluster::start_via(nodes, |_, _, _, address| address)
+    }
+
+    /// The same, each instance reaching a peer's `smtp` and `http` listeners at the
+    /// address `via(from, to, which, listener)` gives: a link the test can cut, or the
+    /// listener itself.
+    fn start_via(nodes: Vec<Node>, mut via: impl FnMut(&str, &str, Listener, SocketAddr) -> SocketAddr) -> Cluster {
         let users = TempDir::new();
         let smtp: Vec<SocketAddr> = nodes.iter().map(|_| unused_address()).collect();
         let http: Vec<SocketAddr> = nodes.iter().map(|_| unused_address()).collect();
@@ -80,7 +95,11 @@ impl Cluster {
                 peers.push_str(&format!(
                     "[[peer]]\nname = \"{}\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n\
                      link_cost = 0.01\nuser = \"{}\"\npassword = \"password-{}\"\ntls = \"none\"\n\n",
-                    peer.name, smtp[other], http[other], node.name, node.name
+                    peer.name,
+                    via(node.name, peer.name, Listener::Smtp, smtp[other]),
+                    via(node.name, peer.name, Listener::Http, http[other]),
+                    node.name,
+                    node.name
                 ));
             }
             let config = format!(
@@ -592,5 +611,150 @@ fn a_peer_is_exempt_from_the_abuse_limits_that_hold_for_everyone_else() {
     assert_eq!(
         refused.text(),
         "4.7.1 127.0.0.1: more than 60 requests in a minute, try again later"
+    );
+}
+
+/// uk, fr and de for the lost-answer faults: from uk, fr is cheapest for French numbers
+/// (0.02 + 0.01) and de next (0.025 + 0.01); de sends them itself rather than through fr.
+fn lost_answer_nodes() -> Vec<Node> {
+    vec![
+        node("uk", "{ \"+\" = 0.10, \"+44\" = 0.02 }"),
+        node("fr", "{ \"+33\" = 0.02 }"),
+        node("de", "{ \"+49\" = 0.01, \"+33\" = 0.025 }"),
+    ]
+}
+
+/// Starts `nodes` with uk reaching fr's SMTP listener and fr's status through links the
+/// test cuts: when the SMTP link cuts a connection, fr's status stops answering uk too.
+fn with_links_from_uk_to_fr(nodes: Vec<Node>) -> (Cluster, Link, Link) {
+    let (mut smtp, mut status) = (None, None);
+    let cluster = Cluster::start_via(nodes, |from, to, which, address| {
+        if (from, to) != ("uk", "fr") {
+            return address;
+        }
+        let link = Link::start(address);
+        let through = link.address;
+        match which {
+            Listener::Smtp => smtp = Some(link),
+            Listener::Http => status = Some(link),
+        }
+        through
+    });
+    let (smtp, status) = (smtp.expect("uk reaches fr"), status.expect("uk polls fr"));
+    smtp.cuts_with(&status);
+    (cluster, smtp, status)
+}
+
+/// Mails `number` to `gateway`, asking for a DSN of success and of failure.
+fn send_noting_all(gateway: &Gateway, number: &str) {
+    let mut client = gateway.client();
+    client.command("EHLO test.example", 250);
+    client.command("MAIL FROM:<alice@example.com>", 250);
+    client.command(&format!("RCPT TO:<{number}@sms> NOTIFY=SUCCESS,FAILURE"), 250);
+    client.command("DATA", 354);
+    client.send("Subject: once\r\n\r\nonly once\r\n.\r\n");
+    client.expect(250);
+}
+
+/// Waits until `gateway` has failed to forward request `id` `more` times beyond what
+/// it logged so far, or has moved the request on (to some other instance).
+fn wait_more_failed_forwards(gateway: &Gateway, id: i64, more: usize) {
+    let before = gateway.log_lines("forward failed").len();
+    eventually(Duration::from_secs(30), || {
+        let failed = gateway.log_lines("forward failed").len() - before;
+        let state = gateway.show(id)["state"].clone();
+        if failed >= more || state != "forwarding" {
+            Ok(())
+        } else {
+            Err(format!("{failed} of {more} more failed forwards, request {id} {state}"))
+        }
+    });
+}
+
+#[test]
+fn a_forward_whose_answer_is_lost_is_sent_once_by_the_peer_that_holds_it_and_told_once() {
+    let sink = Sink::start(None);
+    let mut nodes = lost_answer_nodes();
+    for node in &mut nodes {
+        node.sections = format!("[dsn]\nsmart_host = \"{}\"\ntls = \"none\"\n", sink.address);
+    }
+    let (cluster, smtp, _status) = with_links_from_uk_to_fr(nodes);
+    let [uk, fr, de] = &cluster.gateways[..] else {
+        unreachable!()
+    };
+    smtp.set(Mode::CutAfterEndOfData);
+    send_noting_all(uk, FRENCH);
+    // fr committed it before its lost 250, and sends it.
+    assert_eq!(wait_records(fr, 1)[0]["number"], FRENCH);
+    uk.wait_for_log("peer down peer=fr");
+    // fr is down and out of reach: before, uk routed the request again, to de.
+    wait_more_failed_forwards(uk, 1, 2);
+    let waiting = uk.show(1);
+    assert_eq!(waiting["state"], "forwarding", "{}", event_details(&waiting));
+    let reason = waiting["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("fr may hold it"), "{reason}");
+    let shown = uk.cli_ok(&["queue", "show", "1"]);
+    assert!(shown.contains("waiting: fr may hold it"), "{shown}");
+    assert!(de.queue().is_empty(), "never handed to de");
+    // The link is back (fr's status still is not): the retry is fr's one request.
+    smtp.set(Mode::Open);
+    uk.wait_state(1, "forwarded");
+    fr.wait_state(1, "delivered");
+    assert_eq!(fr.queue().len(), 1, "the retried forward is the request fr holds");
+    assert_eq!(fr.records("sim0").len(), 1, "sent once");
+    assert!(de.records("sim0").is_empty() && de.queue().is_empty());
+    // One story for the sender: fr's `delivered`, nothing from uk.
+    let mails = sink.wait_for(1);
+    fr.wait_for_log("DSN delivered");
+    assert!(uk.store().dsns(1).is_empty(), "uk owes no DSN");
+    assert_eq!(sink.mails().len(), 1, "one DSN");
+    let dsn = parse(&mails[0]);
+    assert_eq!(dsn.recipient_fields["Action"], "delivered");
+    assert!(dsn.human.contains("smsgw instance \"fr\""), "{}", dsn.human);
+}
+
+#[test]
+fn a_forward_cut_before_the_end_of_data_fails_over_and_is_sent_once() {
+    let (cluster, smtp, _status) = with_links_from_uk_to_fr(lost_answer_nodes());
+    let [uk, fr, de] = &cluster.gateways[..] else {
+        unreachable!()
+    };
+    smtp.set(Mode::CutBeforeEndOfData);
+    send(uk, FRENCH);
+    assert_eq!(wait_records(de, 1)[0]["number"], FRENCH);
+    uk.wait_state(1, "forwarded");
+    let told = story(uk, 1);
+    assert!(
+        told.contains("routed to fr") && told.contains("fr failed it") && told.contains("routed to de"),
+        "{told}"
+    );
+    assert!(fr.queue().is_empty(), "fr never had the whole mail");
+    assert!(fr.records("sim0").is_empty() && uk.records("sim0").is_empty());
+    assert_eq!(de.records("sim0").len(), 1, "sent once");
+}
+
+#[test]
+fn an_operator_may_release_a_forward_whose_answer_was_lost_to_routing() {
+    let mut nodes = lost_answer_nodes();
+    nodes.truncate(2);
+    let (cluster, smtp, _status) = with_links_from_uk_to_fr(nodes);
+    let [uk, fr] = &cluster.gateways[..] else {
+        unreachable!()
+    };
+    smtp.set(Mode::CutAfterEndOfData);
+    send(uk, FRENCH);
+    wait_records(fr, 1);
+    uk.wait_for_log("peer down peer=fr");
+    wait_more_failed_forwards(uk, 1, 1);
+    assert_eq!(uk.show(1)["state"], "forwarding", "{}", story(uk, 1));
+    // On purpose: fr is out of reach, so uk's own modem sends it, a second time.
+    let said = uk.cli_ok(&["queue", "retry", "1"]);
+    assert!(said.contains("released to routing"), "{said}");
+    assert_eq!(wait_records(uk, 1)[0]["number"], FRENCH);
+    uk.wait_state(1, "delivered");
+    let told = story(uk, 1);
+    assert!(
+        told.contains("retried by the operator") && told.contains("routed to this instance's modems"),
+        "{told}"
     );
 }

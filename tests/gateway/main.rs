@@ -9,6 +9,7 @@ mod data;
 mod dsn;
 mod durability;
 mod faults;
+mod link;
 mod modems;
 mod pdu_crosscheck;
 mod recipients;
