@@ -1,4 +1,4 @@
-//! Forwarding to peers (DESIGN.md, "Forwarding to a peer"): each request routed to a
+//! Forwarding to peers (README, "Cluster"): each request routed to a
 //! peer is sent to its SMTP listener with the same envelope sender and DSN parameters,
 //! and the headers `X-Smsgw-Request` (so a retried forward is taken once) and
 //! `X-Smsgw-Trace` (so it never comes back). Requests to one peer share a few
@@ -61,7 +61,6 @@ impl Forwarder {
         for peer in &config.peer {
             let tls = TlsPolicy::new(peer.tls, &peer.tls_ca_file, &peer.tls_pin_sha256)
                 .map_err(|e| (peer.name.clone(), e))?;
-            let (host, port) = (peer.smtp.host().to_string(), peer.smtp.port());
             let auth = (!peer.user.is_empty()).then(|| (peer.user.clone(), peer.password.clone()));
             let client = Client {
                 helo: config.smtp.hostname.clone(),
@@ -69,7 +68,7 @@ impl Forwarder {
                 timeout: Duration::from_secs(60),
             };
             let link = Link {
-                server: Server { host, port },
+                server: Server::from(&peer.smtp),
                 client,
                 auth,
             };
