@@ -91,7 +91,7 @@ pub(super) async fn run(
         tracing::error!(%error, "cannot recover requests left sending");
     }
     loop {
-        let wait = match assign(&mut slots, &store).await {
+        let wait = match assign(&mut slots, &store, &timing).await {
             Ok(wait) => wait.unwrap_or(SWEEP).min(SWEEP),
             Err(error) => {
                 tracing::error!(%error, "dispatcher cannot read the queue");
@@ -133,12 +133,12 @@ fn apply(slots: &mut [Slot], event: WorkerEvent) {
 
 /// Hands due requests to free modems; returns how long until a rate limit or a retry
 /// time could let more go.
-async fn assign(slots: &mut [Slot], store: &Store) -> Result<Option<Duration>, StoreError> {
+async fn assign(slots: &mut [Slot], store: &Store, timing: &Timing) -> Result<Option<Duration>, StoreError> {
     if !slots.iter().any(Slot::free) {
         return Ok(None);
     }
     let mut wait = store.next_due_in().await?.map(Duration::from_millis);
-    for request in store.due_for_modems(256).await? {
+    for request in store.due_for_modems(256, timing.validity.as_millis() as i64).await? {
         let now = Instant::now();
         match cheapest_free(slots, &request, now) {
             Choice::Modem(index) => {

@@ -266,10 +266,11 @@ async fn failed(context: &Context, request: &QueuedRequest, part: usize, error: 
     }
 }
 
-/// Back to the queue after the attempt's delay, or expired once validity ran out.
+/// Back to the queue after the attempt's delay, or expired once validity ran out
+/// (counted from the operator's retry, if there was one).
 async fn retry_later(context: &Context, request: &QueuedRequest, reason: String) -> Result<(), StoreError> {
     let timing = &context.timing;
-    let age = crate::store::now_ms().saturating_sub(request.created);
+    let age = crate::store::now_ms().saturating_sub(request.valid_from);
     if age >= timing.validity.as_millis() as i64 {
         let why = format!("not sent within its validity: {reason}");
         return context.store.fail(request.id, State::Expired, "4.4.7", why).await;

@@ -25,8 +25,9 @@ pub struct QueuedRequest {
     pub parts: usize,
     /// Attempts so far, for the retry schedule.
     pub attempts: i64,
-    /// When the request was accepted, unix milliseconds.
-    pub created: i64,
+    /// When its validity began, unix milliseconds: when it was accepted, or when the
+    /// operator last retried it (`queue retry`).
+    pub valid_from: i64,
     /// Parts that reached the network in an earlier attempt: never sent again.
     pub sent_parts: Vec<usize>,
     /// The modem of the last attempt: after a temporary failure, another one is preferred.
@@ -34,10 +35,11 @@ pub struct QueuedRequest {
 }
 
 impl Store {
-    /// Queued requests that are due, oldest first, at most `limit`.
-    pub async fn due_for_modems(&self, limit: usize) -> Result<Vec<QueuedRequest>, StoreError> {
+    /// Queued requests that are due and still within their validity (`validity_ms`
+    /// from when it began), oldest first, at most `limit`.
+    pub async fn due_for_modems(&self, limit: usize, validity_ms: i64) -> Result<Vec<QueuedRequest>, StoreError> {
         self.writer
-            .write(move |conn| due_for_modems(conn, now_ms(), limit))
+            .write(move |conn| due_for_modems(conn, now_ms(), limit, validity_ms))
             .await
     }
 
@@ -155,14 +157,21 @@ impl Store {
     }
 }
 
-/// Queued requests that are due, oldest first.
-pub(super) fn due_for_modems(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QueuedRequest>, StoreError> {
+/// Queued requests that are due and within their validity, oldest first. One past its
+/// validity is left to `expire_overdue`: never handed to a modem.
+pub(super) fn due_for_modems(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+    validity_ms: i64,
+) -> Result<Vec<QueuedRequest>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT id, number, text, parts, attempts, created, modem,
+        "SELECT id, number, text, parts, attempts, coalesce(valid_from, created), modem,
                 (SELECT group_concat(part) FROM parts
                  WHERE request_id = requests.id AND status IN (?3, ?4))
          FROM requests
          WHERE state = ?5 AND (next_attempt IS NULL OR next_attempt <= ?1)
+           AND coalesce(valid_from, created) >= ?1 - ?6
          ORDER BY id LIMIT ?2",
     )?;
     let arguments = params![
@@ -170,7 +179,8 @@ pub(super) fn due_for_modems(conn: &Connection, now: i64, limit: usize) -> Resul
         limit as i64,
         PartStatus::Sent,
         PartStatus::Delivered,
-        State::Queued
+        State::Queued,
+        validity_ms
     ];
     let rows = statement.query_map(arguments, |row| {
         let sent: Option<String> = row.get(7)?;
@@ -180,7 +190,7 @@ pub(super) fn due_for_modems(conn: &Connection, now: i64, limit: usize) -> Resul
             text: row.get(2)?,
             parts: row.get::<_, i64>(3)? as usize,
             attempts: row.get(4)?,
-            created: row.get(5)?,
+            valid_from: row.get(5)?,
             last_modem: row.get(6)?,
             sent_parts: sent
                 .iter()
