@@ -1,5 +1,6 @@
 //! GSM modems: one worker per modem speaking AT commands in PDU mode over a serial port,
-//! a dispatcher that gives each due request to the cheapest free modem, and a simulated
+//! a dispatcher that gives each free modem the oldest due request it may send (the
+//! cheapest modem first when several want the same one), and a simulated
 //! modem on a pseudo-terminal for running without hardware.
 
 pub mod at;
@@ -72,6 +73,11 @@ impl ModemSpec {
     /// and a margin for the store's own delays. Renewed before each part.
     pub(crate) fn lease(&self) -> Duration {
         driver::COMMAND_TIMEOUT + self.send_timeout + Duration::from_secs(30)
+    }
+
+    /// The prefixes of its tariff: it sends only to numbers under one of them.
+    pub(crate) fn prefixes(&self) -> Vec<String> {
+        self.tariff.iter().map(|(prefix, _)| prefix.clone()).collect()
     }
 
     /// Cost of one part to `number` (E.164), by the longest matching prefix.

@@ -1,13 +1,19 @@
-//! The pool: a dispatcher hands each due request to the cheapest free modem that may
-//! send it (tariff prefix, rate limit), by claiming it in the store; one worker task per
-//! modem owns its port.
+//! The pool: a dispatcher gives each free modem the oldest due request that modem may
+//! send (its tariff covers the number, its rate limit allows it, parts already sent are
+//! pinned to it), by claiming it in the store; one worker task per modem owns its port.
+//!
+//! A request no free modem can take never holds up one that a free modem can: the store
+//! is asked, per free modem, for that modem's own oldest candidate. When nothing can be
+//! sent the dispatcher sleeps until something changes: a wake-up from the store, a
+//! worker's event, the next retry time, or a rate limit's window opening. Recovery of
+//! expired leases and expiry run on a timer of their own.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::ModemSpec;
@@ -16,12 +22,18 @@ use super::protocol::{Assignment, Timing, WorkerEvent};
 use super::worker;
 use crate::store::{QueuedRequest, Store, StoreError};
 
-/// How often the dispatcher looks again even if nobody woke it (operator retries from
-/// the CLI, expired leases).
+/// How often expired leases are recovered and overdue requests expired, whatever else
+/// happens; the dispatcher also looks again then, for what nobody announced (a
+/// `queue retry` from the CLI, which runs in another process).
 const SWEEP: Duration = Duration::from_secs(1);
+
+/// The window of `per_minute`.
+const MINUTE: Duration = Duration::from_secs(60);
 
 struct Slot {
     spec: Arc<ModemSpec>,
+    /// Its tariff's prefixes, as the store is asked for its candidates.
+    prefixes: Vec<String>,
     assignments: mpsc::Sender<Assignment>,
     ready: bool,
     busy: bool,
@@ -34,24 +46,22 @@ impl Slot {
         self.ready && !self.busy
     }
 
-    /// How long until this modem may send `parts` more parts; `None`: now.
+    /// How long until this modem may send `parts` more parts; `None`: now. A request
+    /// of more parts than the limit waits for an empty window.
     fn rate_wait(&mut self, parts: usize, now: Instant) -> Option<Duration> {
         let limit = self.spec.per_minute as usize;
         if limit == 0 {
             return None;
         }
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
+        while self.recent.front().is_some_and(|t| now.duration_since(*t) >= MINUTE) {
             self.recent.pop_front();
         }
-        if self.recent.len() + parts.min(limit) <= limit {
+        let parts = parts.clamp(1, limit);
+        if self.recent.len() + parts <= limit {
             return None;
         }
-        let oldest = self.recent[self.recent.len() + parts.min(limit) - limit - 1];
-        Some(Duration::from_secs(60).saturating_sub(now.duration_since(oldest)))
+        let oldest = self.recent[self.recent.len() + parts - limit - 1];
+        Some(MINUTE.saturating_sub(now.duration_since(oldest)))
     }
 }
 
@@ -80,6 +90,7 @@ pub(super) async fn run(
         };
         workers.push(tokio::spawn(worker::run(context, queue)));
         slots.push(Slot {
+            prefixes: spec.prefixes(),
             spec,
             assignments,
             ready: false,
@@ -90,20 +101,35 @@ pub(super) async fn run(
     if let Err(error) = store.recover_leases(i64::MAX).await {
         tracing::error!(%error, "cannot recover requests left sending");
     }
+    let validity_ms = timing.validity.as_millis() as i64;
+    let mut sweep = tokio::time::interval(SWEEP);
+    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        let wait = match assign(&mut slots, &store).await {
-            Ok(wait) => wait.unwrap_or(SWEEP).min(SWEEP),
+        let wait = match assign(&mut slots, &store, validity_ms).await {
+            Ok(wait) => wait,
             Err(error) => {
                 tracing::error!(%error, "dispatcher cannot read the queue");
-                SWEEP
+                None
+            }
+        };
+        // Nothing to wait for but events: only they (or the sweep) can change anything.
+        let later = async {
+            match wait {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => std::future::pending().await,
             }
         };
         tokio::select! {
             () = store.wake.queued.notified() => {}
             Some(event) = incoming.recv() => apply(&mut slots, event),
-            () = tokio::time::sleep(wait) => {
-                let _ = store.recover_leases(crate::store::now_ms()).await;
-                let _ = store.expire_overdue(timing.validity.as_millis() as i64).await;
+            () = later => {}
+            _ = sweep.tick() => {
+                if let Err(error) = store.recover_leases(crate::store::now_ms()).await {
+                    tracing::error!(%error, "cannot recover expired leases");
+                }
+                if let Err(error) = store.expire_overdue(validity_ms).await {
+                    tracing::error!(%error, "cannot expire overdue requests");
+                }
             }
             () = shutdown.cancelled() => break,
         }
@@ -131,62 +157,99 @@ fn apply(slots: &mut [Slot], event: WorkerEvent) {
     }
 }
 
-/// Hands due requests to free modems; returns how long until a rate limit or a retry
-/// time could let more go.
-async fn assign(slots: &mut [Slot], store: &Store) -> Result<Option<Duration>, StoreError> {
-    if !slots.iter().any(Slot::free) {
-        return Ok(None);
-    }
-    let mut wait = store.next_due_in().await?.map(Duration::from_millis);
-    for request in store.due_for_modems(256).await? {
+/// Gives each free modem the oldest due request it may send. Returns how long until a
+/// rate limit's window or a retry time could let more go; `None`: nothing will change
+/// before an event (a wake-up, a worker free again, the sweep).
+async fn assign(slots: &mut [Slot], store: &Store, validity_ms: i64) -> Result<Option<Duration>, StoreError> {
+    let mut wait: Option<Duration> = None;
+    let mut later = |delay: Duration| wait = Some(wait.map_or(delay, |w: Duration| w.min(delay)));
+    // Modems done for this round: nothing for them, or waiting for their rate limit.
+    let mut settled = vec![false; slots.len()];
+    loop {
         let now = Instant::now();
-        match cheapest_free(slots, &request, now) {
-            Choice::Modem(index) => {
-                let slot = &mut slots[index];
-                let lease = slot.spec.lease().as_millis() as i64;
-                if !store.claim(request.id, &slot.spec.name, lease).await? {
-                    continue;
-                }
-                slot.busy = true;
-                slot.recent.extend(std::iter::repeat_n(now, request.parts));
-                if slot.assignments.send(Assignment { request }).await.is_err() {
-                    slot.ready = false;
-                }
+        let mut asking = Vec::new();
+        for (index, slot) in slots.iter_mut().enumerate() {
+            if !slot.free() || settled[index] {
+                continue;
             }
-            Choice::Later(delay) => wait = Some(wait.map_or(delay, |w| w.min(delay))),
-            Choice::None => {}
+            match slot.rate_wait(1, now) {
+                Some(delay) => {
+                    later(delay);
+                    settled[index] = true;
+                }
+                None => asking.push(index),
+            }
         }
-        if !slots.iter().any(Slot::free) {
+        if asking.is_empty() {
             break;
         }
+        let scopes = asking
+            .iter()
+            .map(|&i| (slots[i].spec.name.clone(), slots[i].prefixes.clone()))
+            .collect();
+        let candidates = store.next_for_modems(scopes, validity_ms).await?;
+        // Each candidate with the modems that want it, oldest first.
+        let mut wanted: BTreeMap<i64, (QueuedRequest, Vec<usize>)> = BTreeMap::new();
+        for (&index, candidate) in asking.iter().zip(candidates) {
+            match candidate {
+                Some(request) => wanted.entry(request.id).or_insert((request, Vec::new())).1.push(index),
+                None => settled[index] = true,
+            }
+        }
+        let mut claimed = false;
+        for (_, (mut request, modems)) in wanted {
+            match cheapest(slots, &request, &modems, now) {
+                Choice::Modem(index) => {
+                    // The others that wanted it ask again.
+                    claimed = true;
+                    let slot = &mut slots[index];
+                    let lease = slot.spec.lease().as_millis() as i64;
+                    if !store.claim(request.id, &slot.spec.name, lease).await? {
+                        continue;
+                    }
+                    // The claim counted this attempt: the retry delays go by it.
+                    request.attempts += 1;
+                    slot.busy = true;
+                    slot.recent.extend(std::iter::repeat_n(now, request.parts));
+                    if slot.assignments.send(Assignment { request }).await.is_err() {
+                        slot.ready = false;
+                    }
+                }
+                // Its oldest waits for the rate limit: it does not skip to a newer one.
+                Choice::Later(delay) => {
+                    later(delay);
+                    modems.iter().for_each(|&i| settled[i] = true);
+                }
+            }
+        }
+        if !claimed {
+            break;
+        }
+    }
+    if slots.iter().any(Slot::free)
+        && let Some(due_in) = store.next_due_in().await?
+    {
+        later(Duration::from_millis(due_in));
     }
     Ok(wait)
 }
 
 enum Choice {
     Modem(usize),
-    /// A modem could take it once its rate limit allows.
+    /// Every modem that wants it waits for its rate limit; the first window opens then.
     Later(Duration),
-    /// No free modem has a tariff for this number.
-    None,
 }
 
-/// The free modem with the lowest tariff for the number (ties: by name); the modem that
-/// last failed it comes last, so a retry tries another one when there is one.
-fn cheapest_free(slots: &mut [Slot], request: &QueuedRequest, now: Instant) -> Choice {
-    let mut candidates: Vec<(bool, f64, usize)> = slots
+/// Of the free modems whose oldest candidate is `request`, the one with the lowest
+/// tariff for the number (ties: by name) whose rate limit allows its parts; the modem
+/// that last failed it comes last, so a retry tries another one when there is one.
+fn cheapest(slots: &mut [Slot], request: &QueuedRequest, modems: &[usize], now: Instant) -> Choice {
+    let mut candidates: Vec<(bool, f64, usize)> = modems
         .iter()
-        .enumerate()
-        .filter(|(_, slot)| slot.free())
-        // Parts of one SMS must leave from one SIM, or the phone cannot join them.
-        .filter(|(_, slot)| {
-            request.sent_parts.is_empty() || request.last_modem.as_deref() == Some(slot.spec.name.as_str())
-        })
-        .filter_map(|(index, slot)| {
-            let failed_last = request.last_modem.as_deref() == Some(slot.spec.name.as_str());
-            slot.spec
-                .tariff_for(&request.number)
-                .map(|cost| (failed_last, cost, index))
+        .map(|&index| {
+            let spec = &slots[index].spec;
+            let failed_last = request.last_modem.as_deref() == Some(spec.name.as_str());
+            (failed_last, spec.tariff_for(&request.number).unwrap_or(f64::MAX), index)
         })
         .collect();
     candidates.sort_by(|a, b| {
@@ -194,12 +257,12 @@ fn cheapest_free(slots: &mut [Slot], request: &QueuedRequest, now: Instant) -> C
             .then(a.1.total_cmp(&b.1))
             .then_with(|| slots[a.2].spec.name.cmp(&slots[b.2].spec.name))
     });
-    let mut later: Option<Duration> = None;
+    let mut later = Duration::MAX;
     for (_, _, index) in candidates {
         match slots[index].rate_wait(request.parts, now) {
             None => return Choice::Modem(index),
-            Some(delay) => later = Some(later.map_or(delay, |l| l.min(delay))),
+            Some(delay) => later = later.min(delay),
         }
     }
-    later.map_or(Choice::None, Choice::Later)
+    Choice::Later(later)
 }

@@ -102,7 +102,7 @@ async fn open(spec: &ModemSpec) -> Result<(Port, String), Stop> {
     Ok((port, signal))
 }
 
-/// The init sequence of DESIGN.md; identity, registration and signal are logged.
+/// The init sequence below, in order; identity, registration and signal are logged.
 async fn init(port: &mut Port, spec: &ModemSpec) -> Result<String, Stop> {
     // The first AT may meet garbage left in the modem's buffer: one retry.
     if port.command(&Command::At, COMMAND_TIMEOUT).await.is_err() {
@@ -266,10 +266,11 @@ async fn failed(context: &Context, request: &QueuedRequest, part: usize, error: 
     }
 }
 
-/// Back to the queue after the attempt's delay, or expired once validity ran out.
+/// Back to the queue after the attempt's delay, or expired once validity ran out
+/// (counted from the operator's retry, if there was one).
 async fn retry_later(context: &Context, request: &QueuedRequest, reason: String) -> Result<(), StoreError> {
     let timing = &context.timing;
-    let age = crate::store::now_ms().saturating_sub(request.created);
+    let age = crate::store::now_ms().saturating_sub(request.valid_from);
     if age >= timing.validity.as_millis() as i64 {
         let why = format!("not sent within its validity: {reason}");
         return context.store.fail(request.id, State::Expired, "4.4.7", why).await;

@@ -131,9 +131,12 @@ pub(super) fn retry(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreE
     if !transition(conn, id, from, to, now, detail)? {
         return Ok(false);
     }
-    // A new try gets a whole validity period of its own.
-    conn.prepare_cached("UPDATE requests SET tried = '', route = NULL, valid_from = ?1, unanswered = 0 WHERE id = ?2")?
-        .execute(params![now, id])?;
+    // A new try gets a whole validity period of its own, and its retry delays start
+    // again from the first.
+    conn.prepare_cached(
+        "UPDATE requests SET tried = '', route = NULL, valid_from = ?1, attempts = 0, unanswered = 0 WHERE id = ?2",
+    )?
+    .execute(params![now, id])?;
     // Parts the network accepted are not sent again; the uncertain one is.
     conn.prepare_cached("DELETE FROM parts WHERE request_id = ?1 AND status NOT IN (?2, ?3)")?
         .execute(params![id, PartStatus::Sent, PartStatus::Delivered])?;

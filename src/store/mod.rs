@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_sent_by_time.sql"),
     include_str!("../../migrations/0006_valid_from.sql"),
     include_str!("../../migrations/0007_unanswered_forward.sql"),
+    include_str!("../../migrations/0008_dispatch.sql"),
 ];
 
 /// Why the store could not do what was asked. Intake turns any of these into

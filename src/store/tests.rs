@@ -77,9 +77,16 @@ fn recovery_requeues_unsent_parts_and_holds_back_the_uncertain_ones() {
     assert_eq!(state(&conn, half_sent), "queued");
     assert_eq!(state(&conn, in_flight), "uncertain");
     // The part already sent is never sent again, and its modem stays the only choice.
-    let due = due_for_modems(&conn, 200, 10).unwrap();
-    assert_eq!(due[0].sent_parts, vec![1]);
-    assert_eq!(due[0].last_modem.as_deref(), Some("sim0"));
+    let due = next_for_modem(&conn, "sim0", &["+".into()], 200, 1_000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(due.sent_parts, vec![1]);
+    assert_eq!(due.last_modem.as_deref(), Some("sim0"));
+    assert!(
+        next_for_modem(&conn, "sim1", &["+".into()], 200, 1_000)
+            .unwrap()
+            .is_none()
+    );
     // An operator's retry resends the uncertain part only.
     assert!(retry(&conn, in_flight, 300).unwrap());
     assert_eq!(state(&conn, in_flight), "queued");

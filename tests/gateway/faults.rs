@@ -17,16 +17,23 @@ const MARKER_FAULT: &str = "cms_error = { \"+447911123456\" = 38 }";
 /// Two simulated modems: sim0 (cheaper, with `faults`) and sim1 (healthy); retries after 1 s.
 fn two_modems(faults: &str, sim0_extra: &str) -> Gateway {
     let gateway = Gateway::start(&format!(
-        "[sms]\nretry_delays_secs = [1]\n\n\
-         [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+\" = 0.01 }}\n{sim0_extra}\n\
-         sim = {{ latency_ms = 0, report_delay_ms = 50, {faults} }}\n\n\
-         [[modem]]\nname = \"sim1\"\nport = \"sim\"\ntariff = {{ \"+\" = 0.02 }}\n\
-         sim = {{ latency_ms = 0, report_delay_ms = 50 }}\n"
+        "[sms]\nretry_delays_secs = [1]\n\n{}",
+        modems(faults, sim0_extra)
     ));
     // Both ready before the first mail, so the cheaper one is tried first.
     gateway.wait_for_log("ready modem=sim0");
     gateway.wait_for_log("ready modem=sim1");
     gateway
+}
+
+/// The `[[modem]]` tables of `two_modems`.
+fn modems(faults: &str, sim0_extra: &str) -> String {
+    format!(
+        "[[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+\" = 0.01 }}\n{sim0_extra}\n\
+         sim = {{ latency_ms = 0, report_delay_ms = 50, {faults} }}\n\n\
+         [[modem]]\nname = \"sim1\"\nport = \"sim\"\ntariff = {{ \"+\" = 0.02 }}\n\
+         sim = {{ latency_ms = 0, report_delay_ms = 50 }}\n"
+    )
 }
 
 fn send(gateway: &Gateway) {
@@ -193,4 +200,44 @@ fn a_request_waiting_for_a_modem_is_sent_after_a_restart() {
     // The rate limit starts afresh with the process: the waiting one goes out now.
     gateway.wait_state(2, "delivered");
     assert_eq!(gateway.records("sim0").len(), 2);
+}
+
+#[test]
+fn a_retried_request_older_than_its_validity_is_retried_after_a_temporary_error() {
+    // Accepted with no modem to send it, then (the gateway down) made two days old,
+    // past its validity, with five attempts behind it.
+    let mut gateway = Gateway::start("[sms]\nretry_delays_secs = [1, 3600]\n");
+    send(&gateway);
+    gateway.wait_state(1, "queued");
+    gateway.kill();
+    let database = rusqlite::Connection::open(gateway.store().path()).unwrap();
+    let aged = database
+        .execute(
+            "UPDATE requests SET created = created - 2 * 86400000, attempts = 5 WHERE id = 1",
+            [],
+        )
+        .unwrap();
+    assert_eq!(aged, 1);
+    drop(database);
+    let mut config = std::fs::read_to_string(&gateway.config).unwrap();
+    config.push_str(&modems(&format!("cms_error = {{ \"{NUMBER}\" = 38 }}"), ""));
+    std::fs::write(&gateway.config, config).unwrap();
+    gateway.restart();
+    gateway.wait_state(1, "expired");
+    gateway.wait_for_log("ready modem=sim0");
+    gateway.wait_for_log("ready modem=sim1");
+    // Retried, it has a validity of its own and its attempts start again: sim0's
+    // temporary error puts it back in the queue after the first delay (not the last,
+    // 3600 s), and sim1 sends it.
+    assert!(gateway.cli_ok(&["queue", "retry", "1"]).contains("again"));
+    let detail = gateway.wait_state(1, "delivered");
+    let story = event_details(&detail);
+    let after_retry = &story[story.find("retried by the operator").expect("retried")..];
+    assert!(
+        after_retry.contains("+CMS ERROR: 38") && after_retry.contains("retry in 1s"),
+        "{story}"
+    );
+    assert!(!after_retry.contains("expired"), "{story}");
+    assert_eq!(numbers(&gateway, "sim1"), [NUMBER]);
+    assert!(gateway.records("sim0").is_empty());
 }

@@ -159,8 +159,86 @@ fn a_modem_never_exceeds_its_rate_limit() {
         }
     });
     assert_eq!(gateway.records("sim0").len(), 5);
-    let waiting = gateway.queue().iter().filter(|r| r["state"] == "queued").count();
+    // The marker goes from queued to sending and back at each retry: both count.
+    let waiting = gateway
+        .queue()
+        .iter()
+        .filter(|r| r["state"] == "queued" || r["state"] == "sending")
+        .count();
     assert_eq!(waiting, 4, "three French requests and the marker");
+}
+
+/// Sends one mail per hundred of `numbers` (E.164), each accepted with `250`.
+fn mail_in_hundreds(gateway: &Gateway, numbers: &[String]) {
+    for chunk in numbers.chunks(100) {
+        let recipients: Vec<String> = chunk.iter().map(|n| format!("{n}@sms")).collect();
+        let recipients: Vec<&str> = recipients.iter().map(String::as_str).collect();
+        assert_eq!(
+            gateway
+                .client()
+                .mail(&recipients, &message("backlog", "one of many"))
+                .code,
+            250
+        );
+    }
+}
+
+/// Waits (a few seconds at most) until `modem` recorded SMS to exactly `expected`, in
+/// any order.
+fn wait_sent_to(gateway: &Gateway, modem: &str, expected: &[String]) {
+    let expected: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
+    eventually(Duration::from_secs(10), || {
+        let records = gateway.records(modem);
+        let sent: BTreeSet<&str> = records.iter().map(|r| r["number"].as_str().unwrap()).collect();
+        if sent == expected && records.len() == expected.len() {
+            Ok(())
+        } else {
+            Err(format!("{modem} sent to {sent:?}, not {expected:?}"))
+        }
+    });
+}
+
+/// How many requests are in `state`.
+fn count_in(gateway: &Gateway, state: &str) -> usize {
+    gateway.queue().iter().filter(|r| r["state"] == state).count()
+}
+
+#[test]
+fn a_request_the_modem_can_send_overtakes_hundreds_it_cannot() {
+    // The only modem sends British numbers; 300 French requests were accepted first.
+    let gateway = Gateway::start(&sim_modem("sim0", &format!("tariff = {{ \"+44\" = 0.03 }}\n{FAST}")));
+    gateway.wait_for_log("ready modem=sim0");
+    let french: Vec<String> = (0..300).map(|i| format!("+336120{i:05}")).collect();
+    mail_in_hundreds(&gateway, &french);
+    let uk = ["+447911123456".to_string()];
+    mail_in_hundreds(&gateway, &uk);
+    wait_sent_to(&gateway, "sim0", &uk);
+    gateway.wait_state(301, "delivered");
+    assert_eq!(count_in(&gateway, "queued"), 300, "the French requests wait");
+}
+
+#[test]
+fn a_rate_limited_modem_with_a_backlog_does_not_hold_up_another() {
+    // sim0 sends French numbers, three a minute; sim1 British ones. The 300 French
+    // requests come first, then five British ones: sim1 sends those at once.
+    let gateway = Gateway::start(&format!(
+        "{}{}",
+        sim_modem(
+            "sim0",
+            &format!("per_minute = 3\ntariff = {{ \"+33\" = 0.01 }}\n{FAST}")
+        ),
+        sim_modem("sim1", &format!("tariff = {{ \"+44\" = 0.01 }}\n{FAST}")),
+    ));
+    gateway.wait_for_log("ready modem=sim0");
+    gateway.wait_for_log("ready modem=sim1");
+    let french: Vec<String> = (0..300).map(|i| format!("+336120{i:05}")).collect();
+    mail_in_hundreds(&gateway, &french);
+    let uk: Vec<String> = (0..5).map(|i| format!("+4479111{i:05}")).collect();
+    mail_in_hundreds(&gateway, &uk);
+    wait_sent_to(&gateway, "sim1", &uk);
+    let french_sent = gateway.wait_records("sim0", 3);
+    assert_eq!(french_sent.len(), 3, "sim0 keeps to its limit");
+    assert_eq!(count_in(&gateway, "queued"), 297);
 }
 
 #[test]
