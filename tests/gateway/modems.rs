@@ -205,16 +205,27 @@ fn count_in(gateway: &Gateway, state: &str) -> usize {
 
 #[test]
 fn a_request_the_modem_can_send_overtakes_hundreds_it_cannot() {
-    // The only modem sends British numbers; 300 French requests were accepted first.
-    let gateway = Gateway::start(&sim_modem("sim0", &format!("tariff = {{ \"+44\" = 0.03 }}\n{FAST}")));
+    // sim0 sends British numbers. sim1 alone sends French ones, and is busy for the
+    // whole test with the first of 300 French requests accepted before the British one:
+    // the 299 others wait, and must not hold up the request sim0 can take.
+    let gateway = Gateway::start(&format!(
+        "{}{}",
+        sim_modem("sim0", &format!("tariff = {{ \"+44\" = 0.03 }}\n{FAST}")),
+        sim_modem(
+            "sim1",
+            "tariff = { \"+33\" = 0.01 }\nsend_timeout_secs = 600\nsim = { latency_ms = 300000 }"
+        ),
+    ));
     gateway.wait_for_log("ready modem=sim0");
+    gateway.wait_for_log("ready modem=sim1");
     let french: Vec<String> = (0..300).map(|i| format!("+336120{i:05}")).collect();
     mail_in_hundreds(&gateway, &french);
     let uk = ["+447911123456".to_string()];
     mail_in_hundreds(&gateway, &uk);
     wait_sent_to(&gateway, "sim0", &uk);
     gateway.wait_state(301, "delivered");
-    assert_eq!(count_in(&gateway, "queued"), 300, "the French requests wait");
+    assert_eq!(count_in(&gateway, "sending"), 1, "sim1 is busy with one French request");
+    assert_eq!(count_in(&gateway, "queued"), 299, "the other French requests wait");
 }
 
 #[test]
