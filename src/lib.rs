@@ -64,7 +64,7 @@ impl From<outbound::TlsSetupError> for RunError {
 /// open sessions get `smtp.shutdown_grace_secs` to finish, and everything they were
 /// told was accepted is already committed.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    let store = Store::open(&config.database_path())?;
+    let store = Store::open(&config.database_path(), config.store_max_bytes())?;
     address::warm_up();
     let credentials = smtp::Credentials::load(&config)?;
     let notifier = notify::Notifier::new(&config)?;

@@ -56,6 +56,8 @@ pub struct Config {
     pub dsn: Dsn,
     /// Who may send what (`[security]`).
     pub security: Security,
+    /// The queue database (`[store]`).
+    pub store: Store,
 }
 
 /// This instance (`[instance]`).
@@ -356,6 +358,16 @@ impl Default for Security {
     }
 }
 
+/// The queue database (`[store]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Store {
+    /// Largest size of the queue database, in MiB; 0: no cap. Past it intake answers
+    /// `451 4.3.0` (the sender's server tries again later), so a runaway sender cannot
+    /// fill the disk. A database already larger opens and only refuses to grow.
+    pub max_size_mb: u64,
+}
+
 impl Config {
     /// Reads the file (which must exist) and the environment, then validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -400,5 +412,10 @@ impl Config {
     /// Where the SQLite database lives.
     pub fn database_path(&self) -> PathBuf {
         self.instance.data_dir.join("smsgw.db")
+    }
+
+    /// The cap on the queue database in bytes (`store.max_size_mb`), if any.
+    pub fn store_max_bytes(&self) -> Option<u64> {
+        (self.store.max_size_mb > 0).then(|| self.store.max_size_mb.saturating_mul(1024 * 1024))
     }
 }

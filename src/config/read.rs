@@ -46,7 +46,7 @@ impl ConfigError {
 }
 
 const SECTIONS: &[&str] = &[
-    "instance", "smtp", "sms", "modem", "http", "routing", "peer", "dsn", "security",
+    "instance", "smtp", "sms", "modem", "http", "routing", "peer", "dsn", "security", "store",
 ];
 
 /// Reads every section, then validates the whole.
@@ -78,6 +78,7 @@ pub(super) fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
         peer: Vec::new(),
         dsn: section(&tables, "dsn", &mut problems),
         security: section(&tables, "security", &mut problems),
+        store: section(&tables, "store", &mut problems),
     };
     config.peer = validate::check(&config, &peers, &mut problems);
     if problems.is_empty() {

@@ -151,6 +151,22 @@ fn a_list_with_a_bad_element_falls_back_to_its_default_as_a_whole() {
     assert_eq!(found, ["smtp.listen[0]: invalid socket address syntax"]);
 }
 
+#[test]
+fn the_store_cap_is_off_by_default_and_must_leave_room_for_one_mail() {
+    assert_eq!(load("").unwrap().store_max_bytes(), None);
+    let config = load("[store]\nmax_size_mb = 64\n").unwrap();
+    assert_eq!(config.store_max_bytes(), Some(64 * 1024 * 1024));
+    assert_eq!(
+        problems("[store]\nmax_size_mb = 1\n"),
+        ["store.max_size_mb: must be 0 (no cap) or larger than smtp.max_message_size: one mail must fit"]
+    );
+    assert!(load("[store]\nmax_size_mb = 1\n[smtp]\nmax_message_size = 65536\n").is_ok());
+    assert_eq!(
+        problems("[store]\nmax_size = 64\n"),
+        ["store.max_size: unknown key (expected `max_size_mb`)"]
+    );
+}
+
 fn sorted<const N: usize, T: Into<String>>(expected: [T; N]) -> Vec<String> {
     let mut expected: Vec<String> = expected.into_iter().map(Into::into).collect();
     expected.sort();

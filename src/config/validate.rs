@@ -87,6 +87,7 @@ pub(super) fn check(config: &Config, peers: &[PeerEntry], problems: &mut Vec<Pro
     let peers = check_cluster(config, peers, problems);
     check_dsn(config, problems);
     check_security(config, problems);
+    check_store(config, problems);
     peers
 }
 
@@ -300,4 +301,16 @@ fn report_broken(rules: &[(bool, &str, &str)], problems: &mut Vec<Problem>) {
             .filter(|(ok, ..)| !ok)
             .map(|(_, key, problem)| Problem::new(key, problem)),
     );
+}
+
+/// `[store]`: a cap must leave room for the largest mail, or every mail is refused.
+fn check_store(config: &Config, problems: &mut Vec<Problem>) {
+    if let Some(cap) = config.store_max_bytes()
+        && cap <= config.smtp.max_message_size as u64
+    {
+        problems.push(Problem::new(
+            "store.max_size_mb",
+            "must be 0 (no cap) or larger than smtp.max_message_size: one mail must fit",
+        ));
+    }
 }

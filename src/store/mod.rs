@@ -107,10 +107,16 @@ pub struct Wakeups {
 
 impl Store {
     /// Opens (creating if needed) the database, applies pending migrations and starts
-    /// the writer.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    /// the writer. With `max_bytes` (`store.max_size_mb`), the database may not grow
+    /// past that size: a write that would grow it further fails ("database or disk is
+    /// full") and writes nothing (intake: `451 4.3.0`). A database already larger
+    /// opens, and only refuses to grow.
+    pub fn open(path: &Path, max_bytes: Option<u64>) -> Result<Store, StoreError> {
         let conn = connect(path)?;
         migrate(&conn)?;
+        if let Some(max_bytes) = max_bytes {
+            cap_size(&conn, max_bytes)?;
+        }
         let id = store_id(&conn)?.into();
         let writer = writer::Writer::start(conn).map_err(|e| StoreError::DataDir(path.display().to_string(), e))?;
         Ok(Store {
@@ -140,6 +146,31 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
+}
+
+/// Caps the database this connection writes at `max_bytes` (rounded down to whole
+/// pages), or at its current size if it is already larger. SQLite checks the cap as
+/// the transaction allocates pages: one that would pass it is rolled back whole
+/// (`SQLITE_FULL`), which the writer reports to every job of its batch. The WAL file
+/// beside the database is not counted (checkpoints keep it near 4 MiB).
+fn cap_size(conn: &Connection, max_bytes: u64) -> Result<(), StoreError> {
+    // SQLite's own ceiling on max_page_count.
+    const MOST_PAGES: i64 = 4_294_967_294;
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+    let page_count: i64 = conn.pragma_query_value(None, "page_count", |row| row.get(0))?;
+    let capped = i64::try_from(max_bytes / page_size.max(1).unsigned_abs()).unwrap_or(MOST_PAGES);
+    let pages = capped.max(page_count).min(MOST_PAGES);
+    conn.pragma_update(None, "max_page_count", pages)?;
+    if page_count >= capped {
+        tracing::warn!(
+            size = page_count * page_size,
+            max_bytes,
+            "the queue database is at or past store.max_size_mb: it may not grow, mail that does not fit is refused"
+        );
+    } else {
+        tracing::info!(max_bytes, "queue database capped");
+    }
+    Ok(())
 }
 
 /// The database's random id, chosen on first use.

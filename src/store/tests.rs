@@ -157,3 +157,26 @@ fn queued_requests_past_their_validity_expire() {
     assert_eq!(expire_overdue(&conn, 1_000, 5_500).unwrap(), 0);
     assert_eq!(expire_overdue(&conn, 1_000, 6_001).unwrap(), 1);
 }
+
+#[test]
+fn a_database_past_its_cap_is_kept_and_only_refuses_to_grow() {
+    let conn = database();
+    let pages = |name: &str| -> i64 { conn.pragma_query_value(None, name, |row| row.get(0)).unwrap() };
+    let before = pages("page_count");
+    // A cap of one byte: the pages already there stay, none may be added.
+    super::cap_size(&conn, 1).unwrap();
+    assert_eq!(pages("max_page_count"), before);
+    let grow = conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('big', ?1)",
+        [&"x".repeat(100_000)],
+    );
+    let Err(rusqlite::Error::SqliteFailure(error, _)) = grow else {
+        panic!("grew past the cap: {grow:?}");
+    };
+    assert_eq!(error.code, rusqlite::ErrorCode::DiskFull);
+    assert_eq!(pages("page_count"), before);
+    // A cap above the database lets it grow to the cap, in whole pages.
+    let page_size = pages("page_size");
+    super::cap_size(&conn, ((before + 40) * page_size + page_size / 2) as u64).unwrap();
+    assert_eq!(pages("max_page_count"), before + 40);
+}

@@ -9,6 +9,7 @@ mod data;
 mod dsn;
 mod durability;
 mod faults;
+mod full;
 mod link;
 mod modems;
 mod pdu_crosscheck;
