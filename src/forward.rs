@@ -17,11 +17,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::metrics;
 use crate::outbound::{Client, Connection, Mail, OutboundError, Server, TlsPolicy, TlsSetupError};
 use crate::retry::RetrySchedule;
 use crate::routing::view::Cluster;
+use crate::stage::{self, Next};
 use crate::store::{ForwardOutcome, ForwardRequest, Store, StoreError, now_ms};
-use crate::{metrics, stage};
 
 /// Requests taken per round.
 const BATCH: usize = 256;
@@ -91,22 +92,16 @@ impl Forwarder {
     /// the peer, seeing its request id again, keeps one.
     pub async fn run(self, store: Store, shutdown: CancellationToken) {
         let forwarder = Arc::new(self);
-        loop {
-            let full = forwarder.round(&store, &shutdown).await.unwrap_or_else(|error| {
-                tracing::error!(%error, "forwarding cannot read the store");
-                false
-            });
-            if shutdown.is_cancelled() {
-                return;
+        let (forwarder, store, shutdown) = (&forwarder, &store, &shutdown);
+        stage::run(&store.wake.forwarding, SWEEP, shutdown, || async move {
+            match forwarder.round(store, shutdown).await {
+                Ok(true) => return Next::Now,
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, "forwarding cannot read the store"),
             }
-            if full {
-                continue;
-            }
-            let due = store.next_forward_in().await.ok().flatten();
-            if !stage::pause(&store.wake.forwarding, due, SWEEP, &shutdown).await {
-                return;
-            }
-        }
+            Next::Pause(store.next_forward_in().await.ok().flatten())
+        })
+        .await;
     }
 
     /// Forwards one batch of due requests, one connection per peer; true if full.

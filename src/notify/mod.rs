@@ -11,10 +11,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::metrics;
 use crate::outbound::{Client, TlsPolicy, TlsSetupError};
 use crate::retry::RetrySchedule;
+use crate::stage::{self, Next};
 use crate::store::{DsnAction, DsnOutcome, PendingDsn, ReportWait, Store, now_ms};
-use crate::{metrics, stage};
 use build::{Action, DsnContent, ReportingMta};
 
 /// Looks for timed DSNs (delayed, relayed) this often.
@@ -68,25 +69,16 @@ impl Notifier {
     /// Delivers DSNs until `shutdown`; deliveries under way then get the grace period.
     pub async fn run(self, store: Store, shutdown: CancellationToken) {
         let notifier = std::sync::Arc::new(self);
-        loop {
-            let full = match notifier.round(&store, &shutdown).await {
-                Ok(full) => full,
-                Err(error) => {
-                    tracing::error!(%error, "DSN stage cannot read the store");
-                    false
-                }
-            };
-            if shutdown.is_cancelled() {
-                return;
+        let (notifier, store, shutdown) = (&notifier, &store, &shutdown);
+        stage::run(&store.wake.dsn, SWEEP, shutdown, || async move {
+            match notifier.round(store, shutdown).await {
+                Ok(true) => return Next::Now,
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, "DSN stage cannot read the store"),
             }
-            if full {
-                continue;
-            }
-            let due = store.next_dsn_in().await.ok().flatten();
-            if !stage::pause(&store.wake.dsn, due, SWEEP, &shutdown).await {
-                return;
-            }
-        }
+            Next::Pause(store.next_dsn_in().await.ok().flatten())
+        })
+        .await;
     }
 
     /// Queues timed DSNs and delivers one batch of due ones; true if the batch was full.
