@@ -17,10 +17,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::metrics;
 use crate::outbound::{Client, Connection, Mail, OutboundError, Server, TlsPolicy, TlsSetupError};
+use crate::retry::RetrySchedule;
 use crate::routing::view::Cluster;
+use crate::stage::{self, Next};
 use crate::store::{ForwardOutcome, ForwardRequest, Store, StoreError, now_ms};
-use crate::{metrics, stage};
 
 /// Requests taken per round.
 const BATCH: usize = 256;
@@ -49,7 +51,8 @@ pub struct Forwarder {
     store_id: String,
     links: HashMap<String, Link>,
     cluster: Arc<Cluster>,
-    retry_delays: Vec<u64>,
+    /// `routing.retry_delays_secs`.
+    retry: RetrySchedule,
     /// `sms.validity_minutes`: an unanswered forward is tried on its peer until then.
     validity_ms: i64,
 }
@@ -80,7 +83,7 @@ impl Forwarder {
             store_id: store_id.to_string(),
             links,
             cluster,
-            retry_delays: config.routing.retry_delays_secs.clone(),
+            retry: config.routing.retry_delays_secs.clone(),
             validity_ms: i64::try_from(config.sms.validity_minutes.saturating_mul(60_000)).unwrap_or(i64::MAX / 2),
         })
     }
@@ -89,22 +92,16 @@ impl Forwarder {
     /// the peer, seeing its request id again, keeps one.
     pub async fn run(self, store: Store, shutdown: CancellationToken) {
         let forwarder = Arc::new(self);
-        loop {
-            let full = forwarder.round(&store, &shutdown).await.unwrap_or_else(|error| {
-                tracing::error!(%error, "forwarding cannot read the store");
-                false
-            });
-            if shutdown.is_cancelled() {
-                return;
+        let (forwarder, store, shutdown) = (&forwarder, &store, &shutdown);
+        stage::run(&store.wake.forwarding, SWEEP, shutdown, || async move {
+            match forwarder.round(store, shutdown).await {
+                Ok(true) => return Next::Now,
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, "forwarding cannot read the store"),
             }
-            if full {
-                continue;
-            }
-            let due = store.next_forward_in().await.ok().flatten();
-            if !stage::pause(&store.wake.forwarding, due, SWEEP, &shutdown).await {
-                return;
-            }
-        }
+            Next::Pause(store.next_forward_in().await.ok().flatten())
+        })
+        .await;
     }
 
     /// Forwards one batch of due requests, one connection per peer; true if full.
@@ -248,7 +245,7 @@ impl Forwarder {
     /// A failed attempt, logged, and what it leads to ([`decide`]).
     fn after(&self, job: &ForwardRequest, error: &OutboundError) -> ForwardOutcome {
         tracing::warn!(request = job.id, peer = %job.peer, %error, "forward failed");
-        decide(job, error, &self.retry_delays, self.validity_ms, now_ms())
+        decide(job, error, &self.retry, self.validity_ms, now_ms())
     }
 
     /// The message as stored, below the two headers a peer believes from a peer.
@@ -271,9 +268,16 @@ impl Forwarder {
 /// `uncertain`; so is one the peer refuses when tried again. Any other is tried again
 /// on the same peer while the schedule lasts, then (or at once when refused) routed
 /// again without it.
-fn decide(job: &ForwardRequest, error: &OutboundError, delays: &[u64], validity_ms: i64, now: i64) -> ForwardOutcome {
-    let index = usize::try_from(job.attempts).unwrap_or(usize::MAX);
-    let later = |delay: u64| now.saturating_add(i64::try_from(delay.saturating_mul(1000)).unwrap_or(i64::MAX / 2));
+fn decide(
+    job: &ForwardRequest,
+    error: &OutboundError,
+    retry: &RetrySchedule,
+    validity_ms: i64,
+    now: i64,
+) -> ForwardOutcome {
+    // The attempts recorded before this one, then this one.
+    let failed = u64::try_from(job.attempts).map_or(u64::MAX, |made| made.saturating_add(1));
+    let later = |delay: Duration| now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2));
     if job.unanswered || error.is_unanswered() {
         let peer = &job.peer;
         if error.is_permanent() {
@@ -287,14 +291,13 @@ fn decide(job: &ForwardRequest, error: &OutboundError, delays: &[u64], validity_
                 reason: format!("{peer} did not answer within its validity ({error}), and may hold it"),
             };
         }
-        let delay = delays.get(index).or(delays.last()).copied().unwrap_or(60);
         return ForwardOutcome::Unanswered {
-            at: later(delay).min(ends),
+            at: later(retry.delay(failed)).min(ends),
             reason: error.to_string(),
         };
     }
-    match delays.get(index) {
-        Some(&delay) if !error.is_permanent() => ForwardOutcome::Retry {
+    match retry.within(failed) {
+        Some(delay) if !error.is_permanent() => ForwardOutcome::Retry {
             at: later(delay),
             reason: error.to_string(),
         },
@@ -437,7 +440,7 @@ mod tests {
                 unanswered,
                 ..job()
             };
-            let outcome = match decide(&job, &error, &[1, 5], 60_000, now) {
+            let outcome = match decide(&job, &error, &RetrySchedule::from_secs(1, &[5]), 60_000, now) {
                 ForwardOutcome::Accepted(_) => "accepted".to_string(),
                 ForwardOutcome::Retry { at, .. } => format!("retry at {at}"),
                 ForwardOutcome::Failover { refused: false, .. } => "failover".into(),

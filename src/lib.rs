@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod modem;
 pub mod notify;
 pub mod outbound;
+pub mod retry;
 pub mod routing;
 pub mod sms;
 pub mod smtp;

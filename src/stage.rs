@@ -1,17 +1,139 @@
-//! What every stage loop does between two rounds of work.
+//! The one loop of the routing, forwarding and DSN stages: a round of work, then a
+//! pause until a wake-up, the next due time, a sweep, or shutdown.
 
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// What a round tells the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// More may be due at once (the batch was full): another round now.
+    Now,
+    /// Pause: until a wake-up, the next piece of work falls due in this many
+    /// milliseconds (if known), or the sweep.
+    Pause(Option<u64>),
+}
+
+/// Runs `round` until `shutdown`, pausing between two rounds as each asks ([`Next`]).
+/// `wake` is the stage's wake-up; `sweep` the longest pause, the safety net for what
+/// nobody announced. A round under way when `shutdown` comes is its own to finish (or
+/// cut short); after it the loop ends.
+///
+/// `round` is a closure that returns the round's future, not an async closure: the
+/// future of an async closure is not known to be `Send`, which a spawned stage must be.
+pub async fn run<F>(wake: &Notify, sweep: Duration, shutdown: &CancellationToken, mut round: impl FnMut() -> F)
+where
+    F: Future<Output = Next>,
+{
+    loop {
+        let next = round().await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let Next::Pause(due_in_ms) = next else {
+            continue;
+        };
+        if !pause(wake, due_in_ms, sweep, shutdown).await {
+            return;
+        }
+    }
+}
+
 /// Waits until `wake` is told, the next piece of work falls due (`due_in_ms`, if known;
-/// at most `sweep`, the safety net for what nobody announced), or `shutdown`: false then.
-pub async fn pause(wake: &Notify, due_in_ms: Option<u64>, sweep: Duration, shutdown: &CancellationToken) -> bool {
+/// at most `sweep`), or `shutdown`: false then.
+async fn pause(wake: &Notify, due_in_ms: Option<u64>, sweep: Duration, shutdown: &CancellationToken) -> bool {
     let wait = due_in_ms.map_or(sweep, |ms| sweep.min(Duration::from_millis(ms)));
     tokio::select! {
         () = wake.notified() => true,
         () = tokio::time::sleep(wait) => true,
         () = shutdown.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_full_round_is_followed_by_another_at_once() {
+        let (wake, shutdown) = (Notify::new(), CancellationToken::new());
+        let mut rounds = 0;
+        let started = Instant::now();
+        run(&wake, LONG, &shutdown, || {
+            rounds += 1;
+            if rounds == 3 {
+                shutdown.cancel();
+            }
+            async { Next::Now }
+        })
+        .await;
+        assert_eq!(rounds, 3);
+        assert!(started.elapsed() < LONG);
+    }
+
+    #[tokio::test]
+    async fn a_pause_ends_at_the_due_time_or_the_sweep() {
+        let short = Duration::from_millis(10);
+        // (what the first rounds return, the sweep)
+        let table = [
+            (Next::Pause(Some(10)), LONG),
+            (Next::Pause(None), short),
+            (Next::Pause(Some(60_000)), short),
+        ];
+        for (next, sweep) in table {
+            let (wake, shutdown) = (Notify::new(), CancellationToken::new());
+            let mut rounds = 0;
+            let started = Instant::now();
+            run(&wake, sweep, &shutdown, || {
+                rounds += 1;
+                if rounds == 3 {
+                    shutdown.cancel();
+                }
+                async move { next }
+            })
+            .await;
+            assert_eq!(rounds, 3, "{next:?}");
+            assert!(started.elapsed() < LONG, "{next:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_ends_a_pause() {
+        let (wake, shutdown) = (Notify::new(), CancellationToken::new());
+        let mut rounds = 0;
+        let started = Instant::now();
+        run(&wake, LONG, &shutdown, || {
+            rounds += 1;
+            match rounds {
+                1 => wake.notify_one(),
+                _ => shutdown.cancel(),
+            }
+            async { Next::Pause(None) }
+        })
+        .await;
+        assert_eq!(rounds, 2);
+        assert!(started.elapsed() < LONG);
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_a_pause() {
+        let (wake, shutdown) = (Notify::new(), CancellationToken::new());
+        let mut rounds = 0;
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            shutdown.cancel();
+        };
+        let stage = run(&wake, LONG, &shutdown, || {
+            rounds += 1;
+            async { Next::Pause(None) }
+        });
+        tokio::join!(stage, stop);
+        assert_eq!(rounds, 1);
     }
 }

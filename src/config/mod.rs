@@ -151,7 +151,7 @@ pub struct Sms {
     /// How long a request may wait to be sent (also the SMS's validity at the network).
     pub validity_minutes: u64,
     /// Delays before each new attempt after a temporary failure; the last one repeats.
-    pub retry_delays_secs: Vec<u64>,
+    pub retry_delays_secs: crate::retry::RetrySchedule,
 }
 
 impl Default for Sms {
@@ -163,7 +163,7 @@ impl Default for Sms {
             on_too_long: OnTooLong::Truncate,
             national_language_tables: Vec::new(),
             validity_minutes: 24 * 60,
-            retry_delays_secs: vec![30, 60, 300, 900, 1800, 3600],
+            retry_delays_secs: crate::retry::RetrySchedule::from_secs(30, &[60, 300, 900, 1800, 3600]),
         }
     }
 }
@@ -189,7 +189,7 @@ pub struct Routing {
     pub poll_secs: u64,
     /// Delays before each new forwarding attempt to one peer after a temporary failure;
     /// when they run out, the next cheapest instance is tried.
-    pub retry_delays_secs: Vec<u64>,
+    pub retry_delays_secs: crate::retry::RetrySchedule,
 }
 
 impl Default for Routing {
@@ -198,7 +198,7 @@ impl Default for Routing {
             workload_cost: 0.001,
             max_hops: 4,
             poll_secs: 5,
-            retry_delays_secs: vec![5, 30, 120],
+            retry_delays_secs: crate::retry::RetrySchedule::from_secs(5, &[30, 120]),
         }
     }
 }
@@ -262,7 +262,7 @@ pub struct Dsn {
     /// A request sent this long ago without a status report gets a `relayed` DSN; 0: never.
     pub report_wait_secs: u64,
     /// Delays before each new attempt to deliver a DSN; the last one repeats.
-    pub retry_delays_secs: Vec<u64>,
+    pub retry_delays_secs: crate::retry::RetrySchedule,
     /// A DSN not delivered after this long is logged and dropped.
     pub lifetime_hours: u64,
     /// Time any one step of an SMTP delivery may take.
@@ -284,7 +284,7 @@ impl Default for Dsn {
             tls_pin_sha256: Vec::new(),
             delay_after_secs: 4 * 3600,
             report_wait_secs: 3600,
-            retry_delays_secs: vec![60, 300, 900, 1800, 3600],
+            retry_delays_secs: crate::retry::RetrySchedule::from_secs(60, &[300, 900, 1800, 3600]),
             lifetime_hours: 5 * 24,
             timeout_secs: 60,
             nameservers: Vec::new(),

@@ -129,9 +129,15 @@ fn section<T: DeserializeOwned + Default>(
                         continue;
                     }
                 }
+                let field = key.as_deref().map(|k| k.split(['.', '[']).next().unwrap_or(k));
+                if let Some(field) = field.filter(|f| taken.contains_key(*f)) {
+                    // A list left empty by its bad elements: already reported.
+                    taken.remove(field);
+                    table.remove(field);
+                    continue;
+                }
                 let full = key.as_ref().map_or(name.to_string(), |k| format!("{name}.{k}"));
                 problems.push(Problem::new(&full, &problem));
-                let field = key.as_deref().map(|k| k.split(['.', '[']).next().unwrap_or(k));
                 if field.and_then(|f| table.remove(f)).is_none() {
                     return T::default();
                 }

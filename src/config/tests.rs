@@ -167,6 +167,32 @@ fn the_store_cap_is_off_by_default_and_must_leave_room_for_one_mail() {
     );
 }
 
+#[test]
+fn retry_schedules_are_read_once_and_never_empty() {
+    let config = load("[sms]\nretry_delays_secs = [1, 3600]\n").unwrap();
+    assert_eq!(
+        config.sms.retry_delays_secs.delay(2),
+        std::time::Duration::from_secs(3600)
+    );
+    assert_eq!(
+        config.dsn.retry_delays_secs.delay(1),
+        std::time::Duration::from_secs(60)
+    );
+    let found = problems(
+        "[sms]\nretry_delays_secs = []\n[routing]\nretry_delays_secs = []\n\
+         [dsn]\nretry_delays_secs = [-1]\n",
+    );
+    assert_eq!(
+        found,
+        sorted([
+            "sms.retry_delays_secs: needs at least one delay",
+            "routing.retry_delays_secs: needs at least one delay",
+            // Left empty by its bad element: not reported twice.
+            "dsn.retry_delays_secs[0]: expected an unsigned 64 bit or less integer, found 64-bit integer `-1`",
+        ])
+    );
+}
+
 fn sorted<const N: usize, T: Into<String>>(expected: [T; N]) -> Vec<String> {
     let mut expected: Vec<String> = expected.into_iter().map(Into::into).collect();
     expected.sort();

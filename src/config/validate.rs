@@ -76,11 +76,6 @@ pub(super) fn check(config: &Config, peers: &[PeerEntry], problems: &mut Vec<Pro
             "must be between 1 and 255 (a concatenated SMS counts its parts in one octet)",
         ),
         (sms.validity_minutes >= 5, "sms.validity_minutes", "must be at least 5"),
-        (
-            !sms.retry_delays_secs.is_empty(),
-            "sms.retry_delays_secs",
-            "needs at least one delay",
-        ),
     ];
     report_broken(&rules, problems);
     check_modems(config, problems);
@@ -110,11 +105,6 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
         ),
         (routing.max_hops >= 1, "routing.max_hops", "must be at least 1"),
         (routing.poll_secs >= 1, "routing.poll_secs", "must be at least 1"),
-        (
-            !routing.retry_delays_secs.is_empty(),
-            "routing.retry_delays_secs",
-            "needs at least one delay",
-        ),
     ];
     report_broken(&rules, problems);
     let mut peers = Vec::new();
@@ -201,11 +191,6 @@ fn check_dsn(config: &Config, problems: &mut Vec<Problem>) {
         ));
     }
     let rules = [
-        (
-            !dsn.retry_delays_secs.is_empty(),
-            "dsn.retry_delays_secs",
-            "needs at least one delay",
-        ),
         (dsn.lifetime_hours >= 1, "dsn.lifetime_hours", "must be at least 1"),
         (dsn.timeout_secs >= 1, "dsn.timeout_secs", "must be at least 1"),
         (dsn.mx_port >= 1, "dsn.mx_port", "must be a port, 1 to 65535"),

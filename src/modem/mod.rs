@@ -170,12 +170,7 @@ pub async fn run(config: &Config, board: Arc<Board>, store: Store, shutdown: Can
         tracing::warn!("no [[modem]] configured: requests are accepted and wait in the queue");
     }
     let timing = protocol::Timing {
-        retry_delays: config
-            .sms
-            .retry_delays_secs
-            .iter()
-            .map(|s| Duration::from_secs(*s))
-            .collect(),
+        retry: config.sms.retry_delays_secs.clone(),
         validity: Duration::from_secs(config.sms.validity_minutes * 60),
     };
     pool::run(specs, board, store, timing, shutdown).await;

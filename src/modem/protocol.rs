@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::retry::RetrySchedule;
 use crate::store::QueuedRequest;
 
 /// A request the dispatcher claimed in the store for one modem: its worker sends it.
@@ -26,8 +27,8 @@ pub(super) enum WorkerEvent {
 /// Retry timing, from the config.
 #[derive(Debug, Clone)]
 pub(super) struct Timing {
-    /// Delay before attempt n+1, indexed by attempts made (the last one repeats).
-    pub retry_delays: Vec<Duration>,
+    /// The wait before the next attempt, by the attempts made (the claim counts each).
+    pub retry: RetrySchedule,
     /// After this long since it was received, a request is expired instead of retried.
     pub validity: Duration,
 }

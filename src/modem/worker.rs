@@ -275,13 +275,8 @@ async fn retry_later(context: &Context, request: &QueuedRequest, reason: String)
         let why = format!("not sent within its validity: {reason}");
         return context.store.fail(request.id, State::Expired, "4.4.7", why).await;
     }
-    let attempt = (request.attempts.max(1) - 1) as usize;
-    let delay = timing
-        .retry_delays
-        .get(attempt)
-        .or(timing.retry_delays.last())
-        .copied()
-        .unwrap_or_default();
+    // The dispatcher's claim counted this attempt: 1 after the first.
+    let delay = timing.retry.delay(u64::try_from(request.attempts).unwrap_or(0));
     context
         .store
         .requeue(

@@ -11,9 +11,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::metrics;
 use crate::outbound::{Client, TlsPolicy, TlsSetupError};
+use crate::retry::RetrySchedule;
+use crate::stage::{self, Next};
 use crate::store::{DsnAction, DsnOutcome, PendingDsn, ReportWait, Store, now_ms};
-use crate::{metrics, stage};
 use build::{Action, DsnContent, ReportingMta};
 
 /// Looks for timed DSNs (delayed, relayed) this often.
@@ -32,7 +34,8 @@ pub struct Notifier {
     report_wait_ms: Option<i64>,
     /// Sent requests before this time were already looked at for `relayed` DSNs.
     reports_seen_until: std::sync::atomic::AtomicI64,
-    retry_delays: Vec<u64>,
+    /// `dsn.retry_delays_secs`.
+    retry: RetrySchedule,
     lifetime_ms: i64,
     grace: Duration,
 }
@@ -57,7 +60,7 @@ impl Notifier {
             delay_after_ms: (dsn.delay_after_secs > 0).then(|| secs_to_ms(dsn.delay_after_secs)),
             report_wait_ms: (dsn.report_wait_secs > 0).then(|| secs_to_ms(dsn.report_wait_secs)),
             reports_seen_until: std::sync::atomic::AtomicI64::new(0),
-            retry_delays: dsn.retry_delays_secs.clone(),
+            retry: dsn.retry_delays_secs.clone(),
             lifetime_ms: secs_to_ms(dsn.lifetime_hours.saturating_mul(3600)),
             grace: Duration::from_secs(config.smtp.shutdown_grace_secs),
         })
@@ -66,25 +69,16 @@ impl Notifier {
     /// Delivers DSNs until `shutdown`; deliveries under way then get the grace period.
     pub async fn run(self, store: Store, shutdown: CancellationToken) {
         let notifier = std::sync::Arc::new(self);
-        loop {
-            let full = match notifier.round(&store, &shutdown).await {
-                Ok(full) => full,
-                Err(error) => {
-                    tracing::error!(%error, "DSN stage cannot read the store");
-                    false
-                }
-            };
-            if shutdown.is_cancelled() {
-                return;
+        let (notifier, store, shutdown) = (&notifier, &store, &shutdown);
+        stage::run(&store.wake.dsn, SWEEP, shutdown, || async move {
+            match notifier.round(store, shutdown).await {
+                Ok(true) => return Next::Now,
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, "DSN stage cannot read the store"),
             }
-            if full {
-                continue;
-            }
-            let due = store.next_dsn_in().await.ok().flatten();
-            if !stage::pause(&store.wake.dsn, due, SWEEP, &shutdown).await {
-                return;
-            }
-        }
+            Next::Pause(store.next_dsn_in().await.ok().flatten())
+        })
+        .await;
     }
 
     /// Queues timed DSNs and delivers one batch of due ones; true if the batch was full.
@@ -147,21 +141,17 @@ impl Notifier {
                 DsnOutcome::Dropped(error.to_string())
             }
             Err(error) => {
-                let index = usize::try_from(job.attempts).unwrap_or(usize::MAX);
-                let delay = self
-                    .retry_delays
-                    .get(index)
-                    .or(self.retry_delays.last())
-                    .copied()
-                    .unwrap_or(60);
-                let at = now_ms() + secs_to_ms(delay);
+                // The attempts recorded before this one, then this one.
+                let failed = u64::try_from(job.attempts).map_or(u64::MAX, |made| made.saturating_add(1));
+                let delay = self.retry.delay(failed);
+                let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
                 if at > job.created + self.lifetime_ms {
                     let why = format!("not delivered within its lifetime, last error: {error}");
                     tracing::error!(request = job.request, action, to = %job.sender, "DSN {why}; dropped");
                     metrics::bump(&metrics::DSN_DROPPED);
                     return DsnOutcome::Dropped(why);
                 }
-                tracing::warn!(request = job.request, action, to = %job.sender, %error, retry_in_secs = delay, "DSN not delivered yet");
+                tracing::warn!(request = job.request, action, to = %job.sender, %error, retry_in_secs = delay.as_secs(), "DSN not delivered yet");
                 DsnOutcome::Retry {
                     at,
                     error: error.to_string(),

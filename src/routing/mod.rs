@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::stage;
+use crate::stage::{self, Next};
 use crate::store::{Route, State, Store, StoreError, now_ms};
 use plan::{Plan, Reach};
 use view::Cluster;
@@ -35,27 +35,26 @@ pub async fn run(cluster: Arc<Cluster>, store: Store, retry: Duration, shutdown:
         cluster.first_poll(retry).await;
     }
     let mut next_check = Instant::now();
-    loop {
-        if Instant::now() >= next_check {
+    let (cluster, store) = (&cluster, &store);
+    stage::run(&store.wake.received, SWEEP, &shutdown, || {
+        let check = Instant::now() >= next_check;
+        if check {
             next_check = Instant::now() + UNROUTABLE_CHECK;
-            if let Err(error) = fail_unroutable(&cluster, &store).await {
+        }
+        async move {
+            if check && let Err(error) = fail_unroutable(cluster, store).await {
                 tracing::error!(%error, "routing cannot check the queue for unroutable numbers");
             }
-        }
-        let full = match round(&cluster, &store, retry).await {
-            Ok(full) => full,
-            Err(error) => {
-                tracing::error!(%error, "routing cannot update the queue");
-                false
+            match round(cluster, store, retry).await {
+                Ok(true) => return Next::Now,
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, "routing cannot update the queue"),
             }
-        };
-        if full {
-            continue;
+            // No due time: a request waiting for a route is looked at again by the sweep.
+            Next::Pause(None)
         }
-        if !stage::pause(&store.wake.received, None, SWEEP, &shutdown).await {
-            return;
-        }
-    }
+    })
+    .await;
 }
 
 /// Fails the requests waiting (`received`, `queued`) for a number no instance can send
