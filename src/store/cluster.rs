@@ -422,31 +422,14 @@ mod tests {
     use rusqlite::Connection;
 
     use super::*;
-    use crate::store::intake::{NewMail, NewRequest, receive};
+    use crate::store::fixtures::{database, mail};
+    use crate::store::intake::receive;
     use crate::store::lifecycle::retry;
 
     /// A request, asking for failure DSNs, routed to fr at time 0.
     fn forwarding_to_fr(conn: &Connection) -> i64 {
-        let mail = NewMail {
-            sender: "a@example.com".into(),
-            envid: None,
-            ret: None,
-            client: "127.0.0.1".into(),
-            helo: "test".into(),
-            auth_user: None,
-            raw: b"Subject: x\r\n\r\ny".to_vec(),
-            text: "x".into(),
-            encoding: "gsm7".into(),
-            parts: 1,
-            requests: vec![NewRequest {
-                recipient: "+33477858589@sms".into(),
-                number: "+33477858589".parse().unwrap(),
-                notify: Some("FAILURE".into()),
-                orcpt: None,
-            }],
-            origin: None,
-            trace: Vec::new(),
-        };
+        let mut mail = mail(&["+33477858589"], 1);
+        mail.requests[0].notify = Some("FAILURE".into());
         let id = receive(conn, &mail, 0).unwrap()[0];
         let to_fr = Route::Peer {
             name: "fr".into(),
@@ -454,12 +437,6 @@ mod tests {
         };
         route(conn, id, &to_fr, 0).unwrap();
         id
-    }
-
-    fn database() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&conn).unwrap();
-        conn
     }
 
     /// State, reason and the unanswered mark; and how many DSNs are owed.

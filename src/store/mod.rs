@@ -14,6 +14,8 @@
 
 mod cluster;
 mod dsn;
+#[cfg(test)]
+mod fixtures;
 mod inbox;
 mod intake;
 mod lifecycle;

@@ -31,46 +31,19 @@ pub(super) fn waiting_outside(conn: &Connection, prefixes: &[String]) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::Connection;
 
     use super::waiting_outside;
     use crate::store::cluster::queue_received;
-    use crate::store::intake::{NewMail, NewRequest, receive};
-
-    fn mail(numbers: &[&str]) -> NewMail {
-        NewMail {
-            sender: "a@example.com".into(),
-            envid: None,
-            ret: None,
-            client: "127.0.0.1".into(),
-            helo: "test".into(),
-            auth_user: None,
-            raw: b"Subject: x\r\n\r\ny".to_vec(),
-            text: "x".into(),
-            encoding: "gsm7".into(),
-            parts: 1,
-            requests: numbers
-                .iter()
-                .map(|number| NewRequest {
-                    recipient: format!("{number}@sms"),
-                    number: number.parse().unwrap(),
-                    notify: None,
-                    orcpt: None,
-                })
-                .collect(),
-            origin: None,
-            trace: Vec::new(),
-        }
-    }
+    use crate::store::fixtures::{database, mail};
+    use crate::store::intake::receive;
 
     #[test]
     fn only_waiting_requests_no_prefix_covers_are_listed() {
-        let conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&conn).unwrap();
+        let conn = database();
         // 1 and 2 queued, then 3 and 4 received.
-        receive(&conn, &mail(&["+33477858589", "+447911123456"]), 0).unwrap();
+        receive(&conn, &mail(&["+33477858589", "+447911123456"], 1), 0).unwrap();
         queue_received(&conn, 0).unwrap();
-        receive(&conn, &mail(&["+33612345678", "+4915112345678"]), 0).unwrap();
+        receive(&conn, &mail(&["+33612345678", "+4915112345678"], 1), 0).unwrap();
         let listed = |prefixes: &[&str]| -> Vec<(i64, String)> {
             let prefixes: Vec<String> = prefixes.iter().map(|p| p.to_string()).collect();
             waiting_outside(&conn, &prefixes)

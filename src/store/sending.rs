@@ -525,41 +525,14 @@ mod tests {
 
     use super::*;
     use crate::store::cluster::queue_received;
-    use crate::store::intake::{NewMail, NewRequest, receive};
+    use crate::store::fixtures::{database, mail};
+    use crate::store::intake::receive;
 
     const DAY: i64 = 86_400_000;
 
-    fn database() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&conn).unwrap();
-        conn
-    }
-
     /// One mail of `parts` parts to `numbers`, received and queued at 0: their ids.
     fn queue(conn: &Connection, parts: usize, numbers: &[&str]) -> Vec<i64> {
-        let mail = NewMail {
-            sender: "a@example.com".into(),
-            envid: None,
-            ret: None,
-            client: "127.0.0.1".into(),
-            helo: "test".into(),
-            auth_user: None,
-            raw: b"Subject: x\r\n\r\ny".to_vec(),
-            text: "x".into(),
-            encoding: "gsm7".into(),
-            parts,
-            requests: numbers
-                .iter()
-                .map(|number| NewRequest {
-                    recipient: format!("{number}@sms"),
-                    number: number.parse().unwrap(),
-                    notify: None,
-                    orcpt: None,
-                })
-                .collect(),
-            origin: None,
-            trace: Vec::new(),
-        };
+        let mail = mail(numbers, parts);
         let ids = receive(conn, &mail, 0).unwrap();
         queue_received(conn, 0).unwrap();
         ids

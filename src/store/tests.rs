@@ -4,39 +4,14 @@
 use rusqlite::Connection;
 
 use super::cluster::queue_received;
-use super::intake::{NewMail, NewRequest, receive};
+use super::fixtures::{database, mail};
+use super::intake::receive;
 use super::lifecycle::{expire_overdue, retry};
 use super::sending::*;
 
-/// A fresh database in memory, migrated.
-fn database() -> Connection {
-    let conn = Connection::open_in_memory().unwrap();
-    super::migrate(&conn).unwrap();
-    conn
-}
-
 /// One request to `number` with `parts` parts, claimed by `modem` until `lease_until`.
 fn claimed(conn: &Connection, number: &str, parts: usize, modem: &str, lease_until: i64) -> i64 {
-    let mail = NewMail {
-        sender: "a@example.com".into(),
-        envid: None,
-        ret: None,
-        client: "127.0.0.1".into(),
-        helo: "test".into(),
-        auth_user: None,
-        raw: b"Subject: x\r\n\r\ny".to_vec(),
-        text: "x".into(),
-        encoding: "gsm7".into(),
-        parts,
-        requests: vec![NewRequest {
-            recipient: format!("{number}@sms"),
-            number: number.parse().unwrap(),
-            notify: None,
-            orcpt: None,
-        }],
-        origin: None,
-        trace: Vec::new(),
-    };
+    let mail = mail(&[number], parts);
     let id = receive(conn, &mail, 0).unwrap()[0];
     queue_received(conn, 0).unwrap();
     assert!(claim(conn, id, modem, lease_until, 0).unwrap());

@@ -147,7 +147,8 @@ mod tests {
     use rusqlite::Connection;
 
     use super::{Work, job, run};
-    use crate::store::intake::{NewMail, NewRequest, receive};
+    use crate::store::fixtures;
+    use crate::store::intake::{NewMail, receive};
     use crate::store::{StoreError, connect, migrate};
 
     /// A database file of its own, removed when dropped.
@@ -198,23 +199,8 @@ mod tests {
     fn mail(sender: &str, size: usize) -> NewMail {
         NewMail {
             sender: sender.into(),
-            envid: None,
-            ret: None,
-            client: "127.0.0.1".into(),
-            helo: "test".into(),
-            auth_user: None,
             raw: vec![b'x'; size],
-            text: "x".into(),
-            encoding: "gsm7".into(),
-            parts: 1,
-            requests: vec![NewRequest {
-                recipient: "+33477858589@sms".into(),
-                number: "+33477858589".parse().unwrap(),
-                notify: None,
-                orcpt: None,
-            }],
-            origin: None,
-            trace: Vec::new(),
+            ..fixtures::mail(&["+33477858589"], 1)
         }
     }
 
