@@ -1,8 +1,8 @@
 //! The cluster: several real instances on loopback ports, each with its own simulated
 //! modem and tariffs, polling each other's `/status` and forwarding over SMTP with AUTH.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -15,6 +15,7 @@ use crate::support::gateway::{Gateway, event_details};
 use crate::support::pki::Pki;
 use crate::support::sink::{Sink, unused_address};
 use crate::support::smtp::{Client, message};
+use crate::support::status::static_status;
 use crate::support::wait::eventually;
 use crate::support::{BIN, TempDir};
 
@@ -343,24 +344,6 @@ fn a_long_queue_sends_new_requests_elsewhere_as_the_formula_says() {
     assert!(cost("fr", "total") >= cost("de", "total") - ROUNDING, "{plan:#}");
     send(&cluster.gateways[0], FRENCH);
     assert_eq!(wait_records(&cluster.gateways[2], 1)[0]["number"], FRENCH);
-}
-
-/// Serves `body` as the answer to every HTTP request, as a status document would be.
-fn static_status(body: String) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut head = [0u8; 4096];
-            let _ = stream.read(&mut head);
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(answer.as_bytes());
-        }
-    });
-    address
 }
 
 /// A status saying `name` sends French numbers for almost nothing.

@@ -2,14 +2,14 @@
 //! instance's tariffs, and failed at once when a restart narrows the tariffs under
 //! requests already waiting.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::dsn::parse;
 use crate::support::gateway::{Gateway, event_details};
 use crate::support::sink::{Sink, unused_address};
 use crate::support::smtp::message;
+use crate::support::status::static_status;
 use crate::support::wait::eventually;
 
 const FRENCH: &str = "+33477858589";
@@ -37,24 +37,6 @@ fn british_with_peer(status: SocketAddr) -> Gateway {
     let gateway = Gateway::start(&config);
     gateway.wait_for_log("ready modem=sim0");
     gateway
-}
-
-/// Serves `body` as the answer to every HTTP request, as a status document would be.
-fn static_status(body: String) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut head = [0u8; 4096];
-            let _ = stream.read(&mut head);
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(answer.as_bytes());
-        }
-    });
-    address
 }
 
 /// The status of fr: one modem, down now, with a tariff for French numbers only.
