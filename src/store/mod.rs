@@ -8,11 +8,13 @@
 //!
 //! Files by job: [`intake`] (mail in), [`cluster`] (routing and forwarding), [`reach`]
 //! (requests a narrower tariff leaves without a route),
-//! [`sending`] (modems: leases, parts, reports, recovery), [`lifecycle`] (the moves
+//! [`dispatch`] (which request each free modem gets), [`sending`] (modems: leases,
+//! parts, reports, recovery), [`lifecycle`] (the moves
 //! all share, expiry, the operator's retry), [`dsn`] (what senders are owed),
 //! [`inbox`] (SMS received), [`query`] (the CLI's reads), [`state`] (the names).
 
 mod cluster;
+mod dispatch;
 mod dsn;
 #[cfg(test)]
 mod fixtures;
@@ -35,10 +37,10 @@ use rusqlite::Connection;
 use tokio::sync::Notify;
 
 pub use cluster::{ForwardOutcome, ForwardRequest, Route, UnroutedRequest};
+pub use dispatch::QueuedRequest;
 pub use dsn::{DsnAction, DsnOutcome, PendingDsn, ReportWait};
 pub use intake::{NewMail, NewRequest};
 pub use query::{HistoryLine, QueueFilter, RequestDetail, RequestRow};
-pub use sending::QueuedRequest;
 pub use state::{DsnState, PartStatus, State};
 
 /// Migrations, applied in order; `PRAGMA user_version` counts those applied.

@@ -4,6 +4,7 @@
 use rusqlite::Connection;
 
 use super::cluster::queue_received;
+use super::dispatch::next_for_modem;
 use super::fixtures::{database, mail};
 use super::intake::receive;
 use super::lifecycle::{expire_overdue, retry};
