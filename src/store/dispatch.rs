@@ -198,9 +198,9 @@ mod tests {
     use rusqlite::Connection;
 
     use super::*;
-    use crate::store::cluster::queue_received;
     use crate::store::fixtures::{database, mail};
     use crate::store::intake::receive;
+    use crate::store::routing::queue_received;
     use crate::store::sending::{claim, mark_part_sent, mark_part_submitting, next_due, requeue};
 
     const DAY: i64 = 86_400_000;

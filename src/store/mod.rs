@@ -6,23 +6,24 @@
 //! through one writer thread that batches them ([`writer`]), so the fsync that makes a
 //! `250` true is shared by every session committing at that moment.
 //!
-//! Files by job: [`intake`] (mail in), [`cluster`] (routing and forwarding), [`reach`]
-//! (requests a narrower tariff leaves without a route),
-//! [`dispatch`] (which request each free modem gets), [`sending`] (modems: leases,
-//! parts, reports, recovery), [`lifecycle`] (the moves
-//! all share, expiry, the operator's retry), [`dsn`] (what senders are owed),
-//! [`inbox`] (SMS received), [`query`] (the CLI's reads), [`state`] (the names).
+//! Files by job, each named for the stage it serves: [`intake`] (mail in), [`routing`],
+//! [`reach`] (requests a narrower tariff leaves without a route), [`forwarding`] (to
+//! peers), [`dispatch`] (which request each free modem gets), [`sending`] (modems:
+//! leases, parts, reports, recovery), [`lifecycle`] (the moves all share, expiry, the
+//! operator's retry), [`dsn`] (what senders are owed), [`inbox`] (SMS received),
+//! [`query`] (the CLI's reads), [`state`] (the names).
 
-mod cluster;
 mod dispatch;
 mod dsn;
 #[cfg(test)]
 mod fixtures;
+mod forwarding;
 mod inbox;
 mod intake;
 mod lifecycle;
 pub mod query;
 mod reach;
+mod routing;
 mod sending;
 mod state;
 #[cfg(test)]
@@ -36,11 +37,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
-pub use cluster::{ForwardOutcome, ForwardRequest, Route, UnroutedRequest};
 pub use dispatch::QueuedRequest;
 pub use dsn::{DsnAction, DsnOutcome, PendingDsn, ReportWait};
+pub use forwarding::{ForwardOutcome, ForwardRequest};
 pub use intake::{NewMail, NewRequest};
 pub use query::{HistoryLine, QueueFilter, RequestDetail, RequestRow};
+pub use routing::{Route, UnroutedRequest};
 pub use state::{DsnState, PartStatus, State};
 
 /// Migrations, applied in order; `PRAGMA user_version` counts those applied.

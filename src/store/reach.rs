@@ -33,9 +33,9 @@ pub(super) fn waiting_outside(conn: &Connection, prefixes: &[String]) -> Result<
 mod tests {
 
     use super::waiting_outside;
-    use crate::store::cluster::queue_received;
     use crate::store::fixtures::{database, mail};
     use crate::store::intake::receive;
+    use crate::store::routing::queue_received;
 
     #[test]
     fn only_waiting_requests_no_prefix_covers_are_listed() {

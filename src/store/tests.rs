@@ -3,11 +3,11 @@
 
 use rusqlite::Connection;
 
-use super::cluster::queue_received;
 use super::dispatch::next_for_modem;
 use super::fixtures::{database, mail};
 use super::intake::receive;
 use super::lifecycle::{expire_overdue, retry};
+use super::routing::queue_received;
 use super::sending::*;
 
 /// One request to `number` with `parts` parts, claimed by `modem` until `lease_until`.
