@@ -6,18 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::gateway::Gateway;
-use crate::support::smtp::{Client, message};
+use crate::support::smtp::{Client, message, queued_ids};
 use crate::support::wait::eventually;
-
-/// Request ids from a `250 2.0.0 Ok: queued as 1 2` reply.
-fn queued_ids(text: &str) -> Vec<i64> {
-    text.split("queued as")
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .filter_map(|id| id.parse().ok())
-        .collect()
-}
 
 #[test]
 fn every_acknowledged_request_survives_sigkill() {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Barrier;
 
 use crate::support::gateway::Gateway;
-use crate::support::smtp::Client;
+use crate::support::smtp::{Client, queued_ids};
 
 /// Concurrent senders: enough that several mails share a writer batch when the cap hits.
 const SENDERS: usize = 16;
@@ -32,16 +32,6 @@ fn mail(subject: &str, size: usize) -> String {
     let line = format!("{}\r\n", "x".repeat(76));
     let body = line.repeat(size / line.len() + 1);
     format!("From: sender@example.com\r\nTo: sms\r\nSubject: {subject}\r\n\r\n{body}")
-}
-
-/// Request ids from a `250 2.0.0 Ok: queued as 1 2` reply.
-fn queued_ids(text: &str) -> Vec<i64> {
-    text.split("queued as")
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .filter_map(|id| id.parse().ok())
-        .collect()
 }
 
 /// The subject of a stored mail.

@@ -34,6 +34,16 @@ impl Reply {
     }
 }
 
+/// Request ids from a `250 2.0.0 Ok: queued as 1 2` reply's text.
+pub(crate) fn queued_ids(text: &str) -> Vec<i64> {
+    text.split("queued as")
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|id| id.parse().ok())
+        .collect()
+}
+
 impl Client {
     pub(crate) fn connect(address: SocketAddr) -> Client {
         Client::greeted(TcpStream::connect(address).expect("connect"))
