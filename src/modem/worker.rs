@@ -205,6 +205,9 @@ async fn send(context: &Context, port: &mut Port, request: QueuedRequest) -> Res
     if (1..=pdus.len()).all(|part| request.sent_parts.contains(&part)) {
         return Ok(store.mark_sent_if_complete(request.id, pdus.len(), unreported).await?);
     }
+    // Counted as they go, not as parts minus those sent before: a text split anew may
+    // have fewer parts than were sent before (the language tables changed meanwhile).
+    let mut sent_now = 0;
     for (index, pdu) in pdus.iter().enumerate() {
         let part = index + 1;
         if request.sent_parts.contains(&part) {
@@ -219,13 +222,14 @@ async fn send(context: &Context, port: &mut Port, request: QueuedRequest) -> Res
             Ok(mr) => {
                 store
                     .mark_part_sent(request.id, part, pdus.len(), mr, unreported)
-                    .await?
+                    .await?;
+                sent_now += 1;
             }
             Err(error) => return failed(context, &request, part, error).await,
         }
     }
     tracing::info!(modem = %modem, request = request.id, parts = pdus.len(), "sent");
-    context.board.sent(modem, pdus.len() - request.sent_parts.len());
+    context.board.sent(modem, sent_now);
     Ok(())
 }
 
