@@ -171,7 +171,7 @@ pub(super) fn queue_timed(
         ];
         let unsent: Vec<String> = unsent.iter().map(|s| format!("'{s}'")).collect();
         let waiting = format!(
-            "r.state IN ({}) AND r.created < ?1 - CAST(?2 AS INTEGER)",
+            "r.state IN ({}) AND coalesce(r.valid_from, r.created) < ?1 - CAST(?2 AS INTEGER)",
             unsent.join(", ")
         );
         queued += queue(conn, DsnAction::Delayed, &waiting, &delay.to_string(), now)?;
@@ -324,4 +324,28 @@ pub(super) fn record_dsn_attempt(
         dsn_event(conn, dsn.request, now, &detail)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::{database, mail};
+    use crate::store::intake::receive;
+    use crate::store::lifecycle::{fail, retry};
+
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn a_delay_counts_from_the_operator_s_retry_not_from_the_mail() {
+        let conn = database();
+        let mut mail = mail(&["+33477858589"], 1);
+        mail.requests[0].notify = Some("DELAY,FAILURE".into());
+        let id = receive(&conn, &mail, 0).unwrap()[0];
+        fail(&conn, id, State::Failed, "5.4.0", "refused", HOUR).unwrap();
+        // Retried a day later: it has waited no time since.
+        assert!(retry(&conn, id, 24 * HOUR).unwrap());
+        let delayed = |now| queue_timed(&conn, Some(4 * HOUR), None, now).unwrap();
+        assert_eq!(delayed(24 * HOUR + 1_000), 0, "just retried");
+        assert_eq!(delayed(28 * HOUR + 1_000), 1, "four hours after the retry");
+    }
 }
