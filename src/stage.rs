@@ -14,7 +14,14 @@ pub enum Next {
     /// Pause: until a wake-up, the next piece of work falls due in this many
     /// milliseconds (if known), or the sweep.
     Pause(Option<u64>),
+    /// The store refused a read or a write: back off (1 s, doubling up to the sweep)
+    /// whatever is due, for a due time the stage could not record would bring the same
+    /// work back at once, in a loop.
+    Trouble,
 }
+
+/// The first pause after a round in trouble; each further one doubles, up to the sweep.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Runs `round` until `shutdown`, pausing between two rounds as each asks ([`Next`]).
 /// `wake` is the stage's wake-up; `sweep` the longest pause, the safety net for what
@@ -27,17 +34,28 @@ pub async fn run<F>(wake: &Notify, sweep: Duration, shutdown: &CancellationToken
 where
     F: Future<Output = Next>,
 {
+    let mut backoff = FIRST_BACKOFF;
     loop {
         let next = round().await;
         if shutdown.is_cancelled() {
             return;
         }
-        let Next::Pause(due_in_ms) = next else {
-            continue;
+        let carry_on = match next {
+            Next::Now => true,
+            Next::Pause(due_in_ms) => pause(wake, due_in_ms, sweep, shutdown).await,
+            // Not woken by the stage's wake-up: new work would only meet the same trouble.
+            Next::Trouble => tokio::select! {
+                () = tokio::time::sleep(backoff) => true,
+                () = shutdown.cancelled() => false,
+            },
         };
-        if !pause(wake, due_in_ms, sweep, shutdown).await {
+        if !carry_on {
             return;
         }
+        backoff = match next {
+            Next::Trouble => (backoff * 2).min(sweep),
+            _ => FIRST_BACKOFF,
+        };
     }
 }
 
@@ -59,6 +77,24 @@ mod tests {
     use super::*;
 
     const LONG: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_round_in_trouble_backs_off_and_is_not_woken() {
+        let (wake, shutdown) = (Notify::new(), CancellationToken::new());
+        let mut starts = Vec::new();
+        let begun = tokio::time::Instant::now();
+        run(&wake, Duration::from_secs(5), &shutdown, || {
+            starts.push(begun.elapsed().as_secs());
+            wake.notify_one();
+            if starts.len() == 6 {
+                shutdown.cancel();
+            }
+            async { Next::Trouble }
+        })
+        .await;
+        // 1, 2, 4, then the sweep (5): each wait doubles, the wake-ups change nothing.
+        assert_eq!(starts, [0, 1, 3, 7, 12, 17]);
+    }
 
     #[tokio::test]
     async fn a_full_round_is_followed_by_another_at_once() {

@@ -40,6 +40,16 @@ pub struct Notifier {
     grace: Duration,
 }
 
+/// How a round of the DSN stage ended.
+enum Round {
+    /// Every delivery recorded, and the batch was full: more may be due now.
+    Full,
+    /// Every delivery recorded; the batch was not full.
+    Done,
+    /// A delivery's outcome could not be recorded: the store is in trouble.
+    Unrecorded,
+}
+
 impl Notifier {
     /// The stage as configured by `[dsn]`; fails if its TLS settings (CA file, pins) do not load.
     pub fn new(config: &Config) -> Result<Notifier, TlsSetupError> {
@@ -72,21 +82,32 @@ impl Notifier {
         let (notifier, store, shutdown) = (&notifier, &store, &shutdown);
         stage::run(&store.wake.dsn, SWEEP, shutdown, || async move {
             match notifier.round(store, shutdown).await {
-                Ok(true) => return Next::Now,
-                Ok(false) => {}
-                Err(error) => tracing::error!(%error, "DSN stage cannot read the store"),
+                Ok(Round::Full) => Next::Now,
+                Ok(Round::Done) => match store.next_dsn_in().await {
+                    Ok(due) => Next::Pause(due),
+                    Err(error) => {
+                        tracing::error!(%error, "DSN stage cannot read the store");
+                        Next::Trouble
+                    }
+                },
+                // A DSN delivered but not recorded is due again at once: sent again in
+                // a loop, were it not for the backoff.
+                Ok(Round::Unrecorded) => Next::Trouble,
+                Err(error) => {
+                    tracing::error!(%error, "DSN stage cannot read the store");
+                    Next::Trouble
+                }
             }
-            Next::Pause(store.next_dsn_in().await.ok().flatten())
         })
         .await;
     }
 
-    /// Queues timed DSNs and delivers one batch of due ones; true if the batch was full.
+    /// Queues timed DSNs and delivers one batch of due ones.
     async fn round(
         self: &std::sync::Arc<Self>,
         store: &Store,
         shutdown: &CancellationToken,
-    ) -> Result<bool, crate::store::StoreError> {
+    ) -> Result<Round, crate::store::StoreError> {
         use std::sync::atomic::Ordering;
         // Each sweep looks at the requests sent since the last one (all of them at start).
         let report_wait = self.report_wait_ms.map(|wait_ms| ReportWait {
@@ -105,20 +126,32 @@ impl Notifier {
             let (notifier, store) = (self.clone(), store.clone());
             deliveries.spawn(async move {
                 let outcome = notifier.attempt(&job).await;
-                if let Err(error) = store.record_dsn_attempt(job, outcome).await {
+                let recorded = store.record_dsn_attempt(job, outcome).await;
+                if let Err(error) = &recorded {
                     tracing::error!(%error, "cannot record a DSN delivery");
                 }
+                recorded.is_ok()
             });
         }
+        let mut unrecorded = false;
+        let mut collect = async || {
+            while let Some(done) = deliveries.join_next().await {
+                unrecorded |= done.is_ok_and(|recorded| !recorded);
+            }
+        };
         tokio::select! {
-            _ = async { while deliveries.join_next().await.is_some() {} } => {}
+            () = collect() => {}
             () = shutdown.cancelled() => {
                 // Cut short, a delivery is tried again after the restart: a sender may
                 // get a DSN twice, never none.
-                let _ = tokio::time::timeout(self.grace, async { while deliveries.join_next().await.is_some() {} }).await;
+                let _ = tokio::time::timeout(self.grace, collect()).await;
             }
         }
-        Ok(full)
+        Ok(match (unrecorded, full) {
+            (true, _) => Round::Unrecorded,
+            (false, true) => Round::Full,
+            (false, false) => Round::Done,
+        })
     }
 
     async fn attempt(&self, job: &PendingDsn) -> DsnOutcome {
