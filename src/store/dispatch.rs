@@ -319,8 +319,10 @@ mod tests {
         assert_eq!((all[0].as_str(), all[9].as_str()), ("+40", "+49"));
         assert_eq!(range, ("+4".to_string(), "+5".to_string()));
         assert_eq!(lanes("+447"), (vec!["+44".to_string()], ("+447".into(), "+448".into())));
-        assert_eq!(lanes("+"), (lanes("+").0, ("+".into(), ",".into())));
-        assert_eq!(lanes("+").0.len(), 100);
+        let (all, range) = lanes("+");
+        assert_eq!(all.len(), 100);
+        assert_eq!((all[0].as_str(), all[99].as_str()), ("+00", "+99"));
+        assert_eq!(range, ("+".to_string(), ",".to_string()));
         let prefixes = ["+447".to_string(), "+44".into(), "+33".into()];
         assert_eq!(covering(&prefixes), Some(vec!["+33", "+44"]));
         assert_eq!(covering(&["+33".to_string(), "+".into()]), None);

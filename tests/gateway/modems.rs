@@ -247,8 +247,13 @@ fn a_rate_limited_modem_with_a_backlog_does_not_hold_up_another() {
     let uk: Vec<String> = (0..5).map(|i| format!("+4479111{i:05}")).collect();
     mail_in_hundreds(&gateway, &uk);
     wait_sent_to(&gateway, "sim1", &uk);
-    let french_sent = gateway.wait_records("sim0", 3);
-    assert_eq!(french_sent.len(), 3, "sim0 keeps to its limit");
+    gateway.wait_records("sim0", 3);
+    // One more British request: once sim1 has sent it, the dispatcher has looked at the
+    // queue again since sim0's third SMS, and sim0 must still be at its limit.
+    let more = ["+447911199999".to_string()];
+    mail_in_hundreds(&gateway, &more);
+    wait_sent_to(&gateway, "sim1", &[uk.as_slice(), more.as_slice()].concat());
+    assert_eq!(gateway.records("sim0").len(), 3, "sim0 keeps to its limit");
     assert_eq!(count_in(&gateway, "queued"), 297);
 }
 
