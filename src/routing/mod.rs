@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::stage::{self, Next};
-use crate::store::{Route, State, Store, StoreError, now_ms};
+use crate::store::{Route, Store, StoreError, now_ms};
 use plan::{Plan, Reach};
 use view::Cluster;
 
@@ -64,22 +64,27 @@ async fn fail_unroutable(cluster: &Cluster, store: &Store) -> Result<usize, Stor
     let Some(prefixes) = cluster.local_prefixes() else {
         return Ok(0);
     };
-    let unroutable: Vec<(i64, String)> = store
-        .waiting_outside(prefixes)
-        .await?
-        .into_iter()
-        .filter_map(|(id, number)| match cluster.reach(&number) {
-            Reach::Nowhere(reason) => Some((id, reason)),
-            Reach::Covered | Reach::Unknown => None,
-        })
-        .collect();
+    let mut unroutable: Vec<(i64, String)> = Vec::new();
+    for (id, number) in store.waiting_outside(prefixes).await? {
+        match cluster.reach(&number) {
+            Reach::Nowhere(reason) => unroutable.push((id, reason)),
+            // Outside this instance's tariffs, so a peer's: a queued one would wait for
+            // a modem that never takes it.
+            Reach::Covered => {
+                if store.reroute_queued(id).await? {
+                    tracing::info!(request = id, "no local modem sends it any more: routed again");
+                }
+            }
+            Reach::Unknown => {}
+        }
+    }
     // At once, so that the writer commits them in a few batches, not one by one.
     for chunk in unroutable.chunks(BATCH) {
         let mut failing = tokio::task::JoinSet::new();
         for (id, reason) in chunk.iter().cloned() {
             tracing::info!(request = id, %reason, "request unroutable: failed");
             let store = store.clone();
-            failing.spawn(async move { store.fail(id, State::Failed, "5.4.4", reason).await });
+            failing.spawn(async move { store.fail_unroutable(id, reason).await });
         }
         while let Some(done) = failing.join_next().await {
             match done {

@@ -78,7 +78,21 @@ pub(super) fn fail(
         State::Sending,
         State::Sent,
     ];
-    if transition(conn, id, &from, to, now, &format!("{status} {reason}"))? {
+    fail_from(conn, id, &from, to, status, reason, now)
+}
+
+/// [`fail`], only from one of `from`: a decision taken on a state read earlier must not
+/// fail a request that moved on since (to `sending`, say).
+pub(super) fn fail_from(
+    conn: &Connection,
+    id: i64,
+    from: &[State],
+    to: State,
+    status: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    if transition(conn, id, from, to, now, &format!("{status} {reason}"))? {
         conn.prepare_cached("UPDATE requests SET status = ?1, reason = ?2, lease_until = NULL WHERE id = ?3")?
             .execute(params![status, reason, id])?;
         dsn::queue_for(conn, id, DsnAction::Failed, now)?;

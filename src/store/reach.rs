@@ -1,9 +1,11 @@
 //! Requests waiting for a route or a modem whose number this instance's tariffs do not
-//! cover: after a restart with narrower tariffs, routing fails those no peer can send.
+//! cover: after a restart with narrower tariffs, routing fails those no peer can send,
+//! and gives those a peer can send back to routing.
 
 use rusqlite::{Connection, params};
 
-use super::{State, Store, StoreError};
+use super::lifecycle::{fail_from, transition};
+use super::{PartStatus, State, Store, StoreError, now_ms};
 use crate::e164::E164;
 
 impl Store {
@@ -12,6 +14,48 @@ impl Store {
     pub async fn waiting_outside(&self, prefixes: Vec<String>) -> Result<Vec<(i64, E164)>, StoreError> {
         self.writer.write(move |conn| waiting_outside(conn, &prefixes)).await
     }
+
+    /// Fails a request that no instance can send (`5.4.4`, with its DSN), if it still
+    /// waits (`received` or `queued`) as it did when it was listed.
+    pub async fn fail_unroutable(&self, id: i64, reason: String) -> Result<(), StoreError> {
+        let waiting = [State::Received, State::Queued];
+        self.writer
+            .write(move |conn| fail_from(conn, id, &waiting, State::Failed, "5.4.4", &reason, now_ms()))
+            .await?;
+        self.wake.dsn.notify_one();
+        Ok(())
+    }
+
+    /// `queued → received` for a request that only a peer can send now, so that routing
+    /// plans it afresh; false if it moved on, or a part of it already reached a modem
+    /// (its parts must leave from one SIM: it stays, and expires if it must).
+    pub async fn reroute_queued(&self, id: i64) -> Result<bool, StoreError> {
+        let moved = self
+            .writer
+            .write(move |conn| reroute_queued(conn, id, now_ms()))
+            .await?;
+        if moved {
+            self.wake.received.notify_one();
+        }
+        Ok(moved)
+    }
+}
+
+/// See [`Store::reroute_queued`].
+pub(super) fn reroute_queued(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreError> {
+    let started: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM parts WHERE request_id = ?1 AND status IN (?2, ?3, ?4))")?
+        .query_row(
+            params![id, PartStatus::Submitting, PartStatus::Sent, PartStatus::Delivered],
+            |row| row.get(0),
+        )?;
+    let detail = "no modem of this instance sends it any more: routed again";
+    if started || !transition(conn, id, &[State::Queued], State::Received, now, detail)? {
+        return Ok(false);
+    }
+    conn.prepare_cached("UPDATE requests SET route = NULL, next_attempt = NULL, attempts = 0 WHERE id = ?1")?
+        .execute(params![id])?;
+    Ok(true)
 }
 
 /// See [`Store::waiting_outside`].
@@ -32,7 +76,8 @@ pub(super) fn waiting_outside(conn: &Connection, prefixes: &[String]) -> Result<
 #[cfg(test)]
 mod tests {
 
-    use super::waiting_outside;
+    use super::{reroute_queued, waiting_outside};
+    use crate::store::State;
     use crate::store::fixtures::{database, mail};
     use crate::store::intake::receive;
     use crate::store::routing::queue_received;
@@ -67,5 +112,25 @@ mod tests {
         conn.execute("UPDATE requests SET state = 'failed' WHERE id = 4", [])
             .unwrap();
         assert_eq!(listed(&["+3"]), [(2, "+447911123456".to_string())]);
+    }
+
+    #[test]
+    fn a_queued_request_goes_back_to_routing_unless_a_part_reached_a_modem() {
+        let conn = database();
+        let ids = receive(&conn, &mail(&["+33477858589", "+33612345678"], 2), 0).unwrap();
+        queue_received(&conn, 0).unwrap();
+        // The second one's first part went out from sim0: its parts stay on that SIM.
+        crate::store::sending::claim(&conn, ids[1], "sim0", 1_000, 0).unwrap();
+        crate::store::sending::mark_part_submitting(&conn, ids[1], 1, "sim0", 1_000, 0).unwrap();
+        crate::store::sending::mark_part_sent(&conn, ids[1], 1, 2, 7, false, 0).unwrap();
+        crate::store::sending::requeue(&conn, ids[1], 0, "busy", 0).unwrap();
+        assert!(reroute_queued(&conn, ids[0], 10).unwrap());
+        assert!(!reroute_queued(&conn, ids[1], 10).unwrap());
+        assert!(!reroute_queued(&conn, ids[0], 20).unwrap(), "not queued any more");
+        let state = |id: i64| -> State {
+            conn.query_row("SELECT state FROM requests WHERE id = ?1", [id], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!((state(ids[0]), state(ids[1])), (State::Received, State::Queued));
     }
 }
