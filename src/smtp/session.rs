@@ -240,6 +240,11 @@ impl Session {
                 let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
                 Reply::new(250, "2.0.0", format!("Ok: queued as {}", ids.join(" ")))
             }
+            Err(StoreError::Full) => {
+                self.give_back_quota();
+                tracing::warn!(client = %self.client, "mail not stored: the queue is full (store.max_size_mb)");
+                Reply::new(451, "4.3.0", "The queue is full, mail not accepted: try again later")
+            }
             Err(error) => {
                 self.give_back_quota();
                 tracing::error!(client = %self.client, %error, "mail not stored");

@@ -56,14 +56,38 @@ impl Store {
     /// rows are durably committed. A forwarded mail seen before (same origin) returns the
     /// ids it got then, so a peer's retry never makes a second request.
     pub async fn receive(&self, mail: NewMail) -> Result<Vec<i64>, StoreError> {
-        let ids = self.writer.write(move |conn| receive(conn, &mail, now_ms())).await?;
+        let max_pages = self.max_pages;
+        let ids = self
+            .writer
+            .write(move |conn| receive_within(conn, &mail, now_ms(), max_pages))
+            .await?;
         self.wake.received.notify_one();
         Ok(ids)
     }
 }
 
-/// `∅ → received`: the mail and one request per recipient.
+/// Bytes counted for each request beyond its text: its row, its `received` event and
+/// their index entries.
+const REQUEST_MARGIN: usize = 1024;
+/// Bytes counted for the mail's row beyond its raw text: envelope, client, trace.
+const MAIL_MARGIN: usize = 1024;
+
+/// `∅ → received`: the mail and one request per recipient, with no cap.
+#[cfg(test)]
 pub(super) fn receive(conn: &Connection, mail: &NewMail, now: i64) -> Result<Vec<i64>, StoreError> {
+    receive_within(conn, mail, now, None)
+}
+
+/// `∅ → received`, refused with [`StoreError::Full`] before anything is written if the
+/// mail would take the database past `max_pages` (the soft cap, `store.max_size_mb`).
+/// The error rolls back this job's savepoint only: the stages' writes batched with it
+/// commit, in the reserve the hard cap keeps beyond the soft one.
+pub(super) fn receive_within(
+    conn: &Connection,
+    mail: &NewMail,
+    now: i64,
+    max_pages: Option<i64>,
+) -> Result<Vec<i64>, StoreError> {
     if let Some(origin) = &mail.origin {
         // A peer retrying a forward we already took: the same request, not a new one.
         let known: Vec<i64> = conn
@@ -73,6 +97,11 @@ pub(super) fn receive(conn: &Connection, mail: &NewMail, now: i64) -> Result<Vec
         if !known.is_empty() {
             return Ok(known);
         }
+    }
+    if let Some(max_pages) = max_pages
+        && pages_in_use(conn)? + estimated_pages(conn, mail)? > max_pages
+    {
+        return Err(StoreError::Full);
     }
     conn.prepare_cached(
         "INSERT INTO messages (received, sender, envid, ret, client, helo, auth_user, size, raw, origin, trace)
@@ -126,4 +155,21 @@ pub(super) fn receive(conn: &Connection, mail: &NewMail, now: i64) -> Result<Vec
         ids.push(id);
     }
     Ok(ids)
+}
+
+/// The pages the database uses, in this transaction: its size less its free pages
+/// (which a new row reuses before the file grows).
+fn pages_in_use(conn: &Connection) -> Result<i64, StoreError> {
+    let page_count: i64 = conn.pragma_query_value(None, "page_count", |row| row.get(0))?;
+    let free: i64 = conn.pragma_query_value(None, "freelist_count", |row| row.get(0))?;
+    Ok(page_count - free)
+}
+
+/// A generous guess at the pages `mail` takes once stored: its raw text, and its SMS
+/// text once per request, each with a margin for rows, events and indexes.
+fn estimated_pages(conn: &Connection, mail: &NewMail) -> Result<i64, StoreError> {
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+    let bytes = mail.raw.len() + MAIL_MARGIN + mail.requests.len() * (mail.text.len() + REQUEST_MARGIN);
+    let pages = (bytes as u64).div_ceil(page_size.max(1).unsigned_abs());
+    Ok(i64::try_from(pages).unwrap_or(i64::MAX))
 }

@@ -84,6 +84,10 @@ pub enum StoreError {
     /// No request with this id.
     #[error("no request {0}")]
     NotFound(i64),
+    /// Intake only: the mail would take the queue past `store.max_size_mb`. Nothing of
+    /// it was written, and the rest of its batch commits.
+    #[error("the queue is full (store.max_size_mb): try again later")]
+    Full,
 }
 
 /// A handle on the store; cheap to clone, one per task. Its methods, grouped by the
@@ -91,6 +95,9 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     writer: writer::Writer,
+    /// The soft cap (`store.max_size_mb`) in pages, if any: intake refuses a mail that
+    /// would take the database past it (see [`Store::open`]).
+    max_pages: Option<i64>,
     /// Random, chosen when the database was created: see [`Store::id`].
     id: Arc<str>,
     /// Stages wake each other through these after writing a new state.
@@ -113,20 +120,22 @@ pub struct Wakeups {
 
 impl Store {
     /// Opens (creating if needed) the database, applies pending migrations and starts
-    /// the writer. With `max_bytes` (`store.max_size_mb`), the database may not grow
-    /// past that size: a write that would grow it further fails ("database or disk is
-    /// full") and writes nothing (intake: `451 4.3.0`). A database already larger
-    /// opens, and only refuses to grow.
+    /// the writer. With `max_bytes` (`store.max_size_mb`), intake refuses a mail that
+    /// would take the database past that size ([`StoreError::Full`], `451 4.3.0`), while
+    /// the stages keep a reserve beyond it to record their progress in. A database
+    /// already larger opens, refuses mail, and still lets the stages write.
     pub fn open(path: &Path, max_bytes: Option<u64>) -> Result<Store, StoreError> {
         let conn = connect(path)?;
         migrate(&conn)?;
-        if let Some(max_bytes) = max_bytes {
-            cap_size(&conn, max_bytes)?;
-        }
+        let max_pages = match max_bytes {
+            Some(max_bytes) => Some(cap_size(&conn, max_bytes)?),
+            None => None,
+        };
         let id = store_id(&conn)?.into();
         let writer = writer::Writer::start(conn).map_err(|e| StoreError::DataDir(path.display().to_string(), e))?;
         Ok(Store {
             writer,
+            max_pages,
             id,
             wake: Arc::default(),
         })
@@ -154,29 +163,43 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Caps the database this connection writes at `max_bytes` (rounded down to whole
-/// pages), or at its current size if it is already larger. SQLite checks the cap as
-/// the transaction allocates pages: one that would pass it is rolled back whole
-/// (`SQLITE_FULL`), which the writer reports to every job of its batch. The WAL file
-/// beside the database is not counted (checkpoints keep it near 4 MiB).
-fn cap_size(conn: &Connection, max_bytes: u64) -> Result<(), StoreError> {
+/// Most bytes kept beyond the soft cap for the stages: the larger of this and
+/// [`RESERVE_SHARE`] of the cap.
+const RESERVE_BYTES: u64 = 16 * 1024 * 1024;
+/// The reserve as a share of the cap (1/20: 5%).
+const RESERVE_SHARE: u64 = 20;
+
+/// Caps the database this connection writes, in two steps; returns the soft cap in
+/// pages (`max_bytes` rounded down to whole pages).
+///
+/// The soft cap is intake's: a mail that would take the database past it is refused in
+/// its own savepoint ([`StoreError::Full`]), and the rest of its batch commits. The hard
+/// cap, `PRAGMA max_page_count`, lies a reserve beyond it (the larger of 16 MiB and 5%
+/// of the cap; beyond the current size, if that is larger): the stages' writes (every
+/// transition inserts an event) land there, so the queue drains at the cap. Past the
+/// hard cap SQLite rolls back the whole transaction (`SQLITE_FULL`), which the writer
+/// reports to every job of its batch; in normal operation that does not happen. The
+/// WAL file beside the database is not counted (checkpoints keep it near 4 MiB).
+fn cap_size(conn: &Connection, max_bytes: u64) -> Result<i64, StoreError> {
     // SQLite's own ceiling on max_page_count.
     const MOST_PAGES: i64 = 4_294_967_294;
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
     let page_count: i64 = conn.pragma_query_value(None, "page_count", |row| row.get(0))?;
-    let capped = i64::try_from(max_bytes / page_size.max(1).unsigned_abs()).unwrap_or(MOST_PAGES);
-    let pages = capped.max(page_count).min(MOST_PAGES);
-    conn.pragma_update(None, "max_page_count", pages)?;
-    if page_count >= capped {
+    let pages = |bytes: u64| i64::try_from(bytes / page_size.max(1).unsigned_abs()).unwrap_or(MOST_PAGES);
+    let soft = pages(max_bytes).min(MOST_PAGES);
+    let reserve = pages(RESERVE_BYTES.max(max_bytes / RESERVE_SHARE));
+    let hard = soft.max(page_count).saturating_add(reserve).min(MOST_PAGES);
+    conn.pragma_update(None, "max_page_count", hard)?;
+    if page_count >= soft {
         tracing::warn!(
             size = page_count * page_size,
             max_bytes,
-            "the queue database is at or past store.max_size_mb: it may not grow, mail that does not fit is refused"
+            "the queue database is at or past store.max_size_mb: mail is refused until it drains"
         );
     } else {
-        tracing::info!(max_bytes, "queue database capped");
+        tracing::info!(max_bytes, reserve = reserve * page_size, "queue database capped");
     }
-    Ok(())
+    Ok(soft)
 }
 
 /// The database's random id, chosen on first use.

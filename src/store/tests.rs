@@ -135,24 +135,30 @@ fn queued_requests_past_their_validity_expire() {
 }
 
 #[test]
-fn a_database_past_its_cap_is_kept_and_only_refuses_to_grow() {
+fn a_database_past_its_cap_is_kept_refuses_mail_and_keeps_a_reserve_for_the_stages() {
     let conn = database();
     let pages = |name: &str| -> i64 { conn.pragma_query_value(None, name, |row| row.get(0)).unwrap() };
     let before = pages("page_count");
-    // A cap of one byte: the pages already there stay, none may be added.
-    super::cap_size(&conn, 1).unwrap();
-    assert_eq!(pages("max_page_count"), before);
-    let grow = conn.execute(
+    let page_size = pages("page_size");
+    let reserve = 16 * 1024 * 1024 / page_size;
+    // A cap of one byte: the pages already there stay; intake may add none, the stages
+    // have the reserve beyond them.
+    let soft = super::cap_size(&conn, 1).unwrap();
+    assert_eq!(soft, 0);
+    assert_eq!(pages("max_page_count"), before + reserve);
+    let refused = super::intake::receive_within(&conn, &mail(&["+33477858589"], 1), 0, Some(soft));
+    assert!(matches!(refused, Err(super::StoreError::Full)), "{refused:?}");
+    assert_eq!(pages("page_count"), before);
+    conn.execute(
         "INSERT INTO meta (key, value) VALUES ('big', ?1)",
         [&"x".repeat(100_000)],
-    );
-    let Err(rusqlite::Error::SqliteFailure(error, _)) = grow else {
-        panic!("grew past the cap: {grow:?}");
-    };
-    assert_eq!(error.code, rusqlite::ErrorCode::DiskFull);
-    assert_eq!(pages("page_count"), before);
-    // A cap above the database lets it grow to the cap, in whole pages.
-    let page_size = pages("page_size");
-    super::cap_size(&conn, ((before + 40) * page_size + page_size / 2) as u64).unwrap();
-    assert_eq!(pages("max_page_count"), before + 40);
+    )
+    .unwrap();
+    // A cap above the database: intake may grow it to the cap, in whole pages; the
+    // reserve (at least 16 MiB, else 5% of the cap) lies beyond.
+    let soft = super::cap_size(&conn, ((before + 40) * page_size + page_size / 2) as u64).unwrap();
+    assert_eq!(soft, before + 40);
+    assert_eq!(pages("max_page_count"), before + 40 + reserve);
+    let soft = super::cap_size(&conn, 1024 * 1024 * 1024).unwrap();
+    assert_eq!(pages("max_page_count"), soft + soft / 20);
 }

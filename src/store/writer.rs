@@ -148,8 +148,9 @@ mod tests {
 
     use super::{Work, job, run};
     use crate::store::fixtures;
-    use crate::store::intake::{NewMail, receive};
-    use crate::store::{StoreError, connect, migrate};
+    use crate::store::intake::{NewMail, receive, receive_within};
+    use crate::store::lifecycle::fail;
+    use crate::store::{State, StoreError, connect, migrate};
 
     /// A database file of its own, removed when dropped.
     struct Database(PathBuf);
@@ -293,5 +294,68 @@ mod tests {
         );
         assert_truthful(&database, &answers);
         assert_eq!(database.stored(), ["b"]);
+    }
+
+    #[test]
+    fn a_mail_past_the_soft_cap_is_refused_alone_and_the_stages_writes_beside_it_commit() {
+        let database = Database::new("soft");
+        let conn = database.writer_connection(1_000);
+        let ids = receive(&conn, &mail("first", 100), 0).unwrap();
+        let other = receive(&conn, &mail("second", 100), 0).unwrap();
+        // The soft cap is where the database is now: a small mail no longer fits; the
+        // hard cap (max_page_count) lies a reserve beyond it.
+        let page_count: i64 = conn.pragma_query_value(None, "page_count", |row| row.get(0)).unwrap();
+        let free: i64 = conn
+            .pragma_query_value(None, "freelist_count", |row| row.get(0))
+            .unwrap();
+        let soft = Some(page_count - free);
+
+        let (queue, pending) = std::sync::mpsc::channel::<Work>();
+        let stage = |id: i64| {
+            let (work, answer) = job(move |conn| fail(conn, id, State::Failed, "5.0.0", "stage", 1));
+            queue.send(work).unwrap();
+            answer
+        };
+        let intake = |mail: NewMail| {
+            let (work, answer) = job(move |conn| receive_within(conn, &mail, 1, soft));
+            queue.send(work).unwrap();
+            answer
+        };
+        // One batch: a stage write, the mail past the cap, another stage write.
+        let mut before = stage(ids[0]);
+        let mut refused = intake(mail("late", 100));
+        let mut after = stage(other[0]);
+        drop(queue);
+        run(conn, pending);
+
+        let refused = refused.try_recv().expect("answered");
+        assert!(matches!(refused, Err(StoreError::Full)), "{refused:?}");
+        assert!(before.try_recv().expect("answered").is_ok());
+        assert!(after.try_recv().expect("answered").is_ok());
+        assert_eq!(database.stored(), ["first", "second"]);
+        let states: Vec<String> = connect(&database.path())
+            .unwrap()
+            .prepare("SELECT state FROM requests ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(states, ["failed", "failed"]);
+    }
+
+    #[test]
+    fn under_the_soft_cap_a_mail_is_stored() {
+        let database = Database::new("under");
+        let conn = database.writer_connection(1_000);
+        let page_count: i64 = conn.pragma_query_value(None, "page_count", |row| row.get(0)).unwrap();
+        let (queue, pending) = std::sync::mpsc::channel::<Work>();
+        let mail = mail("fits", 100);
+        let (work, mut answer) = job(move |conn| receive_within(conn, &mail, 1, Some(page_count + 100)));
+        queue.send(work).unwrap();
+        drop(queue);
+        run(conn, pending);
+        assert!(answer.try_recv().expect("answered").is_ok());
+        assert_eq!(database.stored(), ["fits"]);
     }
 }
