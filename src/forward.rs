@@ -221,7 +221,7 @@ impl Forwarder {
                 return Ok(());
             }
         };
-        for job in &jobs {
+        for (done, job) in jobs.iter().enumerate() {
             let outcome = self.send(&mut connection, job).await;
             if let ForwardOutcome::Accepted(answer) = &outcome {
                 tracing::info!(request = job.id, %peer, %answer, "forwarded");
@@ -229,7 +229,12 @@ impl Forwarder {
             count(&outcome);
             store.record_forward(job.id, peer.to_string(), outcome).await?;
             if connection.is_broken() {
-                // The rest go next round, on a new connection.
+                // The rest go next round, on a new connection; none of them left, so
+                // none is in flight.
+                let rest: Vec<i64> = jobs[done + 1..].iter().map(|job| job.id).collect();
+                if !rest.is_empty() {
+                    store.release_forwards(rest).await?;
+                }
                 return Ok(());
             }
         }

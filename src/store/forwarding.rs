@@ -35,6 +35,12 @@ impl Store {
         self.writer.write(move |conn| recover_forwards(conn, now_ms())).await
     }
 
+    /// Forwards taken but not attempted (their connection broke before their turn):
+    /// no longer in flight, so a stop before their next attempt leaves them free to fail over.
+    pub async fn release_forwards(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.writer.write(move |conn| release_forwards(conn, &ids)).await
+    }
+
     /// Records what became of one forwarding attempt to `peer`; ignored unless the
     /// request is still `forwarding` to `peer` (an operator may have released it, and
     /// routing sent it elsewhere, while the attempt was on its way).
@@ -203,6 +209,15 @@ pub(super) fn recover_forwards(conn: &Connection, now: i64) -> Result<usize, Sto
         }
     }
     Ok(cut.len())
+}
+
+/// Clears the in-flight mark of forwards taken and never attempted.
+pub(super) fn release_forwards(conn: &Connection, ids: &[i64]) -> Result<(), StoreError> {
+    let mut statement = conn.prepare_cached("UPDATE requests SET in_flight = 0 WHERE id = ?1")?;
+    for id in ids {
+        statement.execute([id])?;
+    }
+    Ok(())
 }
 
 /// Records one forwarding attempt's outcome, if the request is still `forwarding` to
@@ -418,6 +433,11 @@ mod tests {
         let cut_job = due.iter().find(|job| job.id == cut).unwrap();
         assert_eq!((cut_job.peer.as_str(), cut_job.unanswered), ("fr", true));
         assert_eq!(recover_forwards(&conn, 3_000).unwrap(), 2, "taken again, not recorded");
+        // Taken, but their connection broke before their turn: released, they never left.
+        due_for_forwarding(&conn, 3_000, 10).unwrap();
+        release_forwards(&conn, &[cut, not_taken]).unwrap();
+        assert!(!in_flight(&conn, cut) && !in_flight(&conn, not_taken));
+        assert_eq!(recover_forwards(&conn, 4_000).unwrap(), 0);
     }
 
     #[test]
