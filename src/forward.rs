@@ -7,7 +7,9 @@
 //! A forward whose end of data left without an answer may be held by the peer: it is
 //! tried on that peer only (its request-id dedupe makes that safe) until the peer
 //! answers or the validity ends, and then left `uncertain` for the operator, never
-//! handed to another instance automatically.
+//! handed to another instance automatically. So is one the gateway stopped or crashed
+//! during: a request is marked in flight when taken, and one still marked at the next
+//! start is treated as unanswered.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -55,6 +57,8 @@ pub struct Forwarder {
     retry: RetrySchedule,
     /// `sms.validity_minutes`: an unanswered forward is tried on its peer until then.
     validity_ms: i64,
+    /// `smtp.shutdown_grace_secs`: how long forwards under way may finish at shutdown.
+    grace: Duration,
 }
 
 impl Forwarder {
@@ -85,12 +89,30 @@ impl Forwarder {
             cluster,
             retry: config.routing.retry_delays_secs.clone(),
             validity_ms: i64::try_from(config.sms.validity_minutes.saturating_mul(60_000)).unwrap_or(i64::MAX / 2),
+            grace: Duration::from_secs(config.smtp.shutdown_grace_secs),
         })
     }
 
-    /// Forwards until `shutdown`; a forward cut short is sent again after a restart, and
-    /// the peer, seeing its request id again, keeps one.
+    /// Forwards until `shutdown`; forwards under way then get the grace period. A forward
+    /// cut short (by the end of the grace period or a crash) may have reached its peer:
+    /// at the next start it is tried on that peer only, which, seeing its request id
+    /// again, keeps one.
     pub async fn run(self, store: Store, shutdown: CancellationToken) {
+        // Nothing is forwarded before: a forward cut off would otherwise fail over.
+        loop {
+            match store.recover_forwards().await {
+                Ok(0) => break,
+                Ok(count) => {
+                    tracing::warn!(count, "forwards cut off by a stop: tried on their peer only");
+                    break;
+                }
+                Err(error) => tracing::error!(%error, "forwarding cannot recover the forwards cut off by a stop"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(SWEEP) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
         let forwarder = Arc::new(self);
         let (forwarder, store, shutdown) = (&forwarder, &store, &shutdown);
         stage::run(&store.wake.forwarding, SWEEP, shutdown, || async move {
@@ -131,9 +153,14 @@ impl Forwarder {
                 }
             }
         };
+        tokio::pin!(all);
         tokio::select! {
-            () = all => {}
-            () = shutdown.cancelled() => {}
+            () = &mut all => {}
+            () = shutdown.cancelled() => {
+                // Those still on their way when the grace period ends stay in flight:
+                // the next start keeps them on their peer.
+                let _ = tokio::time::timeout(self.grace, all).await;
+            }
         }
         Ok(full)
     }
@@ -194,7 +221,7 @@ impl Forwarder {
                 return Ok(());
             }
         };
-        for job in &jobs {
+        for (done, job) in jobs.iter().enumerate() {
             let outcome = self.send(&mut connection, job).await;
             if let ForwardOutcome::Accepted(answer) = &outcome {
                 tracing::info!(request = job.id, %peer, %answer, "forwarded");
@@ -202,7 +229,12 @@ impl Forwarder {
             count(&outcome);
             store.record_forward(job.id, peer.to_string(), outcome).await?;
             if connection.is_broken() {
-                // The rest go next round, on a new connection.
+                // The rest go next round, on a new connection; none of them left, so
+                // none is in flight.
+                let rest: Vec<i64> = jobs[done + 1..].iter().map(|job| job.id).collect();
+                if !rest.is_empty() {
+                    store.release_forwards(rest).await?;
+                }
                 return Ok(());
             }
         }

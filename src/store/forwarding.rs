@@ -1,6 +1,8 @@
 //! Forwarding's side of the queue: a request routed to a peer is handed over, retried,
 //! or routed again without the peer that failed it. A forward left unanswered after its
-//! end of data stays with its peer: the peer may hold it.
+//! end of data stays with its peer: the peer may hold it. So does one taken and never
+//! recorded (`in_flight`), which the forwarding stage finds at its start: the gateway
+//! stopped or crashed while it was on its way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +15,8 @@ use super::{State, Store, StoreError, now_ms, until};
 use crate::e164::E164;
 
 impl Store {
-    /// Forwarding requests that are due, oldest first, with their envelope and mail.
+    /// Forwarding requests that are due, oldest first, with their envelope and mail;
+    /// each is marked in flight until its outcome is recorded.
     pub async fn due_for_forwarding(&self, limit: usize) -> Result<Vec<ForwardRequest>, StoreError> {
         self.writer
             .write(move |conn| due_for_forwarding(conn, now_ms(), limit))
@@ -25,7 +28,22 @@ impl Store {
         Ok(until(self.writer.write(next_forward).await?))
     }
 
-    /// Records what became of one forwarding attempt to `peer`.
+    /// At the forwarding stage's start: a forward taken by the previous run and never
+    /// recorded may have reached its peer, which is then tried alone
+    /// ([`ForwardOutcome::Unanswered`]). Returns how many.
+    pub async fn recover_forwards(&self) -> Result<usize, StoreError> {
+        self.writer.write(move |conn| recover_forwards(conn, now_ms())).await
+    }
+
+    /// Forwards taken but not attempted (their connection broke before their turn):
+    /// no longer in flight, so a stop before their next attempt leaves them free to fail over.
+    pub async fn release_forwards(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.writer.write(move |conn| release_forwards(conn, &ids)).await
+    }
+
+    /// Records what became of one forwarding attempt to `peer`; ignored unless the
+    /// request is still `forwarding` to `peer` (an operator may have released it, and
+    /// routing sent it elsewhere, while the attempt was on its way).
     pub async fn record_forward(&self, id: i64, peer: String, outcome: ForwardOutcome) -> Result<(), StoreError> {
         let failover = matches!(outcome, ForwardOutcome::Failover { .. });
         self.writer
@@ -74,9 +92,17 @@ pub struct ForwardRequest {
     pub valid_from: i64,
 }
 
-/// Forwarding requests that are due, oldest first; each mail is read once however many
-/// of its requests are due.
+/// Forwarding requests that are due, oldest first, each marked in flight; each mail is
+/// read once however many of its requests are due.
 pub(super) fn due_for_forwarding(conn: &Connection, now: i64, limit: usize) -> Result<Vec<ForwardRequest>, StoreError> {
+    // Marked in the same transaction as they are taken: a stop or a crash from here on
+    // leaves the mark for `recover_forwards`.
+    conn.prepare_cached(
+        "UPDATE requests SET in_flight = 1 WHERE id IN (
+             SELECT id FROM requests WHERE state = ?3 AND (next_attempt IS NULL OR next_attempt <= ?1)
+             ORDER BY id LIMIT ?2)",
+    )?
+    .execute(params![now, limit as i64, State::Forwarding])?;
     let mut statement = conn.prepare_cached(
         "SELECT r.id, r.route, r.attempts, r.number, r.recipient, r.notify, r.orcpt,
                 m.sender, m.envid, m.ret, m.id, m.origin, m.trace,
@@ -163,7 +189,39 @@ pub enum ForwardOutcome {
     },
 }
 
-/// Records one forwarding attempt's outcome.
+/// Forwards taken and never recorded (`in_flight`): their end of data may have left, so
+/// they become unanswered, tried on their peer only. Returns how many.
+pub(super) fn recover_forwards(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    let cut: Vec<(i64, String)> = conn
+        .prepare_cached("SELECT id, coalesce(route, '') FROM requests WHERE state = ?1 AND in_flight")?
+        .query_map([State::Forwarding], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, peer) in &cut {
+        let detail =
+            format!("the gateway stopped during a forward to {peer}: {peer} may hold it: retry on {peer} only");
+        let why = format!(
+            "{peer} may hold it (the gateway stopped during a forward, before {peer} answered): tried on {peer} \
+             only, until it answers or the validity ends; `smsgw queue retry {id}` routes it again"
+        );
+        if transition(conn, *id, &[State::Forwarding], State::Forwarding, now, &detail)? {
+            conn.prepare_cached("UPDATE requests SET in_flight = 0, unanswered = 1, reason = ?1 WHERE id = ?2")?
+                .execute(params![why, id])?;
+        }
+    }
+    Ok(cut.len())
+}
+
+/// Clears the in-flight mark of forwards taken and never attempted.
+pub(super) fn release_forwards(conn: &Connection, ids: &[i64]) -> Result<(), StoreError> {
+    let mut statement = conn.prepare_cached("UPDATE requests SET in_flight = 0 WHERE id = ?1")?;
+    for id in ids {
+        statement.execute([id])?;
+    }
+    Ok(())
+}
+
+/// Records one forwarding attempt's outcome, if the request is still `forwarding` to
+/// `peer`; clears its in-flight mark.
 pub(super) fn record_forward(
     conn: &Connection,
     id: i64,
@@ -171,6 +229,15 @@ pub(super) fn record_forward(
     outcome: &ForwardOutcome,
     now: i64,
 ) -> Result<(), StoreError> {
+    let cleared = conn
+        .prepare_cached("UPDATE requests SET in_flight = 0 WHERE id = ?1 AND state = ?2 AND route = ?3")?
+        .execute(params![id, State::Forwarding, peer])?;
+    if cleared == 0 {
+        // Released and routed again (or gone on) while this attempt was on its way: the
+        // request is no longer this peer's to settle.
+        tracing::info!(request = id, %peer, "a forward's outcome came for a request no longer routed there: ignored");
+        return Ok(());
+    }
     let from = [State::Forwarding];
     match outcome {
         ForwardOutcome::Accepted(answer) => {
@@ -308,5 +375,104 @@ mod tests {
         assert!(due_for_forwarding(&conn, 100_000, 10).unwrap().is_empty());
         assert!(retry(&conn, id, 100_000).unwrap());
         assert_eq!(row(&conn, id).0, State::Received);
+    }
+
+    fn in_flight(conn: &Connection, id: i64) -> bool {
+        conn.query_row("SELECT in_flight FROM requests WHERE id = ?1", [id], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_forward_is_in_flight_from_taken_to_recorded() {
+        let conn = database();
+        let id = forwarding_to_fr(&conn);
+        assert!(!in_flight(&conn, id), "routed, not yet taken");
+        assert_eq!(due_for_forwarding(&conn, 1_000, 10).unwrap()[0].id, id);
+        assert!(in_flight(&conn, id), "taken");
+        let retry = ForwardOutcome::Retry {
+            at: 2_000,
+            reason: "fr:25: connection refused".into(),
+        };
+        record_forward(&conn, id, "fr", &retry, 1_000).unwrap();
+        assert!(!in_flight(&conn, id), "recorded");
+        due_for_forwarding(&conn, 2_000, 10).unwrap();
+        record_forward(&conn, id, "fr", &unanswered(3_000), 2_000).unwrap();
+        assert!(!in_flight(&conn, id));
+        due_for_forwarding(&conn, 3_000, 10).unwrap();
+        record_forward(&conn, id, "fr", &ForwardOutcome::Accepted("250 ok".into()), 3_000).unwrap();
+        assert!(!in_flight(&conn, id));
+        assert_eq!(row(&conn, id).0, State::Forwarded);
+    }
+
+    #[test]
+    fn at_start_only_forwards_cut_off_in_flight_wait_for_their_peer() {
+        let conn = database();
+        let cut = forwarding_to_fr(&conn);
+        let recorded = forwarding_to_fr(&conn);
+        due_for_forwarding(&conn, 1_000, 10).unwrap();
+        let not_taken = forwarding_to_fr(&conn);
+        let failover = ForwardOutcome::Failover {
+            reason: "its status does not answer".into(),
+            refused: false,
+        };
+        record_forward(&conn, recorded, "fr", &failover, 1_000).unwrap();
+        // The gateway stops with `cut` on its way to fr.
+        assert_eq!(recover_forwards(&conn, 2_000).unwrap(), 1);
+        let (state, reason, marked, dsns) = row(&conn, cut);
+        assert_eq!(
+            (state, marked, dsns, in_flight(&conn, cut)),
+            (State::Forwarding, true, 0, false)
+        );
+        assert!(reason.unwrap().contains("the gateway stopped during a forward"));
+        let (state, _, marked, _) = row(&conn, recorded);
+        assert_eq!((state, marked), (State::Received, false));
+        let (state, _, marked, _) = row(&conn, not_taken);
+        assert_eq!((state, marked), (State::Forwarding, false));
+        // Due again, to fr and marked: fr not answering keeps it on fr.
+        let due = due_for_forwarding(&conn, 2_000, 10).unwrap();
+        let cut_job = due.iter().find(|job| job.id == cut).unwrap();
+        assert_eq!((cut_job.peer.as_str(), cut_job.unanswered), ("fr", true));
+        assert_eq!(recover_forwards(&conn, 3_000).unwrap(), 2, "taken again, not recorded");
+        // Taken, but their connection broke before their turn: released, they never left.
+        due_for_forwarding(&conn, 3_000, 10).unwrap();
+        release_forwards(&conn, &[cut, not_taken]).unwrap();
+        assert!(!in_flight(&conn, cut) && !in_flight(&conn, not_taken));
+        assert_eq!(recover_forwards(&conn, 4_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_late_outcome_from_a_peer_it_is_no_longer_routed_to_is_ignored() {
+        let conn = database();
+        let id = forwarding_to_fr(&conn);
+        due_for_forwarding(&conn, 1_000, 10).unwrap();
+        record_forward(&conn, id, "fr", &unanswered(2_000), 1_000).unwrap();
+        due_for_forwarding(&conn, 2_000, 10).unwrap();
+        // While fr's second attempt is on its way, the operator releases the request and
+        // routing sends it to de.
+        assert!(retry(&conn, id, 2_500).unwrap());
+        let to_de = Route::Peer {
+            name: "de".into(),
+            detail: "routed to de".into(),
+        };
+        route(&conn, id, &to_de, 2_600).unwrap();
+        due_for_forwarding(&conn, 2_700, 10).unwrap();
+        record_forward(&conn, id, "fr", &ForwardOutcome::Accepted("250 ok".into()), 2_800).unwrap();
+        let (state, _, marked, _) = row(&conn, id);
+        assert_eq!(
+            (state, marked, in_flight(&conn, id)),
+            (State::Forwarding, false, true),
+            "still de's"
+        );
+        let failover = ForwardOutcome::Failover {
+            reason: "fr:25 is down".into(),
+            refused: false,
+        };
+        record_forward(&conn, id, "fr", &failover, 2_800).unwrap();
+        let route: Option<String> = conn
+            .query_row("SELECT route FROM requests WHERE id = ?1", [id], |row| row.get(0))
+            .unwrap();
+        assert_eq!(route.as_deref(), Some("de"));
+        record_forward(&conn, id, "de", &ForwardOutcome::Accepted("250 ok".into()), 2_900).unwrap();
+        assert_eq!(row(&conn, id).0, State::Forwarded);
     }
 }

@@ -55,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_valid_from.sql"),
     include_str!("../../migrations/0007_unanswered_forward.sql"),
     include_str!("../../migrations/0008_dispatch.sql"),
+    include_str!("../../migrations/0009_forward_in_flight.sql"),
 ];
 
 /// Why the store could not do what was asked. Intake turns any of these into

@@ -741,3 +741,40 @@ fn an_operator_may_release_a_forward_whose_answer_was_lost_to_routing() {
         "{told}"
     );
 }
+
+#[test]
+fn a_forward_cut_off_by_a_crash_after_its_end_of_data_waits_for_the_peer_that_may_hold_it() {
+    let (mut cluster, smtp, _status) = with_links_from_uk_to_fr(lost_answer_nodes());
+    smtp.set(Mode::HoldAfterEndOfData);
+    send(&cluster.gateways[0], FRENCH);
+    // fr commits it; its 250 is held, and uk dies waiting for it.
+    eventually(Duration::from_secs(30), || match cluster.gateways[1].queue().len() {
+        1 => Ok(()),
+        n => Err(format!("fr holds {n} requests")),
+    });
+    assert_eq!(cluster.gateways[0].show(1)["state"], "forwarding");
+    cluster.gateways[0].crash_and_restart();
+    let [uk, fr, de] = &cluster.gateways[..] else {
+        unreachable!()
+    };
+    assert_eq!(wait_records(fr, 1)[0]["number"], FRENCH);
+    // fr's status does not answer after the restart (never polled up, so never logged
+    // down): before, uk routed it to de.
+    wait_more_failed_forwards(uk, 1, 3);
+    let waiting = uk.show(1);
+    assert_eq!(waiting["state"], "forwarding", "{}", event_details(&waiting));
+    let reason = waiting["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("fr may hold it"), "{reason}");
+    let told = event_details(&waiting);
+    assert!(told.contains("the gateway stopped during a forward to fr"), "{told}");
+    let shown = uk.cli_ok(&["queue", "show", "1"]);
+    assert!(shown.contains("waiting: fr may hold it"), "{shown}");
+    assert!(de.queue().is_empty(), "never handed to de");
+    // The link is back: the retry is the request fr holds.
+    smtp.set(Mode::Open);
+    uk.wait_state(1, "forwarded");
+    fr.wait_state(1, "delivered");
+    assert_eq!(fr.queue().len(), 1, "the retried forward is the request fr holds");
+    assert_eq!(fr.records("sim0").len(), 1, "sent once");
+    assert!(de.records("sim0").is_empty() && de.queue().is_empty());
+}

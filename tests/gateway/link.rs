@@ -1,6 +1,7 @@
 //! A link between two instances that a test can cut: a TCP proxy relaying both ways,
 //! which breaks an SMTP connection just after the end of a mail's data (or before it),
-//! and then refuses every connection until the test mends it.
+//! or holds the server's answer to it, and then refuses every connection until the
+//! test mends it.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -18,6 +19,10 @@ pub(crate) enum Mode {
     /// Relays the end of data to the server, then closes the client's side: the server
     /// commits the mail and answers, and its answer goes nowhere. Then `Down`.
     CutAfterEndOfData,
+    /// Relays the end of data to the server, then drops the server's answer and keeps
+    /// the client's side open: the server commits the mail, and the client waits for an
+    /// answer that never comes (until it gives up, or is killed). Then `Down`.
+    HoldAfterEndOfData,
     /// Relays the `DATA` command, then closes both sides before the server's `354`
     /// reaches the client: the client sees the break before its end of data could
     /// leave, and the server holds nothing. Then `Down`.
@@ -76,13 +81,17 @@ impl Link {
 fn relay(client: TcpStream, server: TcpStream, mode: Arc<Mutex<Mode>>, followers: Arc<Mutex<Vec<Arc<Mutex<Mode>>>>>) {
     // Set once the client's side is cut: what the server says then goes nowhere.
     let muted = Arc::new(AtomicBool::new(false));
+    // Set once the client is left waiting: what the server says then goes nowhere, and
+    // the client's side stays open.
+    let held = Arc::new(AtomicBool::new(false));
     let (mut from_server, mut to_client) = (server.try_clone().unwrap(), client.try_clone().unwrap());
-    let silent = muted.clone();
+    let (silent, holding) = (muted.clone(), held.clone());
     std::thread::spawn(move || {
         let mut buffer = [0u8; 16 * 1024];
         loop {
             match from_server.read(&mut buffer) {
                 Ok(0) | Err(_) => break,
+                Ok(_) if holding.load(Ordering::SeqCst) => {}
                 // The server answered the end of data: it has committed the mail.
                 Ok(_) if silent.load(Ordering::SeqCst) => break,
                 Ok(n) => {
@@ -93,7 +102,9 @@ fn relay(client: TcpStream, server: TcpStream, mode: Arc<Mutex<Mode>>, followers
             }
         }
         let _ = from_server.shutdown(Shutdown::Both);
-        let _ = to_client.shutdown(Shutdown::Both);
+        if !holding.load(Ordering::SeqCst) {
+            let _ = to_client.shutdown(Shutdown::Both);
+        }
     });
     let (mut from_client, mut to_server) = (client, server);
     let mut buffer = [0u8; 16 * 1024];
@@ -122,6 +133,16 @@ fn relay(client: TcpStream, server: TcpStream, mode: Arc<Mutex<Mode>>, followers
                 let _ = from_client.shutdown(Shutdown::Both);
                 go_down(&mode, &followers);
                 // The server's side stays open until it has answered.
+                return;
+            }
+            (Mode::HoldAfterEndOfData, Some(end), _) => {
+                held.store(true, Ordering::SeqCst);
+                let _ = to_server.write_all(&chunk[..end]);
+                go_down(&mode, &followers);
+                // Whatever the client says next goes nowhere; its side closes when it
+                // gives up or dies.
+                while matches!(from_client.read(&mut buffer), Ok(n) if n > 0) {}
+                let _ = to_server.shutdown(Shutdown::Both);
                 return;
             }
             (Mode::CutBeforeEndOfData, _, Some(data)) => {
