@@ -23,7 +23,7 @@ use crate::metrics;
 use crate::outbound::{Client, Connection, Mail, OutboundError, Server, TlsPolicy, TlsSetupError};
 use crate::retry::RetrySchedule;
 use crate::routing::view::Cluster;
-use crate::stage::{self, Next};
+use crate::stage::{self, Next, Round};
 use crate::store::{ForwardOutcome, ForwardRequest, Store, StoreError, now_ms};
 
 /// Requests taken per round.
@@ -117,17 +117,26 @@ impl Forwarder {
         let (forwarder, store, shutdown) = (&forwarder, &store, &shutdown);
         stage::run(&store.wake.forwarding, SWEEP, shutdown, || async move {
             match forwarder.round(store, shutdown).await {
-                Ok(true) => return Next::Now,
-                Ok(false) => {}
-                Err(error) => tracing::error!(%error, "forwarding cannot read the store"),
+                Ok(Round::Full) => Next::Now,
+                Ok(Round::Done) => match store.next_forward_in().await {
+                    Ok(due) => Next::Pause(due),
+                    Err(error) => {
+                        tracing::error!(%error, "forwarding cannot read the store");
+                        Next::Trouble
+                    }
+                },
+                Ok(Round::Unrecorded) => Next::Trouble,
+                Err(error) => {
+                    tracing::error!(%error, "forwarding cannot read the store");
+                    Next::Trouble
+                }
             }
-            Next::Pause(store.next_forward_in().await.ok().flatten())
         })
         .await;
     }
 
     /// Forwards one batch of due requests, one connection per peer; true if full.
-    async fn round(self: &Arc<Self>, store: &Store, shutdown: &CancellationToken) -> Result<bool, StoreError> {
+    async fn round(self: &Arc<Self>, store: &Store, shutdown: &CancellationToken) -> Result<Round, StoreError> {
         let jobs = store.due_for_forwarding(BATCH).await?;
         let full = jobs.len() == BATCH;
         let mut by_peer: BTreeMap<String, Vec<ForwardRequest>> = BTreeMap::new();
@@ -146,23 +155,31 @@ impl Forwarder {
                 tasks.spawn(async move { forwarder.to_peer(&store, &peer, share).await });
             }
         }
+        // True if an outcome could not be recorded.
         let all = async {
+            let mut unrecorded = false;
             while let Some(result) = tasks.join_next().await {
                 if let Ok(Err(error)) = result {
                     tracing::error!(%error, "cannot record a forward");
+                    unrecorded = true;
                 }
             }
+            unrecorded
         };
         tokio::pin!(all);
-        tokio::select! {
-            () = &mut all => {}
+        let unrecorded = tokio::select! {
+            unrecorded = &mut all => unrecorded,
             () = shutdown.cancelled() => {
                 // Those still on their way when the grace period ends stay in flight:
                 // the next start keeps them on their peer.
-                let _ = tokio::time::timeout(self.grace, all).await;
+                tokio::time::timeout(self.grace, all).await.unwrap_or(false)
             }
-        }
-        Ok(full)
+        };
+        Ok(match (unrecorded, full) {
+            (true, _) => Round::Unrecorded,
+            (false, true) => Round::Full,
+            (false, false) => Round::Done,
+        })
     }
 
     async fn to_peer(&self, store: &Store, peer: &str, mut jobs: Vec<ForwardRequest>) -> Result<(), StoreError> {

@@ -20,6 +20,18 @@ pub enum Next {
     Trouble,
 }
 
+/// How a round of a stage that delivers (forwarding, DSNs) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// Every outcome recorded, and the batch was full: more may be due now.
+    Full,
+    /// Every outcome recorded; the batch was not full.
+    Done,
+    /// An outcome could not be recorded: what it was about is due again at once, so
+    /// the stage must back off ([`Next::Trouble`]) rather than deliver it again.
+    Unrecorded,
+}
+
 /// The first pause after a round in trouble; each further one doubles, up to the sweep.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 

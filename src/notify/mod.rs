@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::metrics;
 use crate::outbound::{Client, TlsPolicy, TlsSetupError};
 use crate::retry::RetrySchedule;
-use crate::stage::{self, Next};
+use crate::stage::{self, Next, Round};
 use crate::store::{DsnAction, DsnOutcome, PendingDsn, ReportWait, Store, now_ms};
 use build::{Action, DsnContent, ReportingMta};
 
@@ -38,16 +38,6 @@ pub struct Notifier {
     retry: RetrySchedule,
     lifetime_ms: i64,
     grace: Duration,
-}
-
-/// How a round of the DSN stage ended.
-enum Round {
-    /// Every delivery recorded, and the batch was full: more may be due now.
-    Full,
-    /// Every delivery recorded; the batch was not full.
-    Done,
-    /// A delivery's outcome could not be recorded: the store is in trouble.
-    Unrecorded,
 }
 
 impl Notifier {

@@ -148,7 +148,7 @@ pub(super) fn retry(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreE
     // A new try gets a whole validity period of its own, and its retry delays start
     // again from the first.
     conn.prepare_cached(
-        "UPDATE requests SET tried = '', route = NULL, valid_from = ?1, attempts = 0, unanswered = 0 WHERE id = ?2",
+        "UPDATE requests SET tried = '', route = NULL, valid_from = ?1, attempts = 0, unanswered = 0, in_flight = 0 WHERE id = ?2",
     )?
     .execute(params![now, id])?;
     // Parts the network accepted are not sent again; the uncertain one is.
