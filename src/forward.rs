@@ -23,7 +23,7 @@ use crate::metrics;
 use crate::outbound::{Client, Connection, Mail, OutboundError, Server, TlsPolicy, TlsSetupError};
 use crate::retry::RetrySchedule;
 use crate::routing::view::Cluster;
-use crate::stage::{self, Next, Round};
+use crate::stage::{self, Round};
 use crate::store::{ForwardOutcome, ForwardRequest, Store, StoreError, now_ms};
 
 /// Requests taken per round.
@@ -116,21 +116,8 @@ impl Forwarder {
         let forwarder = Arc::new(self);
         let (forwarder, store, shutdown) = (&forwarder, &store, &shutdown);
         stage::run(&store.wake.forwarding, SWEEP, shutdown, || async move {
-            match forwarder.round(store, shutdown).await {
-                Ok(Round::Full) => Next::Now,
-                Ok(Round::Done) => match store.next_forward_in().await {
-                    Ok(due) => Next::Pause(due),
-                    Err(error) => {
-                        tracing::error!(%error, "forwarding cannot read the store");
-                        Next::Trouble
-                    }
-                },
-                Ok(Round::Unrecorded) => Next::Trouble,
-                Err(error) => {
-                    tracing::error!(%error, "forwarding cannot read the store");
-                    Next::Trouble
-                }
-            }
+            let round = forwarder.round(store, shutdown).await;
+            stage::after_round("forwarding", round, store.next_forward_in()).await
         })
         .await;
     }

@@ -32,6 +32,28 @@ pub enum Round {
     Unrecorded,
 }
 
+/// What follows a round of a delivering stage: another at once after a full batch, a
+/// pause until `next_due` (read only then) after one that was not, and a backoff when the
+/// store refused a read or a write, or an outcome could not be recorded. `stage` names
+/// the stage in the log.
+pub async fn after_round<E: std::fmt::Display>(
+    stage: &str,
+    round: Result<Round, E>,
+    next_due: impl Future<Output = Result<Option<u64>, E>>,
+) -> Next {
+    let error = match round {
+        Ok(Round::Full) => return Next::Now,
+        Ok(Round::Unrecorded) => return Next::Trouble,
+        Ok(Round::Done) => match next_due.await {
+            Ok(due) => return Next::Pause(due),
+            Err(error) => error,
+        },
+        Err(error) => error,
+    };
+    tracing::error!(%error, "{stage} cannot read the store");
+    Next::Trouble
+}
+
 /// The first pause after a round in trouble; each further one doubles, up to the sweep.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 

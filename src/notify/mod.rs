@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::metrics;
 use crate::outbound::{Client, TlsPolicy, TlsSetupError};
 use crate::retry::RetrySchedule;
-use crate::stage::{self, Next, Round};
+use crate::stage::{self, Round};
 use crate::store::{DsnAction, DsnOutcome, PendingDsn, ReportWait, Store, now_ms};
 use build::{Action, DsnContent, ReportingMta};
 
@@ -71,23 +71,10 @@ impl Notifier {
         let notifier = std::sync::Arc::new(self);
         let (notifier, store, shutdown) = (&notifier, &store, &shutdown);
         stage::run(&store.wake.dsn, SWEEP, shutdown, || async move {
-            match notifier.round(store, shutdown).await {
-                Ok(Round::Full) => Next::Now,
-                Ok(Round::Done) => match store.next_dsn_in().await {
-                    Ok(due) => Next::Pause(due),
-                    Err(error) => {
-                        tracing::error!(%error, "DSN stage cannot read the store");
-                        Next::Trouble
-                    }
-                },
-                // A DSN delivered but not recorded is due again at once: sent again in
-                // a loop, were it not for the backoff.
-                Ok(Round::Unrecorded) => Next::Trouble,
-                Err(error) => {
-                    tracing::error!(%error, "DSN stage cannot read the store");
-                    Next::Trouble
-                }
-            }
+            // A DSN delivered but not recorded is due again at once: the backoff keeps
+            // it from being sent again in a loop.
+            let round = notifier.round(store, shutdown).await;
+            stage::after_round("DSN stage", round, store.next_dsn_in()).await
         })
         .await;
     }
