@@ -639,6 +639,28 @@ fn send_noting_all(gateway: &Gateway, number: &str) {
     client.expect(250);
 }
 
+/// Request 1 waits on uk for fr, which may hold it, and says so; de never saw it.
+/// Returns what `queue show` gives.
+fn waits_for_fr(uk: &Gateway, de: &Gateway) -> Value {
+    let waiting = uk.show(1);
+    assert_eq!(waiting["state"], "forwarding", "{}", event_details(&waiting));
+    let reason = waiting["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("fr may hold it"), "{reason}");
+    let shown = uk.cli_ok(&["queue", "show", "1"]);
+    assert!(shown.contains("waiting: fr may hold it"), "{shown}");
+    assert!(de.queue().is_empty(), "never handed to de");
+    waiting
+}
+
+/// Once fr answers again, request 1 ends `forwarded` on uk, and fr alone sends it, once.
+fn sent_once_by_fr(uk: &Gateway, fr: &Gateway, de: &Gateway) {
+    uk.wait_state(1, "forwarded");
+    fr.wait_state(1, "delivered");
+    assert_eq!(fr.queue().len(), 1, "the retried forward is the request fr holds");
+    assert_eq!(fr.records("sim0").len(), 1, "sent once");
+    assert!(de.records("sim0").is_empty() && de.queue().is_empty());
+}
+
 /// Waits until `gateway` has failed to forward request `id` `more` times beyond what
 /// it logged so far, or has moved the request on (to some other instance).
 fn wait_more_failed_forwards(gateway: &Gateway, id: i64, more: usize) {
@@ -672,20 +694,10 @@ fn a_forward_whose_answer_is_lost_is_sent_once_by_the_peer_that_holds_it_and_tol
     uk.wait_for_log("peer down peer=fr");
     // fr is down and out of reach: before, uk routed the request again, to de.
     wait_more_failed_forwards(uk, 1, 2);
-    let waiting = uk.show(1);
-    assert_eq!(waiting["state"], "forwarding", "{}", event_details(&waiting));
-    let reason = waiting["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("fr may hold it"), "{reason}");
-    let shown = uk.cli_ok(&["queue", "show", "1"]);
-    assert!(shown.contains("waiting: fr may hold it"), "{shown}");
-    assert!(de.queue().is_empty(), "never handed to de");
+    waits_for_fr(uk, de);
     // The link is back (fr's status still is not): the retry is fr's one request.
     smtp.set(Mode::Open);
-    uk.wait_state(1, "forwarded");
-    fr.wait_state(1, "delivered");
-    assert_eq!(fr.queue().len(), 1, "the retried forward is the request fr holds");
-    assert_eq!(fr.records("sim0").len(), 1, "sent once");
-    assert!(de.records("sim0").is_empty() && de.queue().is_empty());
+    sent_once_by_fr(uk, fr, de);
     // One story for the sender: fr's `delivered`, nothing from uk.
     let mails = sink.wait_for(1);
     fr.wait_for_log("DSN delivered");
@@ -761,20 +773,10 @@ fn a_forward_cut_off_by_a_crash_after_its_end_of_data_waits_for_the_peer_that_ma
     // fr's status does not answer after the restart (never polled up, so never logged
     // down): before, uk routed it to de.
     wait_more_failed_forwards(uk, 1, 3);
-    let waiting = uk.show(1);
-    assert_eq!(waiting["state"], "forwarding", "{}", event_details(&waiting));
-    let reason = waiting["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("fr may hold it"), "{reason}");
+    let waiting = waits_for_fr(uk, de);
     let told = event_details(&waiting);
     assert!(told.contains("the gateway stopped during a forward to fr"), "{told}");
-    let shown = uk.cli_ok(&["queue", "show", "1"]);
-    assert!(shown.contains("waiting: fr may hold it"), "{shown}");
-    assert!(de.queue().is_empty(), "never handed to de");
     // The link is back: the retry is the request fr holds.
     smtp.set(Mode::Open);
-    uk.wait_state(1, "forwarded");
-    fr.wait_state(1, "delivered");
-    assert_eq!(fr.queue().len(), 1, "the retried forward is the request fr holds");
-    assert_eq!(fr.records("sim0").len(), 1, "sent once");
-    assert!(de.records("sim0").is_empty() && de.queue().is_empty());
+    sent_once_by_fr(uk, fr, de);
 }
