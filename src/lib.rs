@@ -110,14 +110,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             }
         });
     }
-    for listener in &listeners {
-        let address = listener.socket.local_addr()?;
-        if listener.implicit_tls {
-            tracing::info!(%address, "SMTP listening (implicit TLS)");
-        } else {
-            tracing::info!(%address, "SMTP listening");
-        }
-    }
     let routes: smtp::policy::Routes = Arc::new(move |number| match cluster.reach(number) {
         routing::plan::Reach::Nowhere(why) => Some(why),
         routing::plan::Reach::Covered | routing::plan::Reach::Unknown => None,

@@ -153,7 +153,21 @@ pub async fn serve(
         sessions: TaskTracker::new(),
         shutdown: shutdown.clone(),
     });
-    let reloads = tokio::spawn(reload_on_hangup(shared.clone()));
+    // Listen for SIGHUP before saying we listen: a SIGHUP that arrives before its handler
+    // exists would end the process.
+    let reloads = tokio::spawn(reload_on_hangup(
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
+        shared.clone(),
+    ));
+    for listener in &listeners {
+        let address = listener.socket.local_addr().ok();
+        let address = address.map(|a| a.to_string()).unwrap_or_default();
+        if listener.implicit_tls {
+            tracing::info!(%address, "SMTP listening (implicit TLS)");
+        } else {
+            tracing::info!(%address, "SMTP listening");
+        }
+    }
     let accepting: Vec<_> = listeners
         .into_iter()
         .map(|l| tokio::spawn(accept_loop(l, shared.clone())))
@@ -186,9 +200,8 @@ struct Shared {
     shutdown: CancellationToken,
 }
 
-async fn reload_on_hangup(shared: Arc<Shared>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+async fn reload_on_hangup(hangups: std::io::Result<tokio::signal::unix::Signal>, shared: Arc<Shared>) {
+    let Ok(mut hangups) = hangups else {
         tracing::error!("cannot listen for SIGHUP: reloading is disabled");
         return;
     };
