@@ -3,6 +3,8 @@
 
 use std::fmt::{self, Write as _};
 
+use crate::metrics::Snapshot;
+
 /// What a metric family measures over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -10,6 +12,8 @@ pub enum Kind {
     Counter,
     /// Goes up and down.
     Gauge,
+    /// Observations counted in buckets, with their sum and count.
+    Histogram,
 }
 
 impl Kind {
@@ -17,6 +21,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -67,21 +72,52 @@ impl Family {
     /// Adds a sample with `labels` (name, value; the names are ours, the values any
     /// text).
     pub fn sample(&mut self, labels: &[(&str, &str)], value: u64) -> &mut Family {
-        let mut line = String::new();
-        if !labels.is_empty() {
-            line.push('{');
-            for (index, (name, value)) in labels.iter().enumerate() {
-                debug_assert!(valid_name(name) && !name.contains(':'), "{name}");
-                if index > 0 {
-                    line.push(',');
-                }
-                let _ = write!(line, "{name}=\"{}\"", escape(value, true));
-            }
+        self.line("", labels, None, &value.to_string())
+    }
+
+    /// Adds a sample whose value may be negative or fractional (a signal in dBm, an age
+    /// in seconds).
+    pub fn sample_float(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Family {
+        self.line("", labels, None, &float(value))
+    }
+
+    /// Adds a histogram's `_bucket` lines (one per bound, then `+Inf`), its `_sum` and
+    /// its `_count`.
+    pub fn histogram(&mut self, labels: &[(&str, &str)], histogram: &Snapshot) -> &mut Family {
+        debug_assert_eq!(self.kind, Kind::Histogram, "{}", self.name);
+        for (bound, count) in &histogram.buckets {
+            self.line("_bucket", labels, Some(&float(*bound)), &count.to_string());
+        }
+        self.line("_bucket", labels, Some("+Inf"), &histogram.count.to_string());
+        self.line("_sum", labels, None, &float(histogram.sum));
+        self.line("_count", labels, None, &histogram.count.to_string())
+    }
+
+    fn line(&mut self, suffix: &str, labels: &[(&str, &str)], le: Option<&str>, value: &str) -> &mut Family {
+        let mut line = suffix.to_string();
+        let labels = labels.iter().copied().chain(le.map(|le| ("le", le)));
+        for (index, (name, value)) in labels.enumerate() {
+            debug_assert!(valid_name(name) && !name.contains(':'), "{name}");
+            line.push(if index == 0 { '{' } else { ',' });
+            let _ = write!(line, "{name}=\"{}\"", escape(value, true));
+        }
+        if line.contains('{') {
             line.push('}');
         }
         let _ = write!(line, " {value}");
         self.samples.push(line);
         self
+    }
+}
+
+/// A float as the text format writes it: `1`, `0.25`, `-73`, `+Inf`.
+fn float(value: f64) -> String {
+    if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else if value.is_nan() {
+        "NaN".to_string()
+    } else {
+        value.to_string()
     }
 }
 
@@ -198,6 +234,41 @@ mod tests {
             exposition.to_string(),
             "# HELP m a \"b\" \\\\ c\\nd\n# TYPE m counter\n"
         );
+    }
+
+    #[test]
+    fn a_histogram_has_cumulative_buckets_a_sum_and_a_count() {
+        let mut exposition = Exposition::default();
+        let snapshot = Snapshot {
+            buckets: vec![(0.5, 1), (2.0, 3)],
+            sum: 4.25,
+            count: 4,
+        };
+        exposition
+            .family("smsgw_x_seconds", Kind::Histogram, "h")
+            .histogram(&[("modem", "m\"x")], &snapshot);
+        assert_eq!(
+            exposition.to_string(),
+            "# HELP smsgw_x_seconds h\n\
+             # TYPE smsgw_x_seconds histogram\n\
+             smsgw_x_seconds_bucket{modem=\"m\\\"x\",le=\"0.5\"} 1\n\
+             smsgw_x_seconds_bucket{modem=\"m\\\"x\",le=\"2\"} 3\n\
+             smsgw_x_seconds_bucket{modem=\"m\\\"x\",le=\"+Inf\"} 4\n\
+             smsgw_x_seconds_sum{modem=\"m\\\"x\"} 4.25\n\
+             smsgw_x_seconds_count{modem=\"m\\\"x\"} 4\n"
+        );
+    }
+
+    #[test]
+    fn floats() {
+        let mut exposition = Exposition::default();
+        let family = exposition.family("m", Kind::Gauge, "h");
+        for value in [-73.0, 0.25, 3.0, f64::INFINITY] {
+            family.sample_float(&[], value);
+        }
+        let text = exposition.to_string();
+        let values: Vec<&str> = text.lines().skip(2).map(|l| l.split(' ').nth(1).unwrap()).collect();
+        assert_eq!(values, ["-73", "0.25", "3", "+Inf"]);
     }
 
     #[test]

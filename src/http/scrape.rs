@@ -13,15 +13,33 @@ use crate::store::{self, State, StoreError};
 /// to `database`, on a blocking thread.
 pub(super) async fn metrics(database: &Path, board: &Board, cluster: &Cluster) -> Result<String, StoreError> {
     let database = database.to_path_buf();
-    let counts = tokio::task::spawn_blocking(move || store::counts_by_state(&database))
+    let queue = tokio::task::spawn_blocking(move || store::queue_summary(&database))
         .await
         .map_err(|_| StoreError::Closed)??;
     let mut text = Exposition::default();
     let requests = text.family("smsgw_requests", Kind::Gauge, "Requests in the store by state.");
     for state in State::ALL {
-        let count = counts.iter().find(|(s, _)| s == state.as_str()).map_or(0, |(_, n)| *n);
-        requests.sample(&[("state", state.as_str())], count as u64);
+        let count = queue.by_state.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+        requests.sample(&[("state", state.as_str())], count);
     }
+    text.family(
+        "smsgw_oldest_waiting_seconds",
+        Kind::Gauge,
+        "How long the oldest request not yet sent or handed to a peer has waited (0: none waits).",
+    )
+    .sample_float(&[], queue.oldest_waiting.map_or(0.0, |age| age.as_secs_f64()));
+    text.family(
+        "smsgw_sent_after_seconds",
+        Kind::Histogram,
+        "From a mail's 250 to the network taking the request's last part, on this instance's modems.",
+    )
+    .histogram(&[], &metrics::SENT_AFTER.snapshot());
+    text.family(
+        "smsgw_delivered_after_seconds",
+        Kind::Histogram,
+        "From a part's +CMGS to its status report saying delivered.",
+    )
+    .histogram(&[], &metrics::DELIVERED_AFTER.snapshot());
     let counters = [
         (
             "smsgw_smtp_sessions_total",

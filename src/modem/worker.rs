@@ -15,6 +15,7 @@ use super::driver::{AtError, COMMAND_TIMEOUT, Port, SendError};
 use super::errors::{self, Outcome};
 use super::protocol::{Assignment, Timing, WorkerEvent};
 use crate::config::StatusReports;
+use crate::metrics;
 use crate::sms::{self, Pdu, Reassembler, ReportStatus, StatusReport, SubmitOptions};
 use crate::store::{QueuedRequest, State, Store, StoreError};
 
@@ -203,7 +204,11 @@ async fn send(context: &Context, port: &mut Port, request: QueuedRequest) -> Res
     };
     let unreported = context.spec.reports == StatusReports::None;
     if (1..=pdus.len()).all(|part| request.sent_parts.contains(&part)) {
-        return Ok(store.mark_sent_if_complete(request.id, pdus.len(), unreported).await?);
+        let sent_after = store.mark_sent_if_complete(request.id, pdus.len(), unreported).await?;
+        sent_after
+            .into_iter()
+            .for_each(|after| metrics::SENT_AFTER.observe(after));
+        return Ok(());
     }
     // Counted as they go, not as parts minus those sent before: a text split anew may
     // have fewer parts than were sent before (the language tables changed meanwhile).
@@ -220,9 +225,12 @@ async fn send(context: &Context, port: &mut Port, request: QueuedRequest) -> Res
         }
         match port.send_pdu(&pdu.hex, pdu.tpdu_len, context.spec.send_timeout).await {
             Ok(mr) => {
-                store
+                let sent_after = store
                     .mark_part_sent(request.id, part, pdus.len(), mr, unreported)
                     .await?;
+                sent_after
+                    .into_iter()
+                    .for_each(|after| metrics::SENT_AFTER.observe(after));
                 sent_now += 1;
             }
             Err(error) => return failed(context, &request, part, error).await,
@@ -360,8 +368,12 @@ async fn status_report(context: &Context, report: StatusReport) -> Result<(), St
         .store
         .record_status_report(modem, report.message_reference, number, delivered, detail)
         .await?;
-    if matched.is_none() {
-        tracing::warn!(modem = %modem, mr = report.message_reference, number = %report.recipient.number, "status report matches no sent part");
+    match matched {
+        Some(part) if delivered => metrics::DELIVERED_AFTER.observe(part.after),
+        Some(_) => {}
+        None => {
+            tracing::warn!(modem = %modem, mr = report.message_reference, number = %report.recipient.number, "status report matches no sent part")
+        }
     }
     Ok(())
 }

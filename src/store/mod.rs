@@ -32,7 +32,7 @@ mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 use tokio::sync::Notify;
@@ -43,6 +43,7 @@ pub use forwarding::{ForwardOutcome, ForwardRequest};
 pub use intake::{NewMail, NewRequest};
 pub use query::{HistoryLine, QueueFilter, RequestDetail, RequestRow};
 pub use routing::{Route, UnroutedRequest};
+pub use sending::ReportedPart;
 pub use state::{DsnState, PartStatus, State};
 
 /// Migrations, applied in order; `PRAGMA user_version` counts those applied.
@@ -242,13 +243,43 @@ pub fn retry(path: &Path, id: i64) -> Result<bool, StoreError> {
     Ok(retried)
 }
 
-/// Requests per state, read beside the gateway (for `/metrics`: a scan of the whole
+/// What `/metrics` shows of the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// Requests per state (states with none are absent).
+    pub by_state: Vec<(State, u64)>,
+    /// How long the oldest request not yet handed to a modem's network or a peer has
+    /// waited since it was accepted, or since an operator's retry.
+    pub oldest_waiting: Option<Duration>,
+}
+
+/// States in which a request still waits for this site to send or hand it on.
+const WAITING: [State; 5] = [
+    State::Received,
+    State::Routed,
+    State::Forwarding,
+    State::Queued,
+    State::Sending,
+];
+
+/// The queue's figures, read beside the gateway (for `/metrics`: a scan of the whole
 /// table, kept off the writer so that intake commits never wait for it).
-pub fn counts_by_state(path: &Path) -> Result<Vec<(String, i64)>, StoreError> {
+pub fn queue_summary(path: &Path) -> Result<QueueSummary, StoreError> {
     let conn = open_read_only(path)?;
-    let mut statement = conn.prepare("SELECT state, count(*) FROM requests GROUP BY state")?;
-    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let by_state = conn
+        .prepare("SELECT state, count(*) FROM requests GROUP BY state")?
+        .query_map([], |row| Ok((row.get::<_, State>(0)?, row.get::<_, i64>(1)? as u64)))?
+        .collect::<Result<_, _>>()?;
+    let placeholders = vec!["?"; WAITING.len()].join(", ");
+    let oldest: Option<i64> = conn
+        .prepare(&format!(
+            "SELECT min(coalesce(valid_from, created)) FROM requests WHERE state IN ({placeholders})"
+        ))?
+        .query_row(rusqlite::params_from_iter(WAITING), |row| row.get(0))?;
+    Ok(QueueSummary {
+        by_state,
+        oldest_waiting: oldest.map(|since| Duration::from_millis(now_ms().saturating_sub(since).max(0) as u64)),
+    })
 }
 
 /// Opens the database for reading, as the CLI does beside a running gateway.

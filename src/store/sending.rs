@@ -6,6 +6,8 @@
 //! holding such a part when its modem dies may have been sent, so it becomes
 //! `uncertain` and is never sent again automatically.
 
+use std::time::Duration;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::dsn::{self, DsnAction};
@@ -50,7 +52,8 @@ impl Store {
     }
 
     /// `+CMGS` answered for one part; `unreported`: the modem gets no status reports, so
-    /// the last part makes a `relayed` DSN due at once.
+    /// the last part makes a `relayed` DSN due at once. When this part completed the
+    /// request, returns how long after its acceptance it went out.
     pub async fn mark_part_sent(
         &self,
         id: i64,
@@ -58,26 +61,34 @@ impl Store {
         parts: usize,
         mr: u8,
         unreported: bool,
-    ) -> Result<(), StoreError> {
-        self.writer
+    ) -> Result<Option<Duration>, StoreError> {
+        let sent_after = self
+            .writer
             .write(move |conn| mark_part_sent(conn, id, part, parts, mr, unreported, now_ms()))
             .await?;
         if unreported {
             self.wake.dsn.notify_one();
         }
-        Ok(())
+        Ok(sent_after)
     }
 
     /// A claimed request with no part left to send (all went out before): `sent`;
     /// `unreported`, as for [`Store::mark_part_sent`], makes a `relayed` DSN due now.
-    pub async fn mark_sent_if_complete(&self, id: i64, parts: usize, unreported: bool) -> Result<(), StoreError> {
-        self.writer
+    /// Returns, as that does, how long after its acceptance the request went out.
+    pub async fn mark_sent_if_complete(
+        &self,
+        id: i64,
+        parts: usize,
+        unreported: bool,
+    ) -> Result<Option<Duration>, StoreError> {
+        let sent_after = self
+            .writer
             .write(move |conn| mark_sent_if_complete(conn, id, parts, unreported, now_ms()))
             .await?;
         if unreported {
             self.wake.dsn.notify_one();
         }
-        Ok(())
+        Ok(sent_after)
     }
 
     /// A temporary failure: `sending → queued`, due again in `delay_ms`.
@@ -101,7 +112,7 @@ impl Store {
 
     /// A status report from `modem` for message reference `mr` to `number`: marks its
     /// part, and the request once every part is delivered or one failed. Returns the
-    /// request it matched, if any.
+    /// part it matched, if any.
     pub async fn record_status_report(
         &self,
         modem: &str,
@@ -109,7 +120,7 @@ impl Store {
         number: String,
         delivered: bool,
         detail: String,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<ReportedPart>, StoreError> {
         let modem = modem.to_string();
         let matched = self
             .writer
@@ -194,7 +205,7 @@ pub(super) fn mark_part_sent(
     mr: u8,
     unreported: bool,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Option<Duration>, StoreError> {
     conn.prepare_cached("UPDATE parts SET mr = ?1, status = ?4 WHERE request_id = ?2 AND part = ?3")?
         .execute(params![mr, id, part as i64, PartStatus::Sent])?;
     mark_sent_if_complete(conn, id, parts, unreported, now)
@@ -209,26 +220,42 @@ pub(super) fn mark_sent_if_complete(
     parts: usize,
     unreported: bool,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Option<Duration>, StoreError> {
     let in_network: i64 = conn
         .prepare_cached("SELECT count(*) FROM parts WHERE request_id = ?1 AND status IN (?2, ?3)")?
         .query_row(params![id, PartStatus::Sent, PartStatus::Delivered], |row| row.get(0))?;
     if in_network < parts as i64 {
-        return Ok(());
+        return Ok(None);
     }
     let detail = if parts == 1 {
         "sent".to_string()
     } else {
         format!("all {parts} parts sent")
     };
-    if transition(conn, id, &[State::Sending], State::Sent, now, &detail)? {
-        conn.prepare_cached("UPDATE requests SET reason = NULL WHERE id = ?1")?
-            .execute(params![id])?;
-        if unreported {
-            dsn::queue_for(conn, id, DsnAction::Relayed, now)?;
-        }
+    if !transition(conn, id, &[State::Sending], State::Sent, now, &detail)? {
+        return Ok(None);
     }
-    Ok(())
+    let created: i64 = conn
+        .prepare_cached("UPDATE requests SET reason = NULL WHERE id = ?1 RETURNING created")?
+        .query_row(params![id], |row| row.get(0))?;
+    if unreported {
+        dsn::queue_for(conn, id, DsnAction::Relayed, now)?;
+    }
+    Ok(Some(elapsed(created, now)))
+}
+
+/// A part that a status report matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportedPart {
+    /// Its request.
+    pub request: i64,
+    /// From the part's `AT+CMGS` to this report.
+    pub after: Duration,
+}
+
+/// From `from` to `to`, unix milliseconds; nothing if the clock went back.
+fn elapsed(from: i64, to: i64) -> Duration {
+    Duration::from_millis(u64::try_from(to - from).unwrap_or(0))
 }
 
 /// A temporary failure: back to the queue until `next_attempt`; parts not yet sent are
@@ -265,20 +292,26 @@ pub(super) fn record_status_report(
     delivered: bool,
     detail: &str,
     now: i64,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<Option<ReportedPart>, StoreError> {
     // References wrap at 256: the most recent part with this one is meant. SMS centres
     // may write the recipient in national form: its last eight digits must match.
-    let found: Option<(i64, i64)> = conn
+    let found: Option<(i64, i64, i64)> = conn
         .prepare_cached(
-            "SELECT p.request_id, p.part FROM parts p JOIN requests r ON r.id = p.request_id
+            "SELECT p.request_id, p.part, p.submitted FROM parts p JOIN requests r ON r.id = p.request_id
              WHERE p.modem = ?1 AND p.mr = ?2 AND p.status = ?4 AND substr(r.number, -8) = substr(?3, -8)
              ORDER BY p.submitted DESC LIMIT 1",
         )?
         .query_row(params![modem, mr, number, PartStatus::Sent], |row| {
-            Ok((row.get(0)?, row.get(1)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
         .optional()?;
-    let Some((id, part)) = found else { return Ok(None) };
+    let Some((id, part, submitted)) = found else {
+        return Ok(None);
+    };
+    let reported = ReportedPart {
+        request: id,
+        after: elapsed(submitted, now),
+    };
     let status = if delivered {
         PartStatus::Delivered
     } else {
@@ -295,7 +328,7 @@ pub(super) fn record_status_report(
             &format!("part {part} not delivered: {detail}"),
             now,
         )?;
-        return Ok(Some(id));
+        return Ok(Some(reported));
     }
     let pending: i64 = conn
         .prepare_cached("SELECT count(*) FROM parts WHERE request_id = ?1 AND status != ?2")?
@@ -303,7 +336,7 @@ pub(super) fn record_status_report(
     if pending == 0 && transition(conn, id, &[State::Sent], State::Delivered, now, detail)? {
         dsn::queue_for(conn, id, DsnAction::Delivered, now)?;
     }
-    Ok(Some(id))
+    Ok(Some(reported))
 }
 
 /// At start, or when a lease ran out: requests left `sending` by a crash go back to the

@@ -1,6 +1,8 @@
 //! Transition tests on an in-memory database: the lease, recovery, reports, retry and
 //! expiry, each through the functions the facade calls.
 
+use std::time::Duration;
+
 use rusqlite::Connection;
 
 use super::dispatch::next_for_modem;
@@ -79,12 +81,16 @@ fn a_report_in_national_form_still_finds_its_part() {
     assert!(mark_part_submitting(&conn, id, 1, "sim0", 1_000, 0).unwrap());
     mark_part_sent(&conn, id, 1, 1, 42, false, 0).unwrap();
     assert_eq!(
-        record_status_report(&conn, "sim0", 41, "0477858589", true, "delivered", 5).unwrap(),
+        record_status_report(&conn, "sim0", 41, "0477858589", true, "delivered", 5)
+            .unwrap()
+            .map(|part| part.request),
         None,
         "wrong reference"
     );
     assert_eq!(
-        record_status_report(&conn, "sim0", 42, "0477858589", true, "delivered", 5).unwrap(),
+        record_status_report(&conn, "sim0", 42, "0477858589", true, "delivered", 5)
+            .unwrap()
+            .map(|part| part.request),
         Some(id)
     );
     assert_eq!(state(&conn, id), "delivered");
@@ -99,11 +105,15 @@ fn a_retried_request_whose_first_part_failed_is_sent_once_that_part_is_resent() 
         mark_part_sent(&conn, id, part, 2, mr, false, 0).unwrap();
     }
     assert_eq!(
-        record_status_report(&conn, "sim0", 8, "+33477858589", true, "delivered", 5).unwrap(),
+        record_status_report(&conn, "sim0", 8, "+33477858589", true, "delivered", 5)
+            .unwrap()
+            .map(|part| part.request),
         Some(id)
     );
     assert_eq!(
-        record_status_report(&conn, "sim0", 7, "+33477858589", false, "rejected", 6).unwrap(),
+        record_status_report(&conn, "sim0", 7, "+33477858589", false, "rejected", 6)
+            .unwrap()
+            .map(|part| part.request),
         Some(id)
     );
     assert_eq!(state(&conn, id), "failed");
@@ -111,11 +121,19 @@ fn a_retried_request_whose_first_part_failed_is_sent_once_that_part_is_resent() 
     assert_eq!(state(&conn, id), "queued", "part 2 reached the network: same modems");
     assert!(claim(&conn, id, "sim0", 2_000, 20).unwrap());
     assert!(mark_part_submitting(&conn, id, 1, "sim0", 2_000, 20).unwrap());
-    mark_part_sent(&conn, id, 1, 2, 9, false, 21).unwrap();
+    let sent_after = mark_part_sent(&conn, id, 1, 2, 9, false, 21).unwrap();
     assert_eq!(state(&conn, id), "sent");
+    let created: i64 = conn
+        .query_row("SELECT created FROM requests WHERE id = ?1", [id], |row| row.get(0))
+        .unwrap();
+    assert_eq!(sent_after, Some(Duration::from_millis((21 - created).max(0) as u64)));
     assert_eq!(
         record_status_report(&conn, "sim0", 9, "+33477858589", true, "delivered", 30).unwrap(),
-        Some(id)
+        Some(ReportedPart {
+            request: id,
+            after: Duration::from_millis(10)
+        }),
+        "part 1 went out at 20"
     );
     assert_eq!(state(&conn, id), "delivered");
 }

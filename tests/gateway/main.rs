@@ -11,6 +11,7 @@ mod durability;
 mod faults;
 mod full;
 mod link;
+mod metrics;
 mod modems;
 mod pdu_crosscheck;
 mod recipients;

@@ -3,54 +3,19 @@
 //! the number, text and concatenation we meant, in both, except where one has a known
 //! bug; there the other must agree.
 //!
-//! The venv is `$SMSGW_PYENV` or `target/pyenv`; without it the test says why and
-//! passes, except under `CI=true`, where it fails. To make it:
-//!   python3 -m venv target/pyenv && target/pyenv/bin/pip install -q python-gsmmodem-new==0.13.0 \
-//!     pyserial==3.5 smspdudecoder==2.2.0 bitstring==4.3.1 bitarray==3.12.3 pytz==2026.6
+//! It needs the test venv (support/python.rs).
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+
+use crate::support::python;
 use smsgw::sms::{
     DeliverOptions, Encoding, Language, SubmitOptions, Timestamp, encode_deliver, encode_submit, split, split_with,
 };
 
-fn python() -> Option<PathBuf> {
-    let venv = std::env::var_os("SMSGW_PYENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyenv"));
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    let why = format!("no Python venv at {} (see contrib/pdu_crosscheck.py)", venv.display());
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}");
-    }
-    // Straight to stderr: the test harness would hide eprintln! output of a passing test.
-    let _ = writeln!(std::io::stderr(), "skipping the PDU cross-check: {why}");
-    None
-}
-
 fn crosscheck(python: &PathBuf, pdus: &[String]) -> Vec<Value> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contrib/pdu_crosscheck.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the cross-check script");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all((pdus.join("\n") + "\n").as_bytes())
-        .expect("write PDUs");
-    drop(stdin);
-    let output = child.wait_with_output().expect("cross-check output");
-    assert!(output.status.success(), "the cross-check script failed");
-    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
-    stdout
+    python::run(python, "pdu_crosscheck.py", &(pdus.join("\n") + "\n"))
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect()
@@ -130,7 +95,9 @@ fn expected(number: &str, kind: &str, text: &str, reference: u16, concat16: bool
 
 #[test]
 fn submits_read_back_in_python_gsmmodem() {
-    let Some(python) = python() else { return };
+    let Some(python) = python::python("the PDU cross-check") else {
+        return;
+    };
     let mut pdus = Vec::new();
     let mut wanted = Vec::new();
     for (i, (name, text)) in texts().into_iter().enumerate() {
@@ -158,7 +125,9 @@ fn submits_read_back_in_python_gsmmodem() {
 
 #[test]
 fn delivers_read_back_in_python_gsmmodem() {
-    let Some(python) = python() else { return };
+    let Some(python) = python::python("the PDU cross-check") else {
+        return;
+    };
     let timestamp = Timestamp {
         year: 2026,
         month: 11,

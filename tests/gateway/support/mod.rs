@@ -1,11 +1,13 @@
 //! The harness: real gateway processes ([`gateway`]) on port 0 with their own data
 //! directories, read through their database ([`store`]); a raw SMTP client ([`smtp`]);
 //! a test CA ([`pki`]); an SMTP server where DSNs arrive ([`sink`]) and a DNS server
-//! naming their MX hosts ([`dns`]); a peer's `/status` stand-in ([`status`]); and the one way to wait for something ([`wait`]).
+//! naming their MX hosts ([`dns`]); a peer's `/status` stand-in ([`status`]); the venv of the independent Python
+//! checkers ([`python`]); and the one way to wait for something ([`wait`]).
 
 pub(crate) mod dns;
 pub(crate) mod gateway;
 pub(crate) mod pki;
+pub(crate) mod python;
 pub(crate) mod sink;
 pub(crate) mod smtp;
 pub(crate) mod status;
