@@ -348,7 +348,8 @@ fn count(outcome: &ForwardOutcome) {
     metrics::bump(match outcome {
         ForwardOutcome::Accepted(_) => &metrics::FORWARD_ACCEPTED,
         // Tried again on the same peer.
-        ForwardOutcome::Retry { .. } | ForwardOutcome::Unanswered { .. } => &metrics::FORWARD_RETRIED,
+        ForwardOutcome::Retry { .. } => &metrics::FORWARD_RETRIED,
+        ForwardOutcome::Unanswered { .. } => &metrics::FORWARD_UNANSWERED,
         ForwardOutcome::Failover { .. } => &metrics::FORWARD_FAILED_OVER,
         // Not tried again: the operator decides.
         ForwardOutcome::Uncertain { .. } => return,

@@ -14,6 +14,9 @@ pub static SMTP_MAILS: AtomicU64 = AtomicU64::new(0);
 pub static FORWARD_ACCEPTED: AtomicU64 = AtomicU64::new(0);
 /// Forwards that failed and wait to be tried again with the same peer.
 pub static FORWARD_RETRIED: AtomicU64 = AtomicU64::new(0);
+/// Forwards whose answer was lost after the end of data: the peer may have the
+/// request, so it is offered again to that peer only.
+pub static FORWARD_UNANSWERED: AtomicU64 = AtomicU64::new(0);
 /// Forwards that failed and went back to routing, without that peer.
 pub static FORWARD_FAILED_OVER: AtomicU64 = AtomicU64::new(0);
 /// DSN mails delivered.

@@ -96,6 +96,7 @@ pub(super) async fn metrics(database: &Path, board: &Board, cluster: &Cluster) -
     for (result, counter) in [
         ("accepted", &metrics::FORWARD_ACCEPTED),
         ("retried", &metrics::FORWARD_RETRIED),
+        ("unanswered", &metrics::FORWARD_UNANSWERED),
         ("failed_over", &metrics::FORWARD_FAILED_OVER),
     ] {
         forwards.sample(&[("result", result)], metrics::read(counter));

@@ -695,6 +695,16 @@ fn a_forward_whose_answer_is_lost_is_sent_once_by_the_peer_that_holds_it_and_tol
     // fr is down and out of reach: before, uk routed the request again, to de.
     wait_more_failed_forwards(uk, 1, 2);
     waits_for_fr(uk, de);
+    let metrics = uk.http_get("/metrics");
+    let attempts = |result: &str| -> u64 {
+        let prefix = format!("smsgw_forward_attempts_total{{result=\"{result}\"}} ");
+        let line = metrics.lines().find_map(|l| l.strip_prefix(&prefix));
+        line.unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(attempts("unanswered") >= 1, "{metrics}");
+    assert_eq!(attempts("failed_over"), 0, "{metrics}");
     // The link is back (fr's status still is not): the retry is fr's one request.
     smtp.set(Mode::Open);
     sent_once_by_fr(uk, fr, de);
