@@ -83,23 +83,33 @@ fn in_savepoint<R>(
     work: impl FnOnce(&Connection) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
     conn.execute_batch("SAVEPOINT job")?;
-    match work(conn) {
-        Ok(value) => {
-            conn.execute_batch("RELEASE job")?;
-            Ok(value)
-        }
-        // SQLite rolled back the whole transaction, the savepoint with it: the error
-        // is the cause, and `run` answers the batch.
-        Err(e) if conn.is_autocommit() => Err(e),
-        Err(e) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
-            Err(e)
-        }
+    let result = work(conn);
+    // SQLite rolled back the whole transaction, the savepoint with it: the job's error
+    // is the cause, and `run` answers the batch.
+    if conn.is_autocommit() {
+        return result;
     }
+    let closed = match &result {
+        Ok(_) => conn.execute_batch("RELEASE job"),
+        Err(_) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
+    };
+    if let Err(error) = closed {
+        // The job's writes can no longer be told apart from the batch's: the whole
+        // transaction goes, so that nothing commits whose caller hears it failed
+        // (`run` sees the rollback and refuses the batch).
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(result.err().unwrap_or(StoreError::from(error)));
+    }
+    result
 }
 
 fn run(conn: Connection, queue: mpsc::Receiver<Work>) {
     while let Ok(first) = queue.recv() {
+        // A commit and its rollback both failed: the transaction still open would make
+        // every BEGIN fail, and the store would stop for good.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from);
         if let Err(e) = &begun {
             tracing::error!(error = %e, "store cannot begin a transaction");
@@ -342,6 +352,39 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(states, ["failed", "failed"]);
+    }
+
+    #[test]
+    fn a_job_whose_savepoint_cannot_be_closed_is_refused_and_commits_nothing_unheard() {
+        let database = Database::new("release");
+        let (queue, pending) = std::sync::mpsc::channel::<Work>();
+        let mut answers = Vec::new();
+        for (sender, breaks) in [("a", false), ("broken", true), ("b", false)] {
+            let mail = mail(sender, 100);
+            let (work, answer) = job(move |conn| {
+                let ids = receive(conn, &mail, 0)?;
+                if breaks {
+                    // Our savepoint is gone before the writer releases it.
+                    conn.execute_batch("RELEASE job")?;
+                }
+                Ok(ids)
+            });
+            queue.send(work).unwrap();
+            answers.push((sender.to_string(), answer));
+        }
+        drop(queue);
+        run(database.writer_connection(1_000), pending);
+        let answers: Vec<_> = answers
+            .into_iter()
+            .map(|(sender, mut answer)| (sender, answer.try_recv().expect("answered")))
+            .collect();
+        assert_truthful(&database, &answers);
+        assert!(answers[1].1.is_err(), "{answers:?}");
+        assert_eq!(
+            database.stored(),
+            ["b"],
+            "the batch with the broken job is refused whole"
+        );
     }
 
     #[test]
