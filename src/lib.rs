@@ -4,6 +4,7 @@
 pub mod address;
 pub mod compose;
 pub mod config;
+pub mod credentials;
 pub mod e164;
 pub mod forward;
 pub mod http;
@@ -40,7 +41,7 @@ pub enum RunError {
     Listen(#[from] std::io::Error),
     /// The TLS certificate or the users file could not be read.
     #[error(transparent)]
-    Credentials(#[from] smtp::tls::CredentialsError),
+    Credentials(#[from] credentials::CredentialsError),
     /// `dsn.tls_ca_file` or its pins are unusable.
     #[error("dsn: {0}")]
     DsnTls(outbound::TlsSetupError),
@@ -67,7 +68,7 @@ impl From<outbound::TlsSetupError> for RunError {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let store = Store::open(&config.database_path(), config.store_max_bytes())?;
     address::warm_up();
-    let credentials = smtp::Credentials::load(&config)?;
+    let credentials = credentials::Credentials::load(&config)?;
     let notifier = notify::Notifier::new(&config)?;
     let board = Arc::new(modem::Board::new(config.modem.iter().map(|m| m.name.as_str())));
     let cluster = Arc::new(routing::view::Cluster::new(&config, board.clone(), store.clone()));
