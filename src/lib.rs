@@ -66,6 +66,9 @@ impl From<outbound::TlsSetupError> for RunError {
 /// open sessions get `smtp.shutdown_grace_secs` to finish, and everything they were
 /// told was accepted is already committed.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "config");
+    }
     let store = Store::open(&config.database_path(), config.store_max_bytes())?;
     address::warm_up();
     let credentials = credentials::Credentials::load(&config)?;
@@ -74,6 +77,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let cluster = Arc::new(routing::view::Cluster::new(&config, board.clone(), store.clone()));
     let forwarder = forward::Forwarder::new(&config, cluster.clone(), store.id())
         .map_err(|(peer, error)| RunError::PeerTls(peer, error))?;
+    let mut status_getters = Vec::new();
+    for peer in &config.peer {
+        let getter = routing::view::status_getter(peer).map_err(|e| RunError::PeerTls(peer.name.clone(), e))?;
+        status_getters.push((peer.name.clone(), getter));
+    }
     let listeners = smtp::bind_all(&config).await?;
     let http = match config.http.listen {
         Some(address) => Some(
@@ -88,7 +96,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     stages.spawn(routing::run(cluster.clone(), store.clone(), poll, shutdown.clone()));
     stages.spawn(routing::view::poll(
         cluster.clone(),
-        config.peer.clone(),
+        status_getters,
         poll,
         shutdown.clone(),
     ));

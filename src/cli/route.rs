@@ -2,11 +2,14 @@
 //! its cluster (`GET /route` on `http.listen`).
 
 use std::io::Write;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
 use smsgw::config::{Config, HttpUrl};
+use smsgw::outbound::HttpGet;
 use smsgw::routing::explain::Explanation;
 
 /// The subcommands of `smsgw route`.
@@ -32,10 +35,10 @@ pub(crate) fn run(config: &Config, command: RouteCommand) -> anyhow::Result<Exit
         .map_err(|e| anyhow::anyhow!("{number}: {e}"))?
         .number;
     let path = format!("/route?number={}", number.replace('+', "%2B"));
-    let url = HttpUrl::new(listen.into(), &path);
+    let getter = own_endpoint(listen, &path)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let body = runtime
-        .block_on(smsgw::routing::view::get(&url, Duration::from_secs(10)))
+        .block_on(getter.get(Duration::from_secs(10)))
         .map_err(|e| anyhow::anyhow!("{e} (is the gateway running?)"))?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -46,6 +49,21 @@ pub(crate) fn run(config: &Config, command: RouteCommand) -> anyhow::Result<Exit
     let plan: Explanation = serde_json::from_slice(&body)?;
     print_plan(&mut out, &number, &plan)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// GET `path` on this instance's own HTTP endpoint: on loopback when it listens on every
+/// address.
+fn own_endpoint(listen: SocketAddr, path: &str) -> anyhow::Result<HttpGet> {
+    let mut address = listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(if address.is_ipv4() {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let url = HttpUrl::new(address.into(), path);
+    Ok(HttpGet::new(url, Path::new(""), &[], None)?)
 }
 
 fn print_plan(out: &mut impl Write, number: &str, plan: &Explanation) -> std::io::Result<()> {

@@ -168,7 +168,7 @@ impl Default for Sms {
     }
 }
 
-/// The HTTP endpoint (`[http]`): `/status` (what peers poll) and `/metrics`.
+/// The HTTP endpoint (`[http]`): `/status` (what peers poll), `/metrics` and `/route`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
@@ -211,7 +211,10 @@ pub struct Peer {
     pub name: String,
     /// Its SMTP listener, "host:port": where requests are forwarded.
     pub smtp: HostPort,
-    /// Its `/status` URL (plain HTTP), polled for its tariffs, modems and workload.
+    /// Its `/status` URL, polled for its tariffs, modems and workload. An `https://` one
+    /// is checked with `tls_ca_file` and `tls_pin_sha256` (whatever `tls` says of the
+    /// SMTP leg), and sent `user`/`password` as HTTP Basic; a plain `http://` one is sent
+    /// them only on loopback.
     pub status_url: HttpUrl,
     /// Cost of forwarding one request to it.
     pub link_cost: f64,
@@ -393,6 +396,12 @@ impl Config {
         } else {
             self.dsn.from.clone()
         }
+    }
+
+    /// What is allowed but probably a mistake, each as `key: why`: `check-config` prints
+    /// them and `serve` logs them, and neither refuses the config for them.
+    pub fn warnings(&self) -> Vec<Problem> {
+        validate::warnings(self)
     }
 
     /// Whether TLS is configured (a certificate and its key).

@@ -163,6 +163,25 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
     peers
 }
 
+/// What [`Config::warnings`] finds: a peer's status polled in clear across a network,
+/// where anyone on the path reads it or forges it (and so steers routing).
+pub(super) fn warnings(config: &Config) -> Vec<Problem> {
+    config
+        .peer
+        .iter()
+        .enumerate()
+        .filter(|(_, peer)| !peer.status_url.is_https() && !peer.status_url.is_loopback())
+        .map(|(index, _)| {
+            Problem::new(
+                &format!("peer[{index}].status_url"),
+                "plain http:// to a host not on loopback: anyone on the path can read this status or \
+                 forge one that steers routing, and the peer's user and password are not sent; use \
+                 https:// (with http.tls and http.require_auth at the peer)",
+            )
+        })
+        .collect()
+}
+
 /// Reads every text of the list `key` as a `T`, reporting each that is not one; `None`
 /// if any is not.
 fn parse_list<T: std::str::FromStr>(texts: &[String], key: &str, problems: &mut Vec<Problem>) -> Option<Vec<T>>
