@@ -104,12 +104,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     stages.spawn(notifier.run(store.clone(), shutdown.clone()));
     if let Some(listener) = http {
         tracing::info!(address = %listener.local_addr()?, "HTTP listening");
+        if config.http.tls || config.http.require_auth {
+            tracing::info!(
+                tls = config.http.tls,
+                require_auth = config.http.require_auth,
+                "HTTP access"
+            );
+        }
         let sources = Arc::new(http::Sources {
             cluster: cluster.clone(),
             database: config.database_path(),
             board: board.clone(),
         });
-        stages.spawn(http::serve(listener, sources, shutdown.clone()));
+        let access = http::Access::new(&config, credentials.clone());
+        stages.spawn(http::serve(listener, sources, access, shutdown.clone()));
     }
     {
         let (config, store, shutdown) = (config.clone(), store.clone(), shutdown.clone());

@@ -8,8 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use smsgw::config::{Config, HttpUrl};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use smsgw::config::{Config, HttpUrl, Pin};
 use smsgw::outbound::HttpGet;
+use smsgw::outbound::tls::fingerprint;
 use smsgw::routing::explain::Explanation;
 
 /// The subcommands of `smsgw route`.
@@ -35,7 +38,7 @@ pub(crate) fn run(config: &Config, command: RouteCommand) -> anyhow::Result<Exit
         .map_err(|e| anyhow::anyhow!("{number}: {e}"))?
         .number;
     let path = format!("/route?number={}", number.replace('+', "%2B"));
-    let getter = own_endpoint(listen, &path)?;
+    let getter = own_endpoint(config, listen, &path)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let body = runtime
         .block_on(getter.get(Duration::from_secs(10)))
@@ -52,8 +55,10 @@ pub(crate) fn run(config: &Config, command: RouteCommand) -> anyhow::Result<Exit
 }
 
 /// GET `path` on this instance's own HTTP endpoint: on loopback when it listens on every
-/// address.
-fn own_endpoint(listen: SocketAddr, path: &str) -> anyhow::Result<HttpGet> {
+/// address; over HTTPS, trusting the certificate `security.tls_cert` names (the one it
+/// serves), when `http.tls` is on; with `SMSGW_HTTP_USER` and `SMSGW_HTTP_PASSWORD` as
+/// HTTP Basic when set (needed when `http.require_auth` is on).
+fn own_endpoint(config: &Config, listen: SocketAddr, path: &str) -> anyhow::Result<HttpGet> {
     let mut address = listen;
     if address.ip().is_unspecified() {
         address.set_ip(if address.is_ipv4() {
@@ -62,8 +67,21 @@ fn own_endpoint(listen: SocketAddr, path: &str) -> anyhow::Result<HttpGet> {
             Ipv6Addr::LOCALHOST.into()
         });
     }
-    let url = HttpUrl::new(address.into(), path);
-    Ok(HttpGet::new(url, Path::new(""), &[], None)?)
+    let mut url = HttpUrl::new(address.into(), path);
+    let mut pins = Vec::new();
+    if config.http.tls {
+        url = url.with_tls();
+        let cert = &config.security.tls_cert;
+        let first = CertificateDer::pem_file_iter(cert)
+            .and_then(|mut certs| certs.next().transpose())
+            .map_err(|e| anyhow::anyhow!("security.tls_cert {}: {e}", cert.display()))?
+            .ok_or_else(|| anyhow::anyhow!("security.tls_cert {}: no certificate in it", cert.display()))?;
+        pins.push(Pin::from(fingerprint(&first)));
+    }
+    let user = std::env::var("SMSGW_HTTP_USER").ok();
+    let password = std::env::var("SMSGW_HTTP_PASSWORD").unwrap_or_default();
+    let basic = user.as_deref().map(|user| (user, password.as_str()));
+    Ok(HttpGet::new(url, Path::new(""), &pins, basic)?)
 }
 
 fn print_plan(out: &mut impl Write, number: &str, plan: &Explanation) -> std::io::Result<()> {

@@ -175,6 +175,13 @@ pub struct Http {
     /// Where it listens, "host:port"; empty: no HTTP endpoint (an instance alone needs none).
     #[serde(deserialize_with = "values::http_listen")]
     pub listen: Option<SocketAddr>,
+    /// Serve HTTPS on `listen` with the SMTP side's certificate (`security.tls_cert`,
+    /// reloaded on SIGHUP with it); peers then poll `https://`.
+    pub tls: bool,
+    /// `/status` and `/route` answer only a user of `security.users_file` (HTTP Basic,
+    /// the SMTP AUTH users); `/metrics` stays open. Needs `tls` unless `listen` is on
+    /// loopback: Basic sends the password as it is.
+    pub require_auth: bool,
 }
 
 /// Least-cost routing between instances (`[routing]`).

@@ -137,6 +137,25 @@ fn a_peer_with_bad_addresses_still_has_its_other_problems_reported() {
 }
 
 #[test]
+fn https_serves_the_smtp_certificate_and_basic_auth_crosses_a_network_only_over_it() {
+    let found = problems("[http]\nlisten = \"192.0.2.1:8443\"\ntls = true\nrequire_auth = true\n");
+    assert_eq!(
+        found,
+        ["http.tls: needs security.tls_cert and security.tls_key: HTTPS serves the SMTP side's certificate"]
+    );
+    let found = problems("[http]\nlisten = \"192.0.2.1:8025\"\nrequire_auth = true\n");
+    assert_eq!(
+        found,
+        [
+            "http.require_auth: needs http.tls = true unless http.listen is on loopback: HTTP Basic sends the \
+          password as it is"
+        ]
+    );
+    let on_loopback = load("[http]\nlisten = \"127.0.0.1:8025\"\nrequire_auth = true\n").unwrap();
+    assert!(on_loopback.http.require_auth && !on_loopback.http.tls);
+}
+
+#[test]
 fn a_peer_status_polled_in_clear_across_a_network_is_a_warning() {
     let remote = load(&peer("")).unwrap();
     let warnings: Vec<String> = remote.warnings().iter().map(ToString::to_string).collect();

@@ -96,6 +96,20 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
             "needed with [[peer]]s: they route by this instance's /status",
         ));
     }
+    let listen_on_loopback = config.http.listen.is_some_and(|a| a.ip().is_loopback());
+    let rules = [
+        (
+            !config.http.tls || config.has_tls(),
+            "http.tls",
+            "needs security.tls_cert and security.tls_key: HTTPS serves the SMTP side's certificate",
+        ),
+        (
+            !config.http.require_auth || config.http.tls || listen_on_loopback,
+            "http.require_auth",
+            "needs http.tls = true unless http.listen is on loopback: HTTP Basic sends the password as it is",
+        ),
+    ];
+    report_broken(&rules, problems);
     let routing = &config.routing;
     let rules = [
         (

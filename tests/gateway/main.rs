@@ -13,6 +13,7 @@ mod full;
 mod link;
 mod modems;
 mod pdu_crosscheck;
+mod peer_status;
 mod recipients;
 mod routes;
 mod security;
