@@ -48,6 +48,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest a connection lives, handshake, answer and a slow reader included: a
 /// client that does not read its answer does not keep its slot.
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// How long answers under way may go on once the gateway stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What the handlers read.
 pub struct Sources {
@@ -86,12 +88,18 @@ impl Access {
     }
 }
 
+/// What every connection reads.
+struct Shared {
+    sources: Arc<Sources>,
+    access: Access,
+}
+
 /// Answers HTTP requests on `listener` until `shutdown`, then waits for the answers
 /// under way.
 pub async fn serve(listener: TcpListener, sources: Arc<Sources>, access: Access, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let shared = Arc::new((sources, access));
+    let shared = Arc::new(Shared { sources, access });
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot,
@@ -104,9 +112,18 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, access: Access,
         };
         match accepted {
             Ok((stream, client)) => {
-                let shared = shared.clone();
+                let (shared, shutdown) = (shared.clone(), shutdown.clone());
                 connections.spawn(async move {
-                    let _ = tokio::time::timeout(CONNECTION_DEADLINE, connection(stream, client, shared)).await;
+                    // At shutdown an answer under way gets a short grace, not the whole
+                    // deadline: a slow reader does not hold the gateway's exit.
+                    let grace = async {
+                        shutdown.cancelled().await;
+                        tokio::time::sleep(SHUTDOWN_GRACE).await;
+                    };
+                    tokio::select! {
+                        _ = tokio::time::timeout(CONNECTION_DEADLINE, connection(stream, client, shared)) => {}
+                        () = grace => {}
+                    }
                     drop(slot);
                 });
             }
@@ -116,18 +133,18 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, access: Access,
             }
         }
     }
-    // Every connection is bounded by its deadline: this wait ends.
+    // Every connection is bounded by its deadline and the shutdown grace: this wait ends.
     connections.close();
     connections.wait().await;
 }
 
 /// One connection: the TLS handshake if configured, then one request.
-async fn connection(stream: TcpStream, client: SocketAddr, shared: Arc<(Arc<Sources>, Access)>) {
-    if !shared.1.tls {
+async fn connection(stream: TcpStream, client: SocketAddr, shared: Arc<Shared>) {
+    if !shared.access.tls {
         return exchange(stream, client.ip(), shared).await;
     }
     // The acceptor of the moment: a SIGHUP's new certificate serves new connections.
-    let Some(acceptor) = shared.1.credentials.acceptor() else {
+    let Some(acceptor) = shared.access.credentials.acceptor() else {
         return;
     };
     match tokio::time::timeout(READ_TIMEOUT, acceptor.accept(stream)).await {
@@ -137,13 +154,16 @@ async fn connection(stream: TcpStream, client: SocketAddr, shared: Arc<(Arc<Sour
     }
 }
 
-async fn exchange<S>(stream: S, client: IpAddr, shared: Arc<(Arc<Sources>, Access)>)
+async fn exchange<S>(stream: S, client: IpAddr, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(answer(&request, client, &shared.0, &shared.1.gate).await) }
+        async move {
+            let answer = answer(&request, client, &shared.sources, &shared.access.gate).await;
+            Ok::<_, Infallible>(answer)
+        }
     });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
