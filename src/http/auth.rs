@@ -239,6 +239,39 @@ mod tests {
         assert_eq!(gate.check(peer, Some(&good)).await, Verdict::Allowed);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_already_checked_passes_while_a_flood_holds_every_check() {
+        let gate = gate("flood", true);
+        let (peer, flood): (IpAddr, IpAddr) = ([192, 0, 2, 1].into(), [198, 51, 100, 7].into());
+        let good = header("uk:password-uk");
+        assert_eq!(gate.check(peer, Some(&good)).await, Verdict::Allowed);
+        // Every password check taken, as bad attempts arriving faster than argon2 would.
+        let _held = gate.hashing.acquire_many(super::PASSWORD_CHECKS as u32).await.unwrap();
+        assert_eq!(gate.check(flood, Some(&header("uk:guess"))).await, Verdict::Busy);
+        assert_eq!(gate.check(peer, Some(&good)).await, Verdict::Allowed);
+    }
+
+    #[tokio::test]
+    async fn a_password_changed_and_reloaded_is_checked_again() {
+        let dir = std::env::temp_dir().join(format!("smsgw-http-auth-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = Config::default();
+        config.security.users_file = dir.join("users.toml");
+        crate::users::add(&config.security.users_file, "uk", "password-uk", Vec::new()).unwrap();
+        let credentials = Credentials::load(&config).unwrap();
+        let gate = Gate::new(credentials.clone(), true, 5, Duration::from_secs(60));
+        let (client, old) = ([192, 0, 2, 1].into(), header("uk:password-uk"));
+        assert_eq!(gate.check(client, Some(&old)).await, Verdict::Allowed);
+        crate::users::add(&config.security.users_file, "uk", "password-new", Vec::new()).unwrap();
+        credentials.reload();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(gate.check(client, Some(&old)).await, Verdict::Denied);
+        assert_eq!(
+            gate.check(client, Some(&header("uk:password-new"))).await,
+            Verdict::Allowed
+        );
+    }
+
     #[tokio::test]
     async fn nothing_is_asked_when_not_required() {
         let gate = gate("open", false);
