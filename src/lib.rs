@@ -4,6 +4,7 @@
 pub mod address;
 pub mod compose;
 pub mod config;
+pub mod credentials;
 pub mod e164;
 pub mod forward;
 pub mod http;
@@ -40,7 +41,7 @@ pub enum RunError {
     Listen(#[from] std::io::Error),
     /// The TLS certificate or the users file could not be read.
     #[error(transparent)]
-    Credentials(#[from] smtp::tls::CredentialsError),
+    Credentials(#[from] credentials::CredentialsError),
     /// `dsn.tls_ca_file` or its pins are unusable.
     #[error("dsn: {0}")]
     DsnTls(outbound::TlsSetupError),
@@ -65,14 +66,22 @@ impl From<outbound::TlsSetupError> for RunError {
 /// open sessions get `smtp.shutdown_grace_secs` to finish, and everything they were
 /// told was accepted is already committed.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "config");
+    }
     let store = Store::open(&config.database_path(), config.store_max_bytes())?;
     address::warm_up();
-    let credentials = smtp::Credentials::load(&config)?;
+    let credentials = credentials::Credentials::load(&config)?;
     let notifier = notify::Notifier::new(&config)?;
     let board = Arc::new(modem::Board::new(config.modem.iter().map(|m| m.name.as_str())));
     let cluster = Arc::new(routing::view::Cluster::new(&config, board.clone(), store.clone()));
     let forwarder = forward::Forwarder::new(&config, cluster.clone(), store.id())
         .map_err(|(peer, error)| RunError::PeerTls(peer, error))?;
+    let mut status_getters = Vec::new();
+    for peer in &config.peer {
+        let getter = routing::view::status_getter(peer).map_err(|e| RunError::PeerTls(peer.name.clone(), e))?;
+        status_getters.push((peer.name.clone(), getter));
+    }
     let listeners = smtp::bind_all(&config).await?;
     let http = match config.http.listen {
         Some(address) => Some(
@@ -87,7 +96,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     stages.spawn(routing::run(cluster.clone(), store.clone(), poll, shutdown.clone()));
     stages.spawn(routing::view::poll(
         cluster.clone(),
-        config.peer.clone(),
+        status_getters,
         poll,
         shutdown.clone(),
     ));
@@ -95,12 +104,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     stages.spawn(notifier.run(store.clone(), shutdown.clone()));
     if let Some(listener) = http {
         tracing::info!(address = %listener.local_addr()?, "HTTP listening");
+        if config.http.tls || config.http.require_auth {
+            tracing::info!(
+                tls = config.http.tls,
+                require_auth = config.http.require_auth,
+                "HTTP access"
+            );
+        }
         let sources = Arc::new(http::Sources {
             cluster: cluster.clone(),
             database: config.database_path(),
             board: board.clone(),
         });
-        stages.spawn(http::serve(listener, sources, shutdown.clone()));
+        let access = http::Access::new(&config, credentials.clone());
+        stages.spawn(http::serve(listener, sources, access, shutdown.clone()));
     }
     {
         let (config, store, shutdown) = (config.clone(), store.clone(), shutdown.clone());

@@ -6,10 +6,14 @@ use std::process::ExitCode;
 
 use smsgw::config::Config;
 
-/// Prints `<path>: ok`, or every problem as `key: problem` and fails.
+/// Prints `<path>: ok` after any warnings (`warning: key: why`, which do not fail it),
+/// or every problem as `key: problem` and fails.
 pub(crate) fn run(path: &Path, config: Result<Config, impl Display>) -> ExitCode {
     match config {
-        Ok(_) => {
+        Ok(config) => {
+            for warning in config.warnings() {
+                println!("warning: {warning}");
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }

@@ -2,11 +2,17 @@
 //! its cluster (`GET /route` on `http.listen`).
 
 use std::io::Write;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use smsgw::config::{Config, HttpUrl};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use smsgw::config::{Config, HttpUrl, Pin};
+use smsgw::outbound::HttpGet;
+use smsgw::outbound::tls::fingerprint;
 use smsgw::routing::explain::Explanation;
 
 /// The subcommands of `smsgw route`.
@@ -32,10 +38,10 @@ pub(crate) fn run(config: &Config, command: RouteCommand) -> anyhow::Result<Exit
         .map_err(|e| anyhow::anyhow!("{number}: {e}"))?
         .number;
     let path = format!("/route?number={}", number.replace('+', "%2B"));
-    let url = HttpUrl::new(listen.into(), &path);
+    let getter = own_endpoint(config, listen, &path)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let body = runtime
-        .block_on(smsgw::routing::view::get(&url, Duration::from_secs(10)))
+        .block_on(getter.get(Duration::from_secs(10)))
         .map_err(|e| anyhow::anyhow!("{e} (is the gateway running?)"))?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -46,6 +52,36 @@ pub(crate) fn run(config: &Config, command: RouteCommand) -> anyhow::Result<Exit
     let plan: Explanation = serde_json::from_slice(&body)?;
     print_plan(&mut out, &number, &plan)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// GET `path` on this instance's own HTTP endpoint: on loopback when it listens on every
+/// address; over HTTPS, trusting the certificate `security.tls_cert` names (the one it
+/// serves), when `http.tls` is on; with `SMSGW_HTTP_USER` and `SMSGW_HTTP_PASSWORD` as
+/// HTTP Basic when set (needed when `http.require_auth` is on).
+fn own_endpoint(config: &Config, listen: SocketAddr, path: &str) -> anyhow::Result<HttpGet> {
+    let mut address = listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(if address.is_ipv4() {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let mut url = HttpUrl::new(address.into(), path);
+    let mut pins = Vec::new();
+    if config.http.tls {
+        url = url.with_tls();
+        let cert = &config.security.tls_cert;
+        let first = CertificateDer::pem_file_iter(cert)
+            .and_then(|mut certs| certs.next().transpose())
+            .map_err(|e| anyhow::anyhow!("security.tls_cert {}: {e}", cert.display()))?
+            .ok_or_else(|| anyhow::anyhow!("security.tls_cert {}: no certificate in it", cert.display()))?;
+        pins.push(Pin::from(fingerprint(&first)));
+    }
+    let user = std::env::var("SMSGW_HTTP_USER").ok();
+    let password = std::env::var("SMSGW_HTTP_PASSWORD").unwrap_or_default();
+    let basic = user.as_deref().map(|user| (user, password.as_str()));
+    Ok(HttpGet::new(url, Path::new(""), &pins, basic)?)
 }
 
 fn print_plan(out: &mut impl Write, number: &str, plan: &Explanation) -> std::io::Result<()> {

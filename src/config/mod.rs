@@ -168,13 +168,20 @@ impl Default for Sms {
     }
 }
 
-/// The HTTP endpoint (`[http]`): `/status` (what peers poll) and `/metrics`.
+/// The HTTP endpoint (`[http]`): `/status` (what peers poll), `/metrics` and `/route`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
     /// Where it listens, "host:port"; empty: no HTTP endpoint (an instance alone needs none).
     #[serde(deserialize_with = "values::http_listen")]
     pub listen: Option<SocketAddr>,
+    /// Serve HTTPS on `listen` with the SMTP side's certificate (`security.tls_cert`,
+    /// reloaded on SIGHUP with it); peers then poll `https://`.
+    pub tls: bool,
+    /// `/status` and `/route` answer only a user of `security.users_file` (HTTP Basic,
+    /// the SMTP AUTH users); `/metrics` stays open. Needs `tls` unless `listen` is on
+    /// loopback: Basic sends the password as it is.
+    pub require_auth: bool,
 }
 
 /// Least-cost routing between instances (`[routing]`).
@@ -211,7 +218,10 @@ pub struct Peer {
     pub name: String,
     /// Its SMTP listener, "host:port": where requests are forwarded.
     pub smtp: HostPort,
-    /// Its `/status` URL (plain HTTP), polled for its tariffs, modems and workload.
+    /// Its `/status` URL, polled for its tariffs, modems and workload. An `https://` one
+    /// is checked with `tls_ca_file` and `tls_pin_sha256` (whatever `tls` says of the
+    /// SMTP leg), and sent `user`/`password` as HTTP Basic; a plain `http://` one is sent
+    /// them only on loopback.
     pub status_url: HttpUrl,
     /// Cost of forwarding one request to it.
     pub link_cost: f64,
@@ -393,6 +403,12 @@ impl Config {
         } else {
             self.dsn.from.clone()
         }
+    }
+
+    /// What is allowed but probably a mistake, each as `key: why`: `check-config` prints
+    /// them and `serve` logs them, and neither refuses the config for them.
+    pub fn warnings(&self) -> Vec<Problem> {
+        validate::warnings(self)
     }
 
     /// Whether TLS is configured (a certificate and its key).

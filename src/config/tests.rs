@@ -117,7 +117,7 @@ fn a_bad_value_is_named_by_its_key() {
 fn a_peer_with_bad_addresses_still_has_its_other_problems_reported() {
     let found = problems(&format!(
         "[http]\nlisten = \"nowhere\"\n[[peer]]\nname = \"smsgw\"\nsmtp = \"fr\"\n\
-         status_url = \"https://fr:8025/status\"\nlink_cost = -1.0\ntls_pin_sha256 = [\"{PIN}\", \"00\"]\n",
+         status_url = \"https://fr/status\"\nlink_cost = -1.0\ntls_pin_sha256 = [\"{PIN}\", \"00\"]\n",
     ));
     assert_eq!(
         found,
@@ -126,13 +126,49 @@ fn a_peer_with_bad_addresses_still_has_its_other_problems_reported() {
             "peer[0].name: must be the peer's instance.name (letters, digits, '.', '-', '_'), unique, and not this \
              instance's own",
             "peer[0].smtp: must be host:port, such as \"fr-gw.example.net:25\"",
-            "peer[0].status_url: must be an http:// URL with a port, such as \"http://fr-gw.example.net:8025/status\"",
+            "peer[0].status_url: must be an http:// or https:// URL with a port, such as \
+             \"https://fr-gw.example.net:8025/status\"",
             "peer[0].link_cost: must be a number >= 0",
             "peer[0].user: user and password are needed: a peer believes our X-Smsgw headers (request id, trace) \
              only from an authenticated peer",
             "peer[0].tls_pin_sha256[1]: must be a SHA-256 fingerprint: 64 hex digits, colons allowed",
         ])
     );
+}
+
+#[test]
+fn https_serves_the_smtp_certificate_and_basic_auth_crosses_a_network_only_over_it() {
+    let found = problems("[http]\nlisten = \"192.0.2.1:8443\"\ntls = true\nrequire_auth = true\n");
+    assert_eq!(
+        found,
+        ["http.tls: needs security.tls_cert and security.tls_key: HTTPS serves the SMTP side's certificate"]
+    );
+    let found = problems("[http]\nlisten = \"192.0.2.1:8025\"\nrequire_auth = true\n");
+    assert_eq!(
+        found,
+        [
+            "http.require_auth: needs http.tls = true unless http.listen is on loopback: HTTP Basic sends the \
+          password as it is"
+        ]
+    );
+    let on_loopback = load("[http]\nlisten = \"127.0.0.1:8025\"\nrequire_auth = true\n").unwrap();
+    assert!(on_loopback.http.require_auth && !on_loopback.http.tls);
+}
+
+#[test]
+fn a_peer_status_polled_in_clear_across_a_network_is_a_warning() {
+    let remote = load(&peer("")).unwrap();
+    let warnings: Vec<String> = remote.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("peer[0].status_url: plain http:// to a host not on loopback"),
+        "{warnings:?}"
+    );
+    let secure = load(&peer("").replace("http://fr-gw", "https://fr-gw")).unwrap();
+    assert!(secure.peer[0].status_url.is_https());
+    assert!(secure.warnings().is_empty());
+    let local = load(&peer("").replace("fr-gw.example.net", "127.0.0.1")).unwrap();
+    assert!(local.warnings().is_empty());
 }
 
 #[test]

@@ -96,6 +96,20 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
             "needed with [[peer]]s: they route by this instance's /status",
         ));
     }
+    let listen_on_loopback = config.http.listen.is_some_and(|a| a.ip().is_loopback());
+    let rules = [
+        (
+            !config.http.tls || config.has_tls(),
+            "http.tls",
+            "needs security.tls_cert and security.tls_key: HTTPS serves the SMTP side's certificate",
+        ),
+        (
+            !config.http.require_auth || config.http.tls || listen_on_loopback,
+            "http.require_auth",
+            "needs http.tls = true unless http.listen is on loopback: HTTP Basic sends the password as it is",
+        ),
+    ];
+    report_broken(&rules, problems);
     let routing = &config.routing;
     let rules = [
         (
@@ -161,6 +175,25 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
         }
     }
     peers
+}
+
+/// What [`Config::warnings`] finds: a peer's status polled in clear across a network,
+/// where anyone on the path reads it or forges it (and so steers routing).
+pub(super) fn warnings(config: &Config) -> Vec<Problem> {
+    config
+        .peer
+        .iter()
+        .enumerate()
+        .filter(|(_, peer)| !peer.status_url.is_https() && !peer.status_url.is_loopback())
+        .map(|(index, _)| {
+            Problem::new(
+                &format!("peer[{index}].status_url"),
+                "plain http:// to a host not on loopback: anyone on the path can read this status or \
+                 forge one that steers routing, and the peer's user and password are not sent; use \
+                 https:// (with http.tls and http.require_auth at the peer)",
+            )
+        })
+        .collect()
 }
 
 /// Reads every text of the list `key` as a `T`, reporting each that is not one; `None`

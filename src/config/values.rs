@@ -205,29 +205,52 @@ impl fmt::Display for HostPort {
     }
 }
 
-/// A plain-HTTP URL with a port, such as a peer's `http://fr-gw.example.net:8025/status`.
+/// An `http://` or `https://` URL with a port, such as a peer's
+/// `https://fr-gw.example.net:8025/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct HttpUrl {
+    https: bool,
     authority: HostPort,
     path: String,
 }
 
 /// Why a text is not an [`HttpUrl`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be an http:// URL with a port, such as \"http://fr-gw.example.net:8025/status\"")]
+#[error("must be an http:// or https:// URL with a port, such as \"https://fr-gw.example.net:8025/status\"")]
 pub struct HttpUrlError;
 
 impl HttpUrl {
-    /// The URL of `path` (with its query, if any) at `authority`; a path not starting
-    /// with '/' is taken from the root.
+    /// The plain-HTTP URL of `path` (with its query, if any) at `authority`; a path not
+    /// starting with '/' is taken from the root.
     pub fn new(authority: HostPort, path: &str) -> HttpUrl {
         let path = if path.starts_with('/') {
             path.to_string()
         } else {
             format!("/{path}")
         };
-        HttpUrl { authority, path }
+        HttpUrl {
+            https: false,
+            authority,
+            path,
+        }
+    }
+
+    /// The same URL over TLS (`https://`).
+    pub fn with_tls(self) -> HttpUrl {
+        HttpUrl { https: true, ..self }
+    }
+
+    /// Whether it is an `https://` URL: the server's certificate is checked.
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// Whether its host is this machine ("localhost" or a loopback address): what
+    /// travels to it in clear never crosses a network.
+    pub fn is_loopback(&self) -> bool {
+        let host = self.authority.host();
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
     /// The server to connect to, also the `Host` header.
@@ -245,9 +268,14 @@ impl FromStr for HttpUrl {
     type Err = HttpUrlError;
 
     fn from_str(text: &str) -> Result<HttpUrl, HttpUrlError> {
-        let rest = text.strip_prefix("http://").ok_or(HttpUrlError)?;
+        let (https, rest) = match (text.strip_prefix("http://"), text.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (None, Some(rest)) => (true, rest),
+            (None, None) => return Err(HttpUrlError),
+        };
         let (authority, path) = rest.find('/').map_or((rest, "/"), |at| rest.split_at(at));
         Ok(HttpUrl {
+            https,
             authority: authority.parse().map_err(|_| HttpUrlError)?,
             path: path.into(),
         })
@@ -264,7 +292,8 @@ impl TryFrom<String> for HttpUrl {
 
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.authority, self.path)
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.authority, self.path)
     }
 }
 
@@ -530,8 +559,14 @@ mod tests {
         assert_eq!((root.authority().host(), root.path()), ("::1", "/"));
         let query: HttpUrl = "http://127.0.0.1:8025/route?number=%2B33".parse().unwrap();
         assert_eq!(query.path(), "/route?number=%2B33");
+        let secure: HttpUrl = "https://fr:8443/status".parse().unwrap();
+        assert!(secure.is_https() && !url.is_https());
+        assert_eq!(secure.to_string(), "https://fr:8443/status");
+        assert!(root.is_loopback() && query.is_loopback() && !url.is_loopback());
+        assert!("http://LocalHost:80/".parse::<HttpUrl>().unwrap().is_loopback());
         for bad in [
-            "https://fr:8025/status",
+            "https://fr/status",
+            "ftp://fr:8025/status",
             "fr:8025/status",
             "http://fr/status",
             "http://:8025/",

@@ -1,34 +1,55 @@
 //! The HTTP endpoint (`http.listen`): `GET /status` (this instance's status document,
 //! which peers poll), `GET /metrics` (Prometheus text format) and `GET /route?number=`
 //! (the routing plan, for `smsgw route explain`). GET only, one request per connection.
+//!
+//! hyper speaks HTTP/1.1; this module decides what is answered. Over TLS when
+//! `http.tls` is set (the SMTP side's certificate, reloaded on SIGHUP with it); with
+//! `http.require_auth`, `/status` and `/route` (tariffs, load, the plan) answer only a
+//! user of the users file, by HTTP Basic ([`auth`]); `/metrics` stays open, for
+//! scrapers that hold no password and because it steers nothing.
 
+mod auth;
 mod json;
 pub mod prometheus;
 mod scrape;
 
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::Config;
+use crate::credentials::Credentials;
 use crate::e164::E164;
 use crate::modem::Board;
 use crate::routing::explain::Explanation;
 use crate::routing::plan;
 use crate::routing::view::Cluster;
+use auth::{Gate, Verdict};
 
-/// Longest request head read.
-const MAX_HEAD: usize = 8192;
+/// Largest request head read (hyper's smallest allowed buffer is 8 KiB).
+const MAX_HEAD: usize = 16 * 1024;
 /// Connections answered at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 32;
-/// The longest a client may take to send its request head.
+/// The longest a client may take to finish its TLS handshake, and then to send its
+/// request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest a client may take to read its answer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a connection lives, handshake, answer and a slow reader included: a
+/// client that does not read its answer does not keep its slot.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// How long answers under way may go on once the gateway stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What the handlers read.
 pub struct Sources {
@@ -41,11 +62,44 @@ pub struct Sources {
     pub board: Arc<Board>,
 }
 
+/// Who may connect and read: TLS and credentials (`http.tls`, `http.require_auth`).
+pub struct Access {
+    credentials: Credentials,
+    tls: bool,
+    gate: Gate,
+}
+
+impl Access {
+    /// The `[http]` settings, with the certificate and users the SMTP side loaded (and
+    /// reloads on SIGHUP).
+    pub fn new(config: &Config, credentials: Credentials) -> Access {
+        let security = &config.security;
+        let gate = Gate::new(
+            credentials.clone(),
+            config.http.require_auth,
+            security.max_auth_failures,
+            Duration::from_secs(security.lockout_secs),
+        );
+        Access {
+            credentials,
+            tls: config.http.tls,
+            gate,
+        }
+    }
+}
+
+/// What every connection reads.
+struct Shared {
+    sources: Arc<Sources>,
+    access: Access,
+}
+
 /// Answers HTTP requests on `listener` until `shutdown`, then waits for the answers
 /// under way.
-pub async fn serve(listener: TcpListener, sources: Arc<Sources>, shutdown: CancellationToken) {
+pub async fn serve(listener: TcpListener, sources: Arc<Sources>, access: Access, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let shared = Arc::new(Shared { sources, access });
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot,
@@ -57,10 +111,19 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, shutdown: Cance
             () = shutdown.cancelled() => break,
         };
         match accepted {
-            Ok((stream, _)) => {
-                let sources = sources.clone();
+            Ok((stream, client)) => {
+                let (shared, shutdown) = (shared.clone(), shutdown.clone());
                 connections.spawn(async move {
-                    answer(stream, &sources).await;
+                    // At shutdown an answer under way gets a short grace, not the whole
+                    // deadline: a slow reader does not hold the gateway's exit.
+                    let grace = async {
+                        shutdown.cancelled().await;
+                        tokio::time::sleep(SHUTDOWN_GRACE).await;
+                    };
+                    tokio::select! {
+                        _ = tokio::time::timeout(CONNECTION_DEADLINE, connection(stream, client, shared)) => {}
+                        () = grace => {}
+                    }
                     drop(slot);
                 });
             }
@@ -70,92 +133,147 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, shutdown: Cance
             }
         }
     }
-    // Every answer is bounded by its timeouts: this wait ends.
+    // Every connection is bounded by its deadline and the shutdown grace: this wait ends.
     connections.close();
     connections.wait().await;
 }
 
-async fn answer(mut stream: TcpStream, sources: &Sources) {
-    let Ok(Some(target)) = tokio::time::timeout(READ_TIMEOUT, request_target(&mut stream)).await else {
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, respond(&mut stream, 400, "text/plain", b"bad request\n")).await;
+/// One connection: the TLS handshake if configured, then one request.
+async fn connection(stream: TcpStream, client: SocketAddr, shared: Arc<Shared>) {
+    if !shared.access.tls {
+        return exchange(stream, client.ip(), shared).await;
+    }
+    // The acceptor of the moment: a SIGHUP's new certificate serves new connections.
+    let Some(acceptor) = shared.access.credentials.acceptor() else {
         return;
     };
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let (code, content_type, body) = match path {
+    match tokio::time::timeout(READ_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => exchange(tls, client.ip(), shared).await,
+        Ok(Err(error)) => tracing::debug!(%client, %error, "HTTPS handshake failed"),
+        Err(_) => tracing::debug!(%client, "HTTPS handshake timed out"),
+    }
+}
+
+async fn exchange<S>(stream: S, client: IpAddr, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let shared = shared.clone();
+        async move {
+            let answer = answer(&request, client, &shared.sources, &shared.access.gate).await;
+            Ok::<_, Infallible>(answer)
+        }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT)
+        .keep_alive(false)
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(error) = served {
+        tracing::debug!(%client, %error, "HTTP connection ended with an error");
+    }
+}
+
+/// The answer to one request.
+async fn answer(request: &Request<Incoming>, client: IpAddr, sources: &Sources, gate: &Gate) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+        response
+            .headers_mut()
+            .insert(ALLOW, "GET".parse().expect("a header value"));
+        return response;
+    }
+    let path = request.uri().path();
+    let query = request.uri().query().unwrap_or("");
+    if matches!(path, "/status" | "/route") && gate.required() {
+        let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+        if let Some(refusal) = refusal(gate.check(client, authorization).await) {
+            return refusal;
+        }
+    }
+    match path {
         "/status" => match sources.cluster.status().await {
-            Ok(status) => (200, "application/json", json::status(&status)),
-            Err(error) => (500, "text/plain", format!("{error}\n").into_bytes()),
+            Ok(status) => body(StatusCode::OK, "application/json", json::status(&status)),
+            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
         },
         "/metrics" => match scrape::metrics(&sources.database, &sources.board, &sources.cluster).await {
-            Ok(text) => (200, "text/plain; version=0.0.4", text.into_bytes()),
-            Err(error) => (500, "text/plain", format!("{error}\n").into_bytes()),
+            Ok(metrics) => body(StatusCode::OK, "text/plain; version=0.0.4", metrics.into_bytes()),
+            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
         },
         "/route" => route(sources, query).await,
-        _ => (
-            404,
-            "text/plain",
-            b"not found: try /status, /metrics or /route?number=\n".to_vec(),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /status, /metrics or /route?number=\n",
+        ),
+    }
+}
+
+/// The answer to credentials that do not let the request through.
+fn refusal(verdict: Verdict) -> Option<Response<Full<Bytes>>> {
+    let (mut response, header, value) = match verdict {
+        Verdict::Allowed => return None,
+        Verdict::Denied => (
+            text(
+                StatusCode::UNAUTHORIZED,
+                "a user of this instance's users file is needed\n",
+            ),
+            WWW_AUTHENTICATE,
+            "Basic realm=\"smsgw\"".to_string(),
+        ),
+        Verdict::Locked(left) => (
+            text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentications from your address\n",
+            ),
+            RETRY_AFTER,
+            (left.as_secs() + 1).to_string(),
+        ),
+        Verdict::Busy => (
+            text(StatusCode::SERVICE_UNAVAILABLE, "busy checking passwords: try again\n"),
+            RETRY_AFTER,
+            "1".to_string(),
         ),
     };
-    // A client that does not read its answer does not keep its slot.
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, respond(&mut stream, code, content_type, &body)).await;
-}
-
-/// The target of a `GET` request, once its head is in; `None` for anything else.
-async fn request_target(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let count = stream.read(&mut buffer).await.ok()?;
-        if count == 0 || head.len() + count > MAX_HEAD {
-            return None;
-        }
-        head.extend_from_slice(&buffer[..count]);
+    if let Ok(value) = value.parse() {
+        response.headers_mut().insert(header, value);
     }
-    get_target(&head)
+    Some(response)
 }
 
-/// The target of the request line of `head`, if the method is `GET`.
-fn get_target(head: &[u8]) -> Option<String> {
-    let line = String::from_utf8_lossy(head);
-    let mut words = line.lines().next()?.split_whitespace();
-    match (words.next(), words.next()) {
-        (Some("GET"), Some(target)) => Some(target.to_string()),
-        _ => None,
-    }
+fn body(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    response
 }
 
-async fn respond(stream: &mut TcpStream, code: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
-    let reason = match code {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        _ => "Internal Server Error",
-    };
-    let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.shutdown().await
+fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    body(status, "text/plain", message.as_bytes().to_vec())
 }
 
 /// `/route?number=%2B33477858589`: the plan for an E.164 number, as JSON.
-async fn route(sources: &Sources, query: &str) -> (u16, &'static str, Vec<u8>) {
+async fn route(sources: &Sources, query: &str) -> Response<Full<Bytes>> {
     let Some(number) = e164_number(query) else {
-        return (
-            400,
-            "text/plain",
-            b"give an E.164 number: /route?number=%2B33477858589\n".to_vec(),
+        return text(
+            StatusCode::BAD_REQUEST,
+            "give an E.164 number: /route?number=%2B33477858589\n",
         );
     };
     match sources.cluster.view().await {
         Ok(view) => {
             let plan = plan::plan(&number, &view, plan::Past::default());
-            (200, "application/json", json::route(&Explanation::new(number, &plan)))
+            body(
+                StatusCode::OK,
+                "application/json",
+                json::route(&Explanation::new(number, &plan)),
+            )
         }
-        Err(error) => (500, "text/plain", format!("{error}\n").into_bytes()),
+        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
     }
 }
 
@@ -193,27 +311,7 @@ fn percent_decode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{e164_number, get_target, percent_decode};
-
-    #[test]
-    fn only_get_requests_have_a_target() {
-        let table: [(&[u8], Option<&str>); 6] = [
-            (b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n", Some("/status")),
-            (b"GET /route?number=%2B1 HTTP/1.0\r\n\r\n", Some("/route?number=%2B1")),
-            (b"POST /status HTTP/1.1\r\n\r\n", None),
-            (b"get /status HTTP/1.1\r\n\r\n", None),
-            (b"GET\r\n\r\n", None),
-            (b"\r\n\r\n", None),
-        ];
-        for (head, target) in table {
-            assert_eq!(
-                get_target(head).as_deref(),
-                target,
-                "{:?}",
-                String::from_utf8_lossy(head)
-            );
-        }
-    }
+    use super::{e164_number, percent_decode};
 
     #[test]
     fn the_route_number_is_e164() {

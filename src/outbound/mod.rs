@@ -6,11 +6,15 @@
 //! [`OutboundError`]: temporary (try again, or another server), permanent (the server
 //! refused the mail for good), or unanswered (the whole mail left, no answer came).
 //! `client` is the delivery policy: connecting, TLS, authentication, reuse.
+//!
+//! [`http`] is the one other client: GET of a peer's `/status` (and the CLI's `/route`),
+//! over the same TLS verifier.
 
 mod client;
 pub mod command;
 pub mod data;
 mod error;
+pub mod http;
 mod mail;
 pub mod response;
 mod session;
@@ -21,5 +25,6 @@ mod tests;
 
 pub use client::{Client, Connection};
 pub use error::OutboundError;
+pub use http::{HttpGet, HttpGetError};
 pub use mail::{Mail, Server};
 pub use tls::{TlsPolicy, TlsSetupError};

@@ -6,14 +6,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{self, Instance, Known, Reach, Tariff, View};
-use crate::config::{self, Config, HttpUrl};
+use crate::config::{self, Config};
 use crate::e164::E164;
 use crate::modem::{Board, ModemState};
+use crate::outbound::{HttpGet, TlsSetupError};
 use crate::store::{State, Store, StoreError};
 use crate::utc::Utc;
 
@@ -303,6 +302,13 @@ impl Cluster {
         if first {
             self.polled.notify_waiters();
         }
+        // A peer down from the first poll is said so too, apart from "peer down" (a
+        // change): why (a refused certificate or password, no answer) is what the
+        // operator setting it up needs.
+        if first && !peer.up {
+            let error = peer.error.as_deref().unwrap_or_default();
+            tracing::warn!(peer = %peer.name, %error, "peer not up at the first poll");
+        }
         if peer.up != was_up {
             match &peer.error {
                 None => tracing::info!(peer = %peer.name, "peer up"),
@@ -316,23 +322,26 @@ impl Cluster {
 }
 
 /// Polls every peer's status until `shutdown`: each `every`, or with a backoff of up
-/// to a minute while it does not answer.
-pub async fn poll(cluster: Arc<Cluster>, peers: Vec<config::Peer>, every: Duration, shutdown: CancellationToken) {
+/// to a minute while it does not answer. `peers` are the peers' names and how to GET
+/// their status ([`status_getter`]).
+pub async fn poll(cluster: Arc<Cluster>, peers: Vec<(String, HttpGet)>, every: Duration, shutdown: CancellationToken) {
     let mut tasks = tokio::task::JoinSet::new();
-    for peer in peers {
+    for (name, getter) in peers {
         let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
         tasks.spawn(async move {
             let mut wait = every;
             loop {
-                let result = get(&peer.status_url, every.min(Duration::from_secs(5)))
+                let result = getter
+                    .get(every.min(Duration::from_secs(5)))
                     .await
+                    .map_err(|e| e.to_string())
                     .and_then(|body| serde_json::from_slice::<Status>(&body).map_err(|e| format!("bad status: {e}")));
                 wait = if result.is_ok() {
                     every
                 } else {
                     (wait * 2).clamp(every, Duration::from_secs(60).max(every))
                 };
-                cluster.update(&peer.name, result);
+                cluster.update(&name, result);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = shutdown.cancelled() => return,
@@ -343,38 +352,10 @@ pub async fn poll(cluster: Arc<Cluster>, peers: Vec<config::Peer>, every: Durati
     while tasks.join_next().await.is_some() {}
 }
 
-/// Largest status document read.
-const MAX_BODY: u64 = 4 << 20;
-
-/// `GET url` over plain HTTP/1.1 (our peers' `/status`): the body of a 200 answer.
-pub async fn get(url: &HttpUrl, timeout: Duration) -> Result<Vec<u8>, String> {
-    let (authority, path) = (url.authority(), url.path());
-    let exchange = async {
-        let mut stream = TcpStream::connect((authority.host(), authority.port()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
-        let mut answer = Vec::new();
-        stream
-            .take(MAX_BODY)
-            .read_to_end(&mut answer)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(answer)
-    };
-    let answer = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| format!("{url}: no answer within {timeout:?}"))?
-        .map_err(|e| format!("{url}: {e}"))?;
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
-    let head = String::from_utf8_lossy(&answer[..split]);
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(format!("{url}: HTTP {status}"));
-    }
-    Ok(answer[split + 4..].to_vec())
+/// How `peer`'s `/status` is fetched: `status_url`, its TLS checked with the peer's
+/// `tls_ca_file` and `tls_pin_sha256` (as the SMTP leg to it), and its `user` and
+/// `password` as HTTP Basic (over `https://`, or `http://` on loopback).
+pub fn status_getter(peer: &config::Peer) -> Result<HttpGet, TlsSetupError> {
+    let basic = (!peer.user.is_empty()).then_some((peer.user.as_str(), peer.password.as_str()));
+    HttpGet::new(peer.status_url.clone(), &peer.tls_ca_file, &peer.tls_pin_sha256, basic)
 }

@@ -11,7 +11,6 @@ mod rcpt;
 pub mod reply;
 mod session;
 mod state;
-pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,13 +25,13 @@ use tokio_util::task::TaskTracker;
 use crate::address::AddressRules;
 use crate::compose::ComposeMode;
 use crate::config::{Config, OnTooLong};
+pub use crate::credentials::Credentials;
 use crate::sms::Language;
 use crate::store::Store;
 use policy::{Policy, Routes};
 use reply::Reply;
 pub use session::Session;
 pub use state::Step;
-pub use tls::Credentials;
 
 /// Password checks at once (each takes ~19 MiB and a core for tens of milliseconds).
 const PASSWORD_CHECKS: usize = 4;

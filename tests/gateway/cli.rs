@@ -14,7 +14,7 @@ fn check_config_names_every_bad_key() {
         &path,
         "[smtp]\nlisen = [\"127.0.0.1:25\"]\nmax_recipients = \"many\"\n[sms]\nmax_parts = 0\non_too_long = \"cut\"\n[modems]\nx = 1\n\
          [dsn]\nsmart_host = \"mail.example.com\"\ntls = \"sometimes\"\n[http]\nlisten = \"everywhere\"\n\
-         [[peer]]\nname = \"smsgw\"\nsmtp = \"fr:25\"\nstatus_url = \"https://fr:8025/status\"\nlink_cost = -1.0\n\
+         [[peer]]\nname = \"smsgw\"\nsmtp = \"fr:25\"\nstatus_url = \"https://fr/status\"\nlink_cost = -1.0\n\
          tls_pin_sha256 = [\"00\"]\nuser = \"uk\"\ntls = \"opportunistic\"\n",
     )
     .unwrap();
@@ -35,7 +35,7 @@ fn check_config_names_every_bad_key() {
         "dsn.tls:",
         "http.listen: must be an address",
         "peer[0].name: must be the peer's instance.name",
-        "peer[0].status_url: must be an http:// URL",
+        "peer[0].status_url: must be an http:// or https:// URL",
         "peer[0].link_cost: must be a number >= 0",
         "peer[0].user: user and password are needed",
         "peer[0].tls_pin_sha256[0]: must be a SHA-256 fingerprint",
@@ -68,6 +68,42 @@ fn check_config_accepts_the_shipped_config_and_env_overrides() {
         .output()
         .unwrap();
     assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stdout));
+}
+
+#[test]
+fn check_config_warns_of_a_peer_status_polled_in_clear_across_a_network() {
+    let dir = TempDir::new();
+    let peer = |status_url: &str| {
+        format!(
+            "[http]\nlisten = \"127.0.0.1:8025\"\n[[peer]]\nname = \"fr\"\nsmtp = \"fr-gw.example.net:25\"\n\
+             status_url = \"{status_url}\"\nuser = \"uk\"\npassword = \"secret\"\n"
+        )
+    };
+    let check = |name: &str, config: String| {
+        let path = dir.0.join(name);
+        std::fs::write(&path, config).unwrap();
+        let output = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        // A warning does not refuse the config.
+        assert!(output.status.success(), "{text}");
+        text
+    };
+    let clear = check("clear.toml", peer("http://fr-gw.example.net:8025/status"));
+    assert!(
+        clear.contains("warning: peer[0].status_url: plain http:// to a host not on loopback"),
+        "{clear}"
+    );
+    for (name, url) in [
+        ("tls.toml", "https://fr-gw.example.net:8443/status"),
+        ("loopback.toml", "http://127.0.0.1:8026/status"),
+    ] {
+        let quiet = check(name, peer(url));
+        assert!(!quiet.contains("warning"), "{url}: {quiet}");
+    }
 }
 
 #[test]

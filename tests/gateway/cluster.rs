@@ -147,7 +147,7 @@ impl Cluster {
 }
 
 /// `smsgw user add`, the password on standard input.
-fn add_user(users_file: &Path, name: &str, password: &str) {
+pub(crate) fn add_user(users_file: &Path, name: &str, password: &str) {
     let config = users_file.with_extension("cli.toml");
     std::fs::write(&config, format!("[security]\nusers_file = {users_file:?}\n")).unwrap();
     let mut child = Command::new(BIN)

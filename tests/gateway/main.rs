@@ -14,6 +14,7 @@ mod link;
 mod metrics;
 mod modems;
 mod pdu_crosscheck;
+mod peer_status;
 mod recipients;
 mod routes;
 mod security;

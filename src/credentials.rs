@@ -1,5 +1,6 @@
 //! The server's certificate, read from PEM files at start and again on SIGHUP; and the
-//! users file, which follows the same reload.
+//! users file, which follows the same reload. SMTP (STARTTLS, implicit TLS, AUTH) and the
+//! HTTP endpoint (HTTPS, Basic) share one [`Credentials`], so one SIGHUP renews both.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -29,8 +30,14 @@ pub enum CredentialsError {
     Users(#[from] UsersError),
 }
 
-/// What SIGHUP reloads; sessions take a snapshot when they need it.
+/// What SIGHUP reloads; sessions take a snapshot when they need it. Clones share what
+/// they hold: a reload through one is seen by all (the SMTP and HTTP listeners).
+#[derive(Clone)]
 pub struct Credentials {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     tls_files: Option<(PathBuf, PathBuf)>,
     users_file: PathBuf,
     acceptor: RwLock<Option<TlsAcceptor>>,
@@ -45,29 +52,33 @@ impl Credentials {
             .has_tls()
             .then(|| (security.tls_cert.clone(), security.tls_key.clone()));
         let acceptor = tls_files.as_ref().map(|(cert, key)| acceptor(cert, key)).transpose()?;
-        Ok(Credentials {
+        let shared = Shared {
             users: RwLock::new(Arc::new(Users::load(&security.users_file)?)),
             users_file: security.users_file.clone(),
             tls_files,
             acceptor: RwLock::new(acceptor),
+        };
+        Ok(Credentials {
+            shared: Arc::new(shared),
         })
     }
 
     /// Reads the files again; on any error keeps what it had and says why.
     pub fn reload(&self) {
-        if let Some((cert, key)) = &self.tls_files {
+        let this = &self.shared;
+        if let Some((cert, key)) = &this.tls_files {
             match acceptor(cert, key) {
                 Ok(fresh) => {
-                    *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = Some(fresh);
+                    *this.acceptor.write().unwrap_or_else(|e| e.into_inner()) = Some(fresh);
                     tracing::info!(cert = %cert.display(), "TLS certificate reloaded");
                 }
                 Err(error) => tracing::error!(%error, "TLS certificate not reloaded; keeping the previous one"),
             }
         }
-        match Users::load(&self.users_file) {
+        match Users::load(&this.users_file) {
             Ok(users) => {
-                *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
-                tracing::info!(file = %self.users_file.display(), "users reloaded");
+                *this.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
+                tracing::info!(file = %this.users_file.display(), "users reloaded");
             }
             Err(error) => tracing::error!(%error, "users not reloaded; keeping the previous ones"),
         }
@@ -75,12 +86,12 @@ impl Credentials {
 
     /// The TLS acceptor for a new handshake; `None` when no certificate is configured.
     pub fn acceptor(&self) -> Option<TlsAcceptor> {
-        self.acceptor.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared.acceptor.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The users as last loaded.
     pub fn users(&self) -> Arc<Users> {
-        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared.users.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
