@@ -178,6 +178,9 @@ fn a_gateway_killed_between_cmgs_and_its_answer_does_not_send_twice() {
         detail["reason"].as_str().unwrap().contains("interrupted after AT+CMGS"),
         "{detail}"
     );
+    // Both ready again, so that the cheaper sim0 tries the marker first.
+    gateway.wait_for_log("ready modem=sim0");
+    gateway.wait_for_log("ready modem=sim1");
     wait_past_a_retry(&gateway, 2);
     assert_eq!(sending_story(&gateway.show(1)), sending_story(&detail));
     assert_eq!(numbers(&gateway, "sim1"), [MARKER]);
