@@ -34,6 +34,9 @@ pub struct Modem {
     /// past it the modem is out of step and resynchronised, or reopened.
     #[serde(default = "default_command_timeout")]
     pub command_timeout_secs: NonZeroU64,
+    /// How often an idle modem's signal quality and registration are read again.
+    #[serde(default = "default_radio_poll")]
+    pub radio_poll_secs: NonZeroU64,
     /// Cost of one SMS part by E.164 prefix (longest match wins); a number matching no
     /// prefix is not sent by this modem.
     #[serde(default = "default_tariff")]
@@ -73,6 +76,10 @@ fn default_command_timeout() -> NonZeroU64 {
     NonZeroU64::new(10).unwrap_or(NonZeroU64::MIN)
 }
 
+fn default_radio_poll() -> NonZeroU64 {
+    NonZeroU64::new(60).unwrap_or(NonZeroU64::MIN)
+}
+
 /// A PIN as logs may show it: whether there is one, never what it is.
 fn redacted(pin: &str) -> &'static str {
     if pin.is_empty() { "" } else { "****" }
@@ -89,6 +96,7 @@ impl fmt::Debug for Modem {
             .field("per_minute", &self.per_minute)
             .field("send_timeout_secs", &self.send_timeout_secs)
             .field("command_timeout_secs", &self.command_timeout_secs)
+            .field("radio_poll_secs", &self.radio_poll_secs)
             .field("tariff", &self.tariff)
             .field("status_reports", &self.status_reports)
             .field("sim", &self.sim)

@@ -43,7 +43,7 @@ pub struct Health {
 
 impl Health {
     /// Signal strength and bit error rate from the last `AT+CSQ` (at initialisation,
-    /// then every minute while idle); None before the first usable answer. For gauges:
+    /// then every `radio_poll_secs` while idle); None before the first usable answer. For gauges:
     /// [`SignalQuality::rssi`] (0–31, None when the modem answered 99, unknown),
     /// [`SignalQuality::dbm`], [`SignalQuality::ber`].
     pub fn signal_quality(&self) -> Option<SignalQuality> {
@@ -51,7 +51,7 @@ impl Health {
     }
 
     /// Network registration from the last `AT+CREG?` (at initialisation, then every
-    /// minute while idle); None before the first usable answer. For a gauge:
+    /// `radio_poll_secs` while idle); None before the first usable answer. For a gauge:
     /// [`Registration::code`] (0–5, TS 27.007 numbering), or
     /// [`Registration::is_registered`].
     pub fn registration(&self) -> Option<Registration> {
@@ -113,7 +113,7 @@ impl Board {
     }
 
     /// Records the signal quality and registration read while the modem is idle (every
-    /// minute): None where the modem's answer was unusable.
+    /// `radio_poll_secs`): None where the modem's answer was unusable.
     pub fn radio(&self, name: &str, signal: Option<SignalQuality>, registration: Option<Registration>) {
         self.update(name, |health| health.set_radio(signal, registration));
     }

@@ -46,6 +46,8 @@ pub(crate) struct ModemSpec {
     pub send_timeout: Duration,
     /// How long any other command may wait for its answer, and a write for the port.
     pub command_timeout: Duration,
+    /// How often, while idle, signal quality and registration are read again.
+    pub radio_poll: Duration,
     /// How status reports come: passed on (`+CDS`), stored (`+CDSI`), or not at all.
     pub reports: config::StatusReports,
     /// (prefix, cost), longest prefix first.
@@ -69,6 +71,7 @@ impl ModemSpec {
             per_minute: modem.per_minute,
             send_timeout: Duration::from_secs(modem.send_timeout_secs),
             command_timeout: Duration::from_secs(modem.command_timeout_secs.get()),
+            radio_poll: Duration::from_secs(modem.radio_poll_secs.get()),
             reports: modem.status_reports,
             tariff,
             languages,

@@ -49,8 +49,6 @@ enum Stop {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// How often an idle modem's signal quality and registration are read again.
-const RADIO_POLL: Duration = Duration::from_secs(60);
 
 /// What the board shows of the radio: `AT+CSQ` and `AT+CREG?`, typed.
 type Radio = (Option<SignalQuality>, Option<Registration>);
@@ -149,7 +147,7 @@ async fn poll_radio(context: &Context, port: &mut Port) -> Result<(), Stop> {
     let name = &context.spec.name;
     match radio(port).await {
         Ok((signal, registration)) => {
-            tracing::debug!(modem = %name, ?registration, ?signal, "radio");
+            tracing::debug!(modem = %name, ?registration, signal = ?signal.map(|s| s.to_string()), "radio read");
             context.board.radio(name, signal, registration);
             Ok(())
         }
@@ -192,12 +190,12 @@ async fn unlock(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
 
 async fn serve(context: &Context, port: &mut Port, assignments: &mut mpsc::Receiver<Assignment>) -> Result<(), Stop> {
     let mut incoming = Reassembler::new(64, 24 * 3600);
-    let mut next_poll = tokio::time::Instant::now() + RADIO_POLL;
+    let mut next_poll = tokio::time::Instant::now() + context.spec.radio_poll;
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next_poll) => {
                 poll_radio(context, port).await?;
-                next_poll = tokio::time::Instant::now() + RADIO_POLL;
+                next_poll = tokio::time::Instant::now() + context.spec.radio_poll;
             }
             assignment = assignments.recv() => {
                 let Some(assignment) = assignment else { return Ok(()) };

@@ -374,3 +374,26 @@ fn the_sim_pin_is_in_no_log_line() {
     gateway.wait_for_log("command=AT+CPIN=\"****\"");
     assert_eq!(gateway.log_lines("7391"), Vec::<String>::new());
 }
+
+#[test]
+fn signal_and_registration_are_read_again_while_idle_through_garbage() {
+    let gateway = Gateway::options(
+        "[[modem]]\nname = \"sim0\"\nport = \"sim\"\nradio_poll_secs = 1\n\
+         sim = { latency_ms = 0, report_delay_ms = 50, garbage = true }\n",
+    )
+    .env("RUST_LOG", "info,smsgw::modem=debug")
+    .start();
+    gateway.wait_for_log("ready modem=sim0");
+    let polls = gateway.wait_for_logs("radio read modem=sim0", 2);
+    assert!(
+        polls
+            .iter()
+            .all(|line| line.contains("registration=Some(Home)") && line.contains("signal=Some(\"+CSQ: 20,99\")")),
+        "{polls:?}"
+    );
+    // The polls leave the modem in step: it still sends.
+    send(&gateway);
+    gateway.wait_state(1, "delivered");
+    assert_eq!(numbers(&gateway, "sim0"), [NUMBER]);
+    assert!(gateway.log_lines("out of step").is_empty());
+}
