@@ -35,7 +35,7 @@ pub(super) async fn run(
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = sleep_or_never(due) => modem.fire_due(Now::read(), &mut out),
-            // Wedged, the modem reads nothing more: the gateway's writes fill nothing.
+            // Wedged, nothing reaches the modem any more (the slave's output is stopped).
             read = pty.read(&mut buf), if !wedged => match read.map_err(SimError::Pty)? {
                 0 => return Err(SimError::Pty(std::io::ErrorKind::UnexpectedEof.into())),
                 n => modem.input(&buf[..n], Now::read(), &mut out),
