@@ -665,4 +665,31 @@ mod tests {
         );
         assert_eq!(message_reference(&["+CMGS: 7".to_string()]), Some(7));
     }
+
+    proptest::proptest! {
+        /// The fuzz target's property (`fuzz/fuzz_targets/at_reader.rs`) on every test
+        /// run: any bytes, read in any chunks, give events without a panic, and no more
+        /// than `MAX_LINE` bytes of a line are kept.
+        #[test]
+        fn any_bytes_in_any_chunks_are_read_without_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+            chunk in 1usize..64,
+        ) {
+            let mut reader = Reader::default();
+            let mut events = Vec::new();
+            for piece in bytes.chunks(chunk) {
+                reader.push(piece, &mut events);
+                proptest::prop_assert!(reader.pending() <= MAX_LINE);
+            }
+            let info: Vec<String> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Info(line) => Some(line.clone()),
+                    _ => None,
+                })
+                .collect();
+            let _ = (SignalQuality::from_answer(&info), Registration::from_answer(&info));
+            let _ = message_reference(&info);
+        }
+    }
 }
