@@ -1,11 +1,13 @@
 //! The `[[modem]]` entries, and the simulated modem's behaviour (`sim = { … }`).
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU64;
 
 use serde::Deserialize;
 
-/// One GSM modem (`[[modem]]`).
-#[derive(Debug, Clone, Deserialize)]
+/// One GSM modem (`[[modem]]`). Its `Debug` hides the PIN.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Modem {
     /// Unique among this instance's modems; names its records and its requests.
@@ -28,6 +30,13 @@ pub struct Modem {
     /// request is `uncertain` (it may have been sent).
     #[serde(default = "default_send_timeout")]
     pub send_timeout_secs: u64,
+    /// How long any other command may wait for its answer (and a write for the port);
+    /// past it the modem is out of step and resynchronised, or reopened.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_secs: NonZeroU64,
+    /// How often an idle modem's signal quality and registration are read again.
+    #[serde(default = "default_radio_poll")]
+    pub radio_poll_secs: NonZeroU64,
     /// Cost of one SMS part by E.164 prefix (longest match wins); a number matching no
     /// prefix is not sent by this modem.
     #[serde(default = "default_tariff")]
@@ -63,12 +72,45 @@ fn default_send_timeout() -> u64 {
     60
 }
 
+fn default_command_timeout() -> NonZeroU64 {
+    NonZeroU64::new(10).unwrap_or(NonZeroU64::MIN)
+}
+
+fn default_radio_poll() -> NonZeroU64 {
+    NonZeroU64::new(60).unwrap_or(NonZeroU64::MIN)
+}
+
+/// A PIN as logs may show it: whether there is one, never what it is.
+fn redacted(pin: &str) -> &'static str {
+    if pin.is_empty() { "" } else { "****" }
+}
+
+impl fmt::Debug for Modem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Modem")
+            .field("name", &self.name)
+            .field("port", &self.port)
+            .field("baud", &self.baud)
+            .field("pin", &redacted(&self.pin))
+            .field("smsc", &self.smsc)
+            .field("per_minute", &self.per_minute)
+            .field("send_timeout_secs", &self.send_timeout_secs)
+            .field("command_timeout_secs", &self.command_timeout_secs)
+            .field("radio_poll_secs", &self.radio_poll_secs)
+            .field("tariff", &self.tariff)
+            .field("status_reports", &self.status_reports)
+            .field("sim", &self.sim)
+            .finish()
+    }
+}
+
 fn default_tariff() -> BTreeMap<String, f64> {
     BTreeMap::from([("+".to_string(), 0.0)])
 }
 
-/// The `sim = { … }` table of a `[[modem]]` whose port is "sim".
-#[derive(Debug, Clone, Deserialize)]
+/// The `sim = { … }` table of a `[[modem]]` whose port is "sim". Its `Debug` hides the
+/// PIN.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimConfig {
     /// Time per part before `+CMGS` answers; also the network time of each incoming part.
@@ -87,6 +129,39 @@ pub struct SimConfig {
     pub silent: Vec<String>,
     /// SMS that reach the modem after the first `AT+CNMI`.
     pub incoming: Vec<Incoming>,
+    /// The answer to the first command line comes this many milliseconds late (input
+    /// is held meanwhile, as a busy modem does); 0: on time.
+    pub late_first_answer_ms: u64,
+    /// Numbers whose `AT+CMGS` final answer (`+CMGS: <mr>` and `OK`) comes twice.
+    pub repeat_final: Vec<String>,
+    /// Garbage bytes (NUL, 0xFF, BEL, ...) before every line the modem writes.
+    pub garbage: bool,
+    /// The first this many `AT+CMGS` get no `> ` prompt: the modem waits in silence for
+    /// a PDU, until ESC (answered `OK`) or Ctrl-Z.
+    pub no_prompt: u32,
+    /// After accepting this many parts the port takes no more bytes, for good (a wedged
+    /// USB port); 0: never.
+    pub wedge_after_sends: u32,
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("latency_ms", &self.latency_ms)
+            .field("report_delay_ms", &self.report_delay_ms)
+            .field("pin", &redacted(&self.pin))
+            .field("cms_error", &self.cms_error)
+            .field("report_failure", &self.report_failure)
+            .field("hang_up", &self.hang_up)
+            .field("silent", &self.silent)
+            .field("incoming", &self.incoming)
+            .field("late_first_answer_ms", &self.late_first_answer_ms)
+            .field("repeat_final", &self.repeat_final)
+            .field("garbage", &self.garbage)
+            .field("no_prompt", &self.no_prompt)
+            .field("wedge_after_sends", &self.wedge_after_sends)
+            .finish()
+    }
 }
 
 impl Default for SimConfig {
@@ -100,6 +175,11 @@ impl Default for SimConfig {
             hang_up: Vec::new(),
             silent: Vec::new(),
             incoming: Vec::new(),
+            late_first_answer_ms: 0,
+            repeat_final: Vec::new(),
+            garbage: false,
+            no_prompt: 0,
+            wedge_after_sends: 0,
         }
     }
 }

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use super::at::{Registration, SignalQuality};
+
 /// What a modem's worker is doing, as shown by `/status` and `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -26,12 +28,41 @@ pub enum ModemState {
 pub struct Health {
     /// Where the worker is in its open/serve/reopen cycle.
     pub state: ModemState,
-    /// `AT+CSQ` at the last initialisation, e.g. "+CSQ: 20,99".
+    /// The last `AT+CSQ` answer as the modem words it, e.g. "+CSQ: 20,99": `/status`'s
+    /// `signal`, kept in this form for peers that read it. Typed: [`Health::signal_quality`].
     pub signal: Option<String>,
+    /// The last `AT+CSQ` answer, typed.
+    quality: Option<SignalQuality>,
+    /// The last `AT+CREG?` answer.
+    registration: Option<Registration>,
     /// SMS parts accepted by the network since start.
     pub parts_sent: u64,
     /// Failed send attempts (of any part) since start.
     pub send_errors: u64,
+}
+
+impl Health {
+    /// Signal strength and bit error rate from the last `AT+CSQ` (at initialisation,
+    /// then every `radio_poll_secs` while idle); None before the first usable answer. For gauges:
+    /// [`SignalQuality::rssi`] (0–31, None when the modem answered 99, unknown),
+    /// [`SignalQuality::dbm`], [`SignalQuality::ber`].
+    pub fn signal_quality(&self) -> Option<SignalQuality> {
+        self.quality
+    }
+
+    /// Network registration from the last `AT+CREG?` (at initialisation, then every
+    /// `radio_poll_secs` while idle); None before the first usable answer. For a gauge:
+    /// [`Registration::code`] (0–5, TS 27.007 numbering), or
+    /// [`Registration::is_registered`].
+    pub fn registration(&self) -> Option<Registration> {
+        self.registration
+    }
+
+    fn set_radio(&mut self, signal: Option<SignalQuality>, registration: Option<Registration>) {
+        self.signal = signal.map(|quality| quality.to_string());
+        self.quality = signal;
+        self.registration = registration;
+    }
 }
 
 /// The health of every configured modem, by name; shared by the workers and the readers.
@@ -49,6 +80,8 @@ impl Board {
                 let health = Health {
                     state: ModemState::Starting,
                     signal: None,
+                    quality: None,
+                    registration: None,
                     parts_sent: 0,
                     send_errors: 0,
                 };
@@ -71,12 +104,23 @@ impl Board {
         self.update(name, |health| health.state = state);
     }
 
-    /// Records that the modem is initialised, with the `AT+CSQ` answer of its initialisation.
-    pub fn ready(&self, name: &str, signal: String) {
+    /// Records that the modem is initialised, with the radio state its initialisation read.
+    pub fn ready(&self, name: &str, signal: Option<SignalQuality>, registration: Option<Registration>) {
         self.update(name, |health| {
             health.state = ModemState::Ready;
-            health.signal = Some(signal);
+            health.set_radio(signal, registration);
         });
+    }
+
+    /// Records the signal quality and registration read while the modem is idle (every
+    /// `radio_poll_secs`): None where the modem's answer was unusable.
+    pub fn radio(&self, name: &str, signal: Option<SignalQuality>, registration: Option<Registration>) {
+        self.update(name, |health| health.set_radio(signal, registration));
+    }
+
+    /// One modem's health now; None for a name not on the board.
+    pub fn health(&self, name: &str) -> Option<Health> {
+        self.modems.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
     /// Counts `parts` SMS parts accepted by the network.

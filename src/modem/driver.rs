@@ -1,5 +1,7 @@
 //! One modem's serial port: commands with timeouts, the PDU send dialogue, and the
-//! unsolicited codes that arrive at any moment (kept aside while a command runs).
+//! unsolicited codes that arrive at any moment (kept aside while a command runs). Every
+//! write has a deadline, and no answer is trusted while the port is out of step with the
+//! modem: `sync` decides how to get back in step, this file does its I/O.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -9,10 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
-use super::at::{self, Command, Event, Final};
-
-/// How long a plain command may take.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+use super::at::{self, Command, ESC, Event, Final};
+use super::sync::{Resync, Step, Stuck};
 
 /// Why a command got no usable answer; the worker reopens the port after most of them.
 #[derive(Debug, thiserror::Error)]
@@ -20,17 +20,33 @@ pub enum AtError {
     /// Reading or writing the port failed, or it would not open.
     #[error("serial port: {0}")]
     Io(std::io::Error),
-    /// No final result in time: the command as sent, and the timeout it had.
+    /// The port took no bytes within the deadline (a wedged USB port): the modem is down.
+    #[error("serial port: writing took longer than {0:?}")]
+    Stalled(Duration),
+    /// No final result in time: the command as logged (PIN hidden), and the timeout.
     #[error("no answer to {0} within {1:?}")]
     Timeout(String, Duration),
     /// The command ended with something other than `OK`.
     #[error("{command} answered {result:?}")]
     Failed {
-        /// The command as sent.
+        /// The command as logged (PIN hidden).
         command: String,
         /// How it ended instead.
         result: Final,
     },
+    /// An answer that cannot be the command's own (an `OK` without the line it must
+    /// carry, a prompt where none is due): a late answer to another command. Not a
+    /// result: the port is out of step until resynchronised.
+    #[error("{command} got an answer that is not its own (expected {expected})")]
+    Implausible {
+        /// The command as logged (PIN hidden).
+        command: String,
+        /// What its answer lacked.
+        expected: &'static str,
+    },
+    /// The modem could not be brought back in step (see `sync`).
+    #[error("modem out of step: {0}")]
+    OutOfStep(Stuck),
 }
 
 /// Where an `AT+CMGS` dialogue stopped: before the PDU went out it is safe to retry;
@@ -64,11 +80,19 @@ pub struct Port {
     events: VecDeque<Event>,
     /// Unsolicited codes that arrived during a command, for the worker to handle after.
     pub unsolicited: VecDeque<Event>,
+    /// How long a command may wait for its answer, and a write for the port.
+    timeout: Duration,
+    /// No answer is owed but the next command's (see `sync`); false until the first
+    /// resynchronisation.
+    in_step: bool,
+    /// The modem's name, for the logs.
+    name: String,
 }
 
 impl Port {
-    /// Opens the serial device at `baud` bits per second, without sending anything yet.
-    pub fn open(path: &Path, baud: u32) -> Result<Port, AtError> {
+    /// Opens the serial device at `baud` bits per second, without sending anything yet;
+    /// `timeout` bounds each command and each write. Out of step until resynchronised.
+    pub fn open(path: &Path, baud: u32, name: &str, timeout: Duration) -> Result<Port, AtError> {
         let stream = tokio_serial::new(path.to_string_lossy(), baud)
             .open_native_async()
             .map_err(|e| AtError::Io(std::io::Error::other(format!("cannot open {}: {e}", path.display()))))?;
@@ -77,6 +101,9 @@ impl Port {
             reader: at::Reader::default(),
             events: VecDeque::new(),
             unsolicited: VecDeque::new(),
+            timeout,
+            in_step: false,
+            name: name.to_string(),
         })
     }
 
@@ -93,19 +120,31 @@ impl Port {
         Ok(())
     }
 
-    /// The next event of a command in progress; unsolicited ones are set aside.
-    /// `timeout` is what the deadline was set from, for the error message.
-    async fn next_reply(&mut self, deadline: Instant, timeout: Duration, command: &str) -> Result<Event, AtError> {
+    /// The next answer (final result, information line, prompt) read before `deadline`,
+    /// or None; unsolicited codes are set aside for the worker.
+    async fn answer_before(&mut self, deadline: Instant) -> Result<Option<Event>, AtError> {
         loop {
             while let Some(event) = self.events.pop_front() {
                 match event {
-                    Event::Final(_) | Event::Info(_) | Event::Prompt => return Ok(event),
+                    Event::Final(_) | Event::Info(_) | Event::Prompt => return Ok(Some(event)),
                     other => self.unsolicited.push_back(other),
                 }
             }
-            tokio::time::timeout_at(deadline, self.fill())
-                .await
-                .map_err(|_| AtError::Timeout(command.to_string(), timeout))??;
+            match tokio::time::timeout_at(deadline, self.fill()).await {
+                Ok(read) => read?,
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// The next answer of the command in progress; a timeout leaves the port out of step.
+    async fn next_reply(&mut self, deadline: Instant, timeout: Duration, command: &Command) -> Result<Event, AtError> {
+        match self.answer_before(deadline).await? {
+            Some(event) => Ok(event),
+            None => {
+                self.in_step = false;
+                Err(AtError::Timeout(command.to_string(), timeout))
+            }
         }
     }
 
@@ -116,60 +155,175 @@ impl Port {
                 return Ok(event);
             }
             match self.events.pop_front() {
-                // A late answer to a command that timed out: nobody waits for it.
-                Some(Event::Final(_) | Event::Info(_) | Event::Prompt) => continue,
+                // An answer nobody waits for (late, repeated): the next command
+                // resynchronises before it trusts one.
+                Some(Event::Final(_) | Event::Info(_) | Event::Prompt) => self.out_of_step("an answer while idle"),
                 Some(event) => return Ok(event),
                 None => self.fill().await?,
             }
         }
     }
 
-    async fn write_line(&mut self, text: &str) -> Result<(), AtError> {
-        tracing::trace!(command = text, "to modem");
-        self.stream.write_all(format!("{text}\r").as_bytes()).await?;
+    fn out_of_step(&mut self, why: &str) {
+        if self.in_step {
+            tracing::warn!(modem = %self.name, why, "out of step with the modem: resynchronising before the next command");
+        }
+        self.in_step = false;
+    }
+
+    /// Writes `bytes` within the timeout; a port that does not take them is `Stalled`.
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), AtError> {
+        match tokio::time::timeout(self.timeout, self.stream.write_all(bytes)).await {
+            Ok(written) => Ok(written?),
+            Err(_) => {
+                self.in_step = false;
+                Err(AtError::Stalled(self.timeout))
+            }
+        }
+    }
+
+    async fn write_command(&mut self, command: &Command) -> Result<(), AtError> {
+        // The log line shows the PIN as ****; only the port gets `wire()`.
+        tracing::trace!(modem = %self.name, %command, "to modem");
+        self.write(format!("{}\r", command.wire()).as_bytes()).await
+    }
+
+    /// Reads what is already there without waiting: answers nobody waits for put the
+    /// port out of step; unsolicited codes are kept.
+    async fn drain_pending(&mut self) -> Result<(), AtError> {
+        while let Ok(read) = tokio::time::timeout(Duration::ZERO, self.fill()).await {
+            read?;
+        }
+        let mut stale = 0;
+        for event in std::mem::take(&mut self.events) {
+            match event {
+                Event::Final(_) | Event::Info(_) | Event::Prompt => stale += 1,
+                other => self.unsolicited.push_back(other),
+            }
+        }
+        if stale > 0 {
+            self.out_of_step("answers nobody waited for");
+        }
         Ok(())
     }
 
-    /// Runs a command; returns its information lines if it ended with OK.
-    pub async fn command(&mut self, command: &Command, timeout: Duration) -> Result<Vec<String>, AtError> {
-        let text = command.to_string();
-        self.write_line(&text).await?;
+    /// Before a command: drains what is pending, and resynchronises if out of step.
+    async fn prepare(&mut self) -> Result<(), AtError> {
+        self.drain_pending().await?;
+        if !self.in_step {
+            self.resync().await?;
+        }
+        Ok(())
+    }
+
+    /// Brings the port in step with the modem (ESC, drain, `AT` until its lone `OK`:
+    /// see `sync`); also leaves a `> ` prompt a send abandoned.
+    pub async fn resync(&mut self) -> Result<(), AtError> {
+        let (mut sync, mut step) = Resync::start(self.timeout);
+        loop {
+            step = match step {
+                Step::Write(bytes) => {
+                    if bytes == [ESC] {
+                        tracing::trace!(modem = %self.name, "ESC to modem");
+                    } else {
+                        tracing::trace!(modem = %self.name, command = "AT", "to modem (probe)");
+                    }
+                    self.write(&bytes).await?;
+                    sync.written()
+                }
+                Step::Listen(window) => match self.answer_before(Instant::now() + window).await? {
+                    Some(answer) => sync.answer(&answer),
+                    None => sync.quiet(),
+                },
+                Step::InStep => break,
+                Step::GiveUp(stuck) => {
+                    self.in_step = false;
+                    return Err(AtError::OutOfStep(stuck));
+                }
+            };
+        }
+        self.in_step = true;
+        if sync.discarded() > 0 || sync.probes() > 1 {
+            tracing::warn!(
+                modem = %self.name,
+                discarded = sync.discarded(),
+                probes = sync.probes(),
+                "late or stray answers discarded; back in step"
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs a command (after resynchronising if needed); returns its information lines
+    /// if it ended with OK and they fit the command.
+    pub async fn command(&mut self, command: &Command) -> Result<Vec<String>, AtError> {
+        self.prepare().await?;
+        self.write_command(command).await?;
+        let timeout = self.timeout;
         let deadline = Instant::now() + timeout;
         let mut info = Vec::new();
         loop {
-            match self.next_reply(deadline, timeout, &text).await? {
+            match self.next_reply(deadline, timeout, command).await? {
                 Event::Info(line) => info.push(line),
-                Event::Final(Final::Ok) => return Ok(info),
-                Event::Final(result) => return Err(AtError::Failed { command: text, result }),
+                Event::Final(Final::Ok) if at::plausible(command, &info) => return Ok(info),
+                Event::Final(Final::Ok) => {
+                    let expected = match command.expects() {
+                        at::Expect::Line(prefix) => prefix,
+                        _ => "an information line",
+                    };
+                    return Err(self.implausible(command, expected));
+                }
+                Event::Final(result) => {
+                    return Err(AtError::Failed {
+                        command: command.to_string(),
+                        result,
+                    });
+                }
+                // The modem waits for a PDU nobody will send: out of step (ESC next).
+                Event::Prompt => return Err(self.implausible(command, "no prompt")),
                 _ => {}
             }
+        }
+    }
+
+    fn implausible(&mut self, command: &Command, expected: &'static str) -> AtError {
+        self.in_step = false;
+        AtError::Implausible {
+            command: command.to_string(),
+            expected,
         }
     }
 
     /// `AT+CMGS=<n>`, the PDU after the prompt, Ctrl-Z; returns the message reference.
     /// `timeout`: how long the network may take to accept the SMS after its PDU.
     pub async fn send_pdu(&mut self, hex: &str, tpdu_len: usize, timeout: Duration) -> Result<u8, SendError> {
-        let command = Command::Send(tpdu_len).to_string();
-        self.write_line(&command).await.map_err(SendError::BeforePdu)?;
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let command = Command::Send(tpdu_len);
+        self.prepare().await.map_err(SendError::BeforePdu)?;
+        self.write_command(&command).await.map_err(SendError::BeforePdu)?;
+        let prompt_timeout = self.timeout;
+        let deadline = Instant::now() + prompt_timeout;
         loop {
+            // A timeout leaves the port out of step: the next resynchronisation starts
+            // with ESC, which leaves the prompt should it come late.
             match self
-                .next_reply(deadline, COMMAND_TIMEOUT, &command)
+                .next_reply(deadline, prompt_timeout, &command)
                 .await
                 .map_err(SendError::BeforePdu)?
             {
                 Event::Prompt => break,
+                // OK before the prompt ends no AT+CMGS: a late answer to another command.
+                Event::Final(Final::Ok) => {
+                    return Err(SendError::BeforePdu(self.implausible(&command, "the > prompt")));
+                }
                 Event::Final(result) => return Err(SendError::Refused(result)),
-                _ => {}
+                // A line before the prompt (a repeated +CMGS): not ours.
+                _ => self.out_of_step("a line before the prompt"),
             }
         }
         let mut pdu = hex.as_bytes().to_vec();
         pdu.push(0x1A);
         // From the first byte of the PDU on, the SMS may leave even if we hear nothing.
-        self.stream
-            .write_all(&pdu)
-            .await
-            .map_err(|e| SendError::AfterPdu(e.into()))?;
+        self.write(&pdu).await.map_err(SendError::AfterPdu)?;
         let deadline = Instant::now() + timeout;
         let mut info = Vec::new();
         loop {
@@ -180,12 +334,13 @@ impl Port {
             {
                 Event::Info(line) => info.push(line),
                 Event::Final(Final::Ok) => {
-                    // OK without a reference: the SMS probably left; we cannot match a report.
-                    let unconfirmed = SendError::AfterPdu(AtError::Failed {
-                        command,
-                        result: Final::Ok,
-                    });
-                    return at::message_reference(&info).ok_or(unconfirmed);
+                    if let Some(mr) = at::message_reference(&info) {
+                        return Ok(mr);
+                    }
+                    // OK without +CMGS is not this SMS's answer (a late or repeated one):
+                    // wait on for it; if none comes in time, the SMS is uncertain.
+                    self.out_of_step("OK without +CMGS after a PDU");
+                    info.clear();
                 }
                 Event::Final(result) => return Err(SendError::Refused(result)),
                 _ => {}

@@ -10,6 +10,7 @@ mod errors;
 mod pool;
 mod protocol;
 pub mod sim;
+pub mod sync;
 mod worker;
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use crate::config::{self, Config};
 use crate::e164::E164;
 use crate::sms::Language;
 use crate::store::Store;
+pub use at::{Registration, SignalQuality};
 pub use board::{Board, Health, ModemState};
 
 /// A modem as the pool sees it: where it is and what it costs.
@@ -34,13 +36,18 @@ pub(crate) struct ModemSpec {
     /// Serial line speed, in bits per second.
     pub baud: u32,
     /// The SIM's PIN, entered only when `AT+CPIN?` asks for it; empty: none configured.
-    pub pin: String,
+    /// Shown as `****` by `Debug`.
+    pub pin: at::Secret,
     /// SMS centre number set with `AT+CSCA`; empty: the SIM's own.
     pub smsc: String,
     /// SMS parts per minute this modem may send; 0: no limit.
     pub per_minute: u32,
     /// How long the network may take to accept one part after its PDU.
     pub send_timeout: Duration,
+    /// How long any other command may wait for its answer, and a write for the port.
+    pub command_timeout: Duration,
+    /// How often, while idle, signal quality and registration are read again.
+    pub radio_poll: Duration,
     /// How status reports come: passed on (`+CDS`), stored (`+CDSI`), or not at all.
     pub reports: config::StatusReports,
     /// (prefix, cost), longest prefix first.
@@ -59,10 +66,12 @@ impl ModemSpec {
             name: modem.name.clone(),
             device,
             baud: modem.baud,
-            pin: modem.pin.clone(),
+            pin: at::Secret::new(modem.pin.clone()),
             smsc: modem.smsc.clone(),
             per_minute: modem.per_minute,
             send_timeout: Duration::from_secs(modem.send_timeout_secs),
+            command_timeout: Duration::from_secs(modem.command_timeout_secs.get()),
+            radio_poll: Duration::from_secs(modem.radio_poll_secs.get()),
             reports: modem.status_reports,
             tariff,
             languages,
@@ -72,7 +81,8 @@ impl ModemSpec {
     /// How long this modem holds a request per part: the prompt, the network's answer,
     /// and a margin for the store's own delays. Renewed before each part.
     pub(crate) fn lease(&self) -> Duration {
-        driver::COMMAND_TIMEOUT + self.send_timeout + Duration::from_secs(30)
+        // A resynchronisation may come first: its probes, each a command timeout.
+        self.command_timeout * (sync::MAX_PROBES + 1) + self.send_timeout + Duration::from_secs(30)
     }
 
     /// The prefixes of its tariff: it sends only to numbers under one of them.
@@ -124,7 +134,8 @@ pub async fn probe(config: &Config, name: &str) -> Result<Vec<(&'static str, Str
     };
     let shutdown = CancellationToken::new();
     let device = device(config, modem, &shutdown).await.map_err(driver::AtError::from)?;
-    let mut port = driver::Port::open(&device, modem.baud)?;
+    let timeout = Duration::from_secs(modem.command_timeout_secs.get());
+    let mut port = driver::Port::open(&device, modem.baud, &modem.name, timeout)?;
     let questions = [
         ("device", None),
         ("manufacturer", Some(at::Command::Manufacturer)),
@@ -135,14 +146,13 @@ pub async fn probe(config: &Config, name: &str) -> Result<Vec<(&'static str, Str
         ("signal", Some(at::Command::SignalQuality)),
         ("SMS centre", Some(at::Command::ServiceCentreQuery)),
     ];
-    port.command(&at::Command::EchoOff, driver::COMMAND_TIMEOUT).await?;
-    port.command(&at::Command::VerboseErrors, driver::COMMAND_TIMEOUT)
-        .await?;
+    port.command(&at::Command::EchoOff).await?;
+    port.command(&at::Command::VerboseErrors).await?;
     let mut answers = Vec::new();
     for (question, command) in questions {
         let answer = match command {
             None => device.display().to_string(),
-            Some(command) => match port.command(&command, driver::COMMAND_TIMEOUT).await {
+            Some(command) => match port.command(&command).await {
                 Ok(lines) => lines.join(" "),
                 Err(error) => format!("({error})"),
             },

@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::ModemSpec;
-use super::at::{Command, Event};
+use super::at::{Command, Event, Registration, SignalQuality};
 use super::board::{Board, ModemState};
-use super::driver::{AtError, COMMAND_TIMEOUT, Port, SendError};
+use super::driver::{AtError, Port, SendError};
 use super::errors::{self, Outcome};
 use super::protocol::{Assignment, Timing, WorkerEvent};
 use crate::config::StatusReports;
@@ -51,6 +51,9 @@ enum Stop {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// What the board shows of the radio: `AT+CSQ` and `AT+CREG?`, typed.
+type Radio = (Option<SignalQuality>, Option<Registration>);
+
 /// Serves one modem until `shutdown`: opens it, sends what it is assigned, and reopens
 /// it with backoff whenever it stops answering (not after a fatal SIM error).
 pub(super) async fn run(context: Context, mut assignments: mpsc::Receiver<Assignment>) {
@@ -58,9 +61,9 @@ pub(super) async fn run(context: Context, mut assignments: mpsc::Receiver<Assign
     let mut backoff = Duration::from_secs(1);
     loop {
         let stop = match open(&context.spec).await {
-            Ok((mut port, signal)) => {
+            Ok((mut port, (signal, registration))) => {
                 tracing::info!(modem = %name, "ready");
-                context.board.ready(name, signal);
+                context.board.ready(name, signal, registration);
                 backoff = Duration::from_secs(1);
                 let _ = context.events.send(WorkerEvent::Ready(context.index)).await;
                 serve(&context, &mut port, &mut assignments).await
@@ -96,49 +99,80 @@ async fn requeue_pending(context: &Context, assignments: &mut mpsc::Receiver<Ass
     }
 }
 
-/// The port, initialised, and the signal quality it reported.
-async fn open(spec: &ModemSpec) -> Result<(Port, String), Stop> {
-    let mut port = Port::open(&spec.device, spec.baud)?;
-    let signal = init(&mut port, spec).await?;
-    Ok((port, signal))
+/// The port, initialised, and the radio state it reported.
+async fn open(spec: &ModemSpec) -> Result<(Port, Radio), Stop> {
+    let mut port = Port::open(&spec.device, spec.baud, &spec.name, spec.command_timeout)?;
+    let radio = init(&mut port, spec).await?;
+    Ok((port, radio))
 }
 
 /// The init sequence below, in order; identity, registration and signal are logged.
-async fn init(port: &mut Port, spec: &ModemSpec) -> Result<String, Stop> {
-    // The first AT may meet garbage left in the modem's buffer: one retry.
-    if port.command(&Command::At, COMMAND_TIMEOUT).await.is_err() {
-        port.command(&Command::At, COMMAND_TIMEOUT).await?;
-    }
-    port.command(&Command::EchoOff, COMMAND_TIMEOUT).await?;
-    port.command(&Command::VerboseErrors, COMMAND_TIMEOUT).await?;
+async fn init(port: &mut Port, spec: &ModemSpec) -> Result<Radio, Stop> {
+    // ESC first, then in step: a prompt left open, garbage or answers still owed from
+    // before the port was closed are behind us before the first command.
+    port.resync().await?;
+    port.command(&Command::EchoOff).await?;
+    port.command(&Command::VerboseErrors).await?;
     unlock(port, spec).await?;
-    port.command(&Command::PduMode, COMMAND_TIMEOUT).await?;
+    port.command(&Command::PduMode).await?;
     if !spec.smsc.is_empty() {
-        port.command(&Command::ServiceCentre(spec.smsc.clone()), COMMAND_TIMEOUT)
-            .await?;
+        port.command(&Command::ServiceCentre(spec.smsc.clone())).await?;
     }
-    port.command(&Command::Indications(spec.reports), COMMAND_TIMEOUT)
-        .await?;
-    let mut facts = Vec::new();
-    for command in [
-        Command::Manufacturer,
-        Command::Model,
-        Command::Serial,
-        Command::Registration,
-        Command::SignalQuality,
-    ] {
-        facts.push(port.command(&command, COMMAND_TIMEOUT).await?.join(" "));
+    port.command(&Command::Indications(spec.reports)).await?;
+    let mut identity = Vec::new();
+    for command in [Command::Manufacturer, Command::Model, Command::Serial] {
+        identity.push(port.command(&command).await?.join(" "));
     }
-    tracing::info!(modem = %spec.name, identity = %facts[..3].join(" "), registration = %facts[3], signal = %facts[4], "initialised");
-    Ok(facts.swap_remove(4))
+    let (signal, registration) = radio(port).await?;
+    tracing::info!(
+        modem = %spec.name,
+        identity = %identity.join(" "),
+        registration = ?registration,
+        signal = %signal.map_or("unknown".to_string(), |s| s.to_string()),
+        "initialised"
+    );
+    Ok((signal, registration))
+}
+
+/// `AT+CREG?` and `AT+CSQ`, typed; None for an answer that carries no usable value.
+async fn radio(port: &mut Port) -> Result<Radio, AtError> {
+    let registration = Registration::from_answer(&port.command(&Command::Registration).await?);
+    let signal = SignalQuality::from_answer(&port.command(&Command::SignalQuality).await?);
+    Ok((signal, registration))
+}
+
+/// The idle poll of signal and registration. A modem that answers badly once is kept
+/// (the next command resynchronises first); a port that fails or a modem that cannot be
+/// brought back in step is down.
+async fn poll_radio(context: &Context, port: &mut Port) -> Result<(), Stop> {
+    let name = &context.spec.name;
+    match radio(port).await {
+        Ok((signal, registration)) => {
+            tracing::debug!(modem = %name, ?registration, signal = ?signal.map(|s| s.to_string()), "radio read");
+            context.board.radio(name, signal, registration);
+            Ok(())
+        }
+        Err(error @ (AtError::Timeout(..) | AtError::Failed { .. } | AtError::Implausible { .. })) => {
+            tracing::warn!(modem = %name, %error, "signal and registration not read");
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn unlock(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
-    let state = port.command(&Command::PinQuery, COMMAND_TIMEOUT).await?.join(" ");
-    if state.contains("READY") {
+    // The driver returns only an answer with a `+CPIN:` line: anything else (a late
+    // OK) is an error that reopens the modem, never a reason to disable it.
+    let answer = port.command(&Command::PinQuery).await?;
+    let state = answer
+        .iter()
+        .find_map(|line| line.strip_prefix("+CPIN:"))
+        .unwrap_or_default()
+        .trim();
+    if state == "READY" {
         return Ok(());
     }
-    if !state.contains("SIM PIN") {
+    if state != "SIM PIN" {
         return Err(Stop::Fatal(format!(
             "the SIM is locked ({state}): unlock it with its PUK first"
         )));
@@ -146,10 +180,7 @@ async fn unlock(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
     if spec.pin.is_empty() {
         return Err(Stop::Fatal("the SIM asks for a PIN: set modem.pin".into()));
     }
-    match port
-        .command(&Command::PinEnter(spec.pin.clone()), COMMAND_TIMEOUT)
-        .await
-    {
+    match port.command(&Command::PinEnter(spec.pin.clone())).await {
         Ok(_) => Ok(()),
         Err(AtError::Failed { result, .. }) => Err(Stop::Fatal(format!(
             "the SIM refused modem.pin ({result:?}); not retried, a third wrong PIN would lock it"
@@ -160,8 +191,13 @@ async fn unlock(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
 
 async fn serve(context: &Context, port: &mut Port, assignments: &mut mpsc::Receiver<Assignment>) -> Result<(), Stop> {
     let mut incoming = Reassembler::new(64, 24 * 3600);
+    let mut next_poll = tokio::time::Instant::now() + context.spec.radio_poll;
     loop {
         tokio::select! {
+            () = tokio::time::sleep_until(next_poll) => {
+                poll_radio(context, port).await?;
+                next_poll = tokio::time::Instant::now() + context.spec.radio_poll;
+            }
             assignment = assignments.recv() => {
                 let Some(assignment) = assignment else { return Ok(()) };
                 let result = send(context, port, assignment.request).await;
@@ -306,15 +342,21 @@ async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming:
         // An SMS, or a status report (`+CNMI` with ds=2), kept in the modem's memory.
         Event::Stored { memory, index } => {
             // Reports are often kept apart from SMS ("SR" beside "SM"): look where it is.
-            port.command(&Command::SelectMemory(memory), COMMAND_TIMEOUT).await?;
-            let lines = port.command(&Command::Read(index), COMMAND_TIMEOUT).await?;
-            // `+CMGR: <stat>,[<alpha>],<length>` then the PDU.
-            let length = lines.first().and_then(|l| l.rsplit(',').next()?.trim().parse().ok());
-            match (length, lines.get(1)) {
+            port.command(&Command::SelectMemory(memory)).await?;
+            let lines = port.command(&Command::Read(index)).await?;
+            // `+CMGR: <stat>,[<alpha>],<length>` then the PDU (the first hex line after).
+            let header = lines.iter().position(|l| l.starts_with("+CMGR:"));
+            let length = header.and_then(|at| lines[at].rsplit(',').next()?.trim().parse().ok());
+            let pdu = header.and_then(|at| {
+                lines[at + 1..]
+                    .iter()
+                    .find(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_hexdigit()))
+            });
+            match (length, pdu) {
                 (Some(length), Some(pdu)) => stored_or_direct(context, pdu, length, incoming).await?,
                 _ => tracing::warn!(modem = %modem, index, ?lines, "unreadable stored message"),
             }
-            port.command(&Command::Delete(index), COMMAND_TIMEOUT).await?;
+            port.command(&Command::Delete(index)).await?;
         }
         other => tracing::debug!(modem = %modem, ?other, "unsolicited"),
     }

@@ -178,6 +178,9 @@ fn a_gateway_killed_between_cmgs_and_its_answer_does_not_send_twice() {
         detail["reason"].as_str().unwrap().contains("interrupted after AT+CMGS"),
         "{detail}"
     );
+    // Both ready again, so that the cheaper sim0 tries the marker first.
+    gateway.wait_for_log("ready modem=sim0");
+    gateway.wait_for_log("ready modem=sim1");
     wait_past_a_retry(&gateway, 2);
     assert_eq!(sending_story(&gateway.show(1)), sending_story(&detail));
     assert_eq!(numbers(&gateway, "sim1"), [MARKER]);
@@ -240,4 +243,157 @@ fn a_retried_request_older_than_its_validity_is_retried_after_a_temporary_error(
     assert!(!after_retry.contains("expired"), "{story}");
     assert_eq!(numbers(&gateway, "sim1"), [NUMBER]);
     assert!(gateway.records("sim0").is_empty());
+}
+
+// A modem that lags, repeats or babbles: the driver never takes an answer for another
+// command's. Commands time out after 1 s here (`command_timeout_secs`).
+
+/// One simulated modem, sim0, with `faults` and 1 s command timeouts; retries after 1 s;
+/// `/status` served.
+fn one_modem(faults: &str) -> Gateway {
+    let gateway = Gateway::start(&format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n\n[sms]\nretry_delays_secs = [1]\n\n\
+         [[modem]]\nname = \"sim0\"\nport = \"sim\"\ncommand_timeout_secs = 1\n\
+         sim = {{ latency_ms = 0, report_delay_ms = 50, {faults} }}\n"
+    ));
+    gateway.wait_for_log("ready modem=sim0");
+    gateway
+}
+
+/// sim0's entry in `/status`.
+fn sim0_status(gateway: &Gateway) -> Value {
+    let status: Value = serde_json::from_str(&gateway.http_get("/status")).unwrap();
+    status["modems"][0].clone()
+}
+
+#[test]
+fn a_first_answer_after_its_timeout_is_not_taken_for_the_next_command_s() {
+    // The first AT is answered 1.5 s late, past its 1 s timeout: that OK must not end
+    // AT+CPIN? (which would read as "the SIM is locked ()" and disable the modem).
+    let gateway = one_modem("late_first_answer_ms = 1500");
+    let line = gateway.wait_for_log("late or stray answers discarded; back in step");
+    assert!(line.contains("modem=sim0"), "{line}");
+    assert!(gateway.log_lines("disabled until restart").is_empty());
+    assert!(gateway.log_lines("modem down").is_empty(), "in step without a reopen");
+    send(&gateway);
+    gateway.wait_state(1, "delivered");
+    assert_eq!(numbers(&gateway, "sim0"), [NUMBER]);
+    assert_eq!(sim0_status(&gateway)["state"], "ready");
+}
+
+#[test]
+fn a_repeated_final_result_is_not_taken_for_the_next_send_s() {
+    // sim0 answers NUMBER's AT+CMGS twice ("+CMGS: 0", OK, "+CMGS: 0", OK). Taken for
+    // the next send's answer, MARKER would be "sent" with NUMBER's reference, and its
+    // status report would match nothing: both must be delivered, each sent once.
+    let gateway = one_modem(&format!("repeat_final = [\"{NUMBER}\"]"));
+    send(&gateway);
+    gateway.wait_state(1, "delivered");
+    send_to(&gateway, MARKER);
+    gateway.wait_state(2, "delivered");
+    assert_eq!(numbers(&gateway, "sim0"), [NUMBER, MARKER]);
+    let line = gateway.wait_for_log("out of step with the modem");
+    assert!(line.contains("modem=sim0"), "{line}");
+    let mrs: Vec<_> = [1, 2]
+        .map(|id| gateway.show(id)["sent_parts"][0]["mr"].clone())
+        .to_vec();
+    assert_ne!(mrs[0], mrs[1], "each part has its own reference: {mrs:?}");
+}
+
+#[test]
+fn garbage_between_lines_is_ignored() {
+    let gateway = one_modem("garbage = true");
+    send(&gateway);
+    // The status report is read past the garbage before its PDU line.
+    gateway.wait_state(1, "delivered");
+    assert_eq!(numbers(&gateway, "sim0"), [NUMBER]);
+    assert!(gateway.log_lines("modem down").is_empty());
+    let sim0 = sim0_status(&gateway);
+    assert_eq!(sim0["state"], "ready");
+    // The signal read through garbage, as `/status` has always worded it.
+    assert_eq!(sim0["signal"], "+CSQ: 20,99");
+}
+
+#[test]
+fn a_prompt_that_never_comes_is_left_with_esc_and_the_sms_sent_once() {
+    // sim0's first AT+CMGS gets no prompt: the modem waits for a PDU. Without ESC it
+    // would take every later command for that PDU and never answer again.
+    let gateway = one_modem("no_prompt = 1");
+    send(&gateway);
+    let detail = gateway.wait_state(1, "delivered");
+    let story = event_details(&detail);
+    assert!(
+        story.contains("no answer to AT+CMGS") && story.contains("retry in"),
+        "{story}"
+    );
+    let down = gateway.wait_for_log("modem down, reopening");
+    assert!(down.contains("modem=sim0"), "{down}");
+    gateway.wait_for_logs("ready modem=sim0", 2);
+    assert_eq!(numbers(&gateway, "sim0"), [NUMBER], "sent once");
+}
+
+#[test]
+fn a_port_that_takes_no_more_bytes_marks_the_modem_down() {
+    // After its first SMS, sim0's port takes no more bytes (a wedged USB port): the
+    // next write times out, the modem is down (not "ready" in /status) and reopened
+    // with backoff, and its request is sent by sim1.
+    let gateway = Gateway::start(&format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n\n[sms]\nretry_delays_secs = [1]\n\n{}",
+        modems("wedge_after_sends = 1", "command_timeout_secs = 1")
+    ));
+    gateway.wait_for_log("ready modem=sim0");
+    gateway.wait_for_log("ready modem=sim1");
+    send(&gateway);
+    gateway.wait_state(1, "delivered");
+    send_to(&gateway, MARKER);
+    let detail = gateway.wait_state(2, "delivered");
+    assert!(
+        event_details(&detail).contains("writing took longer than 1s"),
+        "{detail:#}"
+    );
+    let down = gateway.wait_for_logs("modem down, reopening", 2);
+    assert!(
+        down.iter()
+            .all(|line| line.contains("modem=sim0") && line.contains("writing took longer")),
+        "{down:?}"
+    );
+    assert_eq!(sim0_status(&gateway)["state"], "down");
+    assert_eq!(numbers(&gateway, "sim0"), [NUMBER]);
+    assert_eq!(numbers(&gateway, "sim1"), [MARKER]);
+}
+
+#[test]
+fn the_sim_pin_is_in_no_log_line() {
+    let gateway = Gateway::options(
+        "[[modem]]\nname = \"sim0\"\nport = \"sim\"\npin = \"7391\"\n\
+         sim = { latency_ms = 0, report_delay_ms = 50, pin = \"7391\" }\n",
+    )
+    .env("RUST_LOG", "trace")
+    .start();
+    gateway.wait_for_log("ready modem=sim0");
+    gateway.wait_for_log("command=AT+CPIN=\"****\"");
+    assert_eq!(gateway.log_lines("7391"), Vec::<String>::new());
+}
+
+#[test]
+fn signal_and_registration_are_read_again_while_idle_through_garbage() {
+    let gateway = Gateway::options(
+        "[[modem]]\nname = \"sim0\"\nport = \"sim\"\nradio_poll_secs = 1\n\
+         sim = { latency_ms = 0, report_delay_ms = 50, garbage = true }\n",
+    )
+    .env("RUST_LOG", "info,smsgw::modem=debug")
+    .start();
+    gateway.wait_for_log("ready modem=sim0");
+    let polls = gateway.wait_for_logs("radio read modem=sim0", 2);
+    assert!(
+        polls
+            .iter()
+            .all(|line| line.contains("registration=Some(Home)") && line.contains("signal=Some(\"+CSQ: 20,99\")")),
+        "{polls:?}"
+    );
+    // The polls leave the modem in step: it still sends.
+    send(&gateway);
+    gateway.wait_state(1, "delivered");
+    assert_eq!(numbers(&gateway, "sim0"), [NUMBER]);
+    assert!(gateway.log_lines("out of step").is_empty());
 }

@@ -1,7 +1,9 @@
 //! A simulated GSM modem on a pseudo-terminal, so that the gateway's real serial code
 //! drives it exactly as it drives /dev/ttyUSB0: AT commands in PDU mode (3GPP TS 27.005,
 //! 27.007), echo until `ATE0`, the `> ` prompt of `AT+CMGS`, status reports and incoming
-//! SMS as unsolicited codes, and faults chosen by destination number.
+//! SMS as unsolicited codes, and faults chosen by destination number (`cms_error`,
+//! `report_failure`, `hang_up`, `silent`, `repeat_final`) or of the line itself
+//! (`late_first_answer_ms`, `garbage`, `no_prompt`, `wedge_after_sends`).
 //!
 //! Every SMS part it accepts is appended as one JSON line to the records file, which is
 //! how tests (and `smsgw modem sim` users) see what was "sent".

@@ -46,6 +46,8 @@ enum NetworkEvent {
         status: u8,
     },
     Deliver(Encoded),
+    /// The `late_first_answer_ms` fault: the first command's answer, written late.
+    Late(Vec<u8>),
 }
 
 /// One simulated modem: its SIM, profile, memories, and the network events it has
@@ -78,6 +80,12 @@ pub(super) struct Modem {
     held: Vec<u8>,
     schedule: BTreeMap<(Instant, u64), NetworkEvent>,
     sequence: u64,
+    /// Command lines answered so far (the `late_first_answer_ms` fault delays the first).
+    lines_answered: u64,
+    /// `AT+CMGS` left without a prompt so far (the `no_prompt` fault).
+    prompts_withheld: u32,
+    /// Parts accepted so far (the `wedge_after_sends` fault).
+    parts_accepted: u32,
 }
 
 impl Modem {
@@ -101,6 +109,9 @@ impl Modem {
             held: Vec::new(),
             schedule: BTreeMap::new(),
             sequence: 0,
+            lines_answered: 0,
+            prompts_withheld: 0,
+            parts_accepted: 0,
         })
     }
 
@@ -129,11 +140,14 @@ impl Modem {
                 self.held.extend_from_slice(&bytes[i..]);
                 return;
             }
-            if self.profile.echo {
+            if self.profile.echo && !(byte == ESC && matches!(self.input, Input::Command(_))) {
                 out.bytes.push(byte);
             }
             match &mut self.input {
                 Input::Command(line) => match byte {
+                    // ESC leaves a prompt; in command mode it is ignored, as V.250
+                    // ignores what precedes "AT".
+                    ESC => {}
                     b'\r' => {
                         let line = String::from_utf8_lossy(&mem::take(line)).into_owned();
                         self.run_line(line.trim(), now, out);
@@ -171,6 +185,7 @@ impl Modem {
             Some(command) => self.execute(command, now),
             None => CommandResult::Answer(Err(Failure::Error)),
         };
+        let answered_from = out.bytes.len();
         match response {
             CommandResult::Answer(answer) => self.reply(answer, out),
             CommandResult::Prompt(tpdu_len) => {
@@ -178,8 +193,22 @@ impl Modem {
                     tpdu_len,
                     hex: Vec::new(),
                 };
-                out.bytes.extend_from_slice(b"\r\n> ");
+                if self.prompts_withheld < self.config.no_prompt {
+                    self.prompts_withheld += 1;
+                    tracing::info!(modem = %self.name, "no-prompt fault: waiting for a PDU in silence");
+                } else {
+                    out.bytes.extend_from_slice(b"\r\n> ");
+                }
             }
+        }
+        self.lines_answered += 1;
+        if self.lines_answered == 1 && self.config.late_first_answer_ms > 0 {
+            // Echo goes out at once; the answer later, and input waits for it.
+            let late = out.bytes.split_off(answered_from);
+            tracing::info!(modem = %self.name, "late-answer fault: the first answer is held");
+            self.busy = true;
+            let at = now.at + Duration::from_millis(self.config.late_first_answer_ms);
+            self.push(at, NetworkEvent::Late(late));
         }
     }
 
@@ -237,6 +266,10 @@ impl Modem {
                     }
                 }
                 NetworkEvent::Deliver(pdu) => self.announce_sms(pdu, out),
+                NetworkEvent::Late(bytes) => {
+                    self.busy = false;
+                    out.bytes.extend_from_slice(&bytes);
+                }
             }
         }
         if !self.busy && !self.held.is_empty() {
@@ -273,8 +306,18 @@ impl Modem {
                 },
             );
         }
+        let repeat = self.config.repeat_final.contains(&submitted.number);
         out.records.push(Record::new(&self.name, mr, submitted, now.wall));
         self.reply(Ok(vec![format!("+CMGS: {mr}")]), out);
+        if repeat {
+            tracing::info!(modem = %self.name, mr, "repeat fault: the answer comes twice");
+            self.reply(Ok(vec![format!("+CMGS: {mr}")]), out);
+        }
+        self.parts_accepted += 1;
+        if self.parts_accepted == self.config.wedge_after_sends {
+            tracing::info!(modem = %self.name, "wedge fault: the port takes no more bytes");
+            out.wedge = true;
+        }
     }
 }
 

@@ -7,15 +7,16 @@ use std::path::PathBuf;
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::pty::{OpenptyResult, openpty};
-use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+use nix::sys::termios::{FlowArg, SetArg, cfmakeraw, tcflow, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
 
 /// A pseudo-terminal pair: the modem's end (master) and the device the gateway opens.
 #[derive(Debug)]
 pub(super) struct Pty {
     master: AsyncFd<OwnedFd>,
-    /// Held so that the master never reads EIO between the gateway's close and reopen.
-    _slave: OwnedFd,
+    /// Held so that the master never reads EIO between the gateway's close and reopen;
+    /// also where the `wedge_after_sends` fault stops the gateway's writes.
+    slave: OwnedFd,
     /// The slave's path (/dev/pts/N): the modem's serial port for the gateway.
     pub device: PathBuf,
 }
@@ -39,11 +40,14 @@ impl Pty {
         // SAFETY: the OwnedFd is a valid descriptor, and the AsyncFd owns it until it is
         // dropped: nothing else closes or replaces it.
         let master = unsafe { AsyncFd::register(master)? };
-        Ok(Pty {
-            master,
-            _slave: slave,
-            device,
-        })
+        Ok(Pty { master, slave, device })
+    }
+
+    /// Stops the slave's output for good, as XOFF would: the gateway's writes to the
+    /// port block (a nonblocking write fails with EAGAIN), as on a wedged USB port.
+    pub(super) fn stop_input(&self) -> io::Result<()> {
+        tcflow(&self.slave, FlowArg::TCOOFF)?;
+        Ok(())
     }
 
     /// Reads what the gateway wrote, waiting until there is something.

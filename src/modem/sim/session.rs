@@ -25,13 +25,18 @@ pub(super) async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), SimError> {
     let mut buf = [0u8; 1024];
+    let mut wedged = false;
     loop {
-        let mut out = Output::default();
+        let mut out = Output {
+            garbage: modem.config.garbage,
+            ..Output::default()
+        };
         let due = modem.next_due();
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = sleep_or_never(due) => modem.fire_due(Now::read(), &mut out),
-            read = pty.read(&mut buf) => match read.map_err(SimError::Pty)? {
+            // Wedged, nothing reaches the modem any more (the slave's output is stopped).
+            read = pty.read(&mut buf), if !wedged => match read.map_err(SimError::Pty)? {
                 0 => return Err(SimError::Pty(std::io::ErrorKind::UnexpectedEof.into())),
                 n => modem.input(&buf[..n], Now::read(), &mut out),
             },
@@ -48,6 +53,10 @@ pub(super) async fn run(
         }
         if out.hang_up {
             return Ok(());
+        }
+        if out.wedge && !wedged {
+            pty.stop_input().map_err(SimError::Pty)?;
+            wedged = true;
         }
     }
 }

@@ -41,13 +41,27 @@ pub(super) struct Output {
     pub bytes: Vec<u8>,
     /// Close the pseudo-terminal after writing `bytes`.
     pub hang_up: bool,
+    /// Take no more bytes from the gateway after writing `bytes` (a wedged port).
+    pub wedge: bool,
+    /// The `garbage` fault: junk before every line `say` writes.
+    pub garbage: bool,
 }
+
+/// What the `garbage` fault writes before each line: bytes a line-noise burst or a
+/// rebooting modem emits, none of them CR, LF or printable ASCII.
+pub(super) const GARBAGE: &[u8] = b"\x00\xff\x07\xfe\x1b\x80";
 
 impl Output {
     /// One line for the gateway, framed as the modem frames answers and unsolicited
     /// codes (TS 27.007 §4.1, V.250 `ATV1`).
     pub(super) fn say(&mut self, text: &str) {
-        self.bytes.extend_from_slice(format!("\r\n{text}\r\n").as_bytes());
+        if !self.garbage {
+            return self.bytes.extend_from_slice(format!("\r\n{text}\r\n").as_bytes());
+        }
+        for line in text.split("\r\n") {
+            self.bytes.extend_from_slice(GARBAGE);
+            self.bytes.extend_from_slice(format!("\r\n{line}\r\n").as_bytes());
+        }
     }
 }
 

@@ -373,3 +373,84 @@ async fn the_port_closes_and_reopens_and_shutdown_stops_the_modem() {
     port.until_hang_up().await;
     std::fs::remove_file(&records).unwrap();
 }
+
+#[tokio::test]
+async fn esc_in_command_mode_is_ignored() {
+    let mut bench = Bench::start("esc", fast()).await;
+    bench.port.command("ATE0").await;
+    assert_eq!(bench.port.command("\x1bAT").await, "\r\nOK\r\n");
+}
+
+#[tokio::test]
+async fn late_first_answer_fault_holds_the_first_answer_and_what_follows() {
+    let config = SimConfig {
+        late_first_answer_ms: 600,
+        ..fast()
+    };
+    let mut bench = Bench::start("late", config).await;
+    bench.port.send(b"AT\rAT+CGMI\r").await;
+    // The echo of the first line at once, its answer later; the second line waits.
+    assert_eq!(bench.port.quiet_for(Duration::from_millis(300)).await, "AT\r");
+    assert_eq!(bench.port.until("OK\r\n").await, "\r\nOK\r\n");
+    assert_eq!(bench.port.until("OK\r\n").await, "AT+CGMI\r\r\nsmsgw\r\n\r\nOK\r\n");
+    assert_eq!(bench.port.command("AT").await, "AT\r\r\nOK\r\n", "on time afterwards");
+}
+
+#[tokio::test]
+async fn repeat_final_fault_answers_a_send_twice() {
+    let config = SimConfig {
+        repeat_final: vec![TO.to_string()],
+        ..fast()
+    };
+    let mut bench = Bench::start("repeat", config).await;
+    bench.port.init().await;
+    let answer = send_part(&mut bench.port, &submit(TO, "hello")[0], "OK\r\n").await;
+    assert_eq!(answer, "\r\n+CMGS: 0\r\n\r\nOK\r\n");
+    assert_eq!(bench.port.until("OK\r\n").await, "\r\n+CMGS: 0\r\n\r\nOK\r\n");
+    assert_eq!(bench.records().len(), 1, "sent once, answered twice");
+}
+
+#[tokio::test]
+async fn garbage_fault_writes_junk_before_every_line() {
+    let config = SimConfig {
+        garbage: true,
+        ..fast()
+    };
+    let mut bench = Bench::start("garbage", config).await;
+    bench.port.command("ATE0").await;
+    let answer = bench.port.command("AT+CSQ").await;
+    let junk = String::from_utf8_lossy(b"\x00\xff\x07\xfe\x1b\x80").into_owned();
+    assert_eq!(answer, format!("{junk}\r\n+CSQ: 20,99\r\n{junk}\r\nOK\r\n"));
+}
+
+#[tokio::test]
+async fn no_prompt_fault_waits_for_a_pdu_in_silence_until_esc() {
+    let config = SimConfig { no_prompt: 1, ..fast() };
+    let mut bench = Bench::start("noprompt", config).await;
+    bench.port.init().await;
+    let part = &submit(TO, "hello")[0];
+    bench.port.send(format!("AT+CMGS={}\r", part.tpdu_len).as_bytes()).await;
+    assert_eq!(bench.port.quiet_for(Duration::from_millis(300)).await, "");
+    // Commands now go into the PDU: only ESC gets the modem back.
+    bench.port.send(b"AT\r").await;
+    assert_eq!(bench.port.quiet_for(Duration::from_millis(300)).await, "");
+    bench.port.send(b"\x1b").await;
+    assert_eq!(bench.port.until("OK\r\n").await, "\r\nOK\r\n");
+    // The next send prompts.
+    send_part(&mut bench.port, part, "OK\r\n").await;
+    assert_eq!(bench.records().len(), 1);
+}
+
+#[tokio::test]
+async fn wedge_fault_stops_the_port_taking_bytes_after_a_send() {
+    let config = SimConfig {
+        wedge_after_sends: 1,
+        ..fast()
+    };
+    let mut bench = Bench::start("wedge", config).await;
+    bench.port.init().await;
+    send_part(&mut bench.port, &submit(TO, "hello")[0], "OK\r\n").await;
+    assert!(!bench.port.takes(b"AT\r", Duration::from_millis(500)).await);
+    // The modem still speaks: its status report comes.
+    assert_eq!(status_report(&mut bench.port).await.message_reference, 0);
+}

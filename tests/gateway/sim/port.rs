@@ -79,6 +79,11 @@ impl Port {
         self.stream.write_all(bytes).await.expect("write to the modem");
     }
 
+    /// Whether the port takes `bytes` within `period` (a wedged one does not).
+    pub(super) async fn takes(&mut self, bytes: &[u8], period: Duration) -> bool {
+        tokio::time::timeout(period, self.stream.write_all(bytes)).await.is_ok()
+    }
+
     /// Reads until `needle` arrives; returns everything up to and including it.
     pub(super) async fn until(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + DEADLINE;
