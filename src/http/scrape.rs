@@ -88,6 +88,32 @@ pub(super) async fn metrics(database: &Path, board: &Board, cluster: &Cluster) -
         "1 when the modem is initialised and sending.",
         |h| u64::from(h.state == ModemState::Ready),
     );
+    per_modem(
+        "smsgw_modem_registered",
+        Kind::Gauge,
+        "1 when the last AT+CREG? said registered, at home or roaming.",
+        |h| u64::from(h.registration().is_some_and(|r| r.is_registered())),
+    );
+    let signal = text.family(
+        "smsgw_modem_signal_dbm",
+        Kind::Gauge,
+        "Signal strength from the last AT+CSQ, in dBm (-113 to -51); absent while unknown.",
+    );
+    for (modem, health) in &modems {
+        if let Some(dbm) = health.signal_quality().and_then(|quality| quality.dbm()) {
+            signal.sample_float(&[("modem", modem)], f64::from(dbm));
+        }
+    }
+    let registration = text.family(
+        "smsgw_modem_registration",
+        Kind::Gauge,
+        "Network registration from the last AT+CREG? (TS 27.007: 0 not registered, 1 home, 2 searching, 3 denied, 4 unknown, 5 roaming); absent while unknown.",
+    );
+    for (modem, health) in &modems {
+        if let Some(status) = health.registration() {
+            registration.sample(&[("modem", modem)], u64::from(status.code()));
+        }
+    }
     let forwards = text.family(
         "smsgw_forward_attempts_total",
         Kind::Counter,

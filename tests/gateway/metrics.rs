@@ -48,6 +48,10 @@ fn metrics_parse_after_a_modem_with_a_quote_in_its_name_sent_and_was_delivered()
     );
     assert_eq!(value(&samples, "smsgw_modem_ready", &[("modem", modem)]), 1.0);
     assert_eq!(value(&samples, "smsgw_requests", &[("state", "delivered")]), 1.0);
+    // The simulator answers +CSQ: 20,99 (-113 + 2 × 20 dBm) and +CREG: 0,1 (home).
+    assert_eq!(value(&samples, "smsgw_modem_signal_dbm", &[("modem", modem)]), -73.0);
+    assert_eq!(value(&samples, "smsgw_modem_registration", &[("modem", modem)]), 1.0);
+    assert_eq!(value(&samples, "smsgw_modem_registered", &[("modem", modem)]), 1.0);
     assert_eq!(
         value(&samples, "smsgw_oldest_waiting_seconds", &[]),
         0.0,
