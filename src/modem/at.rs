@@ -343,11 +343,39 @@ fn classify(line: &str) -> Line {
     })
 }
 
-/// Unsolicited result codes that are not answers to any command we send.
+/// Unsolicited result codes that are not answers to any command we send: calls and
+/// cell broadcasts (TS 27.007/27.005), Huawei's `^…`, and what common modems say of
+/// themselves at start-up or when the network changes (SIMCom's `Call Ready`, Quectel's
+/// `RDY` and `+QIND:`, network time, `+CGREG`/`+CEREG`, which we never ask for). Taken
+/// for answers, each would put the driver out of step for nothing.
 fn is_unsolicited(line: &str) -> bool {
-    ["RING", "+CRING:", "+CLIP:", "^", "+CUSD:", "+CMT:", "+CBM:", "+CIEV:"]
-        .iter()
-        .any(|prefix| line.starts_with(prefix))
+    const PREFIXES: [&str; 24] = [
+        "RING",
+        "+CRING:",
+        "+CLIP:",
+        "^",
+        "+CUSD:",
+        "+CMT:",
+        "+CBM:",
+        "+CIEV:",
+        "RDY",
+        "Call Ready",
+        "SMS Ready",
+        "PB DONE",
+        "SMS DONE",
+        "+QIND:",
+        "+QUSIM:",
+        "+CGREG:",
+        "+CEREG:",
+        "+CTZV:",
+        "+CTZE:",
+        "*PSUTTZ:",
+        "DST:",
+        "+CFUN:",
+        "+PACSP",
+        "+STIN:",
+    ];
+    PREFIXES.iter().any(|prefix| line.starts_with(prefix))
 }
 
 /// `AT+CSQ`'s answer: received signal strength and channel bit error rate (TS 27.007
@@ -639,6 +667,23 @@ mod tests {
                 }],
             ),
             (&["\r\nRING\r\n"], vec![Event::Other("RING".into())]),
+            (
+                &["\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n"],
+                vec![
+                    Event::Other("RDY".into()),
+                    Event::Other("+CFUN: 1".into()),
+                    // Also the answer to AT+CPIN?: an information line.
+                    Event::Info("+CPIN: READY".into()),
+                ],
+            ),
+            (
+                &["\r\nCall Ready\r\n\r\n+CGREG: 1\r\n\r\n^RSSI: 17\r\n"],
+                vec![
+                    Event::Other("Call Ready".into()),
+                    Event::Other("+CGREG: 1".into()),
+                    Event::Other("^RSSI: 17".into()),
+                ],
+            ),
         ];
         for (chunks, expected) in table {
             assert_eq!(&events(chunks), expected, "{chunks:?}");
