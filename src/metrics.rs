@@ -53,10 +53,11 @@ impl Drop for OpenSession {
 }
 
 /// From acceptance (`250`) to the network taking the last part (`+CMGS`), for requests
-/// this instance's modems sent.
+/// this instance's modems sent; an operator's retry does not reset the start.
 pub static SENT_AFTER: Histogram<12> =
     Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0, 3600.0, 86400.0]);
-/// From a part's `+CMGS` to its status report saying delivered.
+/// From a part's hand-over to the modem (just before `AT+CMGS`) to its status report
+/// saying delivered.
 pub static DELIVERED_AFTER: Histogram<10> =
     Histogram::new([1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0]);
 

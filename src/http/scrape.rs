@@ -37,7 +37,7 @@ pub(super) async fn metrics(database: &Path, board: &Board, cluster: &Cluster) -
     text.family(
         "smsgw_delivered_after_seconds",
         Kind::Histogram,
-        "From a part's +CMGS to its status report saying delivered.",
+        "From a part's hand-over to the modem (AT+CMGS) to its status report saying delivered.",
     )
     .histogram(&[], &metrics::DELIVERED_AFTER.snapshot());
     let counters = [

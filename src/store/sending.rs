@@ -249,7 +249,8 @@ pub(super) fn mark_sent_if_complete(
 pub struct ReportedPart {
     /// Its request.
     pub request: i64,
-    /// From the part's `AT+CMGS` to this report.
+    /// From the part's hand-over to the modem (`submitting`, just before `AT+CMGS`) to
+    /// this report.
     pub after: Duration,
 }
 
