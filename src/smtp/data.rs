@@ -73,6 +73,11 @@ impl Session {
         let Some(transaction) = self.transaction.take() else {
             return self.respond(reply::bad_sequence("No transaction in progress"), out);
         };
+        if raw.is_empty() {
+            self.give_back_quota();
+            let empty = Reply::new(554, "5.6.0", "The message is empty: there is no text to send as SMS");
+            return self.respond(empty, out);
+        }
         // A message that arrived in one read was not seen growing: check it whole.
         if raw.len() > self.settings.max_message_size {
             self.give_back_quota();

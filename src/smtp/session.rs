@@ -84,11 +84,13 @@ impl Session {
         Reply::new(220, "2.0.0", text).write_to(out);
     }
 
-    /// After the TLS handshake: everything said before is forgotten (RFC 3207 §4.2).
+    /// After the TLS handshake: everything said before is forgotten (RFC 3207 §4.2),
+    /// the AUTH identity included: the session is as before EHLO, now encrypted.
     pub fn tls_started(&mut self) {
         self.tls = true;
-        self.helo = None;
         self.reset();
+        self.helo = None;
+        self.user = None;
         self.state = command_state();
     }
 
@@ -261,7 +263,13 @@ impl Session {
 
     /// After `354`: the message follows.
     pub(super) fn start_data(&mut self) {
-        self.state = SessionState::Data(DataReceiver::new());
+        let mut receiver = DataReceiver::new();
+        // The receiver knows a line's start only from the CRLF before it, and starts as if
+        // in the middle of a line: without the CRLF that ended the DATA command, a `.` at
+        // once would not end the message and a first line `..x` would stay stuffed.
+        let mut seen = Vec::new();
+        receiver.ingest(&mut b"\r\n".iter(), &mut seen);
+        self.state = SessionState::Data(receiver);
     }
 
     /// A BDAT chunk of `chunk_size` octets follows.
@@ -363,6 +371,68 @@ mod tests {
             let text = String::from_utf8(out.clone()).unwrap();
             assert!(text.lines().last().unwrap().starts_with(code), "{client}: {text}");
         }
+    }
+
+    /// The texts of the mails stored in a conversation of `chunks`.
+    fn stored_messages(chunks: &[&[u8]]) -> (Vec<Vec<u8>>, String) {
+        let mut session = session();
+        let mut out = Vec::new();
+        let mut stored = Vec::new();
+        for chunk in chunks {
+            let mut bytes = chunk.iter();
+            loop {
+                match session.ingest(&mut bytes, &mut out) {
+                    Step::Read => break,
+                    Step::Store(mail) => {
+                        stored.push(mail.raw.clone());
+                        let _ = session.stored(Ok(vec![1]), &mut out);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        (stored, String::from_utf8(out).unwrap())
+    }
+
+    const ENVELOPE: &[u8] = b"EHLO a.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\n";
+
+    #[test]
+    fn a_dot_at_once_after_data_ends_an_empty_message_refused_with_554() {
+        for split in [false, true] {
+            let (stored, out) = match split {
+                false => stored_messages(&[ENVELOPE, b"DATA\r\n.\r\nNOOP\r\n"]),
+                true => stored_messages(&[ENVELOPE, b"DATA\r\n", b".", b"\r", b"\nNOOP\r\n"]),
+            };
+            assert!(stored.is_empty(), "{stored:?}");
+            assert!(
+                out.contains("554 5.6.0 The message is empty: there is no text to send as SMS\r\n250 2.0.0 OK\r\n"),
+                "{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_line_is_unstuffed_like_any_other() {
+        let (stored, out) = stored_messages(&[ENVELOPE, b"DATA\r\n..x\r\n\r\n..y\r\n.\r\n"]);
+        assert_eq!(stored, vec![b".x\r\n\r\n.y\r\n".to_vec()], "{out}");
+        let (stored, _) = stored_messages(&[ENVELOPE, b"DATA\r\n", b".", b".x\r\n\r\nbody\r\n.\r\n"]);
+        assert_eq!(stored, vec![b".x\r\n\r\nbody\r\n".to_vec()]);
+    }
+
+    #[test]
+    fn starttls_forgets_the_auth_identity_and_the_greeting() {
+        let mut session = session();
+        let mut out = Vec::new();
+        let mut bytes = b"EHLO a.example\r\n".iter();
+        assert!(matches!(session.ingest(&mut bytes, &mut out), Step::Read));
+        let alice: crate::users::User = toml::from_str("password = \"x\"").unwrap();
+        session.user = Some(("alice".into(), alice));
+        session.tls_started();
+        assert!(session.user.is_none() && session.helo.is_none());
+        out.clear();
+        let mut bytes = b"MAIL FROM:<a@example.com>\r\n".iter();
+        assert!(matches!(session.ingest(&mut bytes, &mut out), Step::Read));
+        assert!(String::from_utf8(out).unwrap().starts_with("503 5.5.1 Say EHLO"));
     }
 
     proptest! {

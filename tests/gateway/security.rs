@@ -11,12 +11,12 @@ use crate::support::pki::Pki;
 use crate::support::smtp::Client;
 
 impl Pki {
-    fn users(&self) -> PathBuf {
+    pub(crate) fn users(&self) -> PathBuf {
         self.dir.0.join("users.toml")
     }
 
     /// `smsgw user add`, the password on standard input.
-    fn add_user(&self, name: &str, password: &str, senders: &[&str]) {
+    pub(crate) fn add_user(&self, name: &str, password: &str, senders: &[&str]) {
         let config = self.dir.0.join("cli.toml");
         std::fs::write(&config, format!("[security]\nusers_file = {:?}\n", self.users())).unwrap();
         let mut command = Command::new(BIN);
@@ -30,7 +30,7 @@ impl Pki {
     }
 
     /// The `[security]` section, with `extra` keys.
-    fn security(&self, extra: &str) -> String {
+    pub(crate) fn security(&self, extra: &str) -> String {
         format!(
             "[security]\ntls_cert = {:?}\ntls_key = {:?}\nusers_file = {:?}\n\
              trusted_networks = [\"127.0.0.1/32\"]\nauth_failure_delay_ms = 10\n{extra}\n",
