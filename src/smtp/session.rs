@@ -38,9 +38,11 @@ pub struct Session {
     pub(super) user: Option<(String, User)>,
     /// Failed AUTH in a row from this client address (for the delay before answering).
     pub(super) auth_failures: u32,
-    /// Requests counted against the sender's limits for the mail in progress: given back
-    /// unless the mail is stored.
+    /// Requests counted against the sender's limits for the mail in progress, and whom
+    /// they were counted for: given back unless the mail is stored.
     pub(super) counted: usize,
+    /// Whom `counted` counts (see [`Session::limits_key`]).
+    pub(super) counted_for: String,
     /// The name given in EHLO/HELO; `None` until then.
     pub(super) helo: Option<String>,
     /// The envelope of the mail in progress; `None` outside MAIL … DATA.
@@ -65,6 +67,7 @@ impl Session {
             user: None,
             auth_failures: 0,
             counted: 0,
+            counted_for: String::new(),
             helo: None,
             transaction: None,
             message: Vec::new(),
@@ -219,17 +222,30 @@ impl Session {
             .is_some_and(|(name, _)| self.settings.peers.contains(name))
     }
 
-    /// Whom the limits count: the user, or the client address when unauthenticated.
-    pub(super) fn sender_key(&self) -> String {
-        self.user
-            .as_ref()
-            .map_or_else(|| self.client.ip().to_string(), |(name, _)| name.clone())
+    /// Whom the abuse limits count for the mail in progress: the authenticated user; for
+    /// mail a trusted network relays without AUTH, its envelope sender with
+    /// `security.per_sender`, else nobody (a smart host sends for many users, who would
+    /// share one count: it has its own limits, as Postfix exempts `$mynetworks`); a peer:
+    /// nobody (its requests were counted where they came in). A client neither
+    /// trusted nor authenticated cannot get this far, but would count by its address.
+    pub(super) fn limits_key(&self) -> Option<String> {
+        if self.is_peer() {
+            return None;
+        }
+        if let Some((name, _)) = &self.user {
+            return Some(name.clone());
+        }
+        if !self.policy.is_trusted(self.client.ip()) {
+            return Some(self.client.ip().to_string());
+        }
+        let sender = self.transaction.as_ref().map(|t| t.sender.as_str())?;
+        self.policy.per_sender.then(|| format!("<{sender}>"))
     }
 
     /// The mail in progress was not accepted: its requests do not count.
     pub(super) fn give_back_quota(&mut self) {
         if self.counted > 0 {
-            self.policy.give_back(&self.sender_key(), self.counted);
+            self.policy.give_back(&self.counted_for, self.counted);
             self.counted = 0;
         }
     }
@@ -433,6 +449,51 @@ mod tests {
         let mut bytes = b"MAIL FROM:<a@example.com>\r\n".iter();
         assert!(matches!(session.ingest(&mut bytes, &mut out), Step::Read));
         assert!(String::from_utf8(out).unwrap().starts_with("503 5.5.1 Say EHLO"));
+    }
+
+    /// Answers to `RCPT` for two numbers from a session of `client` under `config`, with
+    /// a limit of one request a minute.
+    fn two_recipients(client: &str, edit: impl FnOnce(&mut Config), user: Option<&str>) -> String {
+        let mut config = Config::default();
+        config.security.per_minute = 1;
+        config.security.trusted_networks = vec!["127.0.0.1/32".parse().unwrap()];
+        edit(&mut config);
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let mut session = Session::new(settings, policy, client.parse().unwrap(), true);
+        if let Some(name) = user {
+            let user: crate::users::User = toml::from_str("password = \"x\"").unwrap();
+            session.user = Some((name.to_string(), user));
+        }
+        let mut out = Vec::new();
+        let mut bytes = b"EHLO a.example\r\nMAIL FROM:<a@example.com>\r\n\
+            RCPT TO:<+33477858589@sms>\r\nRCPT TO:<+447911123456@sms>\r\n"
+            .iter();
+        assert!(matches!(session.ingest(&mut bytes, &mut out), Step::Read));
+        let text = String::from_utf8(out).unwrap();
+        text.lines()
+            .skip_while(|l| !l.contains("Sender"))
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_trusted_relay_is_not_limited_per_address_but_per_sender_if_asked_and_users_always() {
+        let relayed = two_recipients("127.0.0.1:25", |_| {}, None);
+        assert_eq!(relayed.matches("250 2.1.5").count(), 2, "{relayed}");
+        let per_sender = two_recipients("127.0.0.1:25", |c| c.security.per_sender = true, None);
+        assert!(
+            per_sender.ends_with("450 4.7.1 <a@example.com>: more than 1 requests in a minute, try again later"),
+            "{per_sender}"
+        );
+        let user = two_recipients("192.0.2.1:25", |_| {}, Some("alice"));
+        assert!(
+            user.ends_with("450 4.7.1 alice: more than 1 requests in a minute, try again later"),
+            "{user}"
+        );
+        let user_on_trusted = two_recipients("127.0.0.1:25", |_| {}, Some("alice"));
+        assert!(user_on_trusted.contains("450 4.7.1 alice:"), "{user_on_trusted}");
     }
 
     proptest! {

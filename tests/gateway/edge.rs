@@ -46,3 +46,18 @@ fn starttls_forgets_an_auth_identity_learned_in_clear() {
     assert_eq!(client.auth_plain("alice", "correct horse").code, 235);
     client.command("MAIL FROM:<alice@example.com>", 250);
 }
+
+#[test]
+fn a_smart_host_on_a_trusted_network_relays_a_burst_of_200_sms_with_the_default_limits() {
+    let gateway = Gateway::options("").production_limits().start();
+    let mut client = gateway.client();
+    client.command("EHLO postfix.example", 250);
+    for i in 0..200 {
+        client.command(&format!("MAIL FROM:<user{i}@example.com>"), 250);
+        client.command(&format!("RCPT TO:<+33612{:06}@sms>", 100_000 + i), 250);
+        client.command("DATA", 354);
+        client.send("Subject: burst\r\n\r\none of many\r\n.\r\n");
+        client.expect(250);
+    }
+    assert_eq!(gateway.queue().len(), 200);
+}
