@@ -111,6 +111,12 @@ impl Session {
         }
     }
 
+    /// Octets of the message in progress kept so far (the connection loop counts them
+    /// as progress; data being discarded is not kept).
+    pub fn buffered(&self) -> usize {
+        self.message.len()
+    }
+
     /// Between commands: a shutdown may close the session without cutting a message.
     pub fn is_between_commands(&self) -> bool {
         matches!(self.state, SessionState::Command(_))

@@ -1,9 +1,15 @@
 //! The SMTP edge under abuse and at its borders: what the protocol says of an empty
 //! message and of STARTTLS, and the limits that keep one client from starving the others.
 
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use crate::support::gateway::Gateway;
 use crate::support::pki::Pki;
-use crate::support::smtp::Client;
+use crate::support::smtp::{Client, message};
+use crate::support::wait::eventually;
 
 #[test]
 fn a_dot_at_once_after_data_is_an_empty_message_refused_with_554_and_the_session_goes_on() {
@@ -60,4 +66,80 @@ fn a_smart_host_on_a_trusted_network_relays_a_burst_of_200_sms_with_the_default_
         client.expect(250);
     }
     assert_eq!(gateway.queue().len(), 200);
+}
+
+/// A TCP connection from `source` (another loopback address) that is never read from,
+/// with a small receive buffer so that the gateway's answers soon fill it.
+fn connect_raw_from(source: &str, address: SocketAddr) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_recv_buffer_size(4096)?;
+            socket.bind(format!("{source}:0").parse().unwrap())?;
+            socket.connect(address).await?.into_std()
+        })
+        .expect("connect from another address");
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+#[test]
+fn clients_that_never_read_their_answers_do_not_keep_a_legitimate_client_out() {
+    let gateway = Gateway::start("[smtp]\nmax_connections = 24\ncommand_timeout_secs = 3\ndata_timeout_secs = 3\n");
+    // Megabytes of NOOP, then a mail: its answers are never read, so the gateway stops
+    // at a blocked write long before the mail.
+    let mut attack = b"NOOP\r\n".repeat(16 * 1024 * 1024 / 6);
+    attack.extend_from_slice(
+        b"MAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\nDATA\r\nSubject: attack\r\n\r\nx\r\n.\r\n",
+    );
+    let attack = Arc::new(attack);
+    let attackers: Vec<_> = (2..26)
+        .map(|host| {
+            let mut stream = connect_raw_from(&format!("127.0.0.{host}"), gateway.smtp);
+            let attack = attack.clone();
+            std::thread::spawn(move || {
+                // Fails once the gateway gives up on this client and resets the connection.
+                let _ = stream.write_all(&attack);
+                stream
+            })
+        })
+        .collect();
+    gateway.wait_for_logs("closed: answers not read in time", 1);
+    let started = Instant::now();
+    let mut client = eventually(Duration::from_secs(30), || {
+        Client::try_connect(gateway.smtp).map_err(|refused| format!("{refused:?}"))
+    });
+    let waited = started.elapsed();
+    let reply = client.mail(&["+447911123456@sms"], &message("legit", "served"));
+    assert_eq!(reply.code, 250, "{reply:?}");
+    for attacker in attackers {
+        drop(attacker.join().unwrap());
+    }
+    let queue = gateway.queue();
+    assert_eq!(queue.len(), 1, "{queue:#?}");
+    assert_eq!(queue[0]["number"], "+447911123456");
+    assert!(waited < Duration::from_secs(20), "served after {waited:?}");
+}
+
+#[test]
+fn one_address_may_open_only_its_share_of_connections_but_a_trusted_network_more() {
+    let gateway =
+        Gateway::start("[smtp]\nmax_connections_per_client = 2\n[security]\ntrusted_networks = [\"127.0.0.1/32\"]\n");
+    let _first = Client::connect_from("127.0.0.2", gateway.smtp);
+    let _second = Client::connect_from("127.0.0.2", gateway.smtp);
+    let mut third = connect_raw_from("127.0.0.2", gateway.smtp);
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut refused = String::new();
+    let _ = std::io::Read::read_to_string(&mut third, &mut refused);
+    assert_eq!(
+        refused,
+        "421 4.7.0 Too many connections from your address 127.0.0.2: at most 2 at once, try again later\r\n"
+    );
+    let trusted: Vec<Client> = (0..5).map(|_| gateway.client()).collect();
+    assert_eq!(trusted.len(), 5);
+    assert!(gateway.wait_for_log("connection refused").contains("127.0.0.2"));
 }
