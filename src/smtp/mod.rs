@@ -2,6 +2,7 @@
 //! [`Session`].
 
 mod auth;
+pub mod budget;
 mod command;
 mod data;
 mod deadline;
@@ -23,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use budget::Budget;
 use deadline::{Clock, DATA_PROGRESS, LAST_WORDS, bounded};
 use load::{Load, Seat};
 use tokio_util::sync::CancellationToken;
@@ -157,6 +159,7 @@ pub async fn serve(
             config.smtp.max_connections,
             config.smtp.max_connections_per_client,
         )),
+        budget: Arc::new(Budget::new(config.smtp.max_buffered_bytes)),
         hashing: Semaphore::new(PASSWORD_CHECKS),
         sessions: TaskTracker::new(),
         shutdown: shutdown.clone(),
@@ -202,6 +205,8 @@ struct Shared {
     store: Store,
     /// The sessions open, in all and per address, and whether that is stress.
     load: Arc<Load>,
+    /// The bytes sessions may hold for messages in progress (`smtp.max_buffered_bytes`).
+    budget: Arc<Budget>,
     /// Password checks running at once.
     hashing: Semaphore,
     sessions: TaskTracker,
@@ -242,7 +247,13 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
         match shared.load.admit(peer.ip(), trusted) {
             Ok(seat) => {
                 let shared_for_session = shared.clone();
-                let session = Session::new(shared.settings.clone(), shared.policy.clone(), peer, loopback);
+                let session = Session::new(
+                    shared.settings.clone(),
+                    shared.policy.clone(),
+                    shared.budget.clone(),
+                    peer,
+                    loopback,
+                );
                 shared.sessions.spawn(async move {
                     let _open = crate::metrics::OpenSession::start();
                     connection(stream, session, listener.implicit_tls, &shared_for_session, seat).await;

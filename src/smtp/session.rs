@@ -13,6 +13,7 @@ use smtp_proto::request::receiver::{
 };
 
 use super::Settings;
+use super::budget::{Budget, insufficient_storage};
 use super::policy::Policy;
 use super::reply::{self, Reply};
 use super::state::{LineCheck, LineLength, SessionState, Step, Transaction, command_state};
@@ -49,6 +50,10 @@ pub struct Session {
     pub(super) transaction: Option<Transaction>,
     /// The message data received so far in DATA or BDAT.
     pub(super) message: Vec<u8>,
+    /// The bytes all sessions may hold for messages in progress, shared.
+    budget: Arc<Budget>,
+    /// Bytes taken from `budget` for `message` (its capacity, or the mail being stored).
+    reserved: usize,
     line_length: LineLength,
     errors: usize,
 }
@@ -56,7 +61,14 @@ pub struct Session {
 impl Session {
     /// A session for `client`, not greeted yet; `loopback_listener` when the listener
     /// only takes loopback connections.
-    pub fn new(settings: Arc<Settings>, policy: Arc<Policy>, client: SocketAddr, loopback_listener: bool) -> Session {
+    /// `budget` is `smtp.max_buffered_bytes`, shared by every session.
+    pub fn new(
+        settings: Arc<Settings>,
+        policy: Arc<Policy>,
+        budget: Arc<Budget>,
+        client: SocketAddr,
+        loopback_listener: bool,
+    ) -> Session {
         Session {
             state: SessionState::Command(RequestReceiver::default()),
             settings,
@@ -71,6 +83,8 @@ impl Session {
             helo: None,
             transaction: None,
             message: Vec::new(),
+            budget,
+            reserved: 0,
             line_length: LineLength::default(),
             errors: 0,
         }
@@ -125,6 +139,10 @@ impl Session {
     /// Consumes bytes until the session needs more, has a mail to store, or must close.
     pub fn ingest(&mut self, bytes: &mut Iter<'_, u8>, out: &mut Vec<u8>) -> Step {
         loop {
+            // The message grows by at most what is left of this read: room first.
+            if matches!(self.state, SessionState::Data(_)) && !self.make_room(bytes.len()) {
+                self.out_of_room(bytes.len());
+            }
             // Each state consumes what it can; `Some(Step::Read)` means the bytes ran out.
             let step = match &mut self.state {
                 SessionState::Command(_) => self.command_bytes(bytes, out),
@@ -218,7 +236,64 @@ impl Session {
     pub(super) fn reset(&mut self) {
         self.transaction = None;
         self.message = Vec::new();
+        self.release_buffer();
         self.give_back_quota();
+    }
+
+    /// Makes room in the message buffer for `incoming` more octets, taken from the
+    /// shared budget first; `false` when the budget is spent. The buffer grows by
+    /// doubling up to `smtp.max_message_size`, and only ever within what was taken, so
+    /// the budget bounds the memory the buffers really hold.
+    pub(super) fn make_room(&mut self, incoming: usize) -> bool {
+        let needed = self.message.len().saturating_add(incoming);
+        if needed <= self.message.capacity() {
+            return true;
+        }
+        let doubled = (self.message.capacity().saturating_mul(2))
+            .max(MIN_BUFFER)
+            .min(self.settings.max_message_size)
+            .max(needed);
+        // Doubled if the budget allows (fewer reallocations), else just what is needed.
+        let take = |target: usize| {
+            let more = target.saturating_sub(self.reserved);
+            (more == 0 || self.budget.take(more)).then_some(target)
+        };
+        let Some(target) = take(doubled).or_else(|| take(needed)) else {
+            return false;
+        };
+        self.reserved = self.reserved.max(target);
+        self.message.reserve_exact(target - self.message.len());
+        true
+    }
+
+    /// No room for `incoming` more octets of a DATA message: the rest is read and
+    /// thrown away, then answered `452 4.3.1` (or `552` if it is too big anyway).
+    fn out_of_room(&mut self, incoming: usize) {
+        let too_big = self.message.len().saturating_add(incoming) > self.settings.max_message_size;
+        let SessionState::Data(receiver) = std::mem::replace(&mut self.state, command_state()) else {
+            unreachable!("called in the DATA state")
+        };
+        let rest = DummyDataReceiver::new_data(&receiver);
+        self.reset();
+        let answer = match too_big {
+            true => reply::too_big(self.settings.max_message_size),
+            false => {
+                tracing::warn!(client = %self.client, "message refused: smtp.max_buffered_bytes in use by messages in progress");
+                insufficient_storage()
+            }
+        };
+        self.discard(rest, answer);
+    }
+
+    /// The message's bytes are no longer held (stored, refused, or forgotten).
+    pub(super) fn release_buffer(&mut self) {
+        self.budget.give_back(std::mem::take(&mut self.reserved));
+    }
+
+    /// Whether the budget has room for a message of `size` octets (at least a small one)
+    /// now: asked at MAIL, so that a client is told at once rather than after its data.
+    pub(super) fn budget_has_room(&self, size: usize) -> bool {
+        self.budget.room() >= size.max(MIN_BUFFER)
     }
 
     /// Authenticated as one of our `[[peer]]`s: another instance forwarding requests.
@@ -258,6 +333,7 @@ impl Session {
 
     /// After `Step::Store`: answer the end of data with the commit's outcome.
     pub fn stored(&mut self, result: Result<Vec<i64>, StoreError>, out: &mut Vec<u8>) -> Option<Step> {
+        self.release_buffer();
         let reply = match result {
             Ok(ids) => {
                 self.counted = 0;
@@ -314,9 +390,13 @@ impl Session {
 impl Drop for Session {
     /// A connection that ends in the middle of a mail took nothing.
     fn drop(&mut self) {
+        self.release_buffer();
         self.give_back_quota();
     }
 }
+
+/// The smallest message buffer: most mails that become SMS are a few KiB.
+const MIN_BUFFER: usize = 8 * 1024;
 
 fn line_too_long() -> Reply {
     Reply::new(500, "5.5.2", "Line too long")
@@ -335,6 +415,7 @@ mod tests {
         Session::new(
             Arc::new(settings),
             Arc::new(policy),
+            Arc::new(Budget::new(config.smtp.max_buffered_bytes)),
             "127.0.0.1:1".parse().unwrap(),
             true,
         )
@@ -386,7 +467,8 @@ mod tests {
             ("192.0.2.1:25", "530 5.7.0 Must issue a STARTTLS"),
             ("127.0.0.1:25", "250 2.1.0"),
         ] {
-            let mut session = Session::new(settings.clone(), policy.clone(), client.parse().unwrap(), false);
+            let budget = Arc::new(Budget::new(1 << 20));
+            let mut session = Session::new(settings.clone(), policy.clone(), budget, client.parse().unwrap(), false);
             out.clear();
             let mut bytes = b"EHLO a.example\r\nMAIL FROM:<a@example.com>\r\n".iter();
             assert!(matches!(session.ingest(&mut bytes, &mut out), Step::Read));
@@ -466,7 +548,8 @@ mod tests {
         edit(&mut config);
         let settings = Arc::new(super::super::Settings::from_config(&config));
         let policy = Arc::new(Policy::from_config(&config));
-        let mut session = Session::new(settings, policy, client.parse().unwrap(), true);
+        let budget = Arc::new(Budget::new(1 << 20));
+        let mut session = Session::new(settings, policy, budget, client.parse().unwrap(), true);
         if let Some(name) = user {
             let user: crate::users::User = toml::from_str("password = \"x\"").unwrap();
             session.user = Some((name.to_string(), user));
@@ -500,6 +583,88 @@ mod tests {
         );
         let user_on_trusted = two_recipients("127.0.0.1:25", |_| {}, Some("alice"));
         assert!(user_on_trusted.contains("450 4.7.1 alice:"), "{user_on_trusted}");
+    }
+
+    /// A session sharing `budget`, through the envelope (and `more`), and its answers.
+    fn session_with(budget: &Arc<Budget>, more: &[u8]) -> (Session, String, Vec<Vec<u8>>) {
+        let config = Config::default();
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let mut session = Session::new(settings, policy, budget.clone(), "127.0.0.1:1".parse().unwrap(), true);
+        let (out, stored) = feed(&mut session, &[ENVELOPE, more].concat());
+        (session, out, stored)
+    }
+
+    /// Feeds `bytes` to `session`: its answers, and the mails stored.
+    fn feed(session: &mut Session, bytes: &[u8]) -> (String, Vec<Vec<u8>>) {
+        let mut out = Vec::new();
+        let mut stored = Vec::new();
+        let mut bytes = bytes.iter();
+        loop {
+            match session.ingest(&mut bytes, &mut out) {
+                Step::Read => break,
+                Step::Store(mail) => {
+                    stored.push(mail.raw.clone());
+                    let _ = session.stored(Ok(vec![1]), &mut out);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (String::from_utf8(out).unwrap(), stored)
+    }
+
+    #[test]
+    fn messages_in_progress_share_one_budget_and_past_it_get_452_and_the_session_goes_on() {
+        let budget = Arc::new(Budget::new(20 * 1024));
+        let body = "x".repeat(76) + "\r\n";
+        let half = format!("DATA\r\nSubject: a\r\n\r\n{}", body.repeat(170));
+        let (mut first, out, _) = session_with(&budget, half.as_bytes());
+        assert!(
+            out.ends_with("354 Send the message, end with <CRLF>.<CRLF>\r\n"),
+            "{out}"
+        );
+        let held = budget.used();
+        assert!((13_000..=16 * 1024).contains(&held), "{held}");
+        // A second session is told at MAIL: the budget has no room for a message now.
+        let (mut second, out, _) = session_with(&budget, b"");
+        assert!(
+            out.contains("452 4.3.1 Insufficient system storage: too many messages in progress, try again later"),
+            "{out}"
+        );
+        // The first ends its message: stored, and its bytes given back.
+        let (out, stored) = feed(&mut first, b".\r\n");
+        assert!(out.starts_with("250 2.0.0 Ok: queued as 1"), "{out}");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(budget.used(), 0);
+        // A message that outgrows the budget is read to its end, refused, and forgotten.
+        let (out, _) = feed(
+            &mut second,
+            b"MAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\nDATA\r\n",
+        );
+        assert!(
+            out.ends_with("354 Send the message, end with <CRLF>.<CRLF>\r\n"),
+            "{out}"
+        );
+        let big = format!("Subject: b\r\n\r\n{}.\r\nNOOP\r\n", body.repeat(400));
+        let (out, stored) = feed(&mut second, big.as_bytes());
+        assert!(stored.is_empty());
+        assert_eq!(
+            out,
+            "452 4.3.1 Insufficient system storage: too many messages in progress, try again later\r\n250 2.0.0 OK\r\n"
+        );
+        assert_eq!(budget.used(), 0);
+        drop(first);
+        drop(second);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_dropped_session_gives_its_bytes_back() {
+        let budget = Arc::new(Budget::new(1 << 20));
+        let (session, _, _) = session_with(&budget, b"DATA\r\nSubject: a\r\n\r\nbody");
+        assert!(budget.used() > 0);
+        drop(session);
+        assert_eq!(budget.used(), 0);
     }
 
     proptest! {
