@@ -215,3 +215,26 @@ fn many_large_messages_at_once_hold_no_more_than_the_buffer_budget() {
         "peak {peak} KiB, {before} KiB before: grew {grown_mib} MiB"
     );
 }
+
+#[test]
+fn a_client_that_trickles_an_endless_line_is_closed_at_its_deadline() {
+    let gateway = Gateway::start("[smtp]\ncommand_timeout_secs = 2\n");
+    let stream = std::net::TcpStream::connect(gateway.smtp).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let started = Instant::now();
+    // One byte every 100 ms: each read gets something, but no command ever ends.
+    let trickle = std::thread::spawn(move || {
+        let _ = writer.write_all(b"NOOP ");
+        while writer.write_all(b"x").is_ok() && started.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stream));
+    assert!(lines.next().unwrap().unwrap().starts_with("220"));
+    let last = lines.next().unwrap().unwrap();
+    let closed_after = started.elapsed();
+    assert_eq!(last, "421 4.4.2 Timeout, closing connection");
+    assert!(closed_after < Duration::from_secs(6), "closed after {closed_after:?}");
+    trickle.join().unwrap();
+}
