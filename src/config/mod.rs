@@ -335,12 +335,12 @@ pub struct Security {
     pub deny_prefixes: Vec<String>,
     /// Refuse numbers of the premium-rate type.
     pub deny_premium: bool,
-    /// Accepted requests per user (or per client address when unauthenticated) in a
-    /// minute; 0: no limit.
+    /// Accepted requests per authenticated user (or per envelope sender of a trusted
+    /// network's mail, with `per_sender`) in a minute; 0: no limit.
     pub per_minute: u32,
     /// The same in a day; 0: no limit.
     pub per_day: u32,
-    /// Distinct numbers one user (or client address) may send to per day; 0: no limit.
+    /// Distinct numbers one user (or envelope sender) may send to per day; 0: no limit.
     pub numbers_per_day: u32,
     /// Count the limits of mail relayed by a trusted network (no AUTH) per envelope
     /// sender; false: such mail is not counted (the relay has its own users and limits).
