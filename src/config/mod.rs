@@ -95,6 +95,13 @@ pub struct Smtp {
     pub max_recipients: usize,
     /// Simultaneous connections; more are answered `421` and closed.
     pub max_connections: usize,
+    /// Simultaneous connections from one client address (Postfix's
+    /// `smtpd_client_connection_count_limit`); more are answered `421` and closed. The
+    /// `security.trusted_networks` are exempt; 0: no cap.
+    pub max_connections_per_client: usize,
+    /// Bytes of messages in progress held by all sessions together; past it a transaction
+    /// is answered `452 4.3.1` (the client tries again later). At least `max_message_size`.
+    pub max_buffered_bytes: usize,
     /// Errors in one session before it is closed with `421`.
     pub max_errors: usize,
     /// Seconds to wait for a command line.
@@ -114,6 +121,8 @@ impl Default for Smtp {
             max_message_size: 1024 * 1024,
             max_recipients: 100,
             max_connections: 512,
+            max_connections_per_client: 50,
+            max_buffered_bytes: 64 * 1024 * 1024,
             max_errors: 10,
             command_timeout_secs: 300,
             data_timeout_secs: 300,
@@ -336,13 +345,16 @@ pub struct Security {
     pub deny_prefixes: Vec<String>,
     /// Refuse numbers of the premium-rate type.
     pub deny_premium: bool,
-    /// Accepted requests per user (or per client address when unauthenticated) in a
-    /// minute; 0: no limit.
+    /// Accepted requests per authenticated user (or per envelope sender of a trusted
+    /// network's mail, with `per_sender`) in a minute; 0: no limit.
     pub per_minute: u32,
     /// The same in a day; 0: no limit.
     pub per_day: u32,
-    /// Distinct numbers one user (or client address) may send to per day; 0: no limit.
+    /// Distinct numbers one user (or envelope sender) may send to per day; 0: no limit.
     pub numbers_per_day: u32,
+    /// Count the limits of mail relayed by a trusted network (no AUTH) per envelope
+    /// sender; false: such mail is not counted (the relay has its own users and limits).
+    pub per_sender: bool,
 }
 
 impl Default for Security {
@@ -364,6 +376,7 @@ impl Default for Security {
             per_minute: 60,
             per_day: 1000,
             numbers_per_day: 200,
+            per_sender: false,
         }
     }
 }

@@ -234,3 +234,18 @@ fn sorted<const N: usize, T: Into<String>>(expected: [T; N]) -> Vec<String> {
     expected.sort();
     expected
 }
+
+#[test]
+fn the_edge_limits_have_defaults_and_the_buffer_holds_one_message() {
+    let config = load("").unwrap();
+    assert_eq!(config.smtp.max_connections_per_client, 50);
+    assert_eq!(config.smtp.max_buffered_bytes, 64 * 1024 * 1024);
+    assert!(!config.security.per_sender);
+    assert_eq!(
+        problems("[smtp]\nmax_buffered_bytes = 1000\n"),
+        ["smtp.max_buffered_bytes: must be at least smtp.max_message_size: one message must fit"]
+    );
+    let config =
+        load("[smtp]\nmax_buffered_bytes = 65536\nmax_message_size = 65536\n[security]\nper_sender = true\n").unwrap();
+    assert!(config.security.per_sender);
+}

@@ -61,6 +61,11 @@ pub(super) fn check(config: &Config, peers: &[PeerEntry], problems: &mut Vec<Pro
         (smtp.max_connections >= 1, "smtp.max_connections", "must be at least 1"),
         (smtp.max_errors >= 1, "smtp.max_errors", "must be at least 1"),
         (
+            smtp.max_buffered_bytes >= smtp.max_message_size,
+            "smtp.max_buffered_bytes",
+            "must be at least smtp.max_message_size: one message must fit",
+        ),
+        (
             smtp.command_timeout_secs >= 1,
             "smtp.command_timeout_secs",
             "must be at least 1",

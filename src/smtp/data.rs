@@ -2,6 +2,7 @@
 
 use smtp_proto::request::receiver::DummyDataReceiver;
 
+use super::budget::insufficient_storage;
 use super::reply::{self, Reply};
 use super::session::Session;
 use super::state::Step;
@@ -26,7 +27,14 @@ impl Session {
     pub(super) fn bdat(&mut self, chunk_size: usize, last: bool) {
         let refusal = self.ready_for_data().or_else(|| {
             let total = self.message.len().saturating_add(chunk_size);
-            (total > self.settings.max_message_size).then(|| reply::too_big(self.settings.max_message_size))
+            if total > self.settings.max_message_size {
+                Some(reply::too_big(self.settings.max_message_size))
+            } else if !self.make_room(chunk_size) {
+                tracing::warn!(client = %self.client, "chunk refused: smtp.max_buffered_bytes in use by messages in progress");
+                Some(insufficient_storage())
+            } else {
+                None
+            }
         });
         match refusal {
             // The chunk follows the command whatever we answer: read it, then answer.
@@ -58,6 +66,16 @@ impl Session {
 
     /// The whole message is in: compose its SMS text, or refuse it with the reason.
     pub(super) fn end_of_message(&mut self, out: &mut Vec<u8>) -> Option<Step> {
+        let step = self.finish_message(out);
+        // A mail to store keeps its bytes (and their share of the budget) until stored.
+        if !matches!(step, Some(Step::Store(_))) {
+            self.release_buffer();
+        }
+        step
+    }
+
+    /// The text of the message, and the mail to store; or why it is refused.
+    fn finish_message(&mut self, out: &mut Vec<u8>) -> Option<Step> {
         let (raw, internal) = strip_internal_headers(std::mem::take(&mut self.message));
         // Only another instance may say where a request comes from and where it has been.
         let (origin, trace) = match self.is_peer() {
@@ -73,6 +91,11 @@ impl Session {
         let Some(transaction) = self.transaction.take() else {
             return self.respond(reply::bad_sequence("No transaction in progress"), out);
         };
+        if raw.is_empty() {
+            self.give_back_quota();
+            let empty = Reply::new(554, "5.6.0", "The message is empty: there is no text to send as SMS");
+            return self.respond(empty, out);
+        }
         // A message that arrived in one read was not seen growing: check it whole.
         if raw.len() > self.settings.max_message_size {
             self.give_back_quota();

@@ -2,6 +2,7 @@
 
 use smtp_proto::{MAIL_BODY_BINARYMIME, MAIL_RET_FULL, MAIL_RET_HDRS, MailFrom};
 
+use super::budget::insufficient_storage;
 use super::reply::{self, Reply};
 use super::session::Session;
 use super::state::Transaction;
@@ -23,6 +24,10 @@ impl Session {
         }
         if from.size > self.settings.max_message_size {
             return reply::too_big(self.settings.max_message_size);
+        }
+        if !self.budget_has_room(from.size) {
+            tracing::warn!(client = %self.client, "MAIL refused: smtp.max_buffered_bytes in use by messages in progress");
+            return insufficient_storage();
         }
         if from.flags & MAIL_BODY_BINARYMIME != 0 {
             return Reply::new(555, "5.5.4", "BODY=BINARYMIME is not supported");

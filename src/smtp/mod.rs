@@ -2,9 +2,12 @@
 //! [`Session`].
 
 mod auth;
+pub mod budget;
 mod command;
 mod data;
+mod deadline;
 mod ehlo;
+mod load;
 mod mail;
 pub mod policy;
 mod rcpt;
@@ -19,6 +22,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+
+use budget::Budget;
+use deadline::{Clock, DATA_PROGRESS, LAST_WORDS, bounded};
+use load::{Load, Seat};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -147,7 +154,11 @@ pub async fn serve(
         policy: Arc::new(Policy::from_config(config).with_routes(routes)),
         credentials,
         store,
-        slots: Arc::new(Semaphore::new(config.smtp.max_connections)),
+        load: Arc::new(Load::new(
+            config.smtp.max_connections,
+            config.smtp.max_connections_per_client,
+        )),
+        budget: Arc::new(Budget::new(config.smtp.max_buffered_bytes)),
         hashing: Semaphore::new(PASSWORD_CHECKS),
         sessions: TaskTracker::new(),
         shutdown: shutdown.clone(),
@@ -191,8 +202,10 @@ struct Shared {
     policy: Arc<Policy>,
     credentials: Credentials,
     store: Store,
-    /// One permit per open session (`smtp.max_connections`).
-    slots: Arc<Semaphore>,
+    /// The sessions open, in all and per address, and whether that is stress.
+    load: Arc<Load>,
+    /// The bytes sessions may hold for messages in progress (`smtp.max_buffered_bytes`).
+    budget: Arc<Budget>,
     /// Password checks running at once.
     hashing: Semaphore,
     sessions: TaskTracker,
@@ -229,18 +242,24 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
         };
         backoff = Duration::from_millis(10);
         let _ = stream.set_nodelay(true);
-        match shared.slots.clone().try_acquire_owned() {
-            Ok(permit) => {
+        let trusted = shared.policy.is_trusted(peer.ip());
+        match shared.load.admit(peer.ip(), trusted) {
+            Ok(seat) => {
                 let shared_for_session = shared.clone();
-                let session = Session::new(shared.settings.clone(), shared.policy.clone(), peer, loopback);
+                let session = Session::new(
+                    shared.settings.clone(),
+                    shared.policy.clone(),
+                    shared.budget.clone(),
+                    peer,
+                    loopback,
+                );
                 shared.sessions.spawn(async move {
                     let _open = crate::metrics::OpenSession::start();
-                    connection(stream, session, listener.implicit_tls, &shared_for_session).await;
-                    drop(permit);
+                    connection(stream, session, listener.implicit_tls, &shared_for_session, seat).await;
                 });
             }
-            Err(_) => {
-                let busy = Reply::new(421, "4.7.0", "Too many connections, try again later");
+            Err(busy) => {
+                tracing::info!(client = %peer, reason = %busy.text, "connection refused");
                 shared.sessions.spawn(refuse(stream, busy));
             }
         }
@@ -250,7 +269,7 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
 async fn refuse(mut stream: TcpStream, reply: Reply) {
     let mut out = Vec::new();
     reply.write_to(&mut out);
-    let _ = stream.write_all(&out).await;
+    let _ = bounded(LAST_WORDS, stream.write_all(&out)).await;
 }
 
 /// How a conversation on one stream ended.
@@ -260,11 +279,14 @@ enum Ended {
     StartTls,
 }
 
-async fn connection(mut stream: TcpStream, mut session: Session, implicit_tls: bool, shared: &Shared) {
+/// One connection, from the greeting (or the TLS handshake) to its close; `_seat` is
+/// its place among the open sessions, given back when it ends.
+async fn connection(mut stream: TcpStream, mut session: Session, implicit_tls: bool, shared: &Shared, _seat: Seat) {
+    let mut clock = Clock::new(shared.settings.command_timeout, shared.load.stress());
     let mut out = Vec::with_capacity(512);
     if !implicit_tls {
         session.greeting(&mut out);
-        if let Ended::Closed = converse(&mut stream, &mut session, out, shared).await {
+        if let Ended::Closed = converse(&mut stream, &mut session, out, shared, &mut clock).await {
             return;
         }
         out = Vec::new();
@@ -272,48 +294,65 @@ async fn connection(mut stream: TcpStream, mut session: Session, implicit_tls: b
     let Some(acceptor) = shared.credentials.acceptor() else {
         return;
     };
-    let handshake = tokio::time::timeout(shared.settings.command_timeout, acceptor.accept(stream)).await;
-    let mut tls = match handshake {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(error)) => {
+    // The handshake is one exchange: it must end within the command timeout.
+    let mut tls = match clock.within(acceptor.accept(stream)).await {
+        Some(Ok(tls)) => tls,
+        Some(Err(error)) => {
             tracing::info!(client = %session.client(), %error, "TLS handshake failed");
             return;
         }
-        Err(_) => return,
+        None => return,
     };
+    clock.progress(shared.settings.command_timeout);
     session.tls_started();
     if implicit_tls {
         session.greeting(&mut out);
     }
-    converse(&mut tls, &mut session, out, shared).await;
-    let _ = tls.shutdown().await;
+    converse(&mut tls, &mut session, out, shared, &mut clock).await;
+    let _ = bounded(LAST_WORDS, tls.shutdown()).await;
 }
 
 /// Reads, feeds the session, writes its answers; stores mail and checks passwords when
 /// it asks. Answers are written once per read, so pipelined commands get one write.
-async fn converse<S>(stream: &mut S, session: &mut Session, mut out: Vec<u8>, shared: &Shared) -> Ended
+/// Every read and write is held to `clock`: answers written, or [`DATA_PROGRESS`] more
+/// octets of a message kept, are progress; nothing else is.
+async fn converse<S>(
+    stream: &mut S,
+    session: &mut Session,
+    mut out: Vec<u8>,
+    shared: &Shared,
+    clock: &mut Clock,
+) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buffer = vec![0u8; 16 * 1024];
+    // The message octets kept when progress was last counted.
+    let mut kept = 0;
     loop {
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            // A client that does not read its answers blocks this write: the deadline
+            // ends it.
+            if !matches!(clock.within(stream.write_all(&out)).await, Some(Ok(()))) {
+                tracing::info!(client = %session.client(), "closed: answers not read in time");
                 return Ended::Closed;
             }
             out.clear();
+            clock.progress(session.timeout());
+            kept = session.buffered();
         }
         let read = tokio::select! {
-            read = tokio::time::timeout(session.timeout(), stream.read(&mut buffer)) => read,
+            read = clock.within(stream.read(&mut buffer)) => read,
             () = shared.shutdown.cancelled(), if session.is_between_commands() => {
                 Reply::new(421, "4.3.2", "Shutting down, try again later").write_to(&mut out);
                 break;
             }
         };
         let count = match read {
-            Ok(Ok(0)) | Ok(Err(_)) => return Ended::Closed,
-            Ok(Ok(count)) => count,
-            Err(_) => {
+            Some(Ok(0)) | Some(Err(_)) => return Ended::Closed,
+            Some(Ok(count)) => count,
+            None => {
+                tracing::info!(client = %session.client(), "closed: no progress in time");
                 Reply::new(421, "4.4.2", "Timeout, closing connection").write_to(&mut out);
                 break;
             }
@@ -332,18 +371,30 @@ where
                 Step::Authenticate { user, password } => authenticate(session, user, password, &mut out, shared).await,
                 Step::StartTls => {
                     // Bytes pipelined after STARTTLS were sent in clear: never act on them.
-                    let _ = stream.write_all(&out).await;
+                    let written = clock.within(stream.write_all(&out)).await;
+                    if !matches!(written, Some(Ok(()))) {
+                        return Ended::Closed;
+                    }
+                    clock.progress(shared.settings.command_timeout);
                     return Ended::StartTls;
                 }
                 Step::Close => Some(Step::Close),
             };
             if let Some(Step::Close) = after {
-                let _ = stream.write_all(&out).await;
+                let _ = bounded(LAST_WORDS, stream.write_all(&out)).await;
                 return Ended::Closed;
             }
         }
+        // Message data kept is progress (data being discarded is not).
+        let buffered = session.buffered();
+        if buffered < kept {
+            kept = buffered;
+        } else if buffered - kept >= DATA_PROGRESS {
+            clock.progress(session.timeout());
+            kept = buffered;
+        }
     }
-    let _ = stream.write_all(&out).await;
+    let _ = bounded(LAST_WORDS, stream.write_all(&out)).await;
     Ended::Closed
 }
 

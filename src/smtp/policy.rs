@@ -35,6 +35,8 @@ pub struct Policy {
     per_minute: u32,
     per_day: u32,
     numbers_per_day: u32,
+    /// Count a trusted relay's mail per envelope sender (else not at all).
+    pub per_sender: bool,
     max_auth_failures: u32,
     lockout: Duration,
     usage: Mutex<HashMap<String, Usage>>,
@@ -70,6 +72,7 @@ impl Policy {
             per_minute: security.per_minute,
             per_day: security.per_day,
             numbers_per_day: security.numbers_per_day,
+            per_sender: security.per_sender,
             max_auth_failures: security.max_auth_failures,
             lockout: Duration::from_secs(security.lockout_secs),
             usage: Mutex::default(),

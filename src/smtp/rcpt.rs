@@ -11,11 +11,10 @@ use crate::store::NewRequest;
 
 impl Session {
     /// The answer to RCPT TO: the address is read as a number, checked by the policy,
-    /// refused if no instance can send to it, and counted against the sender's limits
-    /// (not for peers), then added to the transaction.
+    /// refused if no instance can send to it, and counted against the limits of whom
+    /// [`Session::limits_key`] names, then added to the transaction.
     pub(super) fn rcpt(&mut self, to: RcptTo<String>) -> Reply {
-        let who = self.sender_key();
-        let peer = self.is_peer();
+        let who = self.limits_key();
         let Some(transaction) = &mut self.transaction else {
             return reply::bad_sequence("Need MAIL before RCPT");
         };
@@ -49,16 +48,17 @@ impl Session {
             .policy
             .check_number(&recipient.number)
             .and_then(|()| self.policy.check_route(&recipient.number))
-            .and_then(|()| match peer {
-                true => Ok(()),
-                false => self.policy.take_request(&who, &recipient.number, Instant::now()),
+            .and_then(|()| match &who {
+                None => Ok(()),
+                Some(who) => self.policy.take_request(who, &recipient.number, Instant::now()),
             });
         if let Err(reply) = allowed {
             tracing::info!(client = %self.client, rcpt = %to.address, reason = %reply.text, "recipient refused");
             return reply;
         }
-        if !peer {
+        if let Some(who) = who {
             self.counted += 1;
+            self.counted_for = who;
         }
         tracing::info!(client = %self.client, rcpt = %to.address, number = %recipient.number, "recipient accepted");
         let text = format!("Recipient ok: SMS to {}", recipient.number);

@@ -13,6 +13,7 @@ use smtp_proto::request::receiver::{
 };
 
 use super::Settings;
+use super::budget::{Budget, insufficient_storage};
 use super::policy::Policy;
 use super::reply::{self, Reply};
 use super::state::{LineCheck, LineLength, SessionState, Step, Transaction, command_state};
@@ -38,15 +39,21 @@ pub struct Session {
     pub(super) user: Option<(String, User)>,
     /// Failed AUTH in a row from this client address (for the delay before answering).
     pub(super) auth_failures: u32,
-    /// Requests counted against the sender's limits for the mail in progress: given back
-    /// unless the mail is stored.
+    /// Requests counted against the sender's limits for the mail in progress, and whom
+    /// they were counted for: given back unless the mail is stored.
     pub(super) counted: usize,
+    /// Whom `counted` counts (see [`Session::limits_key`]).
+    pub(super) counted_for: String,
     /// The name given in EHLO/HELO; `None` until then.
     pub(super) helo: Option<String>,
     /// The envelope of the mail in progress; `None` outside MAIL … DATA.
     pub(super) transaction: Option<Transaction>,
     /// The message data received so far in DATA or BDAT.
     pub(super) message: Vec<u8>,
+    /// The bytes all sessions may hold for messages in progress, shared.
+    budget: Arc<Budget>,
+    /// Bytes taken from `budget` for `message` (its capacity, or the mail being stored).
+    reserved: usize,
     line_length: LineLength,
     errors: usize,
 }
@@ -54,7 +61,14 @@ pub struct Session {
 impl Session {
     /// A session for `client`, not greeted yet; `loopback_listener` when the listener
     /// only takes loopback connections.
-    pub fn new(settings: Arc<Settings>, policy: Arc<Policy>, client: SocketAddr, loopback_listener: bool) -> Session {
+    /// `budget` is `smtp.max_buffered_bytes`, shared by every session.
+    pub fn new(
+        settings: Arc<Settings>,
+        policy: Arc<Policy>,
+        budget: Arc<Budget>,
+        client: SocketAddr,
+        loopback_listener: bool,
+    ) -> Session {
         Session {
             state: SessionState::Command(RequestReceiver::default()),
             settings,
@@ -65,9 +79,12 @@ impl Session {
             user: None,
             auth_failures: 0,
             counted: 0,
+            counted_for: String::new(),
             helo: None,
             transaction: None,
             message: Vec::new(),
+            budget,
+            reserved: 0,
             line_length: LineLength::default(),
             errors: 0,
         }
@@ -84,11 +101,13 @@ impl Session {
         Reply::new(220, "2.0.0", text).write_to(out);
     }
 
-    /// After the TLS handshake: everything said before is forgotten (RFC 3207 §4.2).
+    /// After the TLS handshake: everything said before is forgotten (RFC 3207 §4.2),
+    /// the AUTH identity included: the session is as before EHLO, now encrypted.
     pub fn tls_started(&mut self) {
         self.tls = true;
-        self.helo = None;
         self.reset();
+        self.helo = None;
+        self.user = None;
         self.state = command_state();
     }
 
@@ -106,6 +125,12 @@ impl Session {
         }
     }
 
+    /// Octets of the message in progress kept so far (the connection loop counts them
+    /// as progress; data being discarded is not kept).
+    pub fn buffered(&self) -> usize {
+        self.message.len()
+    }
+
     /// Between commands: a shutdown may close the session without cutting a message.
     pub fn is_between_commands(&self) -> bool {
         matches!(self.state, SessionState::Command(_))
@@ -114,6 +139,10 @@ impl Session {
     /// Consumes bytes until the session needs more, has a mail to store, or must close.
     pub fn ingest(&mut self, bytes: &mut Iter<'_, u8>, out: &mut Vec<u8>) -> Step {
         loop {
+            // The message grows by at most what is left of this read: room first.
+            if matches!(self.state, SessionState::Data(_)) && !self.make_room(bytes.len()) {
+                self.out_of_room(bytes.len());
+            }
             // Each state consumes what it can; `Some(Step::Read)` means the bytes ran out.
             let step = match &mut self.state {
                 SessionState::Command(_) => self.command_bytes(bytes, out),
@@ -207,7 +236,64 @@ impl Session {
     pub(super) fn reset(&mut self) {
         self.transaction = None;
         self.message = Vec::new();
+        self.release_buffer();
         self.give_back_quota();
+    }
+
+    /// Makes room in the message buffer for `incoming` more octets, taken from the
+    /// shared budget first; `false` when the budget is spent. The buffer grows by
+    /// doubling up to `smtp.max_message_size`, and only ever within what was taken, so
+    /// the budget bounds the memory the buffers really hold.
+    pub(super) fn make_room(&mut self, incoming: usize) -> bool {
+        let needed = self.message.len().saturating_add(incoming);
+        if needed <= self.message.capacity() {
+            return true;
+        }
+        let doubled = (self.message.capacity().saturating_mul(2))
+            .max(MIN_BUFFER)
+            .min(self.settings.max_message_size)
+            .max(needed);
+        // Doubled if the budget allows (fewer reallocations), else just what is needed.
+        let take = |target: usize| {
+            let more = target.saturating_sub(self.reserved);
+            (more == 0 || self.budget.take(more)).then_some(target)
+        };
+        let Some(target) = take(doubled).or_else(|| take(needed)) else {
+            return false;
+        };
+        self.reserved = self.reserved.max(target);
+        self.message.reserve_exact(target - self.message.len());
+        true
+    }
+
+    /// No room for `incoming` more octets of a DATA message: the rest is read and
+    /// thrown away, then answered `452 4.3.1` (or `552` if it is too big anyway).
+    fn out_of_room(&mut self, incoming: usize) {
+        let too_big = self.message.len().saturating_add(incoming) > self.settings.max_message_size;
+        let SessionState::Data(receiver) = std::mem::replace(&mut self.state, command_state()) else {
+            unreachable!("called in the DATA state")
+        };
+        let rest = DummyDataReceiver::new_data(&receiver);
+        self.reset();
+        let answer = match too_big {
+            true => reply::too_big(self.settings.max_message_size),
+            false => {
+                tracing::warn!(client = %self.client, "message refused: smtp.max_buffered_bytes in use by messages in progress");
+                insufficient_storage()
+            }
+        };
+        self.discard(rest, answer);
+    }
+
+    /// The message's bytes are no longer held (stored, refused, or forgotten).
+    pub(super) fn release_buffer(&mut self) {
+        self.budget.give_back(std::mem::take(&mut self.reserved));
+    }
+
+    /// Whether the budget has room for a message of `size` octets (at least a small one)
+    /// now: asked at MAIL, so that a client is told at once rather than after its data.
+    pub(super) fn budget_has_room(&self, size: usize) -> bool {
+        self.budget.room() >= size.max(MIN_BUFFER)
     }
 
     /// Authenticated as one of our `[[peer]]`s: another instance forwarding requests.
@@ -217,23 +303,37 @@ impl Session {
             .is_some_and(|(name, _)| self.settings.peers.contains(name))
     }
 
-    /// Whom the limits count: the user, or the client address when unauthenticated.
-    pub(super) fn sender_key(&self) -> String {
-        self.user
-            .as_ref()
-            .map_or_else(|| self.client.ip().to_string(), |(name, _)| name.clone())
+    /// Whom the abuse limits count for the mail in progress: the authenticated user; for
+    /// mail a trusted network relays without AUTH, its envelope sender with
+    /// `security.per_sender`, else nobody (a smart host sends for many users, who would
+    /// share one count: it has its own limits, as Postfix exempts `$mynetworks`); a peer:
+    /// nobody (its requests were counted where they came in). A client neither
+    /// trusted nor authenticated cannot get this far, but would count by its address.
+    pub(super) fn limits_key(&self) -> Option<String> {
+        if self.is_peer() {
+            return None;
+        }
+        if let Some((name, _)) = &self.user {
+            return Some(name.clone());
+        }
+        if !self.policy.is_trusted(self.client.ip()) {
+            return Some(self.client.ip().to_string());
+        }
+        let sender = self.transaction.as_ref().map(|t| t.sender.as_str())?;
+        self.policy.per_sender.then(|| format!("<{sender}>"))
     }
 
     /// The mail in progress was not accepted: its requests do not count.
     pub(super) fn give_back_quota(&mut self) {
         if self.counted > 0 {
-            self.policy.give_back(&self.sender_key(), self.counted);
+            self.policy.give_back(&self.counted_for, self.counted);
             self.counted = 0;
         }
     }
 
     /// After `Step::Store`: answer the end of data with the commit's outcome.
     pub fn stored(&mut self, result: Result<Vec<i64>, StoreError>, out: &mut Vec<u8>) -> Option<Step> {
+        self.release_buffer();
         let reply = match result {
             Ok(ids) => {
                 self.counted = 0;
@@ -261,7 +361,13 @@ impl Session {
 
     /// After `354`: the message follows.
     pub(super) fn start_data(&mut self) {
-        self.state = SessionState::Data(DataReceiver::new());
+        let mut receiver = DataReceiver::new();
+        // The receiver knows a line's start only from the CRLF before it, and starts as if
+        // in the middle of a line: without the CRLF that ended the DATA command, a `.` at
+        // once would not end the message and a first line `..x` would stay stuffed.
+        let mut seen = Vec::new();
+        receiver.ingest(&mut b"\r\n".iter(), &mut seen);
+        self.state = SessionState::Data(receiver);
     }
 
     /// A BDAT chunk of `chunk_size` octets follows.
@@ -284,9 +390,13 @@ impl Session {
 impl Drop for Session {
     /// A connection that ends in the middle of a mail took nothing.
     fn drop(&mut self) {
+        self.release_buffer();
         self.give_back_quota();
     }
 }
+
+/// The smallest message buffer: most mails that become SMS are a few KiB.
+const MIN_BUFFER: usize = 8 * 1024;
 
 fn line_too_long() -> Reply {
     Reply::new(500, "5.5.2", "Line too long")
@@ -305,6 +415,7 @@ mod tests {
         Session::new(
             Arc::new(settings),
             Arc::new(policy),
+            Arc::new(Budget::new(config.smtp.max_buffered_bytes)),
             "127.0.0.1:1".parse().unwrap(),
             true,
         )
@@ -356,13 +467,204 @@ mod tests {
             ("192.0.2.1:25", "530 5.7.0 Must issue a STARTTLS"),
             ("127.0.0.1:25", "250 2.1.0"),
         ] {
-            let mut session = Session::new(settings.clone(), policy.clone(), client.parse().unwrap(), false);
+            let budget = Arc::new(Budget::new(1 << 20));
+            let mut session = Session::new(settings.clone(), policy.clone(), budget, client.parse().unwrap(), false);
             out.clear();
             let mut bytes = b"EHLO a.example\r\nMAIL FROM:<a@example.com>\r\n".iter();
             assert!(matches!(session.ingest(&mut bytes, &mut out), Step::Read));
             let text = String::from_utf8(out.clone()).unwrap();
             assert!(text.lines().last().unwrap().starts_with(code), "{client}: {text}");
         }
+    }
+
+    /// The texts of the mails stored in a conversation of `chunks`.
+    fn stored_messages(chunks: &[&[u8]]) -> (Vec<Vec<u8>>, String) {
+        let mut session = session();
+        let mut out = Vec::new();
+        let mut stored = Vec::new();
+        for chunk in chunks {
+            let mut bytes = chunk.iter();
+            loop {
+                match session.ingest(&mut bytes, &mut out) {
+                    Step::Read => break,
+                    Step::Store(mail) => {
+                        stored.push(mail.raw.clone());
+                        let _ = session.stored(Ok(vec![1]), &mut out);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        (stored, String::from_utf8(out).unwrap())
+    }
+
+    const ENVELOPE: &[u8] = b"EHLO a.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\n";
+
+    #[test]
+    fn a_dot_at_once_after_data_ends_an_empty_message_refused_with_554() {
+        for split in [false, true] {
+            let (stored, out) = match split {
+                false => stored_messages(&[ENVELOPE, b"DATA\r\n.\r\nNOOP\r\n"]),
+                true => stored_messages(&[ENVELOPE, b"DATA\r\n", b".", b"\r", b"\nNOOP\r\n"]),
+            };
+            assert!(stored.is_empty(), "{stored:?}");
+            assert!(
+                out.contains("554 5.6.0 The message is empty: there is no text to send as SMS\r\n250 2.0.0 OK\r\n"),
+                "{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_line_is_unstuffed_like_any_other() {
+        let (stored, out) = stored_messages(&[ENVELOPE, b"DATA\r\n..x\r\n\r\n..y\r\n.\r\n"]);
+        assert_eq!(stored, vec![b".x\r\n\r\n.y\r\n".to_vec()], "{out}");
+        let (stored, _) = stored_messages(&[ENVELOPE, b"DATA\r\n", b".", b".x\r\n\r\nbody\r\n.\r\n"]);
+        assert_eq!(stored, vec![b".x\r\n\r\nbody\r\n".to_vec()]);
+    }
+
+    #[test]
+    fn starttls_forgets_the_auth_identity_and_the_greeting() {
+        let mut session = session();
+        let mut out = Vec::new();
+        let mut bytes = b"EHLO a.example\r\n".iter();
+        assert!(matches!(session.ingest(&mut bytes, &mut out), Step::Read));
+        let alice: crate::users::User = toml::from_str("password = \"x\"").unwrap();
+        session.user = Some(("alice".into(), alice));
+        session.tls_started();
+        assert!(session.user.is_none() && session.helo.is_none());
+        out.clear();
+        let mut bytes = b"MAIL FROM:<a@example.com>\r\n".iter();
+        assert!(matches!(session.ingest(&mut bytes, &mut out), Step::Read));
+        assert!(String::from_utf8(out).unwrap().starts_with("503 5.5.1 Say EHLO"));
+    }
+
+    /// Answers to `RCPT` for two numbers from a session of `client` under `config`, with
+    /// a limit of one request a minute.
+    fn two_recipients(client: &str, edit: impl FnOnce(&mut Config), user: Option<&str>) -> String {
+        let mut config = Config::default();
+        config.security.per_minute = 1;
+        config.security.trusted_networks = vec!["127.0.0.1/32".parse().unwrap()];
+        edit(&mut config);
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let budget = Arc::new(Budget::new(1 << 20));
+        let mut session = Session::new(settings, policy, budget, client.parse().unwrap(), true);
+        if let Some(name) = user {
+            let user: crate::users::User = toml::from_str("password = \"x\"").unwrap();
+            session.user = Some((name.to_string(), user));
+        }
+        let mut out = Vec::new();
+        let mut bytes = b"EHLO a.example\r\nMAIL FROM:<a@example.com>\r\n\
+            RCPT TO:<+33477858589@sms>\r\nRCPT TO:<+447911123456@sms>\r\n"
+            .iter();
+        assert!(matches!(session.ingest(&mut bytes, &mut out), Step::Read));
+        let text = String::from_utf8(out).unwrap();
+        text.lines()
+            .skip_while(|l| !l.contains("Sender"))
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_trusted_relay_is_not_limited_per_address_but_per_sender_if_asked_and_users_always() {
+        let relayed = two_recipients("127.0.0.1:25", |_| {}, None);
+        assert_eq!(relayed.matches("250 2.1.5").count(), 2, "{relayed}");
+        let per_sender = two_recipients("127.0.0.1:25", |c| c.security.per_sender = true, None);
+        assert!(
+            per_sender.ends_with("450 4.7.1 <a@example.com>: more than 1 requests in a minute, try again later"),
+            "{per_sender}"
+        );
+        let user = two_recipients("192.0.2.1:25", |_| {}, Some("alice"));
+        assert!(
+            user.ends_with("450 4.7.1 alice: more than 1 requests in a minute, try again later"),
+            "{user}"
+        );
+        let user_on_trusted = two_recipients("127.0.0.1:25", |_| {}, Some("alice"));
+        assert!(user_on_trusted.contains("450 4.7.1 alice:"), "{user_on_trusted}");
+    }
+
+    /// A session sharing `budget`, through the envelope (and `more`), and its answers.
+    fn session_with(budget: &Arc<Budget>, more: &[u8]) -> (Session, String, Vec<Vec<u8>>) {
+        let config = Config::default();
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let mut session = Session::new(settings, policy, budget.clone(), "127.0.0.1:1".parse().unwrap(), true);
+        let (out, stored) = feed(&mut session, &[ENVELOPE, more].concat());
+        (session, out, stored)
+    }
+
+    /// Feeds `bytes` to `session`: its answers, and the mails stored.
+    fn feed(session: &mut Session, bytes: &[u8]) -> (String, Vec<Vec<u8>>) {
+        let mut out = Vec::new();
+        let mut stored = Vec::new();
+        let mut bytes = bytes.iter();
+        loop {
+            match session.ingest(&mut bytes, &mut out) {
+                Step::Read => break,
+                Step::Store(mail) => {
+                    stored.push(mail.raw.clone());
+                    let _ = session.stored(Ok(vec![1]), &mut out);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (String::from_utf8(out).unwrap(), stored)
+    }
+
+    #[test]
+    fn messages_in_progress_share_one_budget_and_past_it_get_452_and_the_session_goes_on() {
+        let budget = Arc::new(Budget::new(20 * 1024));
+        let body = "x".repeat(76) + "\r\n";
+        let half = format!("DATA\r\nSubject: a\r\n\r\n{}", body.repeat(170));
+        let (mut first, out, _) = session_with(&budget, half.as_bytes());
+        assert!(
+            out.ends_with("354 Send the message, end with <CRLF>.<CRLF>\r\n"),
+            "{out}"
+        );
+        let held = budget.used();
+        assert!((13_000..=16 * 1024).contains(&held), "{held}");
+        // A second session is told at MAIL: the budget has no room for a message now.
+        let (mut second, out, _) = session_with(&budget, b"");
+        assert!(
+            out.contains("452 4.3.1 Insufficient system storage: too many messages in progress, try again later"),
+            "{out}"
+        );
+        // The first ends its message: stored, and its bytes given back.
+        let (out, stored) = feed(&mut first, b".\r\n");
+        assert!(out.starts_with("250 2.0.0 Ok: queued as 1"), "{out}");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(budget.used(), 0);
+        // A message that outgrows the budget is read to its end, refused, and forgotten.
+        let (out, _) = feed(
+            &mut second,
+            b"MAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\nDATA\r\n",
+        );
+        assert!(
+            out.ends_with("354 Send the message, end with <CRLF>.<CRLF>\r\n"),
+            "{out}"
+        );
+        let big = format!("Subject: b\r\n\r\n{}.\r\nNOOP\r\n", body.repeat(400));
+        let (out, stored) = feed(&mut second, big.as_bytes());
+        assert!(stored.is_empty());
+        assert_eq!(
+            out,
+            "452 4.3.1 Insufficient system storage: too many messages in progress, try again later\r\n250 2.0.0 OK\r\n"
+        );
+        assert_eq!(budget.used(), 0);
+        drop(first);
+        drop(second);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_dropped_session_gives_its_bytes_back() {
+        let budget = Arc::new(Budget::new(1 << 20));
+        let (session, _, _) = session_with(&budget, b"DATA\r\nSubject: a\r\n\r\nbody");
+        assert!(budget.used() > 0);
+        drop(session);
+        assert_eq!(budget.used(), 0);
     }
 
     proptest! {

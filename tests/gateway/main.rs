@@ -8,6 +8,7 @@ mod conversation;
 mod data;
 mod dsn;
 mod durability;
+mod edge;
 mod faults;
 mod full;
 mod link;

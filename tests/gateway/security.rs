@@ -11,12 +11,12 @@ use crate::support::pki::Pki;
 use crate::support::smtp::Client;
 
 impl Pki {
-    fn users(&self) -> PathBuf {
+    pub(crate) fn users(&self) -> PathBuf {
         self.dir.0.join("users.toml")
     }
 
     /// `smsgw user add`, the password on standard input.
-    fn add_user(&self, name: &str, password: &str, senders: &[&str]) {
+    pub(crate) fn add_user(&self, name: &str, password: &str, senders: &[&str]) {
         let config = self.dir.0.join("cli.toml");
         std::fs::write(&config, format!("[security]\nusers_file = {:?}\n", self.users())).unwrap();
         let mut command = Command::new(BIN);
@@ -30,7 +30,7 @@ impl Pki {
     }
 
     /// The `[security]` section, with `extra` keys.
-    fn security(&self, extra: &str) -> String {
+    pub(crate) fn security(&self, extra: &str) -> String {
         format!(
             "[security]\ntls_cert = {:?}\ntls_key = {:?}\nusers_file = {:?}\n\
              trusted_networks = [\"127.0.0.1/32\"]\nauth_failure_delay_ms = 10\n{extra}\n",
@@ -133,7 +133,7 @@ fn repeated_auth_failures_lock_the_address_out() {
 fn rate_limits_and_number_lists_refuse_exactly_at_their_thresholds() {
     let pki = Pki::new();
     let gateway = Gateway::start(&pki.security(
-        "per_minute = 3\nper_day = 100\nnumbers_per_day = 100\ndeny_prefixes = [\"+3389\"]\nallow_prefixes = [\"+33\", \"+44\"]",
+        "per_minute = 3\nper_day = 100\nnumbers_per_day = 100\nper_sender = true\ndeny_prefixes = [\"+3389\"]\nallow_prefixes = [\"+33\", \"+44\"]",
     ));
     let mut client = gateway.client();
     client.command("EHLO mta.example", 250);
@@ -151,7 +151,7 @@ fn rate_limits_and_number_lists_refuse_exactly_at_their_thresholds() {
     let limited = client.command("RCPT TO:<+33612345679@sms>", 450);
     assert_eq!(
         limited.text(),
-        "4.7.1 127.0.0.1: more than 3 requests in a minute, try again later"
+        "4.7.1 <a@example.com>: more than 3 requests in a minute, try again later"
     );
     assert!(gateway.wait_for_log("more than 3 requests").contains("refused"));
 }
@@ -241,14 +241,15 @@ fn a_message_is_stored_without_forged_internal_headers() {
 
 #[test]
 fn a_mail_refused_after_rcpt_does_not_use_up_the_sender_s_quota() {
-    let gateway = Gateway::start("[security]\nper_minute = 2\n");
+    // A trusted relay is counted per envelope sender only when asked.
+    let gateway = Gateway::start("[security]\nper_minute = 2\nper_sender = true\n");
     let recipients = ["+33477858589@sms", "+447911123456@sms"];
     let mut client = gateway.client();
     // No text: refused at the end of DATA, so its two recipients do not count...
     assert_eq!(client.mail(&recipients, "Subject:\r\n\r\n").code, 554);
     client.command("RSET", 250);
     // ...and neither do those of a transaction reset before DATA.
-    client.command("MAIL FROM:<a@example.com>", 250);
+    client.command("MAIL FROM:<sender@example.com>", 250);
     client.command("RCPT TO:<+33477858589@sms>", 250);
     client.command("RSET", 250);
     assert_eq!(
@@ -257,7 +258,7 @@ fn a_mail_refused_after_rcpt_does_not_use_up_the_sender_s_quota() {
     );
     let mut third = gateway.client();
     third.command("EHLO mta.example", 250);
-    third.command("MAIL FROM:<a@example.com>", 250);
+    third.command("MAIL FROM:<sender@example.com>", 250);
     assert!(
         third
             .command("RCPT TO:<+33612345678@sms>", 450)
@@ -279,11 +280,16 @@ fn sighup_reloads_the_certificate() {
 }
 
 #[test]
-fn the_default_abuse_limits_hold_without_any_setting() {
-    let gateway = Gateway::options("").production_limits().start();
+fn the_default_abuse_limits_hold_for_an_authenticated_user_without_any_setting() {
+    let pki = Pki::new();
+    pki.add_user("alice", "correct horse", &[]);
+    let users = format!("[security]\nusers_file = {:?}\n", pki.users());
+    let gateway = Gateway::options(&users).production_limits().start();
     let numbers: Vec<String> = (0..61).map(|i| format!("+33612{:06}@sms", 100_000 + i)).collect();
-    let mut client = gateway.client();
-    client.command("EHLO mta.example", 250);
+    // Not a trusted network: AUTH (in clear on this loopback-only listener).
+    let mut client = Client::connect_from("127.0.0.2", gateway.smtp);
+    client.command("EHLO mua.example", 250);
+    assert_eq!(client.auth_plain("alice", "correct horse").code, 235);
     client.command("MAIL FROM:<a@example.com>", 250);
     for number in &numbers[..60] {
         client.command(&format!("RCPT TO:<{number}>"), 250);
@@ -291,7 +297,7 @@ fn the_default_abuse_limits_hold_without_any_setting() {
     let limited = client.command(&format!("RCPT TO:<{}>", numbers[60]), 450);
     assert_eq!(
         limited.text(),
-        "4.7.1 127.0.0.1: more than 60 requests in a minute, try again later"
+        "4.7.1 alice: more than 60 requests in a minute, try again later"
     );
     client.command("DATA", 354);
     client.send("Subject: sixty\r\n\r\nof them\r\n.\r\n");

@@ -170,6 +170,11 @@ impl Gateway {
         wait_for_exit(&mut child, Duration::from_secs(20))
     }
 
+    /// The gateway's process id (for its memory in /proc).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub(crate) fn client(&self) -> Client {
         Client::connect(self.smtp)
     }

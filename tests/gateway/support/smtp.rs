@@ -66,6 +66,19 @@ impl Client {
         Client::greeted(stream)
     }
 
+    /// Connects and returns the client if greeted with 220, else the reply it got
+    /// instead (a 421 when the gateway refuses the connection).
+    pub(crate) fn try_connect(address: SocketAddr) -> Result<Client, Option<Reply>> {
+        let tcp = TcpStream::connect(address).map_err(|_| None)?;
+        tcp.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        let reader = BufReader::new(Box::new(tcp.try_clone().unwrap()) as Box<dyn Stream>);
+        let mut client = Client { reader, tcp };
+        match client.reply() {
+            Some(reply) if reply.code == 220 => Ok(client),
+            other => Err(other),
+        }
+    }
+
     /// Connects to an implicit-TLS listener; the greeting comes after the handshake.
     pub(crate) fn connect_tls(address: SocketAddr, ca: &Path) -> Client {
         let tcp = TcpStream::connect(address).expect("connect");

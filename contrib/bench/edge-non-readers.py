@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""How long a legitimate client waits while clients that never read hold every slot.
+
+The recipe of issue 15: `smtp.max_connections = 24`, nothing else changed (timeouts
+300 s). 24 clients from 127.0.0.2 ... 127.0.0.25 each pipeline MB of `NOOP` and never
+read a reply. A client from 127.0.0.1 then connects every half second until it is
+greeted with 220, and sends one mail. Prints how long after the attack it was served.
+
+Run from the project root, after `cargo build --release` (or give another binary):
+
+    contrib/bench/edge-non-readers.py [--attackers 24] [--binary target/release/smsgw]
+"""
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def attacker(address, source, attack, held):
+    sock = socket.socket()
+    # A small receive buffer: the gateway's answers fill it at once.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.bind((source, 0))
+    sock.connect(address)
+    held.append(sock)
+    try:
+        sock.sendall(attack)
+    except OSError:
+        pass  # the gateway gave up on this client
+
+
+def reply(f):
+    while True:
+        line = f.readline()
+        if not line:
+            return None
+        if line[3:4] != b"-":
+            return line.decode().strip()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--attackers", type=int, default=24)
+    parser.add_argument("--binary", default="target/release/smsgw")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="smsgw-edge-non-readers-")
+    config = os.path.join(work, "smsgw.toml")
+    with open(config, "w") as f:
+        f.write(f'[instance]\ndata_dir = "{work}/data"\n[smtp]\nlisten = ["127.0.0.1:0"]\nmax_connections = 24\n')
+    gateway = subprocess.Popen(
+        [args.binary, "serve", "--config", config],
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, RUST_LOG="warn,smsgw::smtp=info"),
+    )
+    address = None
+    for line in gateway.stderr:
+        found = re.search(rb"SMTP listening address=(\S+)", line)
+        if found:
+            host, port = found.group(1).decode().rsplit(":", 1)
+            address = (host, int(port))
+            break
+    if address is None:
+        sys.exit("the gateway did not start")
+    threading.Thread(target=lambda: gateway.stderr.read(), daemon=True).start()
+
+    attack = b"NOOP\r\n" * (16 * 1024 * 1024 // 6)
+    held = []
+    for i in range(args.attackers):
+        threading.Thread(
+            target=attacker, args=(address, f"127.0.0.{2 + i}", attack, held), daemon=True
+        ).start()
+    while len(held) < args.attackers:
+        time.sleep(0.01)
+    started = time.monotonic()
+    refused = 0
+    while True:
+        sock = socket.create_connection(address)
+        f = sock.makefile("rb")
+        greeting = reply(f)
+        if greeting and greeting.startswith("220"):
+            break
+        refused += 1
+        sock.close()
+        time.sleep(0.5)
+    waited = time.monotonic() - started
+    answers = []
+    for command in [
+        b"EHLO legit.example",
+        b"MAIL FROM:<legit@example.com>",
+        b"RCPT TO:<+33477858589@sms>",
+        b"DATA",
+        b"Subject: legit\r\n\r\nserved\r\n.",
+    ]:
+        sock.sendall(command + b"\r\n")
+        answers.append(reply(f))
+    print(f"served {waited:.1f} s after the attack began ({refused} connections refused before)")
+    print(f"its mail: {answers[-1]}")
+    gateway.terminate()
+    gateway.wait()
+    subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
