@@ -24,20 +24,26 @@ impl Session {
             }
             Request::Rset => {
                 self.reset();
-                Reply::new(250, "2.0.0", "Reset")
+                return self.respond_to_junk(Reply::new(250, "2.0.0", "Reset"), out);
             }
-            Request::Noop { .. } => Reply::new(250, "2.0.0", "OK"),
-            Request::Vrfy { .. } => Reply::new(
-                252,
-                "2.5.0",
-                "Cannot verify, but mail to <number>@sms will be attempted",
-            ),
-            Request::Help { .. } => Reply::new(
-                214,
-                "2.0.0",
-                "smsgw turns mail to <phone>@sms into SMS\n\
-                 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT",
-            ),
+            Request::Noop { .. } => return self.respond_to_junk(Reply::new(250, "2.0.0", "OK"), out),
+            Request::Vrfy { .. } => {
+                let reply = Reply::new(
+                    252,
+                    "2.5.0",
+                    "Cannot verify, but mail to <number>@sms will be attempted",
+                );
+                return self.respond_to_junk(reply, out);
+            }
+            Request::Help { .. } => {
+                let reply = Reply::new(
+                    214,
+                    "2.0.0",
+                    "smsgw turns mail to <phone>@sms into SMS\n\
+                     Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT",
+                );
+                return self.respond_to_junk(reply, out);
+            }
             Request::Quit => {
                 Reply::new(221, "2.0.0", "Bye").write_to(out);
                 return Some(Step::Close);

@@ -56,7 +56,14 @@ pub struct Session {
     reserved: usize,
     line_length: LineLength,
     errors: usize,
+    /// RSET, NOOP, VRFY and HELP since the last mail stored (see [`JUNK_COMMANDS`]).
+    junk: usize,
 }
+
+/// RSET, NOOP, VRFY and HELP a session may send between two mails before each one more
+/// counts as an error (Postfix's `smtpd_junk_command_limit`): a client that keeps a
+/// connection alive with them, and sends nothing, is closed after `smtp.max_errors` more.
+pub(super) const JUNK_COMMANDS: usize = 100;
 
 impl Session {
     /// A session for `client`, not greeted yet; `loopback_listener` when the listener
@@ -87,6 +94,7 @@ impl Session {
             reserved: 0,
             line_length: LineLength::default(),
             errors: 0,
+            junk: 0,
         }
     }
 
@@ -223,11 +231,27 @@ impl Session {
     pub(super) fn respond(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<Step> {
         reply.write_to(out);
         if reply.is_protocol_error() {
-            self.errors += 1;
-            if self.errors >= self.settings.max_errors {
-                Reply::new(421, "4.7.0", "Too many errors, closing connection").write_to(out);
-                return Some(Step::Close);
-            }
+            return self.count_error(out);
+        }
+        None
+    }
+
+    /// Answers a command that does nothing (RSET, NOOP, VRFY, HELP); past
+    /// [`JUNK_COMMANDS`] since the last mail, it also counts as an error.
+    pub(super) fn respond_to_junk(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<Step> {
+        self.junk += 1;
+        let step = self.respond(reply, out);
+        if step.is_none() && self.junk > JUNK_COMMANDS {
+            return self.count_error(out);
+        }
+        step
+    }
+
+    fn count_error(&mut self, out: &mut Vec<u8>) -> Option<Step> {
+        self.errors += 1;
+        if self.errors >= self.settings.max_errors {
+            Reply::new(421, "4.7.0", "Too many errors, closing connection").write_to(out);
+            return Some(Step::Close);
         }
         None
     }
@@ -337,6 +361,7 @@ impl Session {
         let reply = match result {
             Ok(ids) => {
                 self.counted = 0;
+                self.junk = 0;
                 let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
                 Reply::new(250, "2.0.0", format!("Ok: queued as {}", ids.join(" ")))
             }
@@ -453,6 +478,36 @@ mod tests {
         assert!(whole.ends_with("221 2.0.0 Bye\r\n"), "{whole}");
         let bytewise: Vec<&[u8]> = DIALOGUE.chunks(1).collect();
         assert_eq!(converse(&bytewise), whole);
+    }
+
+    #[test]
+    fn junk_commands_past_the_limit_count_as_errors_until_a_mail_is_stored() {
+        let max_errors = Config::default().smtp.max_errors;
+        let noops = |count: usize| "NOOP\r\n".repeat(count);
+        // At the limit, every NOOP is answered and the session goes on.
+        let within = converse(&[format!("EHLO a.example\r\n{}QUIT\r\n", noops(JUNK_COMMANDS)).as_bytes()]);
+        assert!(within.ends_with("221 2.0.0 Bye\r\n"), "{within}");
+        // Past it, each is still answered, and max_errors of them close the session.
+        let past = converse(&[format!("EHLO a.example\r\n{}QUIT\r\n", noops(JUNK_COMMANDS + max_errors)).as_bytes()]);
+        assert!(
+            past.ends_with("250 2.0.0 OK\r\n421 4.7.0 Too many errors, closing connection\r\n"),
+            "{}",
+            &past[past.len() - 200..]
+        );
+        // A mail stored in between starts the count again: a smart host that sends RSET
+        // between its mails on one connection is never closed for it.
+        let mail = "MAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\nDATA\r\nhi\r\n.\r\n";
+        let relay = format!(
+            "EHLO a.example\r\n{}{mail}{}QUIT\r\n",
+            noops(JUNK_COMMANDS),
+            noops(JUNK_COMMANDS)
+        );
+        let relayed = converse(&[relay.as_bytes()]);
+        assert!(
+            relayed.ends_with("221 2.0.0 Bye\r\n"),
+            "{}",
+            &relayed[relayed.len() - 200..]
+        );
     }
 
     #[test]
