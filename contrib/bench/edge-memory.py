@@ -15,14 +15,14 @@ Run from the project root, after `cargo build --release` (or give another binary
 
 import argparse
 import collections
-import os
-import re
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+from edgegateway import reply
+import edgegateway
 
 
 def status_kib(pid, field):
@@ -33,14 +33,9 @@ def status_kib(pid, field):
     raise RuntimeError(f"no {field}")
 
 
-def reply(sock_file):
-    """One SMTP reply's code (the last line's)."""
-    while True:
-        line = sock_file.readline()
-        if not line:
-            return None
-        if line[3:4] != b"-":
-            return int(line[:3])
+def code_of(line):
+    """An SMTP reply's code, or None when the connection closed."""
+    return int(line[:3]) if line else None
 
 
 def session(address, source, body, all_sent, codes):
@@ -54,7 +49,7 @@ def session(address, source, body, all_sent, codes):
         sock.sendall(b"EHLO bench.example\r\n")
         reply(f)
         sock.sendall(b"MAIL FROM:<bench@example.com>\r\n")
-        code = reply(f)
+        code = code_of(reply(f))
         if code == 250:
             sock.sendall(b"RCPT TO:<+33477858589@sms>\r\n")
             reply(f)
@@ -64,7 +59,7 @@ def session(address, source, body, all_sent, codes):
         all_sent.wait()
         if code == 250:
             sock.sendall(b"\r\n.\r\n")
-            code = reply(f)
+            code = code_of(reply(f))
         sock.sendall(b"QUIT\r\n")
         reply(f)
         sock.close()
@@ -82,33 +77,16 @@ def main():
     parser.add_argument("--binary", default="target/release/smsgw")
     args = parser.parse_args()
 
-    work = tempfile.mkdtemp(prefix="smsgw-edge-memory-")
     budget = f"max_buffered_bytes = {args.budget}\n" if args.budget else ""
-    config = os.path.join(work, "smsgw.toml")
     # Twice the sessions as max_connections: below 80%, so no stress mode shortens the
     # timeouts of sessions that wait for the others at the barrier.
-    with open(config, "w") as f:
-        f.write(
-            f'[instance]\ndata_dir = "{work}/data"\n'
-            f'[smtp]\nlisten = ["127.0.0.1:0"]\nmax_connections = {args.sessions * 2}\n'
-            f"max_message_size = {args.size + 64 * 1024}\n{budget}"
-            "[security]\nper_minute = 0\nper_day = 0\nnumbers_per_day = 0\n"
-        )
-    gateway = subprocess.Popen(
-        [args.binary, "serve", "--config", config],
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, RUST_LOG="warn,smsgw::smtp=info"),
+    gateway, address, work = edgegateway.start(
+        args.binary,
+        f'[smtp]\nlisten = ["127.0.0.1:0"]\nmax_connections = {args.sessions * 2}\n'
+        f"max_message_size = {args.size + 64 * 1024}\n{budget}"
+        "[security]\nper_minute = 0\nper_day = 0\nnumbers_per_day = 0\n",
+        "edge-memory",
     )
-    address = None
-    for line in gateway.stderr:
-        found = re.search(rb"SMTP listening address=(\S+)", line)
-        if found:
-            host, port = found.group(1).decode().rsplit(":", 1)
-            address = (host, int(port))
-            break
-    if address is None:
-        sys.exit("the gateway did not start")
-    threading.Thread(target=lambda: gateway.stderr.read(), daemon=True).start()
     before = status_kib(gateway.pid, "VmRSS:")
 
     line = b"x" * 998 + b"\r\n"

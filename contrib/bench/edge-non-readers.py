@@ -12,14 +12,14 @@ Run from the project root, after `cargo build --release` (or give another binary
 """
 
 import argparse
-import os
-import re
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+from edgegateway import reply
+import edgegateway
 
 
 def attacker(address, source, attack, held):
@@ -35,39 +35,14 @@ def attacker(address, source, attack, held):
         pass  # the gateway gave up on this client
 
 
-def reply(f):
-    while True:
-        line = f.readline()
-        if not line:
-            return None
-        if line[3:4] != b"-":
-            return line.decode().strip()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attackers", type=int, default=24)
     parser.add_argument("--binary", default="target/release/smsgw")
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="smsgw-edge-non-readers-")
-    config = os.path.join(work, "smsgw.toml")
-    with open(config, "w") as f:
-        f.write(f'[instance]\ndata_dir = "{work}/data"\n[smtp]\nlisten = ["127.0.0.1:0"]\nmax_connections = 24\n')
-    gateway = subprocess.Popen(
-        [args.binary, "serve", "--config", config],
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, RUST_LOG="warn,smsgw::smtp=info"),
+    gateway, address, work = edgegateway.start(
+        args.binary, '[smtp]\nlisten = ["127.0.0.1:0"]\nmax_connections = 24\n', "edge-non-readers"
     )
-    address = None
-    for line in gateway.stderr:
-        found = re.search(rb"SMTP listening address=(\S+)", line)
-        if found:
-            host, port = found.group(1).decode().rsplit(":", 1)
-            address = (host, int(port))
-            break
-    if address is None:
-        sys.exit("the gateway did not start")
-    threading.Thread(target=lambda: gateway.stderr.read(), daemon=True).start()
 
     attack = b"NOOP\r\n" * (16 * 1024 * 1024 // 6)
     held = []
