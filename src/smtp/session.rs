@@ -532,25 +532,16 @@ mod tests {
         }
     }
 
-    /// The texts of the mails stored in a conversation of `chunks`.
+    /// The texts of the mails stored in a conversation of `chunks`, fed read by read.
     fn stored_messages(chunks: &[&[u8]]) -> (Vec<Vec<u8>>, String) {
         let mut session = session();
-        let mut out = Vec::new();
-        let mut stored = Vec::new();
+        let (mut all_out, mut all_stored) = (String::new(), Vec::new());
         for chunk in chunks {
-            let mut bytes = chunk.iter();
-            loop {
-                match session.ingest(&mut bytes, &mut out) {
-                    Step::Read => break,
-                    Step::Store(mail) => {
-                        stored.push(mail.raw.clone());
-                        let _ = session.stored(Ok(vec![1]), &mut out);
-                    }
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
+            let (out, stored) = feed(&mut session, chunk);
+            all_out.push_str(&out);
+            all_stored.extend(stored);
         }
-        (stored, String::from_utf8(out).unwrap())
+        (all_stored, all_out)
     }
 
     const ENVELOPE: &[u8] = b"EHLO a.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\n";

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::gateway::Gateway;
 use crate::support::pki::Pki;
-use crate::support::smtp::{Client, message};
+use crate::support::smtp::{Client, message, tcp_from};
 use crate::support::wait::eventually;
 
 #[test]
@@ -71,20 +71,7 @@ fn a_smart_host_on_a_trusted_network_relays_a_burst_of_200_sms_with_the_default_
 /// A TCP connection from `source` (another loopback address) that is never read from,
 /// with a small receive buffer so that the gateway's answers soon fill it.
 fn connect_raw_from(source: &str, address: SocketAddr) -> std::net::TcpStream {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stream = runtime
-        .block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.set_recv_buffer_size(4096)?;
-            socket.bind(format!("{source}:0").parse().unwrap())?;
-            socket.connect(address).await?.into_std()
-        })
-        .expect("connect from another address");
-    stream.set_nonblocking(false).unwrap();
-    stream
+    tcp_from(source, address, Some(4096))
 }
 
 #[test]

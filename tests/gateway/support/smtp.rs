@@ -44,6 +44,28 @@ pub(crate) fn queued_ids(text: &str) -> Vec<i64> {
         .collect()
 }
 
+/// A TCP connection from `source` (another loopback address, 127.0.0.2, ...), with a
+/// receive buffer of `receive_buffer` bytes if given (small: a client that does not read
+/// soon makes the gateway's writes block).
+pub(crate) fn tcp_from(source: &str, address: SocketAddr, receive_buffer: Option<u32>) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            if let Some(size) = receive_buffer {
+                socket.set_recv_buffer_size(size)?;
+            }
+            socket.bind(format!("{source}:0").parse().unwrap())?;
+            socket.connect(address).await?.into_std()
+        })
+        .expect("connect from another address");
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
 impl Client {
     pub(crate) fn connect(address: SocketAddr) -> Client {
         Client::greeted(TcpStream::connect(address).expect("connect"))
@@ -51,19 +73,7 @@ impl Client {
 
     /// Connects from another loopback address (127.0.0.2, ...), as a remote client would.
     pub(crate) fn connect_from(source: &str, address: SocketAddr) -> Client {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let stream = runtime
-            .block_on(async {
-                let socket = tokio::net::TcpSocket::new_v4()?;
-                socket.bind(format!("{source}:0").parse().unwrap())?;
-                socket.connect(address).await?.into_std()
-            })
-            .expect("connect from another address");
-        stream.set_nonblocking(false).unwrap();
-        Client::greeted(stream)
+        Client::greeted(tcp_from(source, address, None))
     }
 
     /// Connects and returns the client if greeted with 220, else the reply it got
