@@ -5,10 +5,13 @@ The recipe of issue 15: `smtp.max_connections = 24`, nothing else changed (timeo
 300 s). 24 clients from 127.0.0.2 ... 127.0.0.25 each pipeline MB of `NOOP` and never
 read a reply. A client from 127.0.0.1 then connects every half second until it is
 greeted with 220, and sends one mail. Prints how long after the attack it was served.
+`--command "EHLO x"` pipelines a command that is not junk (NOOP is: past 100 of them a
+session is closed for errors before its writes block), so the write deadline decides.
 
 Run from the project root, after `cargo build --release` (or give another binary):
 
-    contrib/bench/edge-non-readers.py [--attackers 24] [--binary target/release/smsgw]
+    contrib/bench/edge-non-readers.py [--attackers 24] [--command NOOP]
+                                      [--binary target/release/smsgw]
 """
 
 import argparse
@@ -38,13 +41,15 @@ def attacker(address, source, attack, held):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attackers", type=int, default=24)
+    parser.add_argument("--command", default="NOOP", help="the line each attacker pipelines")
     parser.add_argument("--binary", default="target/release/smsgw")
     args = parser.parse_args()
     gateway, address, work = edgegateway.start(
         args.binary, '[smtp]\nlisten = ["127.0.0.1:0"]\nmax_connections = 24\n', "edge-non-readers"
     )
 
-    attack = b"NOOP\r\n" * (16 * 1024 * 1024 // 6)
+    line = args.command.encode() + b"\r\n"
+    attack = line * (16 * 1024 * 1024 // len(line))
     held = []
     for i in range(args.attackers):
         threading.Thread(
