@@ -283,9 +283,10 @@ fn a_first_answer_after_its_timeout_is_not_taken_for_the_next_command_s() {
 
 #[test]
 fn a_repeated_final_result_is_not_taken_for_the_next_send_s() {
-    // sim0 answers NUMBER's AT+CMGS twice ("+CMGS: 0", OK, "+CMGS: 0", OK). Taken for
-    // the next send's answer, MARKER would be "sent" with NUMBER's reference, and its
-    // status report would match nothing: both must be delivered, each sent once.
+    // sim0 answers NUMBER's AT+CMGS twice ("+CMGS: 0", OK, then "+CMGS: 0", OK again
+    // when the next command line arrives: here MARKER's AT+CMGS, or a probe before it).
+    // Taken for that send's answer, MARKER would be "sent" with NUMBER's reference, and
+    // its status report would match nothing: both must be delivered, each sent once.
     let gateway = one_modem(&format!("repeat_final = [\"{NUMBER}\"]"));
     send(&gateway);
     gateway.wait_state(1, "delivered");

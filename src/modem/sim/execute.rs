@@ -46,10 +46,7 @@ impl Modem {
                 ok()
             }
             Command::ErrorMode(_) => Err(NOT_ALLOWED),
-            Command::PinQuery => Ok(vec![format!(
-                "+CPIN: {}",
-                if self.pin_ok { "READY" } else { "SIM PIN" }
-            )]),
+            Command::PinQuery => Ok(vec![format!("+CPIN: {}", self.sim_state())]),
             Command::PinEnter(pin) => self.enter_pin(&pin),
             Command::FormatQuery => Ok(vec!["+CMGF: 0".to_string()]),
             Command::Format(0) => ok(),
@@ -58,7 +55,17 @@ impl Modem {
             Command::CentreSet(number) => self.set_centre(number),
             Command::IndicationsQuery => Ok(vec![format_cnmi(self.profile.cnmi)]),
             Command::Indications(cnmi) => self.set_indications(cnmi, now),
-            Command::Registration => Ok(vec![format!("+CREG: 0,{}", if self.pin_ok { 1 } else { 0 })]),
+            Command::Registration => Ok(vec![format!(
+                "+CREG: {},{}",
+                self.profile.creg,
+                if self.pin_ok { 1 } else { 0 }
+            )]),
+            // Only 0 is kept: this modem never changes cell, so it has nothing to report.
+            Command::RegistrationMode(mode @ 0..=2) => {
+                self.profile.creg = mode;
+                ok()
+            }
+            Command::RegistrationMode(_) => Err(NOT_ALLOWED),
             Command::Signal => Ok(vec!["+CSQ: 20,99".to_string()]),
             Command::Manufacturer => Ok(vec!["smsgw".to_string()]),
             Command::Model => Ok(vec!["simulated GSM modem".to_string()]),
@@ -73,6 +80,16 @@ impl Modem {
             Command::List(stat) => self.unlocked().and_then(|()| self.selected().list(stat)),
         };
         CommandResult::Answer(answer)
+    }
+
+    /// What `AT+CPIN?` says: `NOT READY` for the first `cpin_not_ready` queries (the
+    /// fault), then whether the PIN is still owed.
+    fn sim_state(&mut self) -> &'static str {
+        if self.pin_queries < self.config.cpin_not_ready {
+            self.pin_queries += 1;
+            return "NOT READY";
+        }
+        if self.pin_ok { "READY" } else { "SIM PIN" }
     }
 
     /// The memory `AT+CPMS` selected for reading.

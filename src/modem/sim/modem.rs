@@ -86,6 +86,11 @@ pub(super) struct Modem {
     prompts_withheld: u32,
     /// Parts accepted so far (the `wedge_after_sends` fault).
     parts_accepted: u32,
+    /// `AT+CPIN?` answered `NOT READY` so far (the `cpin_not_ready` fault).
+    pub(super) pin_queries: u32,
+    /// The `repeat_final` fault's second answer, written when the next command line
+    /// arrives: a late answer that lands while the gateway waits for another.
+    repeat: Option<Vec<u8>>,
 }
 
 impl Modem {
@@ -112,6 +117,8 @@ impl Modem {
             lines_answered: 0,
             prompts_withheld: 0,
             parts_accepted: 0,
+            pin_queries: 0,
+            repeat: None,
         })
     }
 
@@ -150,6 +157,9 @@ impl Modem {
                     ESC => {}
                     b'\r' => {
                         let line = String::from_utf8_lossy(&mem::take(line)).into_owned();
+                        if let Some(repeat) = self.repeat.take() {
+                            out.bytes.extend_from_slice(&repeat);
+                        }
                         self.run_line(line.trim(), now, out);
                     }
                     b'\n' => {}
@@ -310,8 +320,13 @@ impl Modem {
         out.records.push(Record::new(&self.name, mr, submitted, now.wall));
         self.reply(Ok(vec![format!("+CMGS: {mr}")]), out);
         if repeat {
-            tracing::info!(modem = %self.name, mr, "repeat fault: the answer comes twice");
-            self.reply(Ok(vec![format!("+CMGS: {mr}")]), out);
+            tracing::info!(modem = %self.name, mr, "repeat fault: the answer comes again with the next command");
+            let mut again = Output {
+                garbage: out.garbage,
+                ..Output::default()
+            };
+            self.reply(Ok(vec![format!("+CMGS: {mr}")]), &mut again);
+            self.repeat = Some(again.bytes);
         }
         self.parts_accepted += 1;
         if self.parts_accepted == self.config.wedge_after_sends {
