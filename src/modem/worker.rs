@@ -507,3 +507,28 @@ async fn status_report(context: &Context, report: StatusReport) -> Result<(), St
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sim_that_needs_a_person_is_locked() {
+        let table = [
+            ("+CPIN: READY", SimState::Ready),
+            ("+CPIN: SIM PIN", SimState::Pin),
+            ("+CPIN: NOT READY", SimState::NotReady),
+            ("+CPIN: NOT INSERTED", SimState::Unusable),
+            ("+CPIN: SIM BUSY", SimState::Unusable),
+            ("+CPIN: SIM PUK", SimState::Locked),
+            ("+CPIN: SIM PIN2", SimState::Locked),
+            ("+CPIN: SIM PUK2", SimState::Locked),
+            ("+CPIN: PH-SIM PIN", SimState::Locked),
+            ("+CPIN: PH-NET PUK", SimState::Locked),
+        ];
+        for (line, expected) in table {
+            assert_eq!(SimState::of(&[line.to_string()]), expected, "{line}");
+        }
+        assert_eq!(SimState::of(&[]), SimState::Unusable);
+    }
+}
