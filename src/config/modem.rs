@@ -146,6 +146,9 @@ pub struct SimConfig {
     /// The first this many `AT+CPIN?` are answered `+CPIN: NOT READY`, as a modem
     /// answers for a moment after `RDY`; 0: ready at once.
     pub cpin_not_ready: u32,
+    /// After the first `AT+CNMI`, announces an SMS that is not there (`+CMTI` for an
+    /// empty slot, whose `AT+CMGR` is answered with a bare `OK`), once.
+    pub phantom_sms: bool,
 }
 
 impl fmt::Debug for SimConfig {
@@ -165,6 +168,7 @@ impl fmt::Debug for SimConfig {
             .field("no_prompt", &self.no_prompt)
             .field("wedge_after_sends", &self.wedge_after_sends)
             .field("cpin_not_ready", &self.cpin_not_ready)
+            .field("phantom_sms", &self.phantom_sms)
             .finish()
     }
 }
@@ -186,6 +190,7 @@ impl Default for SimConfig {
             no_prompt: 0,
             wedge_after_sends: 0,
             cpin_not_ready: 0,
+            phantom_sms: false,
         }
     }
 }

@@ -338,6 +338,19 @@ fn a_prompt_that_never_comes_is_left_with_esc_and_the_sms_sent_once() {
 }
 
 #[test]
+fn an_announced_sms_that_is_not_there_is_deleted_and_the_modem_kept() {
+    // sim0 announces +CMTI for an empty slot, whose AT+CMGR gets a bare OK: logged,
+    // deleted, and the modem goes on without a reopen.
+    let gateway = one_modem("phantom_sms = true");
+    let line = gateway.wait_for_log("unreadable stored message");
+    assert!(line.contains("modem=sim0"), "{line}");
+    send(&gateway);
+    gateway.wait_state(1, "delivered");
+    assert!(gateway.log_lines("modem down").is_empty(), "kept without a reopen");
+    assert_eq!(numbers(&gateway, "sim0"), [NUMBER]);
+}
+
+#[test]
 fn a_sim_not_ready_yet_is_waited_for_not_disabled() {
     // AT+CPIN? says NOT READY six times (as for a moment after RDY): asked again in
     // place, then the modem is reopened with backoff, and is ready once the SIM is.

@@ -72,7 +72,7 @@ impl Modem {
             Command::Serial => Ok(vec![self.imei.clone()]),
             Command::SelectMemory(memory) => self.select_memory(&memory),
             Command::MemoryQuery => Ok(vec![self.memory_use()]),
-            Command::Read(index) => self.unlocked().and_then(|()| self.selected().read(index)),
+            Command::Read(index) => self.unlocked().and_then(|()| self.read(index)),
             Command::Delete { index, flag } => self
                 .unlocked()
                 .and_then(|()| self.selected().delete(index, flag))
@@ -178,7 +178,25 @@ impl Modem {
         }
         self.profile.cnmi = cnmi;
         self.deliver_incoming(now);
+        self.announce_phantom(now);
         ok()
+    }
+
+    /// `AT+CMGR=<index>` in the selected memory. The `phantom_sms` fault's slot, empty,
+    /// reads as a bare `OK`, as many modems answer for an empty slot (others, and this
+    /// one elsewhere, answer `+CMS ERROR: 321`).
+    fn read(&mut self, index: u16) -> Answer {
+        let phantom = self.phantom_announced && !self.profile.reports_selected && index == self.storage.capacity();
+        match self.selected().read(index) {
+            Err(_) if phantom => ok(),
+            answer => answer,
+        }
+    }
+
+    /// The `phantom_sms` fault: `+CMTI` for a slot that holds nothing (the last one), as
+    /// a modem that lost the message says; announced once.
+    pub(super) fn phantom_sms(&self, out: &mut Output) {
+        out.say(&format!("+CMTI: \"SM\",{}", self.storage.capacity()));
     }
 
     /// A received SMS, announced as `AT+CNMI`'s `<mt>` says.
