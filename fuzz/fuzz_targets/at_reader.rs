@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use smsgw::modem::at::{self, Command, Event, Final, MAX_LINE, Reader, Registration, SignalQuality};
-use smsgw::modem::sync::{Resync, Step};
+use smsgw::modem::sync::{Resync, Step, budget};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the read size, as a serial port hands over bytes as they come.
@@ -46,26 +46,42 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// Drives one resynchronisation with the events read as its answers, a silence after
-/// each event that is an information line: it must end within a bounded number of steps.
+/// each event that is an information line: it must end within a bounded number of steps,
+/// and, on a clock that moves by each silence (and a millisecond per answer), within
+/// its budget.
 fn resync(events: &[Event]) {
-    let (mut sync, mut step) = Resync::start(Duration::from_secs(1));
+    let timeout = Duration::from_secs(1);
+    let (mut sync, mut step) = Resync::start(timeout);
+    let mut now = Duration::ZERO;
     let mut answers = events.iter().flat_map(|event| {
         let silence = matches!(event, Event::Info(_)).then_some(None);
         [Some(event.clone())].into_iter().chain(silence)
     });
     for _ in 0..10_000 {
         step = match step {
-            Step::Write(_) => sync.written(),
-            Step::Listen(_) => match answers.next() {
-                Some(Some(answer)) => sync.answer(&answer),
+            Step::Write(_) => sync.written(now),
+            Step::Listen(window) => match answers.next() {
+                Some(Some(answer)) => {
+                    now += window.min(Duration::from_millis(1));
+                    sync.answer(&answer, now)
+                }
+                Some(None) => {
+                    now += window;
+                    sync.quiet(now)
+                }
                 // Past the input: each probe gets a lone OK, then silence.
-                Some(None) => sync.quiet(),
-                None => match sync.answer(&Event::Final(Final::Ok)) {
-                    Step::Listen(_) => sync.quiet(),
+                None => match sync.answer(&Event::Final(Final::Ok), now) {
+                    Step::Listen(window) => {
+                        now += window;
+                        sync.quiet(now)
+                    }
                     other => other,
                 },
             },
-            Step::InStep | Step::GiveUp(_) => return,
+            Step::InStep | Step::GiveUp(_) => {
+                assert!(now <= budget(timeout), "{now:?}");
+                return;
+            }
         };
     }
     panic!("the resynchronisation did not end");

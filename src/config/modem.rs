@@ -132,7 +132,8 @@ pub struct SimConfig {
     /// The answer to the first command line comes this many milliseconds late (input
     /// is held meanwhile, as a busy modem does); 0: on time.
     pub late_first_answer_ms: u64,
-    /// Numbers whose `AT+CMGS` final answer (`+CMGS: <mr>` and `OK`) comes twice.
+    /// Numbers whose `AT+CMGS` final answer (`+CMGS: <mr>` and `OK`) comes twice: the
+    /// repeat is held until the next command line arrives, as a late answer would be.
     pub repeat_final: Vec<String>,
     /// Garbage bytes (NUL, 0xFF, BEL, ...) before every line the modem writes.
     pub garbage: bool,
@@ -142,6 +143,12 @@ pub struct SimConfig {
     /// After accepting this many parts the port takes no more bytes, for good (a wedged
     /// USB port); 0: never.
     pub wedge_after_sends: u32,
+    /// The first this many `AT+CPIN?` are answered `+CPIN: NOT READY`, as a modem
+    /// answers for a moment after `RDY`; 0: ready at once.
+    pub cpin_not_ready: u32,
+    /// After the first `AT+CNMI`, announces an SMS that is not there (`+CMTI` for an
+    /// empty slot, whose `AT+CMGR` is answered with a bare `OK`), once.
+    pub phantom_sms: bool,
 }
 
 impl fmt::Debug for SimConfig {
@@ -160,6 +167,8 @@ impl fmt::Debug for SimConfig {
             .field("garbage", &self.garbage)
             .field("no_prompt", &self.no_prompt)
             .field("wedge_after_sends", &self.wedge_after_sends)
+            .field("cpin_not_ready", &self.cpin_not_ready)
+            .field("phantom_sms", &self.phantom_sms)
             .finish()
     }
 }
@@ -180,6 +189,8 @@ impl Default for SimConfig {
             garbage: false,
             no_prompt: 0,
             wedge_after_sends: 0,
+            cpin_not_ready: 0,
+            phantom_sms: false,
         }
     }
 }

@@ -249,3 +249,22 @@ fn the_edge_limits_have_defaults_and_the_buffer_holds_one_message() {
         load("[smtp]\nmax_buffered_bytes = 65536\nmax_message_size = 65536\n[security]\nper_sender = true\n").unwrap();
     assert!(config.security.per_sender);
 }
+
+#[test]
+fn modem_timeouts_too_long_to_add_to_a_clock_are_refused_by_key() {
+    let got = problems(
+        "[[modem]]\nname = \"m\"\nport = \"sim\"\nsend_timeout_secs = 3601\n\
+         command_timeout_secs = 9223372036854775807\nradio_poll_secs = 86401\n",
+    );
+    let keys: Vec<&str> = got.iter().map(|p| p.split(':').next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "modem[0].command_timeout_secs",
+            "modem[0].radio_poll_secs",
+            "modem[0].send_timeout_secs"
+        ],
+        "{got:?}"
+    );
+    load("[[modem]]\nname = \"m\"\nport = \"sim\"\ncommand_timeout_secs = 3600\nradio_poll_secs = 86400\n").unwrap();
+}

@@ -236,6 +236,11 @@ fn check_dsn(config: &Config, problems: &mut Vec<Problem>) {
     report_broken(&rules, problems);
 }
 
+/// The longest a modem's command or send may take: an hour.
+const MAX_MODEM_TIMEOUT_SECS: u64 = 3600;
+/// The longest pause between two reads of a modem's radio: a day.
+const MAX_RADIO_POLL_SECS: u64 = 86_400;
+
 fn check_modems(config: &Config, problems: &mut Vec<Problem>) {
     for (index, modem) in config.modem.iter().enumerate() {
         let key = |field: &str| format!("modem[{index}].{field}");
@@ -244,6 +249,21 @@ fn check_modems(config: &Config, problems: &mut Vec<Problem>) {
         }
         if modem.send_timeout_secs == 0 {
             problems.push(Problem::new(&key("send_timeout_secs"), "must be at least 1"));
+        }
+        // Upper bounds keep deadlines (now + the value) and the lease (a sum of
+        // multiples of them) far from overflowing; none has a use beyond them.
+        for (field, value, max) in [
+            ("send_timeout_secs", modem.send_timeout_secs, MAX_MODEM_TIMEOUT_SECS),
+            (
+                "command_timeout_secs",
+                modem.command_timeout_secs.get(),
+                MAX_MODEM_TIMEOUT_SECS,
+            ),
+            ("radio_poll_secs", modem.radio_poll_secs.get(), MAX_RADIO_POLL_SECS),
+        ] {
+            if value > max {
+                problems.push(Problem::new(&key(field), &format!("must be at most {max}")));
+            }
         }
         if modem.port.is_empty() {
             problems.push(Problem::new(

@@ -76,6 +76,10 @@ pub enum Command {
     Indications(StatusReports),
     /// `AT+CREG?`: network registration, on the board (refreshed while idle).
     Registration,
+    /// `AT+CREG=0`: no unsolicited `+CREG:` reports. A modem left with `AT+CREG=1` or
+    /// `2` would report each cell change with a line shaped like `AT+CREG?`'s answer,
+    /// which would read as a stray answer and put the driver out of step.
+    RegistrationReportsOff,
     /// `AT+CSQ`: signal quality, on the board (refreshed while idle).
     SignalQuality,
     /// `AT+CGMI`: manufacturer, for the logs and `modem probe`.
@@ -89,7 +93,7 @@ pub enum Command {
     /// `AT+CMGS=<TPDU octets>`: the PDU follows the `> ` prompt.
     Send(usize),
     /// `AT+CPMS="<memory>"`: where the next reads and deletes look.
-    SelectMemory(String),
+    SelectMemory(Memory),
     /// `AT+CMGR=<index>`: reads a stored message (its PDU) from the selected memory.
     Read(u32),
     /// `AT+CMGD=<index>`: deletes a stored message once read.
@@ -160,6 +164,7 @@ impl fmt::Display for Command {
                 write!(f, "AT+CNMI=2,1,0,{ds},0")
             }
             Command::Registration => write!(f, "AT+CREG?"),
+            Command::RegistrationReportsOff => write!(f, "AT+CREG=0"),
             Command::SignalQuality => write!(f, "AT+CSQ"),
             Command::Manufacturer => write!(f, "AT+CGMI"),
             Command::Model => write!(f, "AT+CGMM"),
@@ -186,6 +191,39 @@ pub enum Final {
     Cms(u16),
 }
 
+/// A final result other than `OK`: how a command was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `ERROR` (or `NO CARRIER`).
+    Error,
+    /// `+CME ERROR: n`.
+    Cme(u16),
+    /// `+CMS ERROR: n`.
+    Cms(u16),
+}
+
+impl Final {
+    /// How the command was refused; None for `OK`.
+    pub fn refusal(self) -> Option<Refusal> {
+        match self {
+            Final::Ok => None,
+            Final::Error => Some(Refusal::Error),
+            Final::Cme(code) => Some(Refusal::Cme(code)),
+            Final::Cms(code) => Some(Refusal::Cms(code)),
+        }
+    }
+}
+
+impl From<Refusal> for Final {
+    fn from(refusal: Refusal) -> Final {
+        match refusal {
+            Refusal::Error => Final::Error,
+            Refusal::Cme(code) => Final::Cme(code),
+            Refusal::Cms(code) => Final::Cms(code),
+        }
+    }
+}
+
 /// Something the modem said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -203,15 +241,44 @@ pub enum Event {
         pdu: String,
     },
     /// `+CMTI: "SM",3` (an SMS) or `+CDSI: "SR",4` (a status report): kept in the
-    /// modem's `memory` at `index`.
+    /// modem's `memory` at `index`. A memory name that is not a [`Memory`] makes the
+    /// line an [`Event::Other`], logged and ignored.
     Stored {
         /// The modem's message storage, e.g. "SM" or "SR".
-        memory: String,
+        memory: Memory,
         /// The message's place in that storage, as the modem numbers it.
         index: u32,
     },
-    /// Other unsolicited codes (RING, +CREG: 1, ...): logged.
+    /// Other unsolicited codes (`RING`, `+CGREG: 1`, `Call Ready`, ...: see
+    /// `is_unsolicited`), and `+CMTI`/`+CDSI` lines that cannot be read: logged. Not
+    /// `+CREG:`, which cannot be told from `AT+CREG?`'s answer: the driver turns those
+    /// reports off (`AT+CREG=0`) at initialisation.
     Other(String),
+}
+
+/// A modem's message storage as `+CMTI`/`+CDSI` name it ("SM", "SR", "ME", "MT"): one
+/// to four upper-case letters or digits, so that `AT+CPMS="<memory>"` carries nothing
+/// else (a `"` in a modem's line would otherwise write AT text of its choosing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Memory(String);
+
+impl Memory {
+    /// The name if it is one to four of `A`–`Z`, `0`–`9`; None otherwise.
+    pub fn new(name: &str) -> Option<Memory> {
+        let valid = (1..=4).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        valid.then(|| Memory(name.to_string()))
+    }
+
+    /// The name, e.g. "SM".
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Memory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Longest line kept: a PDU line is at most 2 × 176 hex digits. A longer one is babble,
@@ -324,14 +391,13 @@ fn classify(line: &str) -> Line {
             } else if let Some(code) = line.strip_prefix("+CMS ERROR:").and_then(number) {
                 Event::Final(Final::Cms(code))
             } else if let Some(stored) = line.strip_prefix("+CMTI:").or_else(|| line.strip_prefix("+CDSI:")) {
-                let parsed = stored
-                    .split_once(',')
-                    .and_then(|(m, i)| Some((m, i.trim().parse::<u32>().ok()?)));
+                let parsed = stored.split_once(',').and_then(|(m, i)| {
+                    let m = m.trim();
+                    let memory = m.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or(m);
+                    Some((Memory::new(memory)?, i.trim().parse::<u32>().ok()?))
+                });
                 match parsed {
-                    Some((memory, index)) => Event::Stored {
-                        memory: memory.trim().trim_matches('"').to_string(),
-                        index,
-                    },
+                    Some((memory, index)) => Event::Stored { memory, index },
                     None => Event::Other(line.to_string()),
                 }
             } else if is_unsolicited(line) {
@@ -655,18 +721,31 @@ mod tests {
             (
                 &["\r\n+CMTI: \"SM\",3\r\n"],
                 vec![Event::Stored {
-                    memory: "SM".into(),
+                    memory: Memory::new("SM").unwrap(),
                     index: 3,
                 }],
             ),
             (
                 &["\r\n+CDSI: \"SR\",4\r\n"],
                 vec![Event::Stored {
-                    memory: "SR".into(),
+                    memory: Memory::new("SR").unwrap(),
                     index: 4,
                 }],
             ),
             (&["\r\nRING\r\n"], vec![Event::Other("RING".into())]),
+            // A memory that is not [A-Z0-9]{1,4} would inject AT text into AT+CPMS.
+            (
+                &["\r\n+CMTI: \"SM\";AT+CMGD=1,4;\"\",3\r\n"],
+                vec![Event::Other("+CMTI: \"SM\";AT+CMGD=1,4;\"\",3".into())],
+            ),
+            (
+                &["\r\n+CMTI: \"SM\"\",3\r\n"],
+                vec![Event::Other("+CMTI: \"SM\"\",3".into())],
+            ),
+            (
+                &["\r\n+CDSI: \"sr\",4\r\n"],
+                vec![Event::Other("+CDSI: \"sr\",4".into())],
+            ),
             (
                 &["\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n"],
                 vec![

@@ -99,9 +99,16 @@ impl Board {
         }
     }
 
-    /// Records a new state (e.g. `Down` while reopening, `Disabled` for good).
+    /// Records a new state (e.g. `Down` while reopening, `Disabled` for good). A modem
+    /// down or disabled forgets its signal and registration: `/metrics` and `/status`
+    /// must not show a modem that is not there as registered.
     pub fn set_state(&self, name: &str, state: ModemState) {
-        self.update(name, |health| health.state = state);
+        self.update(name, |health| {
+            health.state = state;
+            if matches!(state, ModemState::Down | ModemState::Disabled) {
+                health.set_radio(None, None);
+            }
+        });
     }
 
     /// Records that the modem is initialised, with the radio state its initialisation read.
@@ -118,11 +125,6 @@ impl Board {
         self.update(name, |health| health.set_radio(signal, registration));
     }
 
-    /// One modem's health now; None for a name not on the board.
-    pub fn health(&self, name: &str) -> Option<Health> {
-        self.modems.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
-    }
-
     /// Counts `parts` SMS parts accepted by the network.
     pub fn sent(&self, name: &str, parts: usize) {
         self.update(name, |health| health.parts_sent += parts as u64);
@@ -136,5 +138,29 @@ impl Board {
     /// A copy of every modem's health, by name, for a report.
     pub fn snapshot(&self) -> BTreeMap<String, Health> {
         self.modems.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_modem_down_shows_no_signal_nor_registration() {
+        let board = Board::new(["sim0"]);
+        board.ready("sim0", SignalQuality::new(20, 99), Some(Registration::Home));
+        let sim0 = &board.snapshot()["sim0"];
+        assert_eq!(sim0.registration(), Some(Registration::Home));
+        assert_eq!(sim0.signal.as_deref(), Some("+CSQ: 20,99"));
+        for state in [ModemState::Down, ModemState::Disabled] {
+            board.ready("sim0", SignalQuality::new(20, 99), Some(Registration::Home));
+            board.set_state("sim0", state);
+            let sim0 = &board.snapshot()["sim0"];
+            assert_eq!(sim0.state, state);
+            assert_eq!(
+                (sim0.registration(), sim0.signal_quality(), sim0.signal.as_deref()),
+                (None, None, None)
+            );
+        }
     }
 }

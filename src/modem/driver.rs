@@ -11,8 +11,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
-use super::at::{self, Command, ESC, Event, Final};
+use super::at::{self, Command, ESC, Event, Final, Refusal};
 use super::sync::{Resync, Step, Stuck};
+
+/// Reads `drain_pending` makes before a command at most (each up to 1 KiB).
+const MAX_DRAIN_READS: usize = 16;
 
 /// Why a command got no usable answer; the worker reopens the port after most of them.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +61,7 @@ pub enum SendError {
     BeforePdu(AtError),
     /// The modem answered an error, before the prompt or after the PDU: not sent.
     #[error("the modem refused the SMS: {0:?}")]
-    Refused(Final),
+    Refused(Refusal),
     /// The PDU was written but not confirmed (or `OK` came without a reference): the
     /// SMS may have been sent.
     #[error("after the PDU was sent: {0}")]
@@ -189,10 +192,18 @@ impl Port {
     }
 
     /// Reads what is already there without waiting: answers nobody waits for put the
-    /// port out of step; unsolicited codes are kept.
+    /// port out of step; unsolicited codes are kept. At most `MAX_DRAIN_READS` reads: a
+    /// modem that never stops talking leaves the rest for the resynchronisation, which
+    /// has a budget.
     async fn drain_pending(&mut self) -> Result<(), AtError> {
+        let mut reads = 0;
         while let Ok(read) = tokio::time::timeout(Duration::ZERO, self.fill()).await {
             read?;
+            reads += 1;
+            if reads >= MAX_DRAIN_READS {
+                self.out_of_step("the modem kept talking while drained");
+                break;
+            }
         }
         let mut stale = 0;
         for event in std::mem::take(&mut self.events) {
@@ -207,8 +218,11 @@ impl Port {
         Ok(())
     }
 
-    /// Before a command: drains what is pending, and resynchronises if out of step.
-    async fn prepare(&mut self) -> Result<(), AtError> {
+    /// Before a command: drains what is pending, and resynchronises if out of step. At
+    /// most [`super::sync::budget`] of the command timeout, and a write begun before it ran out.
+    /// The worker calls it before it renews a request's lease, so that a send starts on a
+    /// port already in step (see `ModemSpec::lease`).
+    pub async fn prepare(&mut self) -> Result<(), AtError> {
         self.drain_pending().await?;
         if !self.in_step {
             self.resync().await?;
@@ -220,6 +234,7 @@ impl Port {
     /// see `sync`); also leaves a `> ` prompt a send abandoned.
     pub async fn resync(&mut self) -> Result<(), AtError> {
         let (mut sync, mut step) = Resync::start(self.timeout);
+        let started = Instant::now();
         loop {
             step = match step {
                 Step::Write(bytes) => {
@@ -229,11 +244,11 @@ impl Port {
                         tracing::trace!(modem = %self.name, command = "AT", "to modem (probe)");
                     }
                     self.write(&bytes).await?;
-                    sync.written()
+                    sync.written(started.elapsed())
                 }
                 Step::Listen(window) => match self.answer_before(Instant::now() + window).await? {
-                    Some(answer) => sync.answer(&answer),
-                    None => sync.quiet(),
+                    Some(answer) => sync.answer(&answer, started.elapsed()),
+                    None => sync.quiet(started.elapsed()),
                 },
                 Step::InStep => break,
                 Step::GiveUp(stuck) => {
@@ -312,10 +327,10 @@ impl Port {
             {
                 Event::Prompt => break,
                 // OK before the prompt ends no AT+CMGS: a late answer to another command.
-                Event::Final(Final::Ok) => {
-                    return Err(SendError::BeforePdu(self.implausible(&command, "the > prompt")));
-                }
-                Event::Final(result) => return Err(SendError::Refused(result)),
+                Event::Final(result) => match result.refusal() {
+                    Some(refusal) => return Err(SendError::Refused(refusal)),
+                    None => return Err(SendError::BeforePdu(self.implausible(&command, "the > prompt"))),
+                },
                 // A line before the prompt (a repeated +CMGS): not ours.
                 _ => self.out_of_step("a line before the prompt"),
             }
@@ -333,16 +348,18 @@ impl Port {
                 .map_err(SendError::AfterPdu)?
             {
                 Event::Info(line) => info.push(line),
-                Event::Final(Final::Ok) => {
-                    if let Some(mr) = at::message_reference(&info) {
-                        return Ok(mr);
+                Event::Final(result) => match result.refusal() {
+                    Some(refusal) => return Err(SendError::Refused(refusal)),
+                    None => {
+                        if let Some(mr) = at::message_reference(&info) {
+                            return Ok(mr);
+                        }
+                        // OK without +CMGS is not this SMS's answer (a late or repeated
+                        // one): wait on for it; if none comes in time, it is uncertain.
+                        self.out_of_step("OK without +CMGS after a PDU");
+                        info.clear();
                     }
-                    // OK without +CMGS is not this SMS's answer (a late or repeated one):
-                    // wait on for it; if none comes in time, the SMS is uncertain.
-                    self.out_of_step("OK without +CMGS after a PDU");
-                    info.clear();
-                }
-                Event::Final(result) => return Err(SendError::Refused(result)),
+                },
                 _ => {}
             }
         }

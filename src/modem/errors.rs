@@ -4,7 +4,7 @@
 //! 128–255 the TP-FCS values (TS 23.040 §9.2.3.22), 300–511 the modem's own (TS 27.005
 //! §3.2.5); above that, manufacturer-specific codes, treated as temporary.
 
-use super::at::Final;
+use super::at::Refusal;
 
 /// What to do with the request after an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,20 +26,16 @@ pub(super) enum Outcome {
     },
 }
 
-/// Sorts the final result of `AT+CMGS` (or its PDU) into temporary or permanent.
-pub(super) fn classify(result: Final) -> Outcome {
+/// Sorts the refusal of `AT+CMGS` (or its PDU) into temporary or permanent.
+pub(super) fn classify(result: Refusal) -> Outcome {
     match result {
-        Final::Cms(code) => cms(code),
-        Final::Cme(code) => Outcome::Temporary {
+        Refusal::Cms(code) => cms(code),
+        Refusal::Cme(code) => Outcome::Temporary {
             reason: format!("modem equipment error +CME ERROR: {code}"),
             modem_fault: true,
         },
-        Final::Error => Outcome::Temporary {
+        Refusal::Error => Outcome::Temporary {
             reason: "modem answered ERROR".into(),
-            modem_fault: false,
-        },
-        Final::Ok => Outcome::Temporary {
-            reason: "modem answered OK without a message reference".into(),
             modem_fault: false,
         },
     }
@@ -75,18 +71,18 @@ mod tests {
     #[test]
     fn codes_sort_into_temporary_and_permanent() {
         let table = [
-            (Final::Cms(1), true),
-            (Final::Cms(21), true),
-            (Final::Cms(304), true),
-            (Final::Cms(0xC0), true),
-            (Final::Cms(38), false),
-            (Final::Cms(42), false),
-            (Final::Cms(331), false),
-            (Final::Cms(310), false),
-            (Final::Cms(500), false),
-            (Final::Cms(520), false),
-            (Final::Cme(10), false),
-            (Final::Error, false),
+            (Refusal::Cms(1), true),
+            (Refusal::Cms(21), true),
+            (Refusal::Cms(304), true),
+            (Refusal::Cms(0xC0), true),
+            (Refusal::Cms(38), false),
+            (Refusal::Cms(42), false),
+            (Refusal::Cms(331), false),
+            (Refusal::Cms(310), false),
+            (Refusal::Cms(500), false),
+            (Refusal::Cms(520), false),
+            (Refusal::Cme(10), false),
+            (Refusal::Error, false),
         ];
         for (result, permanent) in table {
             let is_permanent = matches!(classify(result), Outcome::Permanent { .. });
@@ -97,11 +93,11 @@ mod tests {
     #[test]
     fn a_sick_modem_is_told_apart_from_a_busy_network() {
         assert!(matches!(
-            classify(Final::Cms(310)),
+            classify(Refusal::Cms(310)),
             Outcome::Temporary { modem_fault: true, .. }
         ));
         assert!(matches!(
-            classify(Final::Cms(38)),
+            classify(Refusal::Cms(38)),
             Outcome::Temporary { modem_fault: false, .. }
         ));
     }

@@ -78,11 +78,15 @@ impl ModemSpec {
         }
     }
 
-    /// How long this modem holds a request per part: the prompt, the network's answer,
-    /// and a margin for the store's own delays. Renewed before each part.
+    /// How long this modem holds a request per part, from the renewal just before the
+    /// part's `AT+CMGS`. The worker resynchronises before renewing, but `send_pdu` may
+    /// find the modem out of step again: its resynchronisation ([`sync::budget`], and a
+    /// write begun before that ran out), the `AT+CMGS` write and its prompt (a command
+    /// timeout each) come before the PDU, so a PDU is never written after the lease ran
+    /// out; then the network's answer, and a margin for the store's own delays.
     pub(crate) fn lease(&self) -> Duration {
-        // A resynchronisation may come first: its probes, each a command timeout.
-        self.command_timeout * (sync::MAX_PROBES + 1) + self.send_timeout + Duration::from_secs(30)
+        // Bounded by config validation (command and send timeouts): no overflow.
+        sync::budget(self.command_timeout) + self.command_timeout * 3 + self.send_timeout + Duration::from_secs(30)
     }
 
     /// The prefixes of its tariff: it sends only to numbers under one of them.

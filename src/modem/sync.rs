@@ -19,8 +19,16 @@
 //!    had nothing owed but the probe's answer.
 //!
 //! A probe without an answer within the command timeout starts again at 1; after
-//! `MAX_PROBES` probes, or `MAX_DISCARDED` answers discarded (a babbling modem), the
-//! driver gives up and the modem is reopened.
+//! `MAX_PROBES` probes, or `MAX_DISCARDED` answers discarded (a babbling modem), or once
+//! the whole resynchronisation has taken its [`budget`], the driver gives up and the
+//! modem is reopened. The probe's deadline is fixed when it is written: stray lines
+//! heard meanwhile do not extend it, and the budget bounds the whole, so that a request
+//! whose lease was renewed just before never outlives it here (see `ModemSpec::lease`).
+//! An information line heard while awaiting the probe's answer marks the final result
+//! after it as another command's (plain `AT` has none): drained, and probed again.
+//!
+//! The machine reads no clock: each call says how long the resynchronisation has run
+//! (`elapsed`, from the driver's clock), and each `Listen` is what is left of its window.
 
 use std::time::Duration;
 
@@ -32,6 +40,16 @@ pub const MAX_PROBES: u32 = 5;
 pub const MAX_DISCARDED: u32 = 100;
 /// How long the line must stay without answers to count as quiet.
 pub const QUIET: Duration = Duration::from_millis(200);
+
+/// The longest a resynchronisation with probes of `timeout` may run: one command
+/// timeout per probe and one more for the writes, and two quiet windows per probe (the
+/// drain before it, the confirmation after). Enough for every probe a silent modem
+/// gets; a modem that keeps talking runs out of it instead.
+pub fn budget(timeout: Duration) -> Duration {
+    timeout
+        .saturating_mul(MAX_PROBES + 1)
+        .saturating_add(QUIET.saturating_mul(2 * MAX_PROBES))
+}
 
 /// What the driver does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +74,9 @@ pub enum Stuck {
     /// More answers than any backlog explains: the modem babbles.
     #[error("{0} answers nobody asked for")]
     Babbling(u32),
+    /// Its budget ran out (a modem that keeps talking, slowly): the time it had.
+    #[error("not in step within {0:?}")]
+    OutOfTime(Duration),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +87,9 @@ enum Phase {
     Draining,
     /// The probe is being written.
     Probing,
-    /// Waiting for the probe's final result.
-    AwaitingProbe,
+    /// Waiting for the probe's final result until `deadline` (elapsed time); `tainted`:
+    /// an information line came meanwhile, so the next final result is not the probe's.
+    AwaitingProbe { deadline: Duration, tainted: bool },
     /// The probe got this final result; listening for anything after it.
     Confirming(Final),
 }
@@ -78,17 +100,21 @@ pub struct Resync {
     phase: Phase,
     /// How long a probe may wait for its answer: the command timeout.
     timeout: Duration,
+    /// How long the whole may run: [`budget`] of the timeout.
+    budget: Duration,
     quiet: Duration,
     probes: u32,
     discarded: u32,
 }
 
 impl Resync {
-    /// A resynchronisation whose probes wait `timeout` for their answer; the first step.
+    /// A resynchronisation whose probes wait `timeout` for their answer and which runs
+    /// at most [`budget`]`(timeout)`; the first step.
     pub fn start(timeout: Duration) -> (Resync, Step) {
         let resync = Resync {
             phase: Phase::Escaping,
             timeout,
+            budget: budget(timeout),
             quiet: QUIET,
             probes: 0,
             discarded: 0,
@@ -106,60 +132,89 @@ impl Resync {
         self.probes
     }
 
-    /// The bytes of the last `Step::Write` are written.
-    pub fn written(&mut self) -> Step {
+    /// The bytes of the last `Step::Write` are written, `elapsed` after the start.
+    pub fn written(&mut self, elapsed: Duration) -> Step {
         match self.phase {
-            Phase::Escaping => {
-                self.phase = Phase::Draining;
-                Step::Listen(self.quiet)
-            }
+            Phase::Escaping => self.phase = Phase::Draining,
             Phase::Probing => {
-                self.phase = Phase::AwaitingProbe;
-                Step::Listen(self.timeout)
+                // Fixed now: nothing heard later moves it.
+                self.phase = Phase::AwaitingProbe {
+                    deadline: elapsed.saturating_add(self.timeout),
+                    tainted: false,
+                }
             }
             // Nothing was asked to be written: go on listening.
-            _ => self.listen(),
+            _ => {}
         }
+        self.listen(elapsed)
     }
 
-    /// An answer was read while listening (unsolicited codes are not answers).
-    pub fn answer(&mut self, event: &Event) -> Step {
+    /// An answer was read while listening, `elapsed` after the start (unsolicited codes
+    /// are not answers).
+    pub fn answer(&mut self, event: &Event, elapsed: Duration) -> Step {
         match (self.phase, event) {
-            (Phase::AwaitingProbe, Event::Final(result)) => {
+            // A final result after an information line: the line and it were another
+            // command's answer (plain `AT` has no information line). Drain, probe again.
+            (Phase::AwaitingProbe { tainted: true, .. }, Event::Final(_)) => self.discard_then(|resync| {
+                resync.phase = Phase::Draining;
+                resync.listen(elapsed)
+            }),
+            (Phase::AwaitingProbe { .. }, Event::Final(result)) => {
                 self.phase = Phase::Confirming(*result);
-                Step::Listen(self.quiet)
+                self.listen(elapsed)
             }
+            (Phase::AwaitingProbe { deadline, .. }, Event::Info(_)) => self.discard_then(|resync| {
+                resync.phase = Phase::AwaitingProbe {
+                    deadline,
+                    tainted: true,
+                };
+                resync.listen(elapsed)
+            }),
             // A prompt means the modem waits for a PDU: leave it first.
-            (_, Event::Prompt) => self.discard_then(|resync| resync.escape()),
+            (_, Event::Prompt) => self.discard_then(Resync::escape_now(elapsed)),
             (Phase::Confirming(_), _) => self.discard_then(|resync| {
                 // Something after the probe's answer: that one may have been a late
                 // answer to an earlier command. Drain and probe again.
                 resync.phase = Phase::Draining;
-                Step::Listen(resync.quiet)
+                resync.listen(elapsed)
             }),
-            _ => self.discard_then(Resync::listen),
+            _ => self.discard_then(|resync| resync.listen(elapsed)),
         }
     }
 
-    /// The last `Step::Listen` ran out with no answer.
-    pub fn quiet(&mut self) -> Step {
+    /// The last `Step::Listen` ran out with no answer, `elapsed` after the start.
+    pub fn quiet(&mut self, elapsed: Duration) -> Step {
+        if let Some(give_up) = self.over_budget(elapsed) {
+            return give_up;
+        }
         match self.phase {
             Phase::Draining => self.probe(),
             // The probe's answer is late or lost: start again, ESC first.
-            Phase::AwaitingProbe => self.escape(),
+            Phase::AwaitingProbe { deadline, .. } if elapsed >= deadline => self.escape(),
+            // Woken before the deadline (the driver's read ended early): listen on.
+            Phase::AwaitingProbe { .. } => self.listen(elapsed),
             Phase::Confirming(Final::Ok) => Step::InStep,
             // A probe answered with an error: not the modem's answer to `AT`, so some
             // other command's; probe again.
             Phase::Confirming(_) => self.probe(),
-            Phase::Escaping | Phase::Probing => self.written(),
+            Phase::Escaping | Phase::Probing => self.written(elapsed),
         }
     }
 
-    fn listen(&mut self) -> Step {
-        match self.phase {
-            Phase::AwaitingProbe => Step::Listen(self.timeout),
-            _ => Step::Listen(self.quiet),
+    fn over_budget(&self, elapsed: Duration) -> Option<Step> {
+        (elapsed >= self.budget).then_some(Step::GiveUp(Stuck::OutOfTime(self.budget)))
+    }
+
+    /// Listen for what is left of the phase's window, never past the budget.
+    fn listen(&mut self, elapsed: Duration) -> Step {
+        if let Some(give_up) = self.over_budget(elapsed) {
+            return give_up;
         }
+        let window = match self.phase {
+            Phase::AwaitingProbe { deadline, .. } => deadline.saturating_sub(elapsed),
+            _ => self.quiet,
+        };
+        Step::Listen(window.min(self.budget - elapsed))
     }
 
     fn discard_then(&mut self, next: impl FnOnce(&mut Resync) -> Step) -> Step {
@@ -168,6 +223,10 @@ impl Resync {
             return Step::GiveUp(Stuck::Babbling(self.discarded));
         }
         next(self)
+    }
+
+    fn escape_now(elapsed: Duration) -> impl FnOnce(&mut Resync) -> Step {
+        move |resync| resync.over_budget(elapsed).unwrap_or_else(|| resync.escape())
     }
 
     fn escape(&mut self) -> Step {
@@ -194,83 +253,159 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(1);
     const OK: Event = Event::Final(Final::Ok);
+    const T0: Duration = Duration::ZERO;
 
     fn probe() -> Step {
         Step::Write(b"AT\r".to_vec())
+    }
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
     }
 
     #[test]
     fn a_modem_in_step_is_escaped_drained_probed_and_confirmed() {
         let (mut sync, first) = Resync::start(TIMEOUT);
         assert_eq!(first, Step::Write(vec![ESC]));
-        assert_eq!(sync.written(), Step::Listen(QUIET));
-        assert_eq!(sync.quiet(), probe());
-        assert_eq!(sync.written(), Step::Listen(TIMEOUT));
-        assert_eq!(sync.answer(&OK), Step::Listen(QUIET));
-        assert_eq!(sync.quiet(), Step::InStep);
+        assert_eq!(sync.written(T0), Step::Listen(QUIET));
+        assert_eq!(sync.quiet(ms(200)), probe());
+        assert_eq!(sync.written(ms(200)), Step::Listen(TIMEOUT));
+        assert_eq!(sync.answer(&OK, ms(210)), Step::Listen(QUIET));
+        assert_eq!(sync.quiet(ms(410)), Step::InStep);
         assert_eq!((sync.probes(), sync.discarded()), (1, 0));
     }
 
     #[test]
     fn a_late_answer_before_the_probe_s_own_is_discarded() {
         let (mut sync, _) = Resync::start(TIMEOUT);
-        sync.written();
+        sync.written(T0);
         // The drain hears an answer left over, then quiet.
-        assert_eq!(sync.answer(&Event::Info("+CPIN: READY".into())), Step::Listen(QUIET));
-        assert_eq!(sync.answer(&OK), Step::Listen(QUIET));
-        assert_eq!(sync.quiet(), probe());
-        sync.written();
+        assert_eq!(
+            sync.answer(&Event::Info("+CPIN: READY".into()), T0),
+            Step::Listen(QUIET)
+        );
+        assert_eq!(sync.answer(&OK, T0), Step::Listen(QUIET));
+        assert_eq!(sync.quiet(ms(200)), probe());
+        sync.written(ms(200));
         // The late OK of a timed-out command, then the probe's: not in step yet.
-        assert_eq!(sync.answer(&OK), Step::Listen(QUIET));
-        assert_eq!(sync.answer(&OK), Step::Listen(QUIET));
-        assert_eq!(sync.quiet(), probe());
-        sync.written();
-        assert_eq!(sync.answer(&OK), Step::Listen(QUIET));
-        assert_eq!(sync.quiet(), Step::InStep);
+        assert_eq!(sync.answer(&OK, ms(210)), Step::Listen(QUIET));
+        assert_eq!(sync.answer(&OK, ms(220)), Step::Listen(QUIET));
+        assert_eq!(sync.quiet(ms(420)), probe());
+        sync.written(ms(420));
+        assert_eq!(sync.answer(&OK, ms(430)), Step::Listen(QUIET));
+        assert_eq!(sync.quiet(ms(630)), Step::InStep);
         assert_eq!((sync.probes(), sync.discarded()), (2, 3));
     }
 
     #[test]
     fn an_unanswered_probe_starts_again_with_esc_and_gives_up_after_the_last() {
-        let (mut sync, _) = Resync::start(TIMEOUT);
-        for _ in 0..MAX_PROBES {
-            sync.written();
-            assert_eq!(sync.quiet(), probe());
-            assert_eq!(sync.written(), Step::Listen(TIMEOUT));
-            let after = sync.quiet();
-            assert_eq!(after, sync_give_up_or_esc(&sync));
+        let (mut sync, _) = Resync::start(Duration::from_millis(100));
+        let mut now = T0;
+        for probe_number in 1..=MAX_PROBES {
+            sync.written(now);
+            now += QUIET;
+            assert_eq!(sync.quiet(now), probe());
+            assert_eq!(sync.written(now), Step::Listen(ms(100)));
+            now += ms(100);
+            let expected = if probe_number == MAX_PROBES {
+                Step::GiveUp(Stuck::Unanswered(MAX_PROBES))
+            } else {
+                Step::Write(vec![ESC])
+            };
+            assert_eq!(sync.quiet(now), expected, "after probe {probe_number}");
         }
         assert_eq!(sync.probes(), MAX_PROBES);
     }
 
-    /// After the last probe, the step after its silence is giving up; before, ESC.
-    fn sync_give_up_or_esc(sync: &Resync) -> Step {
-        if sync.probes() >= MAX_PROBES {
-            Step::GiveUp(Stuck::Unanswered(MAX_PROBES))
-        } else {
-            Step::Write(vec![ESC])
+    #[test]
+    fn stray_lines_do_not_extend_the_probe_s_deadline() {
+        let (mut sync, _) = Resync::start(TIMEOUT);
+        sync.written(T0);
+        sync.quiet(ms(200));
+        assert_eq!(sync.written(ms(200)), Step::Listen(TIMEOUT));
+        // A line at 0.9 s leaves 0.3 s, not another whole timeout.
+        assert_eq!(
+            sync.answer(&Event::Info("stray".into()), ms(900)),
+            Step::Listen(ms(300))
+        );
+        assert_eq!(sync.quiet(ms(1200)), Step::Write(vec![ESC]));
+    }
+
+    #[test]
+    fn a_slow_talker_is_given_up_when_the_budget_runs_out() {
+        // One stray line just before each probe's deadline, for ever: within the
+        // budget, never in step, and then given up (not held for minutes).
+        let (mut sync, mut step) = Resync::start(TIMEOUT);
+        let mut now = T0;
+        for _ in 0..1000 {
+            step = match step {
+                Step::Write(_) => sync.written(now),
+                Step::Listen(window) if window > ms(10) => {
+                    now += window - ms(10);
+                    sync.answer(&Event::Info("+CSQ: 20,99".into()), now)
+                }
+                Step::Listen(window) => {
+                    now += window;
+                    sync.quiet(now)
+                }
+                Step::InStep | Step::GiveUp(_) => break,
+            };
         }
+        assert!(matches!(step, Step::GiveUp(_)), "{step:?}");
+        assert!(now <= budget(TIMEOUT), "{now:?}");
+    }
+
+    #[test]
+    fn a_listen_never_runs_past_the_budget() {
+        let (mut sync, _) = Resync::start(TIMEOUT);
+        let late = budget(TIMEOUT) - ms(50);
+        sync.written(T0);
+        assert_eq!(sync.answer(&OK, late), Step::Listen(ms(50)));
+        assert_eq!(
+            sync.quiet(budget(TIMEOUT)),
+            Step::GiveUp(Stuck::OutOfTime(budget(TIMEOUT)))
+        );
+    }
+
+    #[test]
+    fn a_final_result_after_an_information_line_is_not_the_probe_s() {
+        let (mut sync, _) = Resync::start(TIMEOUT);
+        sync.written(T0);
+        sync.quiet(ms(200));
+        sync.written(ms(200));
+        // A late "+CSQ: 20,99" and its OK: that OK is not the probe's.
+        assert_eq!(
+            sync.answer(&Event::Info("+CSQ: 20,99".into()), ms(210)),
+            Step::Listen(ms(990))
+        );
+        assert_eq!(sync.answer(&OK, ms(220)), Step::Listen(QUIET));
+        // Drained, probed again: the probe's own OK, alone, is in step.
+        assert_eq!(sync.quiet(ms(420)), probe());
+        sync.written(ms(420));
+        assert_eq!(sync.answer(&OK, ms(430)), Step::Listen(QUIET));
+        assert_eq!(sync.quiet(ms(630)), Step::InStep);
+        assert_eq!((sync.probes(), sync.discarded()), (2, 2));
     }
 
     #[test]
     fn a_prompt_is_left_with_esc_and_an_error_to_the_probe_is_not_in_step() {
         let (mut sync, _) = Resync::start(TIMEOUT);
-        sync.written();
-        assert_eq!(sync.answer(&Event::Prompt), Step::Write(vec![ESC]));
-        assert_eq!(sync.written(), Step::Listen(QUIET));
-        assert_eq!(sync.quiet(), probe());
-        sync.written();
-        assert_eq!(sync.answer(&Event::Final(Final::Error)), Step::Listen(QUIET));
-        assert_eq!(sync.quiet(), probe());
+        sync.written(T0);
+        assert_eq!(sync.answer(&Event::Prompt, T0), Step::Write(vec![ESC]));
+        assert_eq!(sync.written(T0), Step::Listen(QUIET));
+        assert_eq!(sync.quiet(ms(200)), probe());
+        sync.written(ms(200));
+        assert_eq!(sync.answer(&Event::Final(Final::Error), ms(210)), Step::Listen(QUIET));
+        assert_eq!(sync.quiet(ms(410)), probe());
     }
 
     #[test]
     fn a_babbling_modem_is_given_up() {
         let (mut sync, _) = Resync::start(TIMEOUT);
-        sync.written();
+        sync.written(T0);
         let mut last = Step::InStep;
         for _ in 0..=MAX_DISCARDED {
-            last = sync.answer(&Event::Info("babble".into()));
+            last = sync.answer(&Event::Info("babble".into()), T0);
         }
         assert_eq!(last, Step::GiveUp(Stuck::Babbling(MAX_DISCARDED + 1)));
     }

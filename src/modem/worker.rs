@@ -44,9 +44,54 @@ enum Stop {
     At(#[from] AtError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The SIM is not usable yet or not there (`NOT READY` for too long, `NOT INSERTED`,
+    /// a state we do not know): reopened with backoff, as it may come right.
+    #[error("{0}")]
+    Sim(String),
     /// Retrying would make things worse (a wrong PIN locks the SIM after three tries).
     #[error("{0}")]
     Fatal(String),
+}
+
+/// How often, and how many times, `AT+CPIN?` is asked again in place while the SIM says
+/// `NOT READY` (normal for a second or two after `RDY`), before the modem is reopened.
+const SIM_NOT_READY_PAUSE: Duration = Duration::from_millis(500);
+const SIM_NOT_READY_TRIES: u32 = 4;
+
+/// What `+CPIN: <code>` says, for what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SimState {
+    /// `READY`: no PIN owed.
+    Ready,
+    /// `SIM PIN`: the configured PIN is entered, once.
+    Pin,
+    /// `NOT READY`: still starting; asked again shortly.
+    NotReady,
+    /// Needs what only a person can give (`SIM PUK`, `PH-…` lock codes, `SIM PIN2`,
+    /// `SIM PUK2`): disabled until restart, since retrying cannot help and wrong codes
+    /// lock the SIM.
+    Locked,
+    /// `NOT INSERTED`, or a code we do not know: reopened with backoff.
+    Unusable,
+}
+
+impl SimState {
+    /// The state the `+CPIN:` line among `answer` gives.
+    fn of(answer: &[String]) -> SimState {
+        let code = answer
+            .iter()
+            .find_map(|line| line.strip_prefix("+CPIN:"))
+            .unwrap_or_default()
+            .trim();
+        match code {
+            "READY" => SimState::Ready,
+            "SIM PIN" => SimState::Pin,
+            "NOT READY" => SimState::NotReady,
+            "SIM PUK" | "SIM PIN2" | "SIM PUK2" => SimState::Locked,
+            _ if code.starts_with("PH-") => SimState::Locked,
+            _ => SimState::Unusable,
+        }
+    }
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -119,6 +164,15 @@ async fn init(port: &mut Port, spec: &ModemSpec) -> Result<Radio, Stop> {
         port.command(&Command::ServiceCentre(spec.smsc.clone())).await?;
     }
     port.command(&Command::Indications(spec.reports)).await?;
+    // Unsolicited +CREG: reports look like AT+CREG?'s answer: off, or each cell change
+    // puts the driver out of step. A modem that refuses is used as it is.
+    match port.command(&Command::RegistrationReportsOff).await {
+        Ok(_) => {}
+        Err(AtError::Failed { result, .. }) => {
+            tracing::warn!(modem = %spec.name, ?result, "AT+CREG=0 refused: +CREG reports may put the driver out of step")
+        }
+        Err(error) => return Err(error.into()),
+    }
     let mut identity = Vec::new();
     for command in [Command::Manufacturer, Command::Model, Command::Serial] {
         identity.push(port.command(&command).await?.join(" "));
@@ -163,19 +217,31 @@ async fn poll_radio(context: &Context, port: &mut Port) -> Result<(), Stop> {
 async fn unlock(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
     // The driver returns only an answer with a `+CPIN:` line: anything else (a late
     // OK) is an error that reopens the modem, never a reason to disable it.
-    let answer = port.command(&Command::PinQuery).await?;
-    let state = answer
-        .iter()
-        .find_map(|line| line.strip_prefix("+CPIN:"))
-        .unwrap_or_default()
-        .trim();
-    if state == "READY" {
-        return Ok(());
+    let mut state = SimState::of(&port.command(&Command::PinQuery).await?);
+    let mut tries = 1;
+    while state == SimState::NotReady && tries < SIM_NOT_READY_TRIES {
+        tokio::time::sleep(SIM_NOT_READY_PAUSE).await;
+        state = SimState::of(&port.command(&Command::PinQuery).await?);
+        tries += 1;
     }
-    if state != "SIM PIN" {
-        return Err(Stop::Fatal(format!(
-            "the SIM is locked ({state}): unlock it with its PUK first"
-        )));
+    match state {
+        SimState::Ready => return Ok(()),
+        SimState::Pin => {}
+        SimState::NotReady => {
+            return Err(Stop::Sim(format!(
+                "the SIM is not ready (+CPIN: NOT READY {tries} times)"
+            )));
+        }
+        SimState::Unusable => {
+            return Err(Stop::Sim(
+                "the SIM is not usable (not inserted, or a state unknown to us)".into(),
+            ));
+        }
+        SimState::Locked => {
+            return Err(Stop::Fatal(
+                "the SIM is locked (it wants a PUK, PIN2 or a phone lock code): unlock it first".into(),
+            ));
+        }
     }
     if spec.pin.is_empty() {
         return Err(Stop::Fatal("the SIM asks for a PIN: set modem.pin".into()));
@@ -254,6 +320,12 @@ async fn send(context: &Context, port: &mut Port, request: QueuedRequest) -> Res
         if request.sent_parts.contains(&part) {
             continue;
         }
+        // In step before the lease is renewed: a resynchronisation after the renewal
+        // could outlive it, and the PDU would leave for a request the lease recovery has
+        // called uncertain. `send_pdu` may resynchronise again; the lease covers that.
+        if let Err(error) = port.prepare().await {
+            return failed(context, &request, part, SendError::BeforePdu(error)).await;
+        }
         let lease = context.spec.lease().as_millis() as i64;
         if !store.mark_part_submitting(request.id, part, modem, lease).await? {
             tracing::warn!(modem = %modem, request = request.id, part, "lease lost: another attempt owns it, not sending");
@@ -285,7 +357,13 @@ async fn failed(context: &Context, request: &QueuedRequest, part: usize, error: 
     match error {
         SendError::BeforePdu(at) => {
             retry_later(context, request, format!("modem {modem}: {at}")).await?;
-            Err(at.into())
+            match at {
+                // The port is out of step, and the next command resynchronises in place
+                // (ESC leaves a prompt that came late): no reopen needed.
+                AtError::Timeout(..) | AtError::Implausible { .. } => Ok(()),
+                // The port failed, or could not be brought back in step: reopen it.
+                other => Err(other.into()),
+            }
         }
         SendError::AfterPdu(at) => {
             let reason = format!("modem {modem} sent part {part} but did not confirm it ({at}): may have been sent");
@@ -304,7 +382,7 @@ async fn failed(context: &Context, request: &QueuedRequest, part: usize, error: 
                 if modem_fault {
                     Err(Stop::At(AtError::Failed {
                         command: "AT+CMGS".into(),
-                        result,
+                        result: result.into(),
                     }))
                 } else {
                     Ok(())
@@ -343,7 +421,16 @@ async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming:
         Event::Stored { memory, index } => {
             // Reports are often kept apart from SMS ("SR" beside "SM"): look where it is.
             port.command(&Command::SelectMemory(memory)).await?;
-            let lines = port.command(&Command::Read(index)).await?;
+            let lines = match port.command(&Command::Read(index)).await {
+                Ok(lines) => lines,
+                // An empty slot (a bare OK, or an error): nothing to read, but the index
+                // is deleted all the same, and the modem goes on.
+                Err(error @ (AtError::Implausible { .. } | AtError::Failed { .. })) => {
+                    tracing::debug!(modem = %modem, index, %error, "stored message not read");
+                    Vec::new()
+                }
+                Err(error) => return Err(error.into()),
+            };
             // `+CMGR: <stat>,[<alpha>],<length>` then the PDU (the first hex line after).
             let header = lines.iter().position(|l| l.starts_with("+CMGR:"));
             let length = header.and_then(|at| lines[at].rsplit(',').next()?.trim().parse().ok());
@@ -358,6 +445,7 @@ async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming:
             }
             port.command(&Command::Delete(index)).await?;
         }
+        // Includes +CMTI/+CDSI lines whose memory name is not one (see `at::Memory`).
         other => tracing::debug!(modem = %modem, ?other, "unsolicited"),
     }
     Ok(())
@@ -418,4 +506,29 @@ async fn status_report(context: &Context, report: StatusReport) -> Result<(), St
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sim_that_needs_a_person_is_locked() {
+        let table = [
+            ("+CPIN: READY", SimState::Ready),
+            ("+CPIN: SIM PIN", SimState::Pin),
+            ("+CPIN: NOT READY", SimState::NotReady),
+            ("+CPIN: NOT INSERTED", SimState::Unusable),
+            ("+CPIN: SIM BUSY", SimState::Unusable),
+            ("+CPIN: SIM PUK", SimState::Locked),
+            ("+CPIN: SIM PIN2", SimState::Locked),
+            ("+CPIN: SIM PUK2", SimState::Locked),
+            ("+CPIN: PH-SIM PIN", SimState::Locked),
+            ("+CPIN: PH-NET PUK", SimState::Locked),
+        ];
+        for (line, expected) in table {
+            assert_eq!(SimState::of(&[line.to_string()]), expected, "{line}");
+        }
+        assert_eq!(SimState::of(&[]), SimState::Unusable);
+    }
 }

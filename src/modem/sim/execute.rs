@@ -46,10 +46,7 @@ impl Modem {
                 ok()
             }
             Command::ErrorMode(_) => Err(NOT_ALLOWED),
-            Command::PinQuery => Ok(vec![format!(
-                "+CPIN: {}",
-                if self.pin_ok { "READY" } else { "SIM PIN" }
-            )]),
+            Command::PinQuery => Ok(vec![format!("+CPIN: {}", self.sim_state())]),
             Command::PinEnter(pin) => self.enter_pin(&pin),
             Command::FormatQuery => Ok(vec!["+CMGF: 0".to_string()]),
             Command::Format(0) => ok(),
@@ -58,14 +55,24 @@ impl Modem {
             Command::CentreSet(number) => self.set_centre(number),
             Command::IndicationsQuery => Ok(vec![format_cnmi(self.profile.cnmi)]),
             Command::Indications(cnmi) => self.set_indications(cnmi, now),
-            Command::Registration => Ok(vec![format!("+CREG: 0,{}", if self.pin_ok { 1 } else { 0 })]),
+            Command::Registration => Ok(vec![format!(
+                "+CREG: {},{}",
+                self.profile.creg,
+                if self.pin_ok { 1 } else { 0 }
+            )]),
+            // Only 0 is kept: this modem never changes cell, so it has nothing to report.
+            Command::RegistrationMode(mode @ 0..=2) => {
+                self.profile.creg = mode;
+                ok()
+            }
+            Command::RegistrationMode(_) => Err(NOT_ALLOWED),
             Command::Signal => Ok(vec!["+CSQ: 20,99".to_string()]),
             Command::Manufacturer => Ok(vec!["smsgw".to_string()]),
             Command::Model => Ok(vec!["simulated GSM modem".to_string()]),
             Command::Serial => Ok(vec![self.imei.clone()]),
             Command::SelectMemory(memory) => self.select_memory(&memory),
             Command::MemoryQuery => Ok(vec![self.memory_use()]),
-            Command::Read(index) => self.unlocked().and_then(|()| self.selected().read(index)),
+            Command::Read(index) => self.unlocked().and_then(|()| self.read(index)),
             Command::Delete { index, flag } => self
                 .unlocked()
                 .and_then(|()| self.selected().delete(index, flag))
@@ -73,6 +80,16 @@ impl Modem {
             Command::List(stat) => self.unlocked().and_then(|()| self.selected().list(stat)),
         };
         CommandResult::Answer(answer)
+    }
+
+    /// What `AT+CPIN?` says: `NOT READY` for the first `cpin_not_ready` queries (the
+    /// fault), then whether the PIN is still owed.
+    fn sim_state(&mut self) -> &'static str {
+        if self.pin_queries < self.config.cpin_not_ready {
+            self.pin_queries += 1;
+            return "NOT READY";
+        }
+        if self.pin_ok { "READY" } else { "SIM PIN" }
     }
 
     /// The memory `AT+CPMS` selected for reading.
@@ -161,7 +178,25 @@ impl Modem {
         }
         self.profile.cnmi = cnmi;
         self.deliver_incoming(now);
+        self.announce_phantom(now);
         ok()
+    }
+
+    /// `AT+CMGR=<index>` in the selected memory. The `phantom_sms` fault's slot, empty,
+    /// reads as a bare `OK`, as many modems answer for an empty slot (others, and this
+    /// one elsewhere, answer `+CMS ERROR: 321`).
+    fn read(&mut self, index: u16) -> Answer {
+        let phantom = self.phantom_announced && !self.profile.reports_selected && index == self.storage.capacity();
+        match self.selected().read(index) {
+            Err(_) if phantom => ok(),
+            answer => answer,
+        }
+    }
+
+    /// The `phantom_sms` fault: `+CMTI` for a slot that holds nothing (the last one), as
+    /// a modem that lost the message says; announced once.
+    pub(super) fn phantom_sms(&self, out: &mut Output) {
+        out.say(&format!("+CMTI: \"SM\",{}", self.storage.capacity()));
     }
 
     /// A received SMS, announced as `AT+CNMI`'s `<mt>` says.

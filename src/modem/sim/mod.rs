@@ -3,7 +3,8 @@
 //! 27.007), echo until `ATE0`, the `> ` prompt of `AT+CMGS`, status reports and incoming
 //! SMS as unsolicited codes, and faults chosen by destination number (`cms_error`,
 //! `report_failure`, `hang_up`, `silent`, `repeat_final`) or of the line itself
-//! (`late_first_answer_ms`, `garbage`, `no_prompt`, `wedge_after_sends`).
+//! (`late_first_answer_ms`, `garbage`, `no_prompt`, `wedge_after_sends`) and of its SIM
+//! (`cpin_not_ready`), and an SMS announced that is not there (`phantom_sms`).
 //!
 //! Every SMS part it accepts is appended as one JSON line to the records file, which is
 //! how tests (and `smsgw modem sim` users) see what was "sent".

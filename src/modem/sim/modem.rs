@@ -48,6 +48,8 @@ enum NetworkEvent {
     Deliver(Encoded),
     /// The `late_first_answer_ms` fault: the first command's answer, written late.
     Late(Vec<u8>),
+    /// The `phantom_sms` fault: an SMS announced that is not stored.
+    Phantom,
 }
 
 /// One simulated modem: its SIM, profile, memories, and the network events it has
@@ -86,6 +88,13 @@ pub(super) struct Modem {
     prompts_withheld: u32,
     /// Parts accepted so far (the `wedge_after_sends` fault).
     parts_accepted: u32,
+    /// The `phantom_sms` fault's announcement is scheduled (it comes once).
+    pub(super) phantom_announced: bool,
+    /// `AT+CPIN?` answered `NOT READY` so far (the `cpin_not_ready` fault).
+    pub(super) pin_queries: u32,
+    /// The `repeat_final` fault's second answer, written when the next command line
+    /// arrives: a late answer that lands while the gateway waits for another.
+    repeat: Option<Vec<u8>>,
 }
 
 impl Modem {
@@ -112,6 +121,9 @@ impl Modem {
             lines_answered: 0,
             prompts_withheld: 0,
             parts_accepted: 0,
+            pin_queries: 0,
+            repeat: None,
+            phantom_announced: false,
         })
     }
 
@@ -125,6 +137,14 @@ impl Modem {
         let latency = self.latency();
         for (n, pdu) in (1..).zip(mem::take(&mut self.incoming)) {
             self.push(now.at + latency * n, NetworkEvent::Deliver(pdu));
+        }
+    }
+
+    /// The `phantom_sms` fault: once, one latency after the first `AT+CNMI`.
+    pub(super) fn announce_phantom(&mut self, now: Now) {
+        if self.config.phantom_sms && !self.phantom_announced {
+            self.phantom_announced = true;
+            self.push(now.at + self.latency(), NetworkEvent::Phantom);
         }
     }
 
@@ -150,6 +170,9 @@ impl Modem {
                     ESC => {}
                     b'\r' => {
                         let line = String::from_utf8_lossy(&mem::take(line)).into_owned();
+                        if let Some(repeat) = self.repeat.take() {
+                            out.bytes.extend_from_slice(&repeat);
+                        }
                         self.run_line(line.trim(), now, out);
                     }
                     b'\n' => {}
@@ -266,6 +289,7 @@ impl Modem {
                     }
                 }
                 NetworkEvent::Deliver(pdu) => self.announce_sms(pdu, out),
+                NetworkEvent::Phantom => self.phantom_sms(out),
                 NetworkEvent::Late(bytes) => {
                     self.busy = false;
                     out.bytes.extend_from_slice(&bytes);
@@ -310,8 +334,13 @@ impl Modem {
         out.records.push(Record::new(&self.name, mr, submitted, now.wall));
         self.reply(Ok(vec![format!("+CMGS: {mr}")]), out);
         if repeat {
-            tracing::info!(modem = %self.name, mr, "repeat fault: the answer comes twice");
-            self.reply(Ok(vec![format!("+CMGS: {mr}")]), out);
+            tracing::info!(modem = %self.name, mr, "repeat fault: the answer comes again with the next command");
+            let mut again = Output {
+                garbage: out.garbage,
+                ..Output::default()
+            };
+            self.reply(Ok(vec![format!("+CMGS: {mr}")]), &mut again);
+            self.repeat = Some(again.bytes);
         }
         self.parts_accepted += 1;
         if self.parts_accepted == self.config.wedge_after_sends {

@@ -38,6 +38,11 @@ impl Storage {
         Some(index)
     }
 
+    /// How many slots it has, numbered from 1.
+    pub(super) fn capacity(&self) -> u16 {
+        CAPACITY
+    }
+
     /// (messages held, capacity), as `AT+CPMS` reports them.
     pub(super) fn usage(&self) -> (usize, u16) {
         (self.slots.len(), CAPACITY)

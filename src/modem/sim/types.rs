@@ -18,6 +18,8 @@ pub(super) struct Profile {
     pub cnmi: Cnmi,
     /// `AT+CPMS`: reads, deletes and lists use the status-report memory ("SR").
     pub reports_selected: bool,
+    /// `AT+CREG=<n>`: 0, no unsolicited registration reports (none are sent anyway).
+    pub creg: u8,
 }
 
 impl Default for Profile {
@@ -27,6 +29,7 @@ impl Default for Profile {
             cmee: 0,
             cnmi: Cnmi::default(),
             reports_selected: false,
+            creg: 0,
         }
     }
 }

@@ -102,7 +102,9 @@ async fn gateway_init_sequence() {
         ("AT+CSCA=\"+33609001390\",145", "\r\nOK\r\n"),
         ("AT+CSCA?", "\r\n+CSCA: \"+33609001390\",145\r\n\r\nOK\r\n"),
         ("AT+CNMI?", "\r\n+CNMI: 2,1,0,1,0\r\n\r\nOK\r\n"),
+        ("AT+CREG=0", "\r\nOK\r\n"),
         ("AT+CREG?", "\r\n+CREG: 0,1\r\n\r\nOK\r\n"),
+        ("AT+CREG=3", "\r\n+CME ERROR: 3\r\n"),
         ("AT+CSQ", "\r\n+CSQ: 20,99\r\n\r\nOK\r\n"),
         ("AT+CMGF?", "\r\n+CMGF: 0\r\n\r\nOK\r\n"),
     ];
@@ -400,14 +402,35 @@ async fn late_first_answer_fault_holds_the_first_answer_and_what_follows() {
 async fn repeat_final_fault_answers_a_send_twice() {
     let config = SimConfig {
         repeat_final: vec![TO.to_string()],
+        // No status report in the middle of what this test reads.
+        report_delay_ms: 60_000,
         ..fast()
     };
     let mut bench = Bench::start("repeat", config).await;
     bench.port.init().await;
     let answer = send_part(&mut bench.port, &submit(TO, "hello")[0], "OK\r\n").await;
     assert_eq!(answer, "\r\n+CMGS: 0\r\n\r\nOK\r\n");
+    // The repeat waits for the next command line, and comes before its answer.
+    assert_eq!(bench.port.quiet_for(Duration::from_millis(300)).await, "");
+    bench.port.send(b"AT+CSQ\r").await;
     assert_eq!(bench.port.until("OK\r\n").await, "\r\n+CMGS: 0\r\n\r\nOK\r\n");
+    assert_eq!(bench.port.until("OK\r\n").await, "\r\n+CSQ: 20,99\r\n\r\nOK\r\n");
+    assert_eq!(bench.port.command("AT").await, "\r\nOK\r\n", "once only");
     assert_eq!(bench.records().len(), 1, "sent once, answered twice");
+}
+
+#[tokio::test]
+async fn cpin_not_ready_fault_answers_not_ready_to_the_first_queries() {
+    let config = SimConfig {
+        cpin_not_ready: 2,
+        ..fast()
+    };
+    let mut bench = Bench::start("notready", config).await;
+    bench.port.init().await;
+    for answer in ["NOT READY", "NOT READY", "READY"] {
+        let expected = format!("\r\n+CPIN: {answer}\r\n\r\nOK\r\n");
+        assert_eq!(bench.port.command("AT+CPIN?").await, expected);
+    }
 }
 
 #[tokio::test]
