@@ -2,7 +2,7 @@
 //! the poller counts the peer up, and routes to it, only when both hold; the endpoint
 //! answers `401` to a client without a user.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
@@ -260,4 +260,59 @@ fn the_https_certificate_is_the_smtp_one_and_is_reloaded_on_sighup_with_it() {
     let status: Value =
         serde_json::from_slice(&get_from_fr(&fr, "/status", Some(("uk", "password-uk"))).unwrap()).unwrap();
     assert_eq!(status["name"], "fr");
+}
+
+/// SIGHUP's handler exists before the HTTP endpoint says it listens: a SIGHUP sent the
+/// moment "HTTP listening" is logged reloads, and does not end the process.
+#[test]
+fn a_sighup_as_soon_as_http_listens_is_a_reload() {
+    let mut gateway = Gateway::start("[http]\nlisten = \"127.0.0.1:0\"\n");
+    let config = gateway.config.clone();
+    gateway.kill();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            // Fails at the deadline, or at the log's end: the process ended.
+            let line = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no {needle:?} ({e}): {seen:#?}"));
+            let found = line.contains(needle);
+            seen.push(line);
+            if found {
+                return;
+            }
+        }
+    };
+    wait_for("HTTP listening");
+    let hup = Command::new("kill")
+        .arg("-HUP")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("SMTP listening");
+    wait_for("reloaded");
+    assert!(child.try_wait().unwrap().is_none(), "the gateway ended");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
