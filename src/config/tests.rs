@@ -234,3 +234,12 @@ fn sorted<const N: usize, T: Into<String>>(expected: [T; N]) -> Vec<String> {
     expected.sort();
     expected
 }
+
+#[test]
+fn a_lockout_longer_than_thirty_days_is_refused() {
+    assert!(load("[security]\nlockout_secs = 2592000\n").is_ok());
+    assert_eq!(
+        problems("[security]\nlockout_secs = 9223372036854775807\n"),
+        ["security.lockout_secs: at most 2592000 (30 days)"]
+    );
+}

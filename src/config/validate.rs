@@ -287,6 +287,12 @@ fn check_security(config: &Config, problems: &mut Vec<Problem>) {
     if security.max_auth_failures == 0 {
         problems.push(Problem::new("security.max_auth_failures", "must be at least 1"));
     }
+    if security.lockout_secs > super::MAX_LOCKOUT_SECS {
+        problems.push(Problem::new(
+            "security.lockout_secs",
+            &format!("at most {} (30 days)", super::MAX_LOCKOUT_SECS),
+        ));
+    }
 }
 
 /// "+" and at least one digit: the start of an E.164 number.
