@@ -262,6 +262,55 @@ fn the_https_certificate_is_the_smtp_one_and_is_reloaded_on_sighup_with_it() {
     assert_eq!(status["name"], "fr");
 }
 
+/// A TCP connection to `address` from `source` (another loopback address), left idle.
+fn connect_from(source: [u8; 4], address: SocketAddr) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((source, 0))).unwrap();
+        let stream = socket.connect(address).await.unwrap();
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    })
+}
+
+/// One address holding more idle connections than the endpoint answers at once takes
+/// only its share: another address's `/status` (a peer's poll) is answered at once, not
+/// after the idle connections' head timeout, and the idle ones past the share are
+/// closed unanswered.
+#[test]
+fn idle_connections_from_one_address_do_not_keep_another_s_status_unanswered() {
+    let gateway = Gateway::start("[http]\nlisten = \"127.0.0.1:0\"\n");
+    let address = gateway.http_address();
+    // More than every slot (32), from 127.0.0.2, sending nothing.
+    let idle: Vec<TcpStream> = (0..40).map(|_| connect_from([127, 0, 0, 2], address)).collect();
+    // Well under the head timeout that once freed a slot (5 s): the answer did not wait
+    // for one.
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    write!(stream, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .unwrap_or_else(|e| panic!("/status from 127.0.0.1 while 127.0.0.2 idles: {e}"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // All but 127.0.0.2's share were closed without a word.
+    let closed = idle
+        .into_iter()
+        .filter(|mut stream| {
+            stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let mut byte = [0u8; 1];
+            matches!(stream.read(&mut byte), Ok(0))
+                || matches!(stream.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+        })
+        .count();
+    assert!(closed >= 36, "{closed} of 40 idle connections closed");
+}
+
 /// SIGHUP's handler exists before the HTTP endpoint says it listens: a SIGHUP sent the
 /// moment "HTTP listening" is logged reloads, and does not end the process.
 #[test]
