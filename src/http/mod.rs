@@ -37,7 +37,9 @@ use crate::modem::Board;
 use crate::routing::explain::Explanation;
 use crate::routing::plan;
 use crate::routing::view::Cluster;
+use crate::store::QueueSummary;
 use auth::{Gate, Verdict, client_key};
+use scrape::SingleFlight;
 
 /// Largest request head read (hyper's smallest allowed buffer is 8 KiB).
 const MAX_HEAD: usize = 16 * 1024;
@@ -99,6 +101,8 @@ impl Access {
 struct Shared {
     sources: Arc<Sources>,
     access: Access,
+    /// The store's counts for `/metrics`, read by one scrape at a time.
+    queues: SingleFlight<QueueSummary>,
 }
 
 /// Connections open per client address ([`client_key`]), for [`MAX_PER_CLIENT`].
@@ -148,7 +152,11 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, access: Access,
     let connections = TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let per_client = Arc::new(PerClient::default());
-    let shared = Arc::new(Shared { sources, access });
+    let shared = Arc::new(Shared {
+        sources,
+        access,
+        queues: SingleFlight::default(),
+    });
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot,
@@ -260,10 +268,12 @@ async fn answer(request: &Request<Incoming>, client: IpAddr, shared: &Shared) ->
             Ok(status) => body(StatusCode::OK, "application/json", json::status(&status)),
             Err(error) => internal_error(path, &error),
         },
-        "/metrics" => match scrape::metrics(&sources.database, &sources.board, &sources.cluster).await {
-            Ok(metrics) => body(StatusCode::OK, "text/plain; version=0.0.4", metrics.into_bytes()),
-            Err(error) => internal_error(path, &error),
-        },
+        "/metrics" => {
+            match scrape::metrics(&sources.database, &shared.queues, &sources.board, &sources.cluster).await {
+                Ok(metrics) => body(StatusCode::OK, "text/plain; version=0.0.4", metrics.into_bytes()),
+                Err(error) => internal_error(path, &error),
+            }
+        }
         "/route" => route(sources, query).await,
         _ => text(
             StatusCode::NOT_FOUND,
