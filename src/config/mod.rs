@@ -186,6 +186,10 @@ pub struct Http {
     /// the SMTP AUTH users); `/metrics` stays open. Needs `tls` unless `listen` is on
     /// loopback: Basic sends the password as it is.
     pub require_auth: bool,
+    /// With `require_auth`: when not empty, the only users of `security.users_file`
+    /// that `/status` and `/route` answer (the peers' users, say), so that a mail
+    /// sender's password does not open them. Empty: any user of the file.
+    pub users: Vec<String>,
 }
 
 /// Least-cost routing between instances (`[routing]`).

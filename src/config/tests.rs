@@ -243,3 +243,13 @@ fn a_lockout_longer_than_thirty_days_is_refused() {
         ["security.lockout_secs: at most 2592000 (30 days)"]
     );
 }
+
+#[test]
+fn http_users_narrow_require_auth_and_need_it() {
+    let config = load("[http]\nlisten = \"127.0.0.1:8025\"\nrequire_auth = true\nusers = [\"uk\"]\n").unwrap();
+    assert_eq!(config.http.users, ["uk"]);
+    assert_eq!(
+        problems("[http]\nlisten = \"127.0.0.1:8025\"\nusers = [\"uk\"]\n"),
+        ["http.users: needs http.require_auth = true: without it /status and /route ask for no user"]
+    );
+}

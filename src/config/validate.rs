@@ -108,6 +108,11 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
             "http.require_auth",
             "needs http.tls = true unless http.listen is on loopback: HTTP Basic sends the password as it is",
         ),
+        (
+            config.http.users.is_empty() || config.http.require_auth,
+            "http.users",
+            "needs http.require_auth = true: without it /status and /route ask for no user",
+        ),
     ];
     report_broken(&rules, problems);
     let routing = &config.routing;

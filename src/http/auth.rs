@@ -1,5 +1,5 @@
-//! HTTP Basic against the SMTP AUTH users (`security.users_file`), for the endpoints
-//! `http.require_auth` guards.
+//! HTTP Basic against the SMTP AUTH users (`security.users_file`; only those
+//! `http.users` lists, if it lists any), for the endpoints `http.require_auth` guards.
 //!
 //! A password check is argon2: ~19 MiB and tens of milliseconds of a core. So that a
 //! flood of bad attempts cannot starve the server or the peers that poll it:
@@ -16,7 +16,7 @@
 //!   starts, and is forgiven when it passes: a client that hangs up before the answer
 //!   has still spent an attempt.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,6 +55,8 @@ pub(super) enum Verdict {
 pub(super) struct Gate {
     credentials: Credentials,
     required: bool,
+    /// `http.users`: when not empty, the only users let through.
+    only: HashSet<String>,
     max_failures: u32,
     lockout: Duration,
     /// Turns to run argon2; a turn moves into the blocking job, so it is held until the
@@ -84,6 +86,7 @@ impl Gate {
         Gate {
             credentials,
             required,
+            only: HashSet::new(),
             max_failures: max_failures.max(1),
             lockout,
             hashing: Arc::new(Semaphore::new(PASSWORD_CHECKS)),
@@ -91,6 +94,13 @@ impl Gate {
             key,
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The gate letting through only `users` of the users file (`http.users`); all of
+    /// them when `users` is empty.
+    pub(super) fn only(mut self, users: &[String]) -> Gate {
+        self.only = users.iter().cloned().collect();
+        self
     }
 
     /// The verdict on `authorization` (the `Authorization` header, if any) from `client`.
@@ -108,6 +118,11 @@ impl Gate {
         let Some((user, password)) = authorization.and_then(basic) else {
             return Verdict::Denied;
         };
+        if !self.only.is_empty() && !self.only.contains(&user) {
+            // Refused before any check: whatever the password, this user may not read
+            // these endpoints, so nothing is learnt and no argon2 is spent.
+            return Verdict::Denied;
+        }
         let users = self.credentials.users();
         let pair = format!("{user}:{password}");
         if self.remembered(&user, &users, pair.as_bytes()) {
@@ -419,6 +434,23 @@ mod tests {
         let client: IpAddr = [192, 0, 2, 66].into();
         assert_eq!(gate.check(client, Some(&header("uk:guess"))).await, Verdict::Denied);
         assert!(matches!(gate.check(client, None).await, Verdict::Locked(_)));
+    }
+
+    #[tokio::test]
+    async fn with_http_users_a_user_not_listed_is_refused_unchecked() {
+        let peers_only = gate("only", true).only(&["peer".to_string()]);
+        let client: IpAddr = [192, 0, 2, 1].into();
+        assert_eq!(
+            peers_only.check(client, Some(&header("uk:password-uk"))).await,
+            Verdict::Denied
+        );
+        assert!(lock(&peers_only.failures).is_empty(), "no check, no failure");
+        assert!(lock(&peers_only.passed).is_empty());
+        let uk_only = gate("only-uk", true).only(&["uk".to_string()]);
+        assert_eq!(
+            uk_only.check(client, Some(&header("uk:password-uk"))).await,
+            Verdict::Allowed
+        );
     }
 
     #[tokio::test]

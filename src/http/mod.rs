@@ -5,7 +5,8 @@
 //! hyper speaks HTTP/1.1; this module decides what is answered. Over TLS when
 //! `http.tls` is set (the SMTP side's certificate, reloaded on SIGHUP with it); with
 //! `http.require_auth`, `/status` and `/route` (tariffs, load, the plan) answer only a
-//! user of the users file, by HTTP Basic ([`auth`]); `/metrics` stays open, for
+//! user of the users file (those `http.users` lists, if it lists any), by HTTP Basic
+//! ([`auth`]); `/metrics` stays open, for
 //! scrapers that hold no password and because it steers nothing.
 
 mod auth;
@@ -88,7 +89,8 @@ impl Access {
             config.http.require_auth,
             security.max_auth_failures,
             Duration::from_secs(security.lockout_secs),
-        );
+        )
+        .only(&config.http.users);
         Access {
             credentials,
             tls: config.http.tls,

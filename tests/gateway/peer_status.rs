@@ -241,6 +241,33 @@ fn status_and_route_without_a_user_are_refused_with_a_basic_challenge() {
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
 
+/// With `http.users`, a user of the users file who is not listed (a mail sender) is
+/// refused `/status` and `/route`, its password right or not; a listed one passes.
+#[test]
+fn http_users_keeps_mail_senders_out_of_status_and_route() {
+    let users = TempDir::new();
+    let users_file = users.0.join("users.toml");
+    add_user(&users_file, "ops", "password-ops");
+    add_user(&users_file, "sender", "password-sender");
+    let gateway = Gateway::start(&format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\nrequire_auth = true\nusers = [\"ops\"]\n\n\
+         [security]\nusers_file = {users_file:?}\n"
+    ));
+    let address = gateway.http_address();
+    // sender:password-sender
+    for path in ["/status", "/route?number=%2B33477858589"] {
+        let (head, _) = raw_get(
+            address,
+            path,
+            "Authorization: Basic c2VuZGVyOnBhc3N3b3JkLXNlbmRlcg==\r\n",
+        );
+        assert!(head.starts_with("HTTP/1.1 401"), "{path}: {head}");
+    }
+    // ops:password-ops
+    let (head, _) = raw_get(address, "/status", "Authorization: Basic b3BzOnBhc3N3b3JkLW9wcw==\r\n");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
 #[test]
 fn the_https_certificate_is_the_smtp_one_and_is_reloaded_on_sighup_with_it() {
     let mut fr = start_fr();
