@@ -289,7 +289,8 @@ fn the_https_certificate_is_the_smtp_one_and_is_reloaded_on_sighup_with_it() {
     assert_eq!(status["name"], "fr");
 }
 
-/// A TCP connection to `address` from `source` (another loopback address), left idle.
+/// A TCP connection to `address` from `source` (another loopback address than the
+/// 127.0.0.1 a plain connect uses).
 fn connect_from(source: [u8; 4], address: SocketAddr) -> TcpStream {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -313,26 +314,29 @@ fn connect_from(source: [u8; 4], address: SocketAddr) -> TcpStream {
 fn idle_connections_from_one_address_do_not_keep_another_s_status_unanswered() {
     let gateway = Gateway::start("[http]\nlisten = \"127.0.0.1:0\"\n");
     let address = gateway.http_address();
-    // More than every slot (32), from 127.0.0.2, sending nothing.
-    let idle: Vec<TcpStream> = (0..40).map(|_| connect_from([127, 0, 0, 2], address)).collect();
-    // Well under the head timeout that once freed a slot (5 s): the answer did not wait
-    // for one.
-    let mut stream = TcpStream::connect(address).unwrap();
+    // More than every slot (32), from 127.0.0.1, sending nothing.
+    let idle: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(address).unwrap()).collect();
+    // From 127.0.0.2, with a deadline well under the head timeout that once freed a slot
+    // (5 s): the answer did not wait for one.
+    let mut stream = connect_from([127, 0, 0, 2], address);
     stream.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
     write!(stream, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut answer = String::new();
     stream
         .read_to_string(&mut answer)
-        .unwrap_or_else(|e| panic!("/status from 127.0.0.1 while 127.0.0.2 idles: {e}"));
+        .unwrap_or_else(|e| panic!("/status from 127.0.0.2 while 127.0.0.1 idles: {e}"));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    // All but 127.0.0.2's share were closed without a word.
+    // All but 127.0.0.1's share were closed without a word.
     let closed = idle
         .into_iter()
         .filter(|mut stream| {
             stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
             let mut byte = [0u8; 1];
-            matches!(stream.read(&mut byte), Ok(0))
-                || matches!(stream.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+            match stream.read(&mut byte) {
+                Ok(0) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+                Ok(_) => false,
+            }
         })
         .count();
     assert!(closed >= 36, "{closed} of 40 idle connections closed");
@@ -363,31 +367,31 @@ fn a_sighup_as_soon_as_http_listens_is_a_reload() {
             }
         }
     });
-    let mut seen = Vec::new();
-    let mut wait_for = |needle: &str| {
+    let mut seen: Vec<String> = Vec::new();
+    // Waits until every needle has been seen in some line, in any order: the reload may
+    // be logged before or after "SMTP listening".
+    let mut wait_for = |needles: &[&str]| {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        while !needles
+            .iter()
+            .all(|needle| seen.iter().any(|line| line.contains(needle)))
+        {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             // Fails at the deadline, or at the log's end: the process ended.
             let line = lines
                 .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no {needle:?} ({e}): {seen:#?}"));
-            let found = line.contains(needle);
+                .unwrap_or_else(|e| panic!("not all of {needles:?} ({e}): {seen:#?}"));
             seen.push(line);
-            if found {
-                return;
-            }
         }
     };
-    wait_for("HTTP listening");
+    wait_for(&["HTTP listening"]);
     let hup = Command::new("kill")
         .arg("-HUP")
         .arg(child.id().to_string())
         .status()
         .unwrap();
     assert!(hup.success());
-    wait_for("SMTP listening");
-    wait_for("reloaded");
+    wait_for(&["SMTP listening", "users reloaded"]);
     assert!(child.try_wait().unwrap().is_none(), "the gateway ended");
     child.kill().unwrap();
     child.wait().unwrap();
