@@ -6,8 +6,8 @@
 //! `http.tls` is set (the SMTP side's certificate, reloaded on SIGHUP with it); with
 //! `http.require_auth`, `/status` and `/route` (tariffs, load, the plan) answer only a
 //! user of the users file (those `http.users` lists, if it lists any), by HTTP Basic
-//! ([`auth`]); `/metrics` stays open, for
-//! scrapers that hold no password and because it steers nothing.
+//! ([`auth`]); `/metrics` stays open, for scrapers that hold no password and because
+//! it steers nothing.
 
 mod auth;
 mod json;
