@@ -91,6 +91,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         ),
         None => None,
     };
+    // SIGHUP's handler exists before any listener is announced (HTTP's below, SMTP's in
+    // smtp::serve): until then a SIGHUP ends the process, and whoever waits for a
+    // "listening" line may send one next.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let poll = Duration::from_secs(config.routing.poll_secs);
     let mut stages = JoinSet::new();
     stages.spawn(routing::run(cluster.clone(), store.clone(), poll, shutdown.clone()));
@@ -131,7 +135,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         routing::plan::Reach::Nowhere(why) => Some(why),
         routing::plan::Reach::Covered | routing::plan::Reach::Unknown => None,
     });
-    smtp::serve(listeners, &config, credentials, store, routes, shutdown.clone()).await;
+    smtp::serve(
+        listeners,
+        &config,
+        credentials,
+        store,
+        routes,
+        hangups,
+        shutdown.clone(),
+    )
+    .await;
     // Intake is closed; the other stages stop at the same signal and finish what they hold.
     while stages.join_next().await.is_some() {}
     tracing::info!("stopped");

@@ -13,6 +13,7 @@ const LIST_KEYS: &[&str] = &[
     "dsn.tls_pin_sha256",
     "dsn.retry_delays_secs",
     "dsn.nameservers",
+    "http.users",
     "security.listen_tls",
     "security.trusted_networks",
     "security.allow_prefixes",

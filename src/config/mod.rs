@@ -28,6 +28,10 @@ use serde::Deserialize;
 use crate::compose::ComposeMode;
 use crate::sms::Language;
 
+/// The longest `security.lockout_secs` accepted: 30 days. Longer is surely a typo, and an
+/// unbounded one would overflow the clock arithmetic of a lockout.
+pub const MAX_LOCKOUT_SECS: u64 = 30 * 24 * 3600;
+
 pub use modem::{Incoming, Modem, SimConfig, StatusReports};
 pub use read::{ConfigError, Problem};
 pub use values::{
@@ -191,6 +195,10 @@ pub struct Http {
     /// the SMTP AUTH users); `/metrics` stays open. Needs `tls` unless `listen` is on
     /// loopback: Basic sends the password as it is.
     pub require_auth: bool,
+    /// With `require_auth`: when not empty, the only users of `security.users_file`
+    /// that `/status` and `/route` answer (the peers' users, say), so that a mail
+    /// sender's password does not open them. Empty: any user of the file.
+    pub users: Vec<String>,
 }
 
 /// Least-cost routing between instances (`[routing]`).
@@ -335,7 +343,8 @@ pub struct Security {
     pub allow_plaintext_auth: bool,
     /// Failed AUTH attempts from one client address before it is locked out.
     pub max_auth_failures: u32,
-    /// How long a locked-out address is refused AUTH.
+    /// How long a locked-out address is refused AUTH (and HTTP Basic); at most
+    /// [`MAX_LOCKOUT_SECS`].
     pub lockout_secs: u64,
     /// Pause before answering a failed AUTH, times the failures in a row (at most 5).
     pub auth_failure_delay_ms: u64,

@@ -268,3 +268,22 @@ fn modem_timeouts_too_long_to_add_to_a_clock_are_refused_by_key() {
     );
     load("[[modem]]\nname = \"m\"\nport = \"sim\"\ncommand_timeout_secs = 3600\nradio_poll_secs = 86400\n").unwrap();
 }
+
+#[test]
+fn a_lockout_longer_than_thirty_days_is_refused() {
+    assert!(load("[security]\nlockout_secs = 2592000\n").is_ok());
+    assert_eq!(
+        problems("[security]\nlockout_secs = 9223372036854775807\n"),
+        ["security.lockout_secs: at most 2592000 (30 days)"]
+    );
+}
+
+#[test]
+fn http_users_narrow_require_auth_and_need_it() {
+    let config = load("[http]\nlisten = \"127.0.0.1:8025\"\nrequire_auth = true\nusers = [\"uk\"]\n").unwrap();
+    assert_eq!(config.http.users, ["uk"]);
+    assert_eq!(
+        problems("[http]\nlisten = \"127.0.0.1:8025\"\nusers = [\"uk\"]\n"),
+        ["http.users: needs http.require_auth = true: without it /status and /route ask for no user"]
+    );
+}

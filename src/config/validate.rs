@@ -113,6 +113,11 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
             "http.require_auth",
             "needs http.tls = true unless http.listen is on loopback: HTTP Basic sends the password as it is",
         ),
+        (
+            config.http.users.is_empty() || config.http.require_auth,
+            "http.users",
+            "needs http.require_auth = true: without it /status and /route ask for no user",
+        ),
     ];
     report_broken(&rules, problems);
     let routing = &config.routing;
@@ -311,6 +316,12 @@ fn check_security(config: &Config, problems: &mut Vec<Problem>) {
     }
     if security.max_auth_failures == 0 {
         problems.push(Problem::new("security.max_auth_failures", "must be at least 1"));
+    }
+    if security.lockout_secs > super::MAX_LOCKOUT_SECS {
+        problems.push(Problem::new(
+            "security.lockout_secs",
+            &format!("at most {} (30 days)", super::MAX_LOCKOUT_SECS),
+        ));
     }
 }
 

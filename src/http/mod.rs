@@ -5,18 +5,20 @@
 //! hyper speaks HTTP/1.1; this module decides what is answered. Over TLS when
 //! `http.tls` is set (the SMTP side's certificate, reloaded on SIGHUP with it); with
 //! `http.require_auth`, `/status` and `/route` (tariffs, load, the plan) answer only a
-//! user of the users file, by HTTP Basic ([`auth`]); `/metrics` stays open, for
-//! scrapers that hold no password and because it steers nothing.
+//! user of the users file (those `http.users` lists, if it lists any), by HTTP Basic
+//! ([`auth`]); `/metrics` stays open, for scrapers that hold no password and because
+//! it steers nothing.
 
 mod auth;
 mod json;
 pub mod prometheus;
 mod scrape;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -36,15 +38,23 @@ use crate::modem::Board;
 use crate::routing::explain::Explanation;
 use crate::routing::plan;
 use crate::routing::view::Cluster;
-use auth::{Gate, Verdict};
+use crate::store::QueueSummary;
+use auth::{Gate, Verdict, client_key};
+use scrape::SingleFlight;
 
 /// Largest request head read (hyper's smallest allowed buffer is 8 KiB).
 const MAX_HEAD: usize = 16 * 1024;
 /// Connections answered at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 32;
+/// Connections answered at once from one client address (IPv6: one /64); more are
+/// closed as soon as accepted. Well under [`MAX_CONNECTIONS`]: one client holding idle
+/// connections must not take every slot and leave peers' `/status` polls unanswered
+/// (they would count this instance down and route away from it).
+const MAX_PER_CLIENT: usize = 4;
 /// The longest a client may take to finish its TLS handshake, and then to send its
-/// request head.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// request head: what an idle connection costs a slot. A peer's poll or a scraper
+/// sends its request at once.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest a connection lives, handshake, answer and a slow reader included: a
 /// client that does not read its answer does not keep its slot.
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
@@ -79,7 +89,8 @@ impl Access {
             config.http.require_auth,
             security.max_auth_failures,
             Duration::from_secs(security.lockout_secs),
-        );
+        )
+        .only(&config.http.users);
         Access {
             credentials,
             tls: config.http.tls,
@@ -92,6 +103,49 @@ impl Access {
 struct Shared {
     sources: Arc<Sources>,
     access: Access,
+    /// The store's counts for `/metrics`, read by one scrape at a time.
+    queues: SingleFlight<QueueSummary>,
+}
+
+/// Connections open per client address ([`client_key`]), for [`MAX_PER_CLIENT`].
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted against its client address, until dropped.
+struct ClientSlot {
+    clients: Arc<PerClient>,
+    key: IpAddr,
+}
+
+impl PerClient {
+    /// A slot for one more connection from `client`, unless it holds its share.
+    fn take(self: &Arc<Self>, client: IpAddr) -> Option<ClientSlot> {
+        let key = client_key(client);
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(key).or_default();
+        if *count >= MAX_PER_CLIENT {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            clients: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.clients.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                // Only addresses with a connection open are kept: the map is bounded by
+                // MAX_CONNECTIONS.
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Answers HTTP requests on `listener` until `shutdown`, then waits for the answers
@@ -99,7 +153,12 @@ struct Shared {
 pub async fn serve(listener: TcpListener, sources: Arc<Sources>, access: Access, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let shared = Arc::new(Shared { sources, access });
+    let per_client = Arc::new(PerClient::default());
+    let shared = Arc::new(Shared {
+        sources,
+        access,
+        queues: SingleFlight::default(),
+    });
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot,
@@ -112,6 +171,12 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, access: Access,
         };
         match accepted {
             Ok((stream, client)) => {
+                let Some(client_slot) = per_client.take(client.ip()) else {
+                    // Closed unanswered: the slot goes back at once, to other addresses.
+                    tracing::debug!(%client, "HTTP: too many connections from this address");
+                    drop(stream);
+                    continue;
+                };
                 let (shared, shutdown) = (shared.clone(), shutdown.clone());
                 connections.spawn(async move {
                     // At shutdown an answer under way gets a short grace, not the whole
@@ -124,6 +189,7 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, access: Access,
                         _ = tokio::time::timeout(CONNECTION_DEADLINE, connection(stream, client, shared)) => {}
                         () = grace => {}
                     }
+                    drop(client_slot);
                     drop(slot);
                 });
             }
@@ -145,6 +211,9 @@ async fn connection(stream: TcpStream, client: SocketAddr, shared: Arc<Shared>) 
     }
     // The acceptor of the moment: a SIGHUP's new certificate serves new connections.
     let Some(acceptor) = shared.access.credentials.acceptor() else {
+        // Config validation asks for a certificate with http.tls, so this is a bug or a
+        // certificate that went away: say so rather than hang up without a word.
+        tracing::warn!(%client, "HTTPS: no certificate loaded; connection closed");
         return;
     };
     match tokio::time::timeout(READ_TIMEOUT, acceptor.accept(stream)).await {
@@ -161,7 +230,7 @@ where
     let service = hyper::service::service_fn(move |request| {
         let shared = shared.clone();
         async move {
-            let answer = answer(&request, client, &shared.sources, &shared.access.gate).await;
+            let answer = answer(&request, client, &shared).await;
             Ok::<_, Infallible>(answer)
         }
     });
@@ -178,7 +247,8 @@ where
 }
 
 /// The answer to one request.
-async fn answer(request: &Request<Incoming>, client: IpAddr, sources: &Sources, gate: &Gate) -> Response<Full<Bytes>> {
+async fn answer(request: &Request<Incoming>, client: IpAddr, shared: &Shared) -> Response<Full<Bytes>> {
+    let (sources, gate) = (&shared.sources, &shared.access.gate);
     if request.method() != Method::GET {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
         response
@@ -188,7 +258,8 @@ async fn answer(request: &Request<Incoming>, client: IpAddr, sources: &Sources, 
     }
     let path = request.uri().path();
     let query = request.uri().query().unwrap_or("");
-    if matches!(path, "/status" | "/route") && gate.required() {
+    // The gate itself lets everything through when http.require_auth is off.
+    if matches!(path, "/status" | "/route") {
         let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
         if let Some(refusal) = refusal(gate.check(client, authorization).await) {
             return refusal;
@@ -197,12 +268,14 @@ async fn answer(request: &Request<Incoming>, client: IpAddr, sources: &Sources, 
     match path {
         "/status" => match sources.cluster.status().await {
             Ok(status) => body(StatusCode::OK, "application/json", json::status(&status)),
-            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+            Err(error) => internal_error(path, &error),
         },
-        "/metrics" => match scrape::metrics(&sources.database, &sources.board, &sources.cluster).await {
-            Ok(metrics) => body(StatusCode::OK, "text/plain; version=0.0.4", metrics.into_bytes()),
-            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
-        },
+        "/metrics" => {
+            match scrape::metrics(&sources.database, &shared.queues, &sources.board, &sources.cluster).await {
+                Ok(metrics) => body(StatusCode::OK, "text/plain; version=0.0.4", metrics.into_bytes()),
+                Err(error) => internal_error(path, &error),
+            }
+        }
         "/route" => route(sources, query).await,
         _ => text(
             StatusCode::NOT_FOUND,
@@ -273,8 +346,18 @@ async fn route(sources: &Sources, query: &str) -> Response<Full<Bytes>> {
                 json::route(&Explanation::new(number, &plan)),
             )
         }
-        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+        Err(error) => internal_error("/route", &error),
     }
+}
+
+/// `500` with a word only: the error's text (file paths, SQL) goes to the log, not to
+/// a client that may hold no password (`/metrics` is open).
+fn internal_error(path: &str, error: &dyn std::error::Error) -> Response<Full<Bytes>> {
+    tracing::warn!(path, %error, "HTTP: answered 500");
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error: see the gateway's log\n",
+    )
 }
 
 /// The `number` of a query string, if it is an E.164 number.

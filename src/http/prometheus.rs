@@ -96,12 +96,16 @@ impl Family {
     fn line(&mut self, suffix: &str, labels: &[(&str, &str)], le: Option<&str>, value: &str) -> &mut Family {
         let mut line = suffix.to_string();
         let labels = labels.iter().copied().chain(le.map(|le| ("le", le)));
-        for (index, (name, value)) in labels.enumerate() {
+        // Whether a label was written, not whether the line holds a brace: the suffix
+        // cannot, but the test must not depend on what the line holds.
+        let mut labelled = false;
+        for (name, value) in labels {
             debug_assert!(valid_name(name) && !name.contains(':'), "{name}");
-            line.push(if index == 0 { '{' } else { ',' });
+            line.push(if labelled { ',' } else { '{' });
+            labelled = true;
             let _ = write!(line, "{name}=\"{}\"", escape(value, true));
         }
-        if line.contains('{') {
+        if labelled {
             line.push('}');
         }
         let _ = write!(line, " {value}");

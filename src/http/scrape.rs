@@ -2,20 +2,77 @@
 //! each modem's health and each peer's reachability.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
 
 use super::prometheus::{Exposition, Kind};
 use crate::metrics;
 use crate::modem::{Board, Health, ModemState};
 use crate::routing::view::Cluster;
-use crate::store::{self, State, StoreError};
+use crate::store::{self, QueueSummary, State, StoreError};
+
+/// How long one reading of the store's counts answers scrapes.
+const QUEUE_FRESH: Duration = Duration::from_secs(1);
+
+/// One scan at a time, its result shared: reading the store's counts is a scan of the
+/// requests table, and `/metrics` is open to anyone who reaches it.
+pub(super) struct SingleFlight<T> {
+    last: Arc<Mutex<Last<T>>>,
+}
+
+/// The last result and when its scan ended.
+type Last<T> = Option<(Instant, Arc<T>)>;
+
+// By hand: derived, it would ask `T: Default`.
+impl<T> Default for SingleFlight<T> {
+    fn default() -> Self {
+        SingleFlight {
+            last: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> SingleFlight<T> {
+    /// The last result if younger than `fresh`, else that of `scan`, run on a blocking
+    /// thread while later callers wait for it. The scan and the wait for it run in a
+    /// task of their own: a caller that goes away (a scraper that hung up) neither
+    /// leaves a scan unaccounted for nor lets the next caller start a second one.
+    pub(super) async fn get<F>(&self, fresh: Duration, scan: F) -> Result<Arc<T>, StoreError>
+    where
+        F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    {
+        let mut last = self.last.clone().lock_owned().await;
+        if let Some((at, value)) = last.as_ref()
+            && at.elapsed() < fresh
+        {
+            return Ok(value.clone());
+        }
+        tokio::spawn(async move {
+            let value = Arc::new(
+                tokio::task::spawn_blocking(scan)
+                    .await
+                    .map_err(|_| StoreError::Closed)??,
+            );
+            *last = Some((Instant::now(), value.clone()));
+            Ok(value)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
 
 /// The metrics now, as Prometheus text; the store is read on a connection of its own
-/// to `database`, on a blocking thread.
-pub(super) async fn metrics(database: &Path, board: &Board, cluster: &Cluster) -> Result<String, StoreError> {
+/// to `database`, on a blocking thread, at most once per [`QUEUE_FRESH`] (`queues`).
+pub(super) async fn metrics(
+    database: &Path,
+    queues: &SingleFlight<QueueSummary>,
+    board: &Board,
+    cluster: &Cluster,
+) -> Result<String, StoreError> {
     let database = database.to_path_buf();
-    let queue = tokio::task::spawn_blocking(move || store::queue_summary(&database))
-        .await
-        .map_err(|_| StoreError::Closed)??;
+    let queue = queues.get(QUEUE_FRESH, move || store::queue_summary(&database)).await?;
     let mut text = Exposition::default();
     let requests = text.family("smsgw_requests", Kind::Gauge, "Requests in the store by state.");
     for state in State::ALL {
@@ -139,4 +196,48 @@ pub(super) async fn metrics(database: &Path, board: &Board, cluster: &Cluster) -
         peers.sample(&[("peer", &peer.name)], u64::from(peer.up));
     }
     Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::SingleFlight;
+
+    /// Scrapers that hang up mid-scan start no second scan; a scan's result answers
+    /// the scrapes that waited for it and those of the next second.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_scan_at_a_time_its_result_shared() {
+        let flight = Arc::new(SingleFlight::<usize>::default());
+        let scans = Arc::new(AtomicUsize::new(0));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(std::sync::Mutex::new(released));
+        let scan = |scans: Arc<AtomicUsize>, released: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>| {
+            move || {
+                let n = scans.fetch_add(1, Ordering::SeqCst) + 1;
+                // Held until the test lets it go: a long scan.
+                released.lock().unwrap().recv_timeout(Duration::from_secs(30)).unwrap();
+                Ok(n)
+            }
+        };
+        // Ten scrapers that each give up after a moment, the scan still running.
+        for _ in 0..10 {
+            let (flight, scan) = (flight.clone(), scan(scans.clone(), released.clone()));
+            let gave_up =
+                tokio::time::timeout(Duration::from_millis(20), flight.get(Duration::from_secs(60), scan)).await;
+            assert!(gave_up.is_err());
+        }
+        assert_eq!(scans.load(Ordering::SeqCst), 1, "one scan, however many gave up");
+        let waiting = {
+            let (flight, scan) = (flight.clone(), scan(scans.clone(), released.clone()));
+            tokio::spawn(async move { flight.get(Duration::from_secs(60), scan).await.unwrap() })
+        };
+        release.send(()).unwrap();
+        assert_eq!(*waiting.await.unwrap(), 1);
+        let again = flight.get(Duration::from_secs(60), scan(scans.clone(), released.clone()));
+        assert_eq!(*again.await.unwrap(), 1);
+        assert_eq!(scans.load(Ordering::SeqCst), 1);
+    }
 }

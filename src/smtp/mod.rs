@@ -139,14 +139,16 @@ pub async fn bind_all(config: &Config) -> std::io::Result<Vec<Listener>> {
 }
 
 /// Serves the listeners until `shutdown`, then lets sessions finish for `grace`.
-/// SIGHUP reloads the TLS certificate and the users file. `routes` says at `RCPT TO`
-/// which numbers no instance can send to.
+/// SIGHUP (`hangups`, registered by the caller before any listener is announced)
+/// reloads the TLS certificate and the users file. `routes` says at `RCPT TO` which
+/// numbers no instance can send to.
 pub async fn serve(
     listeners: Vec<Listener>,
     config: &Config,
     credentials: Credentials,
     store: Store,
     routes: Routes,
+    hangups: std::io::Result<tokio::signal::unix::Signal>,
     shutdown: CancellationToken,
 ) {
     let shared = Arc::new(Shared {
@@ -165,10 +167,7 @@ pub async fn serve(
     });
     // Listen for SIGHUP before saying we listen: a SIGHUP that arrives before its handler
     // exists would end the process.
-    let reloads = tokio::spawn(reload_on_hangup(
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
-        shared.clone(),
-    ));
+    let reloads = tokio::spawn(reload_on_hangup(hangups, shared.clone()));
     for listener in &listeners {
         let address = listener.socket.local_addr().ok();
         let address = address.map(|a| a.to_string()).unwrap_or_default();

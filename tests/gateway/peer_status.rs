@@ -2,7 +2,7 @@
 //! the poller counts the peer up, and routes to it, only when both hold; the endpoint
 //! answers `401` to a client without a user.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
@@ -241,6 +241,33 @@ fn status_and_route_without_a_user_are_refused_with_a_basic_challenge() {
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
 
+/// With `http.users`, a user of the users file who is not listed (a mail sender) is
+/// refused `/status` and `/route`, its password right or not; a listed one passes.
+#[test]
+fn http_users_keeps_mail_senders_out_of_status_and_route() {
+    let users = TempDir::new();
+    let users_file = users.0.join("users.toml");
+    add_user(&users_file, "ops", "password-ops");
+    add_user(&users_file, "sender", "password-sender");
+    let gateway = Gateway::start(&format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\nrequire_auth = true\nusers = [\"ops\"]\n\n\
+         [security]\nusers_file = {users_file:?}\n"
+    ));
+    let address = gateway.http_address();
+    // sender:password-sender
+    for path in ["/status", "/route?number=%2B33477858589"] {
+        let (head, _) = raw_get(
+            address,
+            path,
+            "Authorization: Basic c2VuZGVyOnBhc3N3b3JkLXNlbmRlcg==\r\n",
+        );
+        assert!(head.starts_with("HTTP/1.1 401"), "{path}: {head}");
+    }
+    // ops:password-ops
+    let (head, _) = raw_get(address, "/status", "Authorization: Basic b3BzOnBhc3N3b3JkLW9wcw==\r\n");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
 #[test]
 fn the_https_certificate_is_the_smtp_one_and_is_reloaded_on_sighup_with_it() {
     let mut fr = start_fr();
@@ -260,4 +287,112 @@ fn the_https_certificate_is_the_smtp_one_and_is_reloaded_on_sighup_with_it() {
     let status: Value =
         serde_json::from_slice(&get_from_fr(&fr, "/status", Some(("uk", "password-uk"))).unwrap()).unwrap();
     assert_eq!(status["name"], "fr");
+}
+
+/// A TCP connection to `address` from `source` (another loopback address than the
+/// 127.0.0.1 a plain connect uses).
+fn connect_from(source: [u8; 4], address: SocketAddr) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((source, 0))).unwrap();
+        let stream = socket.connect(address).await.unwrap();
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    })
+}
+
+/// One address holding more idle connections than the endpoint answers at once takes
+/// only its share: another address's `/status` (a peer's poll) is answered at once, not
+/// after the idle connections' head timeout, and the idle ones past the share are
+/// closed unanswered.
+#[test]
+fn idle_connections_from_one_address_do_not_keep_another_s_status_unanswered() {
+    let gateway = Gateway::start("[http]\nlisten = \"127.0.0.1:0\"\n");
+    let address = gateway.http_address();
+    // More than every slot (32), from 127.0.0.1, sending nothing.
+    let idle: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(address).unwrap()).collect();
+    // From 127.0.0.2, with a deadline well under the head timeout that once freed a slot
+    // (5 s): the answer did not wait for one.
+    let mut stream = connect_from([127, 0, 0, 2], address);
+    stream.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    write!(stream, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .unwrap_or_else(|e| panic!("/status from 127.0.0.2 while 127.0.0.1 idles: {e}"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // All but 127.0.0.1's share were closed without a word.
+    let closed = idle
+        .into_iter()
+        .filter(|mut stream| {
+            stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let mut byte = [0u8; 1];
+            match stream.read(&mut byte) {
+                Ok(0) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+                Ok(_) => false,
+            }
+        })
+        .count();
+    assert!(closed >= 36, "{closed} of 40 idle connections closed");
+}
+
+/// SIGHUP's handler exists before the HTTP endpoint says it listens: a SIGHUP sent the
+/// moment "HTTP listening" is logged reloads, and does not end the process.
+#[test]
+fn a_sighup_as_soon_as_http_listens_is_a_reload() {
+    let mut gateway = Gateway::start("[http]\nlisten = \"127.0.0.1:0\"\n");
+    let config = gateway.config.clone();
+    gateway.kill();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    // Waits until every needle has been seen in some line, in any order: the reload may
+    // be logged before or after "SMTP listening".
+    let mut wait_for = |needles: &[&str]| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !needles
+            .iter()
+            .all(|needle| seen.iter().any(|line| line.contains(needle)))
+        {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            // Fails at the deadline, or at the log's end: the process ended.
+            let line = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("not all of {needles:?} ({e}): {seen:#?}"));
+            seen.push(line);
+        }
+    };
+    wait_for(&["HTTP listening"]);
+    let hup = Command::new("kill")
+        .arg("-HUP")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for(&["SMTP listening", "users reloaded"]);
+    assert!(child.try_wait().unwrap().is_none(), "the gateway ended");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
