@@ -66,6 +66,12 @@ impl Session {
 
     /// The whole message is in: compose its SMS text, or refuse it with the reason.
     pub(super) fn end_of_message(&mut self, out: &mut Vec<u8>) -> Option<Step> {
+        // A message with data ends a transaction, accepted or refused: the junk count
+        // starts again. An empty one (`BDAT 0 LAST` at once) does not, or MAIL, RCPT,
+        // `BDAT 0 LAST` could be repeated for ever.
+        if !self.message.is_empty() {
+            self.junk = 0;
+        }
         let step = self.finish_message(out);
         // A mail to store keeps its bytes (and their share of the budget) until stored.
         if !matches!(step, Some(Step::Store(_))) {

@@ -56,13 +56,19 @@ pub struct Session {
     reserved: usize,
     line_length: LineLength,
     errors: usize,
-    /// RSET, NOOP, VRFY and HELP since the last mail stored (see [`JUNK_COMMANDS`]).
-    junk: usize,
+    /// Commands since the last transaction completed that did not move a transaction
+    /// forward (see [`JUNK_COMMANDS`]).
+    pub(super) junk: usize,
 }
 
-/// RSET, NOOP, VRFY and HELP a session may send between two mails before each one more
-/// counts as an error (Postfix's `smtpd_junk_command_limit`): a client that keeps a
-/// connection alive with them, and sends nothing, is closed after `smtp.max_errors` more.
+/// Commands that do not move a transaction forward (anything but the MAIL that starts
+/// one, a RCPT that adds a recipient, the DATA answered `354`, a BDAT with a chunk of at
+/// least one octet) a session may send between two completed transactions, on top of
+/// `smtp.max_recipients` (a client may retry refused recipients), before each one more
+/// counts as an error (Postfix's `smtpd_junk_command_limit`). Every answer written moves
+/// the connection loop's deadline, so without this a client repeating EHLO, NOOP, a
+/// refused MAIL or `BDAT 0` would hold its slot for ever; it is closed after
+/// `smtp.max_errors` more.
 pub(super) const JUNK_COMMANDS: usize = 100;
 
 impl Session {
@@ -236,18 +242,28 @@ impl Session {
         None
     }
 
-    /// Answers a command that does nothing (RSET, NOOP, VRFY, HELP); past
-    /// [`JUNK_COMMANDS`] since the last mail, it also counts as an error.
-    pub(super) fn respond_to_junk(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<Step> {
+    /// One more command that did not move a transaction forward: past the limit (see
+    /// [`JUNK_COMMANDS`]) it counts as an error.
+    pub(super) fn count_junk(&mut self, out: &mut Vec<u8>) -> Option<Step> {
         self.junk += 1;
-        let step = self.respond(reply, out);
-        if step.is_none() && self.junk > JUNK_COMMANDS {
+        if self.junk > JUNK_COMMANDS.saturating_add(self.settings.max_recipients) {
             return self.count_error(out);
         }
-        step
+        None
     }
 
-    fn count_error(&mut self, out: &mut Vec<u8>) -> Option<Step> {
+    /// Writes a refusal that counts as an error whatever its code (a refused MAIL or
+    /// AUTH: a client that keeps being refused is not sending mail).
+    pub(super) fn refuse(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<Step> {
+        let protocol_error = reply.is_protocol_error();
+        let step = self.respond(reply, out);
+        match (step, protocol_error) {
+            (None, false) => self.count_error(out),
+            (step, _) => step,
+        }
+    }
+
+    pub(super) fn count_error(&mut self, out: &mut Vec<u8>) -> Option<Step> {
         self.errors += 1;
         if self.errors >= self.settings.max_errors {
             Reply::new(421, "4.7.0", "Too many errors, closing connection").write_to(out);
@@ -299,6 +315,8 @@ impl Session {
         };
         let rest = DummyDataReceiver::new_data(&receiver);
         self.reset();
+        // A message was sent, refused after its data: a completed transaction.
+        self.junk = 0;
         let answer = match too_big {
             true => reply::too_big(self.settings.max_message_size),
             false => {
@@ -358,10 +376,11 @@ impl Session {
     /// After `Step::Store`: answer the end of data with the commit's outcome.
     pub fn stored(&mut self, result: Result<Vec<i64>, StoreError>, out: &mut Vec<u8>) -> Option<Step> {
         self.release_buffer();
+        // The transaction is complete, stored or not: the junk count starts again.
+        self.junk = 0;
         let reply = match result {
             Ok(ids) => {
                 self.counted = 0;
-                self.junk = 0;
                 let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
                 Reply::new(250, "2.0.0", format!("Ok: queued as {}", ids.join(" ")))
             }
@@ -407,6 +426,8 @@ impl Session {
         {
             let rest = DummyDataReceiver::new_data(receiver);
             self.reset();
+            // A message was sent, refused after its data: a completed transaction.
+            self.junk = 0;
             self.discard(rest, reply::too_big(self.settings.max_message_size));
         }
     }
@@ -480,33 +501,87 @@ mod tests {
         assert_eq!(converse(&bytewise), whole);
     }
 
+    /// Commands a session may send between two transactions before they count as errors.
+    fn junk_limit() -> usize {
+        JUNK_COMMANDS + Config::default().smtp.max_recipients
+    }
+
+    /// The answers' tail, for assertion messages.
+    fn tail(text: &str) -> &str {
+        &text[text.len().saturating_sub(300)..]
+    }
+
+    const CLOSED: &str = "421 4.7.0 Too many errors, closing connection\r\n";
+
     #[test]
-    fn junk_commands_past_the_limit_count_as_errors_until_a_mail_is_stored() {
+    fn junk_commands_past_the_limit_count_as_errors_until_a_transaction_completes() {
         let max_errors = Config::default().smtp.max_errors;
         let noops = |count: usize| "NOOP\r\n".repeat(count);
-        // At the limit, every NOOP is answered and the session goes on.
-        let within = converse(&[format!("EHLO a.example\r\n{}QUIT\r\n", noops(JUNK_COMMANDS)).as_bytes()]);
-        assert!(within.ends_with("221 2.0.0 Bye\r\n"), "{within}");
+        // At the limit (EHLO is one), every NOOP is answered and the session goes on.
+        let within = converse(&[format!("EHLO a.example\r\n{}QUIT\r\n", noops(junk_limit() - 1)).as_bytes()]);
+        assert!(within.ends_with("221 2.0.0 Bye\r\n"), "{}", tail(&within));
         // Past it, each is still answered, and max_errors of them close the session.
-        let past = converse(&[format!("EHLO a.example\r\n{}QUIT\r\n", noops(JUNK_COMMANDS + max_errors)).as_bytes()]);
-        assert!(
-            past.ends_with("250 2.0.0 OK\r\n421 4.7.0 Too many errors, closing connection\r\n"),
-            "{}",
-            &past[past.len() - 200..]
-        );
+        let past =
+            converse(&[format!("EHLO a.example\r\n{}QUIT\r\n", noops(junk_limit() - 1 + max_errors)).as_bytes()]);
+        assert!(past.ends_with(&format!("250 2.0.0 OK\r\n{CLOSED}")), "{}", tail(&past));
         // A mail stored in between starts the count again: a smart host that sends RSET
         // between its mails on one connection is never closed for it.
         let mail = "MAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\nDATA\r\nhi\r\n.\r\n";
         let relay = format!(
             "EHLO a.example\r\n{}{mail}{}QUIT\r\n",
-            noops(JUNK_COMMANDS),
-            noops(JUNK_COMMANDS)
+            noops(junk_limit() - 1),
+            noops(junk_limit())
         );
         let relayed = converse(&[relay.as_bytes()]);
+        assert!(relayed.ends_with("221 2.0.0 Bye\r\n"), "{}", tail(&relayed));
+        // So does a mail refused after its data (here: no text to send).
+        let refused = "MAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\nDATA\r\n\r\n.\r\n";
+        let relay = format!(
+            "EHLO a.example\r\n{}{refused}{}QUIT\r\n",
+            noops(junk_limit() - 1),
+            noops(junk_limit())
+        );
+        let relayed = converse(&[relay.as_bytes()]);
+        assert!(relayed.contains("554 5.6.0"), "{}", tail(&relayed));
+        assert!(relayed.ends_with("221 2.0.0 Bye\r\n"), "{}", tail(&relayed));
+    }
+
+    #[test]
+    fn repeating_ehlo_or_bdat_0_or_a_duplicate_recipient_is_junk_too() {
+        let max_errors = Config::default().smtp.max_errors;
+        let envelope = "EHLO a.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\n";
+        for (start, repeated) in [
+            ("", "EHLO a.example\r\n"),
+            (envelope, "BDAT 0\r\n"),
+            (envelope, "RCPT TO:<+33477858589@sms>\r\n"),
+            ("EHLO a.example\r\n", "HELO a.example\r\n"),
+        ] {
+            let input = format!("{start}{}", repeated.repeat(junk_limit() + max_errors));
+            let out = converse(&[input.as_bytes()]);
+            assert!(out.ends_with(CLOSED), "{repeated}: {}", tail(&out));
+        }
+    }
+
+    #[test]
+    fn a_refused_mail_from_counts_as_an_error() {
+        let max_errors = Config::default().smtp.max_errors;
+        let config = Config::default();
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let budget = Arc::new(Budget::new(1 << 20));
+        // Not trusted, not authenticated: `530` each time.
+        let mut session = Session::new(settings, policy, budget, "192.0.2.1:25".parse().unwrap(), false);
+        let input = format!(
+            "EHLO a.example\r\n{}",
+            "MAIL FROM:<a@example.com>\r\n".repeat(max_errors)
+        );
+        let mut out = Vec::new();
+        let step = session.ingest(&mut input.as_bytes().iter(), &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(matches!(step, Step::Close), "{step:?}: {out}");
         assert!(
-            relayed.ends_with("221 2.0.0 Bye\r\n"),
-            "{}",
-            &relayed[relayed.len() - 200..]
+            out.ends_with(&format!("530 5.7.0 Authentication required\r\n{CLOSED}")),
+            "{out}"
         );
     }
 
