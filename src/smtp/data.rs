@@ -29,7 +29,7 @@ impl Session {
             let total = self.message.len().saturating_add(chunk_size);
             if total > self.settings.max_message_size {
                 Some(reply::too_big(self.settings.max_message_size))
-            } else if !self.make_room(chunk_size) {
+            } else if !self.reserve_for(chunk_size) {
                 tracing::warn!(client = %self.client, "chunk refused: smtp.max_buffered_bytes in use by messages in progress");
                 Some(insufficient_storage())
             } else {
@@ -75,7 +75,7 @@ impl Session {
         let step = self.finish_message(out);
         // A mail to store keeps its bytes (and their share of the budget) until stored.
         if !matches!(step, Some(Step::Store(_))) {
-            self.release_buffer();
+            self.give_back_budget();
         }
         step
     }

@@ -31,6 +31,19 @@ pub(super) struct Seat {
     permit: Option<OwnedSemaphorePermit>,
 }
 
+/// What the per-address limits count a client by: its IPv4 address, or the /64 of its
+/// IPv6 address (a host is usually given a whole /64, and could take a new address of
+/// it for each connection).
+pub(super) fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
 impl Load {
     /// `max` sessions in all, `per_client` from one address (0: no cap).
     pub(super) fn new(max: usize, per_client: usize) -> Load {

@@ -158,7 +158,14 @@ pub async fn serve(
             config.smtp.max_connections,
             config.smtp.max_connections_per_client,
         )),
-        budget: Arc::new(Budget::new(config.smtp.max_buffered_bytes)),
+        // One client may hold two of the largest messages at once: a smart host relaying
+        // several large mails gets `452` past it and retries, but no one client can hold
+        // the whole budget and keep everyone else's mail out.
+        budget: Arc::new(Budget::with_share(
+            config.smtp.max_buffered_bytes,
+            // (At least 128 KiB: a buffer grows by a whole read past the message.)
+            config.smtp.max_message_size.max(64 * 1024).saturating_mul(2),
+        )),
         hashing: Semaphore::new(PASSWORD_CHECKS),
         sessions: TaskTracker::new(),
         shutdown: shutdown.clone(),
@@ -385,6 +392,8 @@ where
                 return Ended::Closed;
             }
         }
+        // A message holding part of the budget must end within its own deadline.
+        clock.holding(session.holds_budget(), shared.settings.data_timeout);
         // Message data kept is progress (data being discarded is not).
         let buffered = session.buffered();
         if buffered < kept {

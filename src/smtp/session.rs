@@ -54,6 +54,8 @@ pub struct Session {
     budget: Arc<Budget>,
     /// Bytes taken from `budget` for `message` (its capacity, or the mail being stored).
     reserved: usize,
+    /// Whom `reserved` was taken for (see [`Session::budget_holder`]).
+    holder: String,
     line_length: LineLength,
     errors: usize,
     /// Commands since the last transaction completed that did not move a transaction
@@ -98,6 +100,7 @@ impl Session {
             message: Vec::new(),
             budget,
             reserved: 0,
+            holder: String::new(),
             line_length: LineLength::default(),
             errors: 0,
             junk: 0,
@@ -154,7 +157,7 @@ impl Session {
     pub fn ingest(&mut self, bytes: &mut Iter<'_, u8>, out: &mut Vec<u8>) -> Step {
         loop {
             // The message grows by at most what is left of this read: room first.
-            if matches!(self.state, SessionState::Data(_)) && !self.make_room(bytes.len()) {
+            if matches!(self.state, SessionState::Data(_)) && !self.reserve_for(bytes.len()) {
                 self.out_of_room(bytes.len());
             }
             // Each state consumes what it can; `Some(Step::Read)` means the bytes ran out.
@@ -276,7 +279,7 @@ impl Session {
     pub(super) fn reset(&mut self) {
         self.transaction = None;
         self.message = Vec::new();
-        self.release_buffer();
+        self.give_back_budget();
         self.give_back_quota();
     }
 
@@ -284,7 +287,7 @@ impl Session {
     /// shared budget first; `false` when the budget is spent. The buffer grows by
     /// doubling up to `smtp.max_message_size`, and only ever within what was taken, so
     /// the budget bounds the memory the buffers really hold.
-    pub(super) fn make_room(&mut self, incoming: usize) -> bool {
+    pub(super) fn reserve_for(&mut self, incoming: usize) -> bool {
         let needed = self.message.len().saturating_add(incoming);
         if needed <= self.message.capacity() {
             return true;
@@ -294,9 +297,12 @@ impl Session {
             .min(self.settings.max_message_size)
             .max(needed);
         // Doubled if the budget allows (fewer reallocations), else just what is needed.
+        if self.reserved == 0 {
+            self.holder = self.budget_holder();
+        }
         let take = |target: usize| {
             let more = target.saturating_sub(self.reserved);
-            (more == 0 || self.budget.take(more)).then_some(target)
+            (more == 0 || self.budget.take(&self.holder, more)).then_some(target)
         };
         let Some(target) = take(doubled).or_else(|| take(needed)) else {
             return false;
@@ -327,15 +333,34 @@ impl Session {
         self.discard(rest, answer);
     }
 
-    /// The message's bytes are no longer held (stored, refused, or forgotten).
-    pub(super) fn release_buffer(&mut self) {
-        self.budget.give_back(std::mem::take(&mut self.reserved));
+    /// The message's bytes are no longer held (stored, refused, or forgotten): their
+    /// share of the budget is given back (the buffer itself is freed by whoever took it).
+    pub(super) fn give_back_budget(&mut self) {
+        self.budget.give_back(&self.holder, std::mem::take(&mut self.reserved));
+    }
+
+    /// Whose share of the budget this session's message counts against: the
+    /// authenticated user (who may connect from many addresses), else the client's
+    /// address (an IPv6 one by its /64, which one host usually has whole).
+    fn budget_holder(&self) -> String {
+        match &self.user {
+            Some((name, _)) => format!("user {name}"),
+            None => super::load::client_key(self.client.ip()).to_string(),
+        }
     }
 
     /// Whether the budget has room for a message of `size` octets (at least a small one)
-    /// now: asked at MAIL, so that a client is told at once rather than after its data.
+    /// for this client now: asked at MAIL, so that a client is told at once rather than
+    /// after its data.
     pub(super) fn budget_has_room(&self, size: usize) -> bool {
-        self.budget.room() >= size.max(MIN_BUFFER)
+        let wanted = size.max(MIN_BUFFER).min(self.settings.max_message_size);
+        self.budget.room_for(&self.budget_holder()) >= wanted
+    }
+
+    /// Whether this session holds part of the budget (a message in progress, or being
+    /// stored): the connection loop bounds how long it may (see `MESSAGE_TIMEOUTS`).
+    pub fn holds_budget(&self) -> bool {
+        self.reserved > 0
     }
 
     /// Authenticated as one of our `[[peer]]`s: another instance forwarding requests.
@@ -375,7 +400,7 @@ impl Session {
 
     /// After `Step::Store`: answer the end of data with the commit's outcome.
     pub fn stored(&mut self, result: Result<Vec<i64>, StoreError>, out: &mut Vec<u8>) -> Option<Step> {
-        self.release_buffer();
+        self.give_back_budget();
         // The transaction is complete, stored or not: the junk count starts again.
         self.junk = 0;
         let reply = match result {
@@ -436,7 +461,7 @@ impl Session {
 impl Drop for Session {
     /// A connection that ends in the middle of a mail took nothing.
     fn drop(&mut self) {
-        self.release_buffer();
+        self.give_back_budget();
         self.give_back_quota();
     }
 }
@@ -777,6 +802,36 @@ mod tests {
         drop(first);
         drop(second);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn one_client_holds_at_most_its_share_of_the_budget() {
+        let budget = Arc::new(Budget::with_share(1 << 20, 20 * 1024));
+        let config = Config::default();
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let open = |client: &str, bytes: &[u8]| {
+            let mut session = Session::new(
+                settings.clone(),
+                policy.clone(),
+                budget.clone(),
+                client.parse().unwrap(),
+                true,
+            );
+            let (out, _) = feed(&mut session, &[ENVELOPE, bytes].concat());
+            (session, out)
+        };
+        let body = format!("DATA\r\nSubject: a\r\n\r\n{}", "x".repeat(13_000));
+        let (_first, out) = open("127.0.0.1:1", body.as_bytes());
+        assert!(
+            out.ends_with("354 Send the message, end with <CRLF>.<CRLF>\r\n"),
+            "{out}"
+        );
+        // Another session from the same address is told at MAIL; one from elsewhere is not.
+        let (_second, out) = open("127.0.0.1:2", b"");
+        assert!(out.contains("452 4.3.1"), "{out}");
+        let (_other, out) = open("127.0.0.2:1", b"");
+        assert!(out.contains("250 2.1.0"), "{out}");
     }
 
     #[test]
