@@ -340,11 +340,10 @@ where
         if !out.is_empty() {
             // A client that does not read its answers blocks this write: the deadline
             // ends it.
-            if !matches!(clock.within(stream.write_all(&out)).await, Some(Ok(()))) {
+            if !write_out(stream, &mut out, clock).await {
                 tracing::info!(client = %session.client(), "closed: answers not read in time");
                 return Ended::Closed;
             }
-            out.clear();
             clock.progress(session.timeout());
             kept = session.buffered();
         }
@@ -378,17 +377,31 @@ where
                 Step::Authenticate { user, password } => authenticate(session, user, password, &mut out, shared).await,
                 Step::StartTls => {
                     // Bytes pipelined after STARTTLS were sent in clear: never act on them.
-                    let written = clock.within(stream.write_all(&out)).await;
-                    if !matches!(written, Some(Ok(()))) {
+                    if !write_out(stream, &mut out, clock).await {
                         return Ended::Closed;
                     }
                     clock.progress(shared.settings.command_timeout);
                     return Ended::StartTls;
                 }
+                Step::Flush => {
+                    // Answers are not left to pile up while the rest of the read is
+                    // answered: a client that does not read blocks here, holding 8 KiB.
+                    if !write_out(stream, &mut out, clock).await {
+                        tracing::info!(client = %session.client(), "closed: answers not read in time");
+                        return Ended::Closed;
+                    }
+                    clock.progress(session.timeout());
+                    kept = session.buffered();
+                    continue;
+                }
                 Step::Close => Some(Step::Close),
             };
             if let Some(Step::Close) = after {
-                let _ = bounded(LAST_WORDS, stream.write_all(&out)).await;
+                let _ = bounded(LAST_WORDS, async {
+                    stream.write_all(&out).await?;
+                    stream.flush().await
+                })
+                .await;
                 return Ended::Closed;
             }
         }
@@ -403,8 +416,29 @@ where
             kept = buffered;
         }
     }
-    let _ = bounded(LAST_WORDS, stream.write_all(&out)).await;
+    let _ = bounded(LAST_WORDS, async {
+        stream.write_all(&out).await?;
+        stream.flush().await
+    })
+    .await;
     Ended::Closed
+}
+
+/// Writes `out` whole and flushes it (over TLS, rustls may otherwise keep the answers
+/// queued) within `clock`; `false` if that failed or the deadline passed. `out` is
+/// emptied when written.
+async fn write_out<S>(stream: &mut S, out: &mut Vec<u8>, clock: &mut Clock) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
+    let written = clock
+        .within(async {
+            stream.write_all(out).await?;
+            stream.flush().await
+        })
+        .await;
+    out.clear();
+    matches!(written, Some(Ok(())))
 }
 
 /// Checks a password off the runtime, a few at a time; each failure in a row from this

@@ -16,7 +16,7 @@ use super::Settings;
 use super::budget::{Budget, insufficient_storage};
 use super::policy::Policy;
 use super::reply::{self, Reply};
-use super::state::{LineCheck, LineLength, SessionState, Step, Transaction, command_state};
+use super::state::{FLUSH_AT, LineCheck, LineLength, SessionState, Step, Transaction, command_state};
 use crate::store::StoreError;
 use crate::users::User;
 
@@ -207,6 +207,9 @@ impl Session {
             };
             if let Some(step) = step {
                 return step;
+            }
+            if out.len() >= FLUSH_AT {
+                return Step::Flush;
             }
         }
     }
@@ -502,6 +505,7 @@ mod tests {
             loop {
                 match session.ingest(&mut bytes, &mut out) {
                     Step::Read => break,
+                    Step::Flush => continue,
                     Step::Store(_) => {
                         if session.stored(Ok(vec![1]), &mut out).is_some() {
                             break 'reads;
@@ -749,6 +753,7 @@ mod tests {
         loop {
             match session.ingest(&mut bytes, &mut out) {
                 Step::Read => break,
+                Step::Flush => continue,
                 Step::Store(mail) => {
                     stored.push(mail.raw.clone());
                     let _ = session.stored(Ok(vec![1]), &mut out);
@@ -832,6 +837,29 @@ mod tests {
         assert!(out.contains("452 4.3.1"), "{out}");
         let (_other, out) = open("127.0.0.2:1", b"");
         assert!(out.contains("250 2.1.0"), "{out}");
+    }
+
+    #[test]
+    fn answers_are_flushed_before_they_pass_flush_at() {
+        let mut session = session();
+        let mut out = Vec::new();
+        let input = "EHLO x\r\n".repeat(2048);
+        let mut bytes = input.as_bytes().iter();
+        let mut flushes = 0;
+        loop {
+            match session.ingest(&mut bytes, &mut out) {
+                Step::Flush => {
+                    // At most one answer past the mark (an EHLO answer is ~200 octets).
+                    assert!((FLUSH_AT..FLUSH_AT + 512).contains(&out.len()), "{}", out.len());
+                    out.clear();
+                    flushes += 1;
+                }
+                Step::Read | Step::Close => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(out.len() < FLUSH_AT + 512);
+        assert!(flushes > 1, "{flushes}");
     }
 
     #[test]
