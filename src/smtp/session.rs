@@ -156,20 +156,33 @@ impl Session {
     /// Consumes bytes until the session needs more, has a mail to store, or must close.
     pub fn ingest(&mut self, bytes: &mut Iter<'_, u8>, out: &mut Vec<u8>) -> Step {
         loop {
-            // The message grows by at most what is left of this read: room first.
-            if matches!(self.state, SessionState::Data(_)) && !self.reserve_for(bytes.len()) {
-                self.out_of_room(bytes.len());
-            }
+            // The message grows by at most what it is fed: room first (see `data_step`).
+            let data_step = match self.state {
+                SessionState::Data(_) => self.data_step(bytes.len()),
+                _ => (0, false),
+            };
             // Each state consumes what it can; `Some(Step::Read)` means the bytes ran out.
             let step = match &mut self.state {
                 SessionState::Command(_) => self.command_bytes(bytes, out),
                 SessionState::Data(receiver) => {
-                    if receiver.ingest(bytes, &mut self.message) {
+                    let rest = bytes.as_slice();
+                    let (count, probe) = data_step;
+                    let mut part = rest[..count].iter();
+                    // A message of exactly the limit, with no room for one octet more:
+                    // an octet more (not the end of data) makes it too big.
+                    let mut past = Vec::new();
+                    let into = if probe { &mut past } else { &mut self.message };
+                    let ended = receiver.ingest(&mut part, into);
+                    *bytes = rest[count - part.len()..].iter();
+                    if !past.is_empty() {
+                        self.refuse_too_big();
+                        None
+                    } else if ended {
                         self.state = command_state();
                         self.end_of_message(out)
                     } else {
                         self.check_data_size();
-                        Some(Step::Read)
+                        bytes.len().eq(&0).then_some(Step::Read)
                     }
                 }
                 SessionState::Bdat(receiver) => match receiver.ingest(bytes, &mut self.message) {
@@ -315,10 +328,36 @@ impl Session {
         true
     }
 
-    /// No room for `incoming` more octets of a DATA message: the rest is read and
-    /// thrown away, then answered `452 4.3.1` (or `552` if it is too big anyway).
-    fn out_of_room(&mut self, incoming: usize) {
-        let too_big = self.message.len().saturating_add(incoming) > self.settings.max_message_size;
+    /// How many of the `incoming` octets the DATA receiver may be fed now, with room
+    /// made for them: no more than would take the message one octet past
+    /// `smtp.max_message_size` (so a limit passed is seen, and pipelined commands after
+    /// the final dot are never counted as message), and, when the budget has no room for
+    /// that, what the buffer already has room for. A message of exactly the limit is
+    /// fed one octet at a time to be thrown away (`true`: the budget may be exactly
+    /// `smtp.max_message_size`, with no room for the octet that shows it too big). With
+    /// no room at all below the limit, the message is refused `452`
+    /// ([`Session::out_of_room`]) and nothing fed.
+    fn data_step(&mut self, incoming: usize) -> (usize, bool) {
+        let len = self.message.len();
+        let max = self.settings.max_message_size;
+        let wanted = incoming.min(max.saturating_add(1).saturating_sub(len));
+        if self.reserve_for(wanted) {
+            return (wanted, false);
+        }
+        match self.message.capacity() - len {
+            0 if len >= max => (wanted.min(1), true),
+            0 => {
+                self.out_of_room();
+                (0, false)
+            }
+            room => (room.min(wanted), false),
+        }
+    }
+
+    /// No room for more octets of a DATA message still within `smtp.max_message_size`:
+    /// the rest is read and thrown away, then answered `452 4.3.1` (it is not known to
+    /// be too big: `552` is for a message past the limit, see `check_data_size`).
+    fn out_of_room(&mut self) {
         let SessionState::Data(receiver) = std::mem::replace(&mut self.state, command_state()) else {
             unreachable!("called in the DATA state")
         };
@@ -326,14 +365,8 @@ impl Session {
         self.reset();
         // A message was sent, refused after its data: a completed transaction.
         self.junk = 0;
-        let answer = match too_big {
-            true => reply::too_big(self.settings.max_message_size),
-            false => {
-                tracing::warn!(client = %self.client, "message refused: smtp.max_buffered_bytes in use by messages in progress");
-                insufficient_storage()
-            }
-        };
-        self.discard(rest, answer);
+        tracing::warn!(client = %self.client, "message refused: smtp.max_buffered_bytes in use by messages in progress");
+        self.discard(rest, insufficient_storage());
     }
 
     /// The message's bytes are no longer held (stored, refused, or forgotten): their
@@ -449,9 +482,15 @@ impl Session {
 
     /// A DATA message past the size limit: keep reading to its end, keep nothing.
     fn check_data_size(&mut self) {
-        if self.message.len() > self.settings.max_message_size
-            && let SessionState::Data(receiver) = &self.state
-        {
+        if self.message.len() > self.settings.max_message_size {
+            self.refuse_too_big();
+        }
+    }
+
+    /// The DATA message passed `smtp.max_message_size`: read the rest, keep nothing,
+    /// answer `552`.
+    fn refuse_too_big(&mut self) {
+        if let SessionState::Data(receiver) = &self.state {
             let rest = DummyDataReceiver::new_data(receiver);
             self.reset();
             // A message was sent, refused after its data: a completed transaction.
@@ -860,6 +899,46 @@ mod tests {
         }
         assert!(out.len() < FLUSH_AT + 512);
         assert!(flushes > 1, "{flushes}");
+    }
+
+    /// Answers to a message of `body_size` octets under `max_message_size`, with a budget
+    /// of `budget` of which `held` is taken by someone else, fed in reads of 16 KiB as the
+    /// connection loop does, with a command pipelined after the final dot.
+    fn message_under_limit(max_message_size: usize, budget: usize, held: usize, body_size: usize) -> String {
+        let mut config = Config::default();
+        config.smtp.max_message_size = max_message_size;
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let budget = Arc::new(Budget::new(budget));
+        assert!(budget.take("someone else", held));
+        let mut session = Session::new(settings, policy, budget, "127.0.0.1:1".parse().unwrap(), true);
+        let line = format!("{}\r\n", "x".repeat(98));
+        let body = line.repeat(body_size / line.len());
+        let input = [
+            ENVELOPE,
+            b"DATA\r\nSubject: a\r\n\r\n",
+            body.as_bytes(),
+            b".\r\nNOOP\r\n",
+        ]
+        .concat();
+        let mut out = String::new();
+        for read in input.chunks(16 * 1024) {
+            out.push_str(&feed(&mut session, read).0);
+        }
+        out
+    }
+
+    #[test]
+    fn a_message_within_the_limit_is_never_refused_as_too_big() {
+        // max_buffered_bytes == max_message_size (allowed), idle server: it fits.
+        let out = message_under_limit(64 * 1024, 64 * 1024, 0, 60 * 1024);
+        assert!(out.contains("250 2.0.0 Ok: queued as 1"), "{out}");
+        // The budget nearly spent: 452 (try later), not 552 (never).
+        let out = message_under_limit(64 * 1024, 64 * 1024, 40 * 1024, 60 * 1024);
+        assert!(out.ends_with("452 4.3.1 Insufficient system storage: too many messages in progress, try again later\r\n250 2.0.0 OK\r\n"), "{out}");
+        // Past the limit: 552.
+        let out = message_under_limit(64 * 1024, 64 * 1024, 0, 70 * 1024);
+        assert!(out.contains("552 5.3.4"), "{out}");
     }
 
     #[test]
