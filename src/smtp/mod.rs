@@ -56,9 +56,11 @@ pub struct Settings {
     pub max_recipients: usize,
     /// Errors in one session before it is closed with `421`.
     pub max_errors: usize,
-    /// How long to wait for a command line.
+    /// The deadline on progress between commands: a command must arrive whole and its
+    /// answer be written within it (a deadline, not a limit on silence).
     pub command_timeout: Duration,
-    /// How long to wait for more message data during DATA or BDAT.
+    /// The deadline on progress during DATA or BDAT: 64 KiB more of the message kept
+    /// within it; a whole message gets at most three of them.
     pub data_timeout: Duration,
     /// What of the mail becomes the SMS text.
     pub compose: ComposeMode,

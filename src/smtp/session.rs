@@ -134,11 +134,15 @@ impl Session {
         self.auth_failures
     }
 
-    /// How long the peer may stay silent in the current state.
+    /// The deadline on progress in the current state (not on silence: see the
+    /// connection loop's `Clock`): the command timeout between commands and in an AUTH
+    /// dialogue (a line, like a command), the data timeout while a message arrives.
     pub fn timeout(&self) -> Duration {
         match self.state {
-            SessionState::Command(_) | SessionState::LongLine(_) => self.settings.command_timeout,
-            _ => self.settings.data_timeout,
+            SessionState::Command(_) | SessionState::LongLine(_) | SessionState::Auth(..) => {
+                self.settings.command_timeout
+            }
+            SessionState::Data(_) | SessionState::Bdat(_) | SessionState::Discard(..) => self.settings.data_timeout,
         }
     }
 
@@ -939,6 +943,20 @@ mod tests {
         // Past the limit: 552.
         let out = message_under_limit(64 * 1024, 64 * 1024, 0, 70 * 1024);
         assert!(out.contains("552 5.3.4"), "{out}");
+    }
+
+    #[test]
+    fn an_auth_dialogue_has_the_command_timeout() {
+        let mut config = Config::default();
+        config.smtp.command_timeout_secs = 30;
+        config.smtp.data_timeout_secs = 600;
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let budget = Arc::new(Budget::new(1 << 20));
+        let mut session = Session::new(settings, policy, budget, "127.0.0.1:1".parse().unwrap(), true);
+        let (out, _) = feed(&mut session, b"EHLO a.example\r\nAUTH LOGIN\r\n");
+        assert!(out.ends_with("334 VXNlcm5hbWU6\r\n"), "{out}");
+        assert_eq!(session.timeout(), Duration::from_secs(30));
     }
 
     #[test]
