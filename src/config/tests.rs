@@ -249,3 +249,20 @@ fn the_edge_limits_have_defaults_and_the_buffer_holds_one_message() {
         load("[smtp]\nmax_buffered_bytes = 65536\nmax_message_size = 65536\n[security]\nper_sender = true\n").unwrap();
     assert!(config.security.per_sender);
 }
+
+#[test]
+fn smtp_timeouts_and_connections_have_upper_bounds() {
+    assert_eq!(
+        problems(
+            "[smtp]\ncommand_timeout_secs = 9223372036854775807\ndata_timeout_secs = 86401\nmax_connections = 1000001\n"
+        ),
+        [
+            "smtp.command_timeout_secs: must be at most 86400 (a day)",
+            "smtp.data_timeout_secs: must be at most 86400 (a day)",
+            "smtp.max_connections: must be at most 1000000",
+        ]
+    );
+    assert!(
+        load("[smtp]\ncommand_timeout_secs = 86400\ndata_timeout_secs = 86400\nmax_connections = 1000000\n").is_ok()
+    );
+}
