@@ -241,3 +241,32 @@ fn a_client_that_trickles_an_endless_line_is_closed_at_its_deadline() {
     assert!(closed_after < Duration::from_secs(6), "closed after {closed_after:?}");
     trickle.join().unwrap();
 }
+
+#[test]
+fn a_message_holding_the_budget_is_closed_at_its_own_deadline_however_often_it_is_answered() {
+    let gateway = Gateway::start("[smtp]\ncommand_timeout_secs = 2\ndata_timeout_secs = 1\n");
+    let mut client = gateway.client();
+    client.command("EHLO slow.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    client.command("RCPT TO:<+33477858589@sms>", 250);
+    client.send(&format!("BDAT 100\r\n{}", "x".repeat(100)));
+    client.expect(250);
+    let started = Instant::now();
+    // `BDAT 0` well within each deadline: every answer is progress, but the message
+    // must end within 3 data timeouts (3 s) of its first octets.
+    let last = loop {
+        assert!(started.elapsed() < Duration::from_secs(15), "still open after 15 s");
+        // The pace of the attack, not a wait for an event.
+        std::thread::sleep(Duration::from_millis(300));
+        client.send("BDAT 0\r\n");
+        match client.reply() {
+            Some(reply) if reply.code == 250 => continue,
+            other => break other,
+        }
+    };
+    let closed_after = started.elapsed();
+    // 421, or nothing if the connection was reset before the answer was read.
+    assert!(matches!(last.as_ref().map(|r| r.code), None | Some(421)), "{last:?}");
+    assert!(closed_after < Duration::from_secs(6), "closed after {closed_after:?}");
+    assert!(!gateway.log_lines("closed: no progress in time").is_empty());
+}
