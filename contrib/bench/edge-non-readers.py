@@ -5,8 +5,9 @@ The recipe of issue 15: `smtp.max_connections = 24`, nothing else changed (timeo
 300 s). 24 clients from 127.0.0.2 ... 127.0.0.25 each pipeline MB of `NOOP` and never
 read a reply. A client from 127.0.0.1 then connects every half second until it is
 greeted with 220, and sends one mail. Prints how long after the attack it was served.
-`--command "EHLO x"` pipelines a command that is not junk (NOOP is: past 100 of them a
-session is closed for errors before its writes block), so the write deadline decides.
+`--command "EHLO x"` pipelines a command with a longer answer. Both are junk commands
+(past 100 + smtp.max_recipients of them a session is closed for errors, soon before or
+after its writes block); before EHLO counted as junk, the write deadline decided.
 
 Run from the project root, after `cargo build --release` (or give another binary):
 

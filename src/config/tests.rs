@@ -287,3 +287,20 @@ fn http_users_narrow_require_auth_and_need_it() {
         ["http.users: needs http.require_auth = true: without it /status and /route ask for no user"]
     );
 }
+
+#[test]
+fn smtp_timeouts_and_connections_have_upper_bounds() {
+    assert_eq!(
+        problems(
+            "[smtp]\ncommand_timeout_secs = 9223372036854775807\ndata_timeout_secs = 86401\nmax_connections = 1000001\n"
+        ),
+        [
+            "smtp.command_timeout_secs: must be at most 86400 (a day)",
+            "smtp.data_timeout_secs: must be at most 86400 (a day)",
+            "smtp.max_connections: must be at most 1000000",
+        ]
+    );
+    assert!(
+        load("[smtp]\ncommand_timeout_secs = 86400\ndata_timeout_secs = 86400\nmax_connections = 1000000\n").is_ok()
+    );
+}

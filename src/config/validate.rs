@@ -59,6 +59,13 @@ pub(super) fn check(config: &Config, peers: &[PeerEntry], problems: &mut Vec<Pro
         ),
         (smtp.max_recipients >= 1, "smtp.max_recipients", "must be at least 1"),
         (smtp.max_connections >= 1, "smtp.max_connections", "must be at least 1"),
+        // Each session is a task and a socket: a million is far past any real server,
+        // and keeps the semaphore (at most `usize::MAX >> 3` permits) from panicking.
+        (
+            smtp.max_connections <= 1_000_000,
+            "smtp.max_connections",
+            "must be at most 1000000",
+        ),
         (smtp.max_errors >= 1, "smtp.max_errors", "must be at least 1"),
         (
             smtp.max_buffered_bytes >= smtp.max_message_size,
@@ -70,10 +77,24 @@ pub(super) fn check(config: &Config, peers: &[PeerEntry], problems: &mut Vec<Pro
             "smtp.command_timeout_secs",
             "must be at least 1",
         ),
+        // A day is already far longer than any client waits; a huge value would also
+        // overflow the deadline's arithmetic.
+        (
+            smtp.command_timeout_secs <= 86_400,
+            "smtp.command_timeout_secs",
+            "must be at most 86400 (a day)",
+        ),
         (
             smtp.data_timeout_secs >= 1,
             "smtp.data_timeout_secs",
             "must be at least 1",
+        ),
+        // A day is already far longer than any client waits; a huge value would also
+        // overflow the deadline's arithmetic.
+        (
+            smtp.data_timeout_secs <= 86_400,
+            "smtp.data_timeout_secs",
+            "must be at most 86400 (a day)",
         ),
         (
             (1..=255).contains(&sms.max_parts),

@@ -41,8 +41,10 @@ impl Session {
         } else {
             None
         };
+        // Refused AUTH counts as an error: a client trying again and again while locked
+        // out, or without TLS, is not sending mail.
         if let Some(reply) = refusal {
-            return self.respond(reply, out);
+            return self.refuse(reply, out);
         }
         match (mechanism == AUTH_PLAIN, initial.as_str()) {
             (true, "") => self.challenge(AuthStage::PlainResponse, "", out),
@@ -101,7 +103,8 @@ impl Session {
             None => {
                 self.auth_failures = self.policy.auth_failed(ip, Instant::now());
                 tracing::warn!(client = %self.client, user = name, failures = self.auth_failures, "authentication failed");
-                self.respond(Reply::new(535, "5.7.8", "Authentication credentials invalid"), out)
+                // An error, as any refused AUTH: guessing passwords on one connection ends.
+                self.refuse(Reply::new(535, "5.7.8", "Authentication credentials invalid"), out)
             }
         }
     }

@@ -11,11 +11,53 @@ use super::state::{SessionState, Step};
 
 impl Session {
     /// Answers one command, or starts what it begins (data, a chunk, AUTH, TLS).
+    /// Every command but those that move a transaction forward counts towards the junk
+    /// limit (see [`JUNK_COMMANDS`](super::session::JUNK_COMMANDS)).
     pub(super) fn command(&mut self, request: Request<String>, out: &mut Vec<u8>) -> Option<Step> {
+        let before = self.forward_marks();
+        let bdat_chunk = match &request {
+            Request::Bdat { chunk_size, .. } => Some(*chunk_size),
+            _ => None,
+        };
+        let step = self.answer(request, out);
+        let forward = match (before, self.forward_marks()) {
+            // MAIL accepted, or one more recipient.
+            ((false, _), (true, _)) => true,
+            ((true, was), (true, now)) => now > was,
+            _ => false,
+        } || matches!(self.state, SessionState::Data(_))
+            || (matches!(self.state, SessionState::Bdat(_)) && bdat_chunk.is_some_and(|size| size > 0));
+        match step {
+            Some(step) => Some(step),
+            None if forward => None,
+            None => self.count_junk(out),
+        }
+    }
+
+    /// Whether a transaction is open, and its recipients: what moving forward changes.
+    fn forward_marks(&self) -> (bool, usize) {
+        match &self.transaction {
+            Some(t) => (true, t.recipients.len()),
+            None => (false, 0),
+        }
+    }
+
+    /// Answers one command, or starts what it begins (data, a chunk, AUTH, TLS).
+    fn answer(&mut self, request: Request<String>, out: &mut Vec<u8>) -> Option<Step> {
         let reply = match request {
             Request::Ehlo { host } => self.ehlo(host, true),
             Request::Helo { host } => self.ehlo(host, false),
-            Request::Mail { from } => self.mail(from),
+            Request::Mail { from } => {
+                // A refused MAIL is an error (AUTH required, sender not allowed, too big),
+                // except `452` for the shared budget: the server is busy, not the client
+                // wrong, and a smart host retrying then is not to be closed for it (the
+                // junk limit still bounds how often it may retry on one connection).
+                let reply = self.mail(from);
+                return match reply.code {
+                    400.. if reply.code != 452 => self.refuse(reply, out),
+                    _ => self.respond(reply, out),
+                };
+            }
             Request::Rcpt { to } => self.rcpt(to),
             Request::Data => self.data(),
             Request::Bdat { chunk_size, is_last } => {
@@ -24,16 +66,16 @@ impl Session {
             }
             Request::Rset => {
                 self.reset();
-                return self.respond_to_junk(Reply::new(250, "2.0.0", "Reset"), out);
+                return self.respond(Reply::new(250, "2.0.0", "Reset"), out);
             }
-            Request::Noop { .. } => return self.respond_to_junk(Reply::new(250, "2.0.0", "OK"), out),
+            Request::Noop { .. } => return self.respond(Reply::new(250, "2.0.0", "OK"), out),
             Request::Vrfy { .. } => {
                 let reply = Reply::new(
                     252,
                     "2.5.0",
                     "Cannot verify, but mail to <number>@sms will be attempted",
                 );
-                return self.respond_to_junk(reply, out);
+                return self.respond(reply, out);
             }
             Request::Help { .. } => {
                 let reply = Reply::new(
@@ -42,7 +84,7 @@ impl Session {
                     "smsgw turns mail to <phone>@sms into SMS\n\
                      Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT",
                 );
-                return self.respond_to_junk(reply, out);
+                return self.respond(reply, out);
             }
             Request::Quit => {
                 Reply::new(221, "2.0.0", "Bye").write_to(out);

@@ -29,7 +29,7 @@ impl Session {
             let total = self.message.len().saturating_add(chunk_size);
             if total > self.settings.max_message_size {
                 Some(reply::too_big(self.settings.max_message_size))
-            } else if !self.make_room(chunk_size) {
+            } else if !self.reserve_for(chunk_size) {
                 tracing::warn!(client = %self.client, "chunk refused: smtp.max_buffered_bytes in use by messages in progress");
                 Some(insufficient_storage())
             } else {
@@ -66,10 +66,16 @@ impl Session {
 
     /// The whole message is in: compose its SMS text, or refuse it with the reason.
     pub(super) fn end_of_message(&mut self, out: &mut Vec<u8>) -> Option<Step> {
+        // A message with data ends a transaction, accepted or refused: the junk count
+        // starts again. An empty one (`BDAT 0 LAST` at once) does not, or MAIL, RCPT,
+        // `BDAT 0 LAST` could be repeated for ever.
+        if !self.message.is_empty() {
+            self.junk = 0;
+        }
         let step = self.finish_message(out);
         // A mail to store keeps its bytes (and their share of the budget) until stored.
         if !matches!(step, Some(Step::Store(_))) {
-            self.release_buffer();
+            self.give_back_budget();
         }
         step
     }

@@ -21,6 +21,13 @@ pub(super) const STRESS_TIMEOUT: Duration = Duration::from_secs(10);
 /// stress, 6.5 KiB a second).
 pub(super) const DATA_PROGRESS: usize = 64 * 1024;
 
+/// A message, from the moment it takes part of the shared budget (its first octets) to
+/// its end stored or refused, may take at most this many data timeouts (15 minutes at
+/// 300 s), however steadily it progresses: otherwise a client sending 64 KiB per data
+/// timeout, or `BDAT 0` before each deadline, holds its part of the budget for ever
+/// (1 MiB at 220 octets a second is 80 minutes).
+pub(super) const MESSAGE_TIMEOUTS: u32 = 3;
+
 /// How long a session closing for a reason may spend writing its last reply.
 pub(super) const LAST_WORDS: Duration = Duration::from_secs(2);
 
@@ -31,6 +38,16 @@ pub(super) struct Clock {
     stress: watch::Receiver<bool>,
     /// `false` once the stress sender is gone (the server is ending): no more changes.
     watching: bool,
+    /// When the message in progress must be complete (see [`MESSAGE_TIMEOUTS`]).
+    message_deadline: Option<Instant>,
+}
+
+/// `since + timeout`, or a time far enough never to come if that is past what an
+/// `Instant` can hold (a huge timeout in the config must not panic).
+fn after(since: Instant, timeout: Duration) -> Instant {
+    since
+        .checked_add(timeout)
+        .unwrap_or_else(|| since + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 impl Clock {
@@ -41,6 +58,7 @@ impl Clock {
             timeout,
             stress,
             watching: true,
+            message_deadline: None,
         }
     }
 
@@ -55,7 +73,24 @@ impl Clock {
             true => self.timeout.min(STRESS_TIMEOUT),
             false => self.timeout,
         };
-        self.since + timeout
+        let deadline = after(self.since, timeout);
+        match self.message_deadline {
+            Some(message) => deadline.min(message),
+            None => deadline,
+        }
+    }
+
+    /// Whether the session holds part of the budget for a message now: from the first
+    /// time it does, the message must be complete within [`MESSAGE_TIMEOUTS`] times
+    /// `data_timeout`; once it holds nothing, that deadline is gone.
+    pub(super) fn holding(&mut self, holding: bool, data_timeout: Duration) {
+        match (holding, self.message_deadline) {
+            (true, None) => {
+                self.message_deadline = Some(after(Instant::now(), data_timeout.saturating_mul(MESSAGE_TIMEOUTS)));
+            }
+            (false, Some(_)) => self.message_deadline = None,
+            _ => {}
+        }
     }
 
     /// `work`'s output, or `None` if the deadline passed first (the deadline shrinks if
@@ -117,5 +152,39 @@ mod tests {
         }
         // The stress began 30 s after the progress: past 10 s already, so at once.
         assert_eq!(waited.elapsed(), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_holding_the_budget_ends_within_its_deadline_however_it_progresses() {
+        let (_stress, watched) = watch::channel(false);
+        let timeout = Duration::from_secs(300);
+        let mut clock = Clock::new(timeout, watched);
+        let started = Instant::now();
+        clock.holding(true, timeout);
+        // Progress every 200 s (within each data timeout) never moves the message's end.
+        loop {
+            let progressed = clock.within(tokio::time::sleep(Duration::from_secs(200))).await;
+            if progressed.is_none() {
+                break;
+            }
+            clock.progress(timeout);
+            clock.holding(true, timeout);
+        }
+        assert_eq!(started.elapsed(), timeout * MESSAGE_TIMEOUTS);
+        // Once nothing is held, only the progress deadline is left.
+        clock.progress(timeout);
+        clock.holding(false, timeout);
+        let since = Instant::now();
+        assert!(clock.within(std::future::pending::<()>()).await.is_none());
+        assert_eq!(since.elapsed(), timeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_timeout_does_not_overflow() {
+        let (_stress, watched) = watch::channel(false);
+        let mut clock = Clock::new(Duration::from_secs(u64::MAX), watched);
+        clock.holding(true, Duration::from_secs(u64::MAX));
+        let done = clock.within(tokio::time::sleep(Duration::from_secs(1))).await;
+        assert!(done.is_some());
     }
 }

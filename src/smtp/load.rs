@@ -1,7 +1,8 @@
 //! Who gets a session: `smtp.max_connections` in all, `smtp.max_connections_per_client`
 //! from one address (trusted networks exempt), and whether the gateway is under stress
-//! (open sessions past [`STRESS_PERCENT`] of the maximum), which shortens every
-//! session's deadlines (see [`Clock`](super::deadline::Clock)).
+//! (open sessions past [`STRESS_PERCENT`] of the maximum, until they are below
+//! [`CALM_PERCENT`]), which shortens every session's deadlines (see
+//! [`Clock`](super::deadline::Clock)). An IPv6 client is counted by its /64.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,6 +15,11 @@ use super::reply::Reply;
 /// Open sessions, in percent of `smtp.max_connections`, past which the gateway is under
 /// stress (as Postfix's stress mode, when a service's process limit is nearly used up).
 pub(super) const STRESS_PERCENT: usize = 80;
+
+/// Open sessions, in percent of `smtp.max_connections`, below which the stress ends. Lower
+/// than [`STRESS_PERCENT`]: otherwise at the threshold each connect and close would
+/// switch it, waking every session, and each switch on would close those idle 10 s.
+pub(super) const CALM_PERCENT: usize = 70;
 
 /// The sessions open, in all and per client address.
 pub(super) struct Load {
@@ -29,6 +35,19 @@ pub(super) struct Seat {
     load: Arc<Load>,
     client: Option<IpAddr>,
     permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What the per-address limits count a client by: its IPv4 address, or the /64 of its
+/// IPv6 address (a host is usually given a whole /64, and could take a new address of
+/// it for each connection).
+pub(super) fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
+        },
+    }
 }
 
 impl Load {
@@ -55,9 +74,11 @@ impl Load {
             permit: Some(permit),
         };
         if !exempt && self.per_client > 0 {
+            let key = client_key(ip);
             let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-            let open = clients.entry(ip).or_default();
+            let open = clients.entry(key).or_default();
             if *open >= self.per_client {
+                drop(clients);
                 let text = format!(
                     "Too many connections from your address {ip}: at most {} at once, try again later",
                     self.per_client
@@ -65,7 +86,8 @@ impl Load {
                 return Err(Reply::new(421, "4.7.0", text));
             }
             *open += 1;
-            seat.client = Some(ip);
+            drop(clients);
+            seat.client = Some(key);
         }
         self.update_stress();
         Ok(seat)
@@ -77,10 +99,18 @@ impl Load {
     }
 
     fn update_stress(&self) {
-        let open = self.max - self.slots.available_permits();
-        let stressed = open * 100 > self.max * STRESS_PERCENT;
-        self.stress
-            .send_if_modified(|now| std::mem::replace(now, stressed) != stressed);
+        // Counted inside the channel's lock: two sessions that admit and drop at once
+        // on two threads cannot publish their conclusions in the wrong order.
+        self.stress.send_if_modified(|stressed| {
+            let open = self.max.saturating_sub(self.slots.available_permits());
+            // In u128: `max * 100` cannot overflow whatever the config says.
+            let (open, max) = ((open as u128) * 100, self.max as u128);
+            let now = match *stressed {
+                false => open > max * STRESS_PERCENT as u128,
+                true => open >= max * CALM_PERCENT as u128,
+            };
+            std::mem::replace(stressed, now) != now
+        });
     }
 }
 
@@ -94,6 +124,7 @@ impl Drop for Seat {
                     clients.remove(&ip);
                 }
             }
+            drop(clients);
         }
         drop(self.permit.take());
         self.load.update_stress();
@@ -132,5 +163,37 @@ mod tests {
         drop(ninth);
         drop(trusted);
         assert!(!*stress.borrow());
+    }
+
+    #[test]
+    fn the_stress_begins_past_80_percent_and_ends_below_70() {
+        let load = Arc::new(Load::new(10, 0));
+        let stress = load.stress();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut seats: Vec<Seat> = (0..8).map(|_| load.admit(ip, false).unwrap()).collect();
+        assert!(!*stress.borrow(), "8 of 10");
+        seats.push(load.admit(ip, false).unwrap());
+        assert!(*stress.borrow(), "9 of 10");
+        // Down to 8 and up to 9 again: no flapping.
+        seats.pop();
+        assert!(*stress.borrow(), "8 of 10, after 9");
+        seats.pop();
+        assert!(*stress.borrow(), "7 of 10: not below 70%");
+        seats.pop();
+        assert!(!*stress.borrow(), "6 of 10");
+        seats.push(load.admit(ip, false).unwrap());
+        seats.push(load.admit(ip, false).unwrap());
+        assert!(!*stress.borrow(), "8 of 10, after 6");
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let load = Arc::new(Load::new(10, 2));
+        let _a = load.admit("2001:db8:1:2::1".parse().unwrap(), false).unwrap();
+        let _b = load.admit("2001:db8:1:2:ffff::2".parse().unwrap(), false).unwrap();
+        assert!(load.admit("2001:db8:1:2::3".parse().unwrap(), false).is_err());
+        assert!(load.admit("2001:db8:1:3::1".parse().unwrap(), false).is_ok());
+        let mapped = client_key("::ffff:192.0.2.1".parse().unwrap());
+        assert_eq!(mapped, "192.0.2.1".parse::<IpAddr>().unwrap());
     }
 }

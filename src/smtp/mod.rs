@@ -56,9 +56,11 @@ pub struct Settings {
     pub max_recipients: usize,
     /// Errors in one session before it is closed with `421`.
     pub max_errors: usize,
-    /// How long to wait for a command line.
+    /// The deadline on progress between commands: a command must arrive whole and its
+    /// answer be written within it (a deadline, not a limit on silence).
     pub command_timeout: Duration,
-    /// How long to wait for more message data during DATA or BDAT.
+    /// The deadline on progress during DATA or BDAT: 64 KiB more of the message kept
+    /// within it; a whole message gets at most three of them.
     pub data_timeout: Duration,
     /// What of the mail becomes the SMS text.
     pub compose: ComposeMode,
@@ -160,7 +162,14 @@ pub async fn serve(
             config.smtp.max_connections,
             config.smtp.max_connections_per_client,
         )),
-        budget: Arc::new(Budget::new(config.smtp.max_buffered_bytes)),
+        // One client may hold two of the largest messages at once: a smart host relaying
+        // several large mails gets `452` past it and retries, but no one client can hold
+        // the whole budget and keep everyone else's mail out.
+        budget: Arc::new(Budget::with_share(
+            config.smtp.max_buffered_bytes,
+            // (At least 128 KiB: a buffer grows by a whole read past the message.)
+            config.smtp.max_message_size.max(64 * 1024).saturating_mul(2),
+        )),
         hashing: Semaphore::new(PASSWORD_CHECKS),
         sessions: TaskTracker::new(),
         shutdown: shutdown.clone(),
@@ -332,11 +341,10 @@ where
         if !out.is_empty() {
             // A client that does not read its answers blocks this write: the deadline
             // ends it.
-            if !matches!(clock.within(stream.write_all(&out)).await, Some(Ok(()))) {
+            if !write_out(stream, &mut out, clock).await {
                 tracing::info!(client = %session.client(), "closed: answers not read in time");
                 return Ended::Closed;
             }
-            out.clear();
             clock.progress(session.timeout());
             kept = session.buffered();
         }
@@ -370,20 +378,36 @@ where
                 Step::Authenticate { user, password } => authenticate(session, user, password, &mut out, shared).await,
                 Step::StartTls => {
                     // Bytes pipelined after STARTTLS were sent in clear: never act on them.
-                    let written = clock.within(stream.write_all(&out)).await;
-                    if !matches!(written, Some(Ok(()))) {
+                    if !write_out(stream, &mut out, clock).await {
                         return Ended::Closed;
                     }
                     clock.progress(shared.settings.command_timeout);
                     return Ended::StartTls;
                 }
+                Step::Flush => {
+                    // Answers are not left to pile up while the rest of the read is
+                    // answered: a client that does not read blocks here, holding 8 KiB.
+                    if !write_out(stream, &mut out, clock).await {
+                        tracing::info!(client = %session.client(), "closed: answers not read in time");
+                        return Ended::Closed;
+                    }
+                    clock.progress(session.timeout());
+                    kept = session.buffered();
+                    continue;
+                }
                 Step::Close => Some(Step::Close),
             };
             if let Some(Step::Close) = after {
-                let _ = bounded(LAST_WORDS, stream.write_all(&out)).await;
+                let _ = bounded(LAST_WORDS, async {
+                    stream.write_all(&out).await?;
+                    stream.flush().await
+                })
+                .await;
                 return Ended::Closed;
             }
         }
+        // A message holding part of the budget must end within its own deadline.
+        clock.holding(session.holds_budget(), shared.settings.data_timeout);
         // Message data kept is progress (data being discarded is not).
         let buffered = session.buffered();
         if buffered < kept {
@@ -393,8 +417,29 @@ where
             kept = buffered;
         }
     }
-    let _ = bounded(LAST_WORDS, stream.write_all(&out)).await;
+    let _ = bounded(LAST_WORDS, async {
+        stream.write_all(&out).await?;
+        stream.flush().await
+    })
+    .await;
     Ended::Closed
+}
+
+/// Writes `out` whole and flushes it (over TLS, rustls may otherwise keep the answers
+/// queued) within `clock`; `false` if that failed or the deadline passed. `out` is
+/// emptied when written.
+async fn write_out<S>(stream: &mut S, out: &mut Vec<u8>, clock: &mut Clock) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
+    let written = clock
+        .within(async {
+            stream.write_all(out).await?;
+            stream.flush().await
+        })
+        .await;
+    out.clear();
+    matches!(written, Some(Ok(())))
 }
 
 /// Checks a password off the runtime, a few at a time; each failure in a row from this

@@ -16,7 +16,7 @@ use super::Settings;
 use super::budget::{Budget, insufficient_storage};
 use super::policy::Policy;
 use super::reply::{self, Reply};
-use super::state::{LineCheck, LineLength, SessionState, Step, Transaction, command_state};
+use super::state::{FLUSH_AT, LineCheck, LineLength, SessionState, Step, Transaction, command_state};
 use crate::store::StoreError;
 use crate::users::User;
 
@@ -54,15 +54,23 @@ pub struct Session {
     budget: Arc<Budget>,
     /// Bytes taken from `budget` for `message` (its capacity, or the mail being stored).
     reserved: usize,
+    /// Whom `reserved` was taken for (see [`Session::budget_holder`]).
+    holder: String,
     line_length: LineLength,
     errors: usize,
-    /// RSET, NOOP, VRFY and HELP since the last mail stored (see [`JUNK_COMMANDS`]).
-    junk: usize,
+    /// Commands since the last transaction completed that did not move a transaction
+    /// forward (see [`JUNK_COMMANDS`]).
+    pub(super) junk: usize,
 }
 
-/// RSET, NOOP, VRFY and HELP a session may send between two mails before each one more
-/// counts as an error (Postfix's `smtpd_junk_command_limit`): a client that keeps a
-/// connection alive with them, and sends nothing, is closed after `smtp.max_errors` more.
+/// Commands that do not move a transaction forward (anything but the MAIL that starts
+/// one, a RCPT that adds a recipient, the DATA answered `354`, a BDAT with a chunk of at
+/// least one octet) a session may send between two completed transactions, on top of
+/// `smtp.max_recipients` (a client may retry refused recipients), before each one more
+/// counts as an error (Postfix's `smtpd_junk_command_limit`). Every answer written moves
+/// the connection loop's deadline, so without this a client repeating EHLO, NOOP, a
+/// refused MAIL or `BDAT 0` would hold its slot for ever; it is closed after
+/// `smtp.max_errors` more.
 pub(super) const JUNK_COMMANDS: usize = 100;
 
 impl Session {
@@ -92,6 +100,7 @@ impl Session {
             message: Vec::new(),
             budget,
             reserved: 0,
+            holder: String::new(),
             line_length: LineLength::default(),
             errors: 0,
             junk: 0,
@@ -125,11 +134,15 @@ impl Session {
         self.auth_failures
     }
 
-    /// How long the peer may stay silent in the current state.
+    /// The deadline on progress in the current state (not on silence: see the
+    /// connection loop's `Clock`): the command timeout between commands and in an AUTH
+    /// dialogue (a line, like a command), the data timeout while a message arrives.
     pub fn timeout(&self) -> Duration {
         match self.state {
-            SessionState::Command(_) | SessionState::LongLine(_) => self.settings.command_timeout,
-            _ => self.settings.data_timeout,
+            SessionState::Command(_) | SessionState::LongLine(_) | SessionState::Auth(..) => {
+                self.settings.command_timeout
+            }
+            SessionState::Data(_) | SessionState::Bdat(_) | SessionState::Discard(..) => self.settings.data_timeout,
         }
     }
 
@@ -137,6 +150,12 @@ impl Session {
     /// as progress; data being discarded is not kept).
     pub fn buffered(&self) -> usize {
         self.message.len()
+    }
+
+    /// A mail transaction is open (MAIL accepted, not yet ended or reset): outside one,
+    /// the session holds none of the budget.
+    pub fn in_transaction(&self) -> bool {
+        self.transaction.is_some()
     }
 
     /// Between commands: a shutdown may close the session without cutting a message.
@@ -147,20 +166,33 @@ impl Session {
     /// Consumes bytes until the session needs more, has a mail to store, or must close.
     pub fn ingest(&mut self, bytes: &mut Iter<'_, u8>, out: &mut Vec<u8>) -> Step {
         loop {
-            // The message grows by at most what is left of this read: room first.
-            if matches!(self.state, SessionState::Data(_)) && !self.make_room(bytes.len()) {
-                self.out_of_room(bytes.len());
-            }
+            // The message grows by at most what it is fed: room first (see `data_step`).
+            let data_step = match self.state {
+                SessionState::Data(_) => self.data_step(bytes.len()),
+                _ => (0, false),
+            };
             // Each state consumes what it can; `Some(Step::Read)` means the bytes ran out.
             let step = match &mut self.state {
                 SessionState::Command(_) => self.command_bytes(bytes, out),
                 SessionState::Data(receiver) => {
-                    if receiver.ingest(bytes, &mut self.message) {
+                    let rest = bytes.as_slice();
+                    let (count, probe) = data_step;
+                    let mut part = rest[..count].iter();
+                    // A message of exactly the limit, with no room for one octet more:
+                    // an octet more (not the end of data) makes it too big.
+                    let mut past = Vec::new();
+                    let into = if probe { &mut past } else { &mut self.message };
+                    let ended = receiver.ingest(&mut part, into);
+                    *bytes = rest[count - part.len()..].iter();
+                    if !past.is_empty() {
+                        self.refuse_too_big();
+                        None
+                    } else if ended {
                         self.state = command_state();
                         self.end_of_message(out)
                     } else {
                         self.check_data_size();
-                        Some(Step::Read)
+                        bytes.len().eq(&0).then_some(Step::Read)
                     }
                 }
                 SessionState::Bdat(receiver) => match receiver.ingest(bytes, &mut self.message) {
@@ -199,6 +231,9 @@ impl Session {
             if let Some(step) = step {
                 return step;
             }
+            if out.len() >= FLUSH_AT {
+                return Step::Flush;
+            }
         }
     }
 
@@ -236,18 +271,28 @@ impl Session {
         None
     }
 
-    /// Answers a command that does nothing (RSET, NOOP, VRFY, HELP); past
-    /// [`JUNK_COMMANDS`] since the last mail, it also counts as an error.
-    pub(super) fn respond_to_junk(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<Step> {
+    /// One more command that did not move a transaction forward: past the limit (see
+    /// [`JUNK_COMMANDS`]) it counts as an error.
+    pub(super) fn count_junk(&mut self, out: &mut Vec<u8>) -> Option<Step> {
         self.junk += 1;
-        let step = self.respond(reply, out);
-        if step.is_none() && self.junk > JUNK_COMMANDS {
+        if self.junk > JUNK_COMMANDS.saturating_add(self.settings.max_recipients) {
             return self.count_error(out);
         }
-        step
+        None
     }
 
-    fn count_error(&mut self, out: &mut Vec<u8>) -> Option<Step> {
+    /// Writes a refusal that counts as an error whatever its code (a refused MAIL or
+    /// AUTH: a client that keeps being refused is not sending mail).
+    pub(super) fn refuse(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<Step> {
+        let protocol_error = reply.is_protocol_error();
+        let step = self.respond(reply, out);
+        match (step, protocol_error) {
+            (None, false) => self.count_error(out),
+            (step, _) => step,
+        }
+    }
+
+    pub(super) fn count_error(&mut self, out: &mut Vec<u8>) -> Option<Step> {
         self.errors += 1;
         if self.errors >= self.settings.max_errors {
             Reply::new(421, "4.7.0", "Too many errors, closing connection").write_to(out);
@@ -260,7 +305,7 @@ impl Session {
     pub(super) fn reset(&mut self) {
         self.transaction = None;
         self.message = Vec::new();
-        self.release_buffer();
+        self.give_back_budget();
         self.give_back_quota();
     }
 
@@ -268,7 +313,7 @@ impl Session {
     /// shared budget first; `false` when the budget is spent. The buffer grows by
     /// doubling up to `smtp.max_message_size`, and only ever within what was taken, so
     /// the budget bounds the memory the buffers really hold.
-    pub(super) fn make_room(&mut self, incoming: usize) -> bool {
+    pub(super) fn reserve_for(&mut self, incoming: usize) -> bool {
         let needed = self.message.len().saturating_add(incoming);
         if needed <= self.message.capacity() {
             return true;
@@ -278,9 +323,12 @@ impl Session {
             .min(self.settings.max_message_size)
             .max(needed);
         // Doubled if the budget allows (fewer reallocations), else just what is needed.
+        if self.reserved == 0 {
+            self.holder = self.budget_holder();
+        }
         let take = |target: usize| {
             let more = target.saturating_sub(self.reserved);
-            (more == 0 || self.budget.take(more)).then_some(target)
+            (more == 0 || self.budget.take(&self.holder, more)).then_some(target)
         };
         let Some(target) = take(doubled).or_else(|| take(needed)) else {
             return false;
@@ -290,34 +338,75 @@ impl Session {
         true
     }
 
-    /// No room for `incoming` more octets of a DATA message: the rest is read and
-    /// thrown away, then answered `452 4.3.1` (or `552` if it is too big anyway).
-    fn out_of_room(&mut self, incoming: usize) {
-        let too_big = self.message.len().saturating_add(incoming) > self.settings.max_message_size;
+    /// How many of the `incoming` octets the DATA receiver may be fed now, with room
+    /// made for them: no more than would take the message one octet past
+    /// `smtp.max_message_size` (so a limit passed is seen, and pipelined commands after
+    /// the final dot are never counted as message), and, when the budget has no room for
+    /// that, what the buffer already has room for. A message of exactly the limit is
+    /// fed one octet at a time to be thrown away (`true`: the budget may be exactly
+    /// `smtp.max_message_size`, with no room for the octet that shows it too big). With
+    /// no room at all below the limit, the message is refused `452`
+    /// ([`Session::out_of_room`]) and nothing fed.
+    fn data_step(&mut self, incoming: usize) -> (usize, bool) {
+        let len = self.message.len();
+        let max = self.settings.max_message_size;
+        let wanted = incoming.min(max.saturating_add(1).saturating_sub(len));
+        if self.reserve_for(wanted) {
+            return (wanted, false);
+        }
+        match self.message.capacity() - len {
+            0 if len >= max => (wanted.min(1), true),
+            0 => {
+                self.out_of_room();
+                (0, false)
+            }
+            room => (room.min(wanted), false),
+        }
+    }
+
+    /// No room for more octets of a DATA message still within `smtp.max_message_size`:
+    /// the rest is read and thrown away, then answered `452 4.3.1` (it is not known to
+    /// be too big: `552` is for a message past the limit, see `check_data_size`).
+    fn out_of_room(&mut self) {
         let SessionState::Data(receiver) = std::mem::replace(&mut self.state, command_state()) else {
             unreachable!("called in the DATA state")
         };
         let rest = DummyDataReceiver::new_data(&receiver);
         self.reset();
-        let answer = match too_big {
-            true => reply::too_big(self.settings.max_message_size),
-            false => {
-                tracing::warn!(client = %self.client, "message refused: smtp.max_buffered_bytes in use by messages in progress");
-                insufficient_storage()
-            }
-        };
-        self.discard(rest, answer);
+        // A message was sent, refused after its data: a completed transaction.
+        self.junk = 0;
+        tracing::warn!(client = %self.client, "message refused: smtp.max_buffered_bytes in use by messages in progress");
+        self.discard(rest, insufficient_storage());
     }
 
-    /// The message's bytes are no longer held (stored, refused, or forgotten).
-    pub(super) fn release_buffer(&mut self) {
-        self.budget.give_back(std::mem::take(&mut self.reserved));
+    /// The message's bytes are no longer held (stored, refused, or forgotten): their
+    /// share of the budget is given back (the buffer itself is freed by whoever took it).
+    pub(super) fn give_back_budget(&mut self) {
+        self.budget.give_back(&self.holder, std::mem::take(&mut self.reserved));
+    }
+
+    /// Whose share of the budget this session's message counts against: the
+    /// authenticated user (who may connect from many addresses), else the client's
+    /// address (an IPv6 one by its /64, which one host usually has whole).
+    fn budget_holder(&self) -> String {
+        match &self.user {
+            Some((name, _)) => format!("user {name}"),
+            None => super::load::client_key(self.client.ip()).to_string(),
+        }
     }
 
     /// Whether the budget has room for a message of `size` octets (at least a small one)
-    /// now: asked at MAIL, so that a client is told at once rather than after its data.
+    /// for this client now: asked at MAIL, so that a client is told at once rather than
+    /// after its data.
     pub(super) fn budget_has_room(&self, size: usize) -> bool {
-        self.budget.room() >= size.max(MIN_BUFFER)
+        let wanted = size.max(MIN_BUFFER).min(self.settings.max_message_size);
+        self.budget.room_for(&self.budget_holder()) >= wanted
+    }
+
+    /// Whether this session holds part of the budget (a message in progress, or being
+    /// stored): the connection loop bounds how long it may (see `MESSAGE_TIMEOUTS`).
+    pub fn holds_budget(&self) -> bool {
+        self.reserved > 0
     }
 
     /// Authenticated as one of our `[[peer]]`s: another instance forwarding requests.
@@ -332,7 +421,9 @@ impl Session {
     /// `security.per_sender`, else nobody (a smart host sends for many users, who would
     /// share one count: it has its own limits, as Postfix exempts `$mynetworks`); a peer:
     /// nobody (its requests were counted where they came in). A client neither
-    /// trusted nor authenticated cannot get this far, but would count by its address.
+    /// trusted nor authenticated cannot open a transaction (MAIL refuses it `530`); it
+    /// gets here only with a RCPT before MAIL, refused anyway, so its address is as
+    /// good an answer as any.
     pub(super) fn limits_key(&self) -> Option<String> {
         if self.is_peer() {
             return None;
@@ -357,11 +448,12 @@ impl Session {
 
     /// After `Step::Store`: answer the end of data with the commit's outcome.
     pub fn stored(&mut self, result: Result<Vec<i64>, StoreError>, out: &mut Vec<u8>) -> Option<Step> {
-        self.release_buffer();
+        self.give_back_budget();
+        // The transaction is complete, stored or not: the junk count starts again.
+        self.junk = 0;
         let reply = match result {
             Ok(ids) => {
                 self.counted = 0;
-                self.junk = 0;
                 let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
                 Reply::new(250, "2.0.0", format!("Ok: queued as {}", ids.join(" ")))
             }
@@ -402,11 +494,19 @@ impl Session {
 
     /// A DATA message past the size limit: keep reading to its end, keep nothing.
     fn check_data_size(&mut self) {
-        if self.message.len() > self.settings.max_message_size
-            && let SessionState::Data(receiver) = &self.state
-        {
+        if self.message.len() > self.settings.max_message_size {
+            self.refuse_too_big();
+        }
+    }
+
+    /// The DATA message passed `smtp.max_message_size`: read the rest, keep nothing,
+    /// answer `552`.
+    fn refuse_too_big(&mut self) {
+        if let SessionState::Data(receiver) = &self.state {
             let rest = DummyDataReceiver::new_data(receiver);
             self.reset();
+            // A message was sent, refused after its data: a completed transaction.
+            self.junk = 0;
             self.discard(rest, reply::too_big(self.settings.max_message_size));
         }
     }
@@ -415,7 +515,7 @@ impl Session {
 impl Drop for Session {
     /// A connection that ends in the middle of a mail took nothing.
     fn drop(&mut self) {
-        self.release_buffer();
+        self.give_back_budget();
         self.give_back_quota();
     }
 }
@@ -455,7 +555,14 @@ mod tests {
             let mut bytes = chunk.iter();
             loop {
                 match session.ingest(&mut bytes, &mut out) {
-                    Step::Read => break,
+                    Step::Read => {
+                        // As the fuzz target checks: outside a transaction nothing is held.
+                        if session.is_between_commands() && !session.in_transaction() {
+                            assert_eq!(session.budget.used(), 0, "budget held outside a transaction");
+                        }
+                        break;
+                    }
+                    Step::Flush => continue,
                     Step::Store(_) => {
                         if session.stored(Ok(vec![1]), &mut out).is_some() {
                             break 'reads;
@@ -480,33 +587,87 @@ mod tests {
         assert_eq!(converse(&bytewise), whole);
     }
 
+    /// Commands a session may send between two transactions before they count as errors.
+    fn junk_limit() -> usize {
+        JUNK_COMMANDS + Config::default().smtp.max_recipients
+    }
+
+    /// The answers' tail, for assertion messages.
+    fn tail(text: &str) -> &str {
+        &text[text.len().saturating_sub(300)..]
+    }
+
+    const CLOSED: &str = "421 4.7.0 Too many errors, closing connection\r\n";
+
     #[test]
-    fn junk_commands_past_the_limit_count_as_errors_until_a_mail_is_stored() {
+    fn junk_commands_past_the_limit_count_as_errors_until_a_transaction_completes() {
         let max_errors = Config::default().smtp.max_errors;
         let noops = |count: usize| "NOOP\r\n".repeat(count);
-        // At the limit, every NOOP is answered and the session goes on.
-        let within = converse(&[format!("EHLO a.example\r\n{}QUIT\r\n", noops(JUNK_COMMANDS)).as_bytes()]);
-        assert!(within.ends_with("221 2.0.0 Bye\r\n"), "{within}");
+        // At the limit (EHLO is one), every NOOP is answered and the session goes on.
+        let within = converse(&[format!("EHLO a.example\r\n{}QUIT\r\n", noops(junk_limit() - 1)).as_bytes()]);
+        assert!(within.ends_with("221 2.0.0 Bye\r\n"), "{}", tail(&within));
         // Past it, each is still answered, and max_errors of them close the session.
-        let past = converse(&[format!("EHLO a.example\r\n{}QUIT\r\n", noops(JUNK_COMMANDS + max_errors)).as_bytes()]);
-        assert!(
-            past.ends_with("250 2.0.0 OK\r\n421 4.7.0 Too many errors, closing connection\r\n"),
-            "{}",
-            &past[past.len() - 200..]
-        );
+        let past =
+            converse(&[format!("EHLO a.example\r\n{}QUIT\r\n", noops(junk_limit() - 1 + max_errors)).as_bytes()]);
+        assert!(past.ends_with(&format!("250 2.0.0 OK\r\n{CLOSED}")), "{}", tail(&past));
         // A mail stored in between starts the count again: a smart host that sends RSET
         // between its mails on one connection is never closed for it.
         let mail = "MAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\nDATA\r\nhi\r\n.\r\n";
         let relay = format!(
             "EHLO a.example\r\n{}{mail}{}QUIT\r\n",
-            noops(JUNK_COMMANDS),
-            noops(JUNK_COMMANDS)
+            noops(junk_limit() - 1),
+            noops(junk_limit())
         );
         let relayed = converse(&[relay.as_bytes()]);
+        assert!(relayed.ends_with("221 2.0.0 Bye\r\n"), "{}", tail(&relayed));
+        // So does a mail refused after its data (here: no text to send).
+        let refused = "MAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\nDATA\r\n\r\n.\r\n";
+        let relay = format!(
+            "EHLO a.example\r\n{}{refused}{}QUIT\r\n",
+            noops(junk_limit() - 1),
+            noops(junk_limit())
+        );
+        let relayed = converse(&[relay.as_bytes()]);
+        assert!(relayed.contains("554 5.6.0"), "{}", tail(&relayed));
+        assert!(relayed.ends_with("221 2.0.0 Bye\r\n"), "{}", tail(&relayed));
+    }
+
+    #[test]
+    fn repeating_ehlo_or_bdat_0_or_a_duplicate_recipient_is_junk_too() {
+        let max_errors = Config::default().smtp.max_errors;
+        let envelope = "EHLO a.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<+33477858589@sms>\r\n";
+        for (start, repeated) in [
+            ("", "EHLO a.example\r\n"),
+            (envelope, "BDAT 0\r\n"),
+            (envelope, "RCPT TO:<+33477858589@sms>\r\n"),
+            ("EHLO a.example\r\n", "HELO a.example\r\n"),
+        ] {
+            let input = format!("{start}{}", repeated.repeat(junk_limit() + max_errors));
+            let out = converse(&[input.as_bytes()]);
+            assert!(out.ends_with(CLOSED), "{repeated}: {}", tail(&out));
+        }
+    }
+
+    #[test]
+    fn a_refused_mail_from_counts_as_an_error() {
+        let max_errors = Config::default().smtp.max_errors;
+        let config = Config::default();
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let budget = Arc::new(Budget::new(1 << 20));
+        // Not trusted, not authenticated: `530` each time.
+        let mut session = Session::new(settings, policy, budget, "192.0.2.1:25".parse().unwrap(), false);
+        let input = format!(
+            "EHLO a.example\r\n{}",
+            "MAIL FROM:<a@example.com>\r\n".repeat(max_errors)
+        );
+        let mut out = Vec::new();
+        let step = session.ingest(&mut input.as_bytes().iter(), &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(matches!(step, Step::Close), "{step:?}: {out}");
         assert!(
-            relayed.ends_with("221 2.0.0 Bye\r\n"),
-            "{}",
-            &relayed[relayed.len() - 200..]
+            out.ends_with(&format!("530 5.7.0 Authentication required\r\n{CLOSED}")),
+            "{out}"
         );
     }
 
@@ -649,6 +810,7 @@ mod tests {
         loop {
             match session.ingest(&mut bytes, &mut out) {
                 Step::Read => break,
+                Step::Flush => continue,
                 Step::Store(mail) => {
                     stored.push(mail.raw.clone());
                     let _ = session.stored(Ok(vec![1]), &mut out);
@@ -699,9 +861,113 @@ mod tests {
             "452 4.3.1 Insufficient system storage: too many messages in progress, try again later\r\n250 2.0.0 OK\r\n"
         );
         assert_eq!(budget.used(), 0);
-        drop(first);
-        drop(second);
-        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn one_client_holds_at_most_its_share_of_the_budget() {
+        let budget = Arc::new(Budget::with_share(1 << 20, 20 * 1024));
+        let config = Config::default();
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let open = |client: &str, bytes: &[u8]| {
+            let mut session = Session::new(
+                settings.clone(),
+                policy.clone(),
+                budget.clone(),
+                client.parse().unwrap(),
+                true,
+            );
+            let (out, _) = feed(&mut session, &[ENVELOPE, bytes].concat());
+            (session, out)
+        };
+        let body = format!("DATA\r\nSubject: a\r\n\r\n{}", "x".repeat(13_000));
+        let (_first, out) = open("127.0.0.1:1", body.as_bytes());
+        assert!(
+            out.ends_with("354 Send the message, end with <CRLF>.<CRLF>\r\n"),
+            "{out}"
+        );
+        // Another session from the same address is told at MAIL; one from elsewhere is not.
+        let (_second, out) = open("127.0.0.1:2", b"");
+        assert!(out.contains("452 4.3.1"), "{out}");
+        let (_other, out) = open("127.0.0.2:1", b"");
+        assert!(out.contains("250 2.1.0"), "{out}");
+    }
+
+    #[test]
+    fn answers_are_flushed_before_they_pass_flush_at() {
+        let mut session = session();
+        let mut out = Vec::new();
+        let input = "EHLO x\r\n".repeat(2048);
+        let mut bytes = input.as_bytes().iter();
+        let mut flushes = 0;
+        loop {
+            match session.ingest(&mut bytes, &mut out) {
+                Step::Flush => {
+                    // At most one answer past the mark (an EHLO answer is ~200 octets).
+                    assert!((FLUSH_AT..FLUSH_AT + 512).contains(&out.len()), "{}", out.len());
+                    out.clear();
+                    flushes += 1;
+                }
+                Step::Read | Step::Close => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(out.len() < FLUSH_AT + 512);
+        assert!(flushes > 1, "{flushes}");
+    }
+
+    /// Answers to a message of `body_size` octets under `max_message_size`, with a budget
+    /// of `budget` of which `held` is taken by someone else, fed in reads of 16 KiB as the
+    /// connection loop does, with a command pipelined after the final dot.
+    fn message_under_limit(max_message_size: usize, budget: usize, held: usize, body_size: usize) -> String {
+        let mut config = Config::default();
+        config.smtp.max_message_size = max_message_size;
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let budget = Arc::new(Budget::new(budget));
+        assert!(budget.take("someone else", held));
+        let mut session = Session::new(settings, policy, budget, "127.0.0.1:1".parse().unwrap(), true);
+        let line = format!("{}\r\n", "x".repeat(98));
+        let body = line.repeat(body_size / line.len());
+        let input = [
+            ENVELOPE,
+            b"DATA\r\nSubject: a\r\n\r\n",
+            body.as_bytes(),
+            b".\r\nNOOP\r\n",
+        ]
+        .concat();
+        let mut out = String::new();
+        for read in input.chunks(16 * 1024) {
+            out.push_str(&feed(&mut session, read).0);
+        }
+        out
+    }
+
+    #[test]
+    fn a_message_within_the_limit_is_never_refused_as_too_big() {
+        // max_buffered_bytes == max_message_size (allowed), idle server: it fits.
+        let out = message_under_limit(64 * 1024, 64 * 1024, 0, 60 * 1024);
+        assert!(out.contains("250 2.0.0 Ok: queued as 1"), "{out}");
+        // The budget nearly spent: 452 (try later), not 552 (never).
+        let out = message_under_limit(64 * 1024, 64 * 1024, 40 * 1024, 60 * 1024);
+        assert!(out.ends_with("452 4.3.1 Insufficient system storage: too many messages in progress, try again later\r\n250 2.0.0 OK\r\n"), "{out}");
+        // Past the limit: 552.
+        let out = message_under_limit(64 * 1024, 64 * 1024, 0, 70 * 1024);
+        assert!(out.contains("552 5.3.4"), "{out}");
+    }
+
+    #[test]
+    fn an_auth_dialogue_has_the_command_timeout() {
+        let mut config = Config::default();
+        config.smtp.command_timeout_secs = 30;
+        config.smtp.data_timeout_secs = 600;
+        let settings = Arc::new(super::super::Settings::from_config(&config));
+        let policy = Arc::new(Policy::from_config(&config));
+        let budget = Arc::new(Budget::new(1 << 20));
+        let mut session = Session::new(settings, policy, budget, "127.0.0.1:1".parse().unwrap(), true);
+        let (out, _) = feed(&mut session, b"EHLO a.example\r\nAUTH LOGIN\r\n");
+        assert!(out.ends_with("334 VXNlcm5hbWU6\r\n"), "{out}");
+        assert_eq!(session.timeout(), Duration::from_secs(30));
     }
 
     #[test]

@@ -54,9 +54,17 @@ pub enum Step {
     /// `220` was answered to STARTTLS: drop any bytes already read (RFC 3207 §4.2),
     /// do the handshake, then call [`Session::tls_started`](super::Session::tls_started).
     StartTls,
+    /// Write what was answered so far (it reached 8 KiB), then call
+    /// [`Session::ingest`](super::Session::ingest) again with the rest of the bytes.
+    Flush,
     /// Write what was answered and close the connection.
     Close,
 }
+
+/// Answers a session may build from one read before the connection loop writes them:
+/// a read of 16 KiB of pipelined `EHLO x` would otherwise build some 350 KB of answers,
+/// held while a client that does not read blocks the write (see [`Step::Flush`]).
+pub(super) const FLUSH_AT: usize = 8 * 1024;
 
 /// The envelope of the transaction in progress.
 #[derive(Debug, Default)]
