@@ -4,7 +4,8 @@
 //! transaction is answered `452 4.3.1` and the client tries again later. Without it each
 //! of `smtp.max_connections` sessions could hold `smtp.max_message_size`. One client
 //! (an address, or a user once authenticated) may hold at most a share of it
-//! ([`Budget::with_share`]; the server uses two `smtp.max_message_size`).
+//! ([`Budget::with_share`]; the server uses two `smtp.max_message_size`); a smart host on
+//! a trusted network, which relays for many users at once, holds no share of its own.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -50,31 +51,36 @@ impl Budget {
         self.used.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes `bytes` for `holder`, or nothing and `false` if they would pass the
-    /// maximum or the holder's share.
-    pub fn take(&self, holder: &str, bytes: usize) -> bool {
+    /// Takes `bytes` for `holder` (None: a holder with no share of its own, bound by the
+    /// maximum only), or nothing and `false` if they would pass the maximum or the
+    /// holder's share.
+    pub fn take(&self, holder: Option<&str>, bytes: usize) -> bool {
         let mut used = self.lock();
-        let held = used.by.get(holder).copied().unwrap_or(0);
+        let held = holder.map_or(0, |holder| used.by.get(holder).copied().unwrap_or(0));
         let fits = |now: usize, limit: usize| now.checked_add(bytes).is_some_and(|total| total <= limit);
-        if !fits(used.total, self.max) || !fits(held, self.share) {
+        if !fits(used.total, self.max) || (holder.is_some() && !fits(held, self.share)) {
             return false;
         }
         used.total += bytes;
-        if bytes > 0 {
+        if let Some(holder) = holder
+            && bytes > 0
+        {
             used.by.insert(holder.to_string(), held + bytes);
         }
         true
     }
 
     /// Gives back `bytes` that `holder` took before.
-    pub fn give_back(&self, holder: &str, bytes: usize) {
+    pub fn give_back(&self, holder: Option<&str>, bytes: usize) {
         if bytes == 0 {
             return;
         }
         let mut used = self.lock();
         debug_assert!(used.total >= bytes, "giving back more than was taken");
         used.total = used.total.saturating_sub(bytes);
-        if let Some(held) = used.by.get_mut(holder) {
+        if let Some(holder) = holder
+            && let Some(held) = used.by.get_mut(holder)
+        {
             debug_assert!(*held >= bytes, "{holder} gives back more than it took");
             *held = held.saturating_sub(bytes);
             if *held == 0 {
@@ -83,11 +89,14 @@ impl Budget {
         }
     }
 
-    /// Bytes `holder` may still take.
-    pub fn room_for(&self, holder: &str) -> usize {
+    /// Bytes `holder` may still take (None, as for [`Budget::take`]).
+    pub fn room_for(&self, holder: Option<&str>) -> usize {
         let used = self.lock();
-        let held = used.by.get(holder).copied().unwrap_or(0);
-        self.max.saturating_sub(used.total).min(self.share.saturating_sub(held))
+        let room = self.max.saturating_sub(used.total);
+        match holder {
+            Some(holder) => room.min(self.share.saturating_sub(used.by.get(holder).copied().unwrap_or(0))),
+            None => room,
+        }
     }
 
     /// Bytes taken now, by all holders.
@@ -112,24 +121,24 @@ mod tests {
     #[test]
     fn takes_never_pass_the_maximum_and_come_back() {
         let budget = Budget::new(100);
-        assert!(budget.take("a", 60));
-        assert!(!budget.take("b", 41));
-        assert!(budget.take("b", 40));
-        assert_eq!(budget.room_for("c"), 0);
-        budget.give_back("a", 60);
-        assert_eq!((budget.used(), budget.room_for("c")), (40, 60));
-        assert!(!budget.take("a", usize::MAX), "no overflow");
+        assert!(budget.take(Some("a"), 60));
+        assert!(!budget.take(Some("b"), 41));
+        assert!(budget.take(Some("b"), 40));
+        assert_eq!(budget.room_for(Some("c")), 0);
+        budget.give_back(Some("a"), 60);
+        assert_eq!((budget.used(), budget.room_for(Some("c"))), (40, 60));
+        assert!(!budget.take(Some("a"), usize::MAX), "no overflow");
     }
 
     #[test]
     fn one_holder_takes_at_most_its_share() {
         let budget = Budget::with_share(100, 30);
-        assert!(budget.take("a", 20));
-        assert!(!budget.take("a", 11));
-        assert_eq!(budget.room_for("a"), 10);
-        assert!(budget.take("b", 30));
-        budget.give_back("a", 20);
-        assert!(budget.take("a", 30));
+        assert!(budget.take(Some("a"), 20));
+        assert!(!budget.take(Some("a"), 11));
+        assert_eq!(budget.room_for(Some("a")), 10);
+        assert!(budget.take(Some("b"), 30));
+        budget.give_back(Some("a"), 20);
+        assert!(budget.take(Some("a"), 30));
         assert_eq!(budget.used(), 60);
     }
 }

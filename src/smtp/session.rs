@@ -55,7 +55,7 @@ pub struct Session {
     /// Bytes taken from `budget` for `message` (its capacity, or the mail being stored).
     reserved: usize,
     /// Whom `reserved` was taken for (see [`Session::budget_holder`]).
-    holder: String,
+    holder: Option<String>,
     line_length: LineLength,
     errors: usize,
     /// Commands since the last transaction completed that did not move a transaction
@@ -100,7 +100,7 @@ impl Session {
             message: Vec::new(),
             budget,
             reserved: 0,
-            holder: String::new(),
+            holder: None,
             line_length: LineLength::default(),
             errors: 0,
             junk: 0,
@@ -328,7 +328,7 @@ impl Session {
         }
         let take = |target: usize| {
             let more = target.saturating_sub(self.reserved);
-            (more == 0 || self.budget.take(&self.holder, more)).then_some(target)
+            (more == 0 || self.budget.take(self.holder.as_deref(), more)).then_some(target)
         };
         let Some(target) = take(doubled).or_else(|| take(needed)) else {
             return false;
@@ -382,16 +382,20 @@ impl Session {
     /// The message's bytes are no longer held (stored, refused, or forgotten): their
     /// share of the budget is given back (the buffer itself is freed by whoever took it).
     pub(super) fn give_back_budget(&mut self) {
-        self.budget.give_back(&self.holder, std::mem::take(&mut self.reserved));
+        self.budget
+            .give_back(self.holder.as_deref(), std::mem::take(&mut self.reserved));
     }
 
     /// Whose share of the budget this session's message counts against: the
     /// authenticated user (who may connect from many addresses), else the client's
-    /// address (an IPv6 one by its /64, which one host usually has whole).
-    fn budget_holder(&self) -> String {
+    /// address (an IPv6 one by its /64, which one host usually has whole); none for a
+    /// trusted network's smart host, which relays many users' mail at once (as it is
+    /// exempt from the per-address connection cap).
+    fn budget_holder(&self) -> Option<String> {
         match &self.user {
-            Some((name, _)) => format!("user {name}"),
-            None => super::load::client_key(self.client.ip()).to_string(),
+            Some((name, _)) => Some(format!("user {name}")),
+            None if self.policy.is_trusted(self.client.ip()) => None,
+            None => Some(super::load::client_key(self.client.ip()).to_string()),
         }
     }
 
@@ -400,7 +404,7 @@ impl Session {
     /// after its data.
     pub(super) fn budget_has_room(&self, size: usize) -> bool {
         let wanted = size.max(MIN_BUFFER).min(self.settings.max_message_size);
-        self.budget.room_for(&self.budget_holder()) >= wanted
+        self.budget.room_for(self.budget_holder().as_deref()) >= wanted
     }
 
     /// Whether this session holds part of the budget (a message in progress, or being
@@ -864,12 +868,13 @@ mod tests {
     }
 
     #[test]
-    fn one_client_holds_at_most_its_share_of_the_budget() {
+    fn a_user_holds_at_most_its_share_of_the_budget_and_a_trusted_relay_no_share_of_its_own() {
         let budget = Arc::new(Budget::with_share(1 << 20, 20 * 1024));
-        let config = Config::default();
+        let mut config = Config::default();
+        config.security.trusted_networks = vec!["127.0.0.1/32".parse().unwrap()];
         let settings = Arc::new(super::super::Settings::from_config(&config));
         let policy = Arc::new(Policy::from_config(&config));
-        let open = |client: &str, bytes: &[u8]| {
+        let open = |client: &str, user: Option<&str>, bytes: &[u8]| {
             let mut session = Session::new(
                 settings.clone(),
                 policy.clone(),
@@ -877,20 +882,36 @@ mod tests {
                 client.parse().unwrap(),
                 true,
             );
+            if let Some(name) = user {
+                let user: crate::users::User = toml::from_str("password = \"x\"").unwrap();
+                session.user = Some((name.to_string(), user));
+            }
             let (out, _) = feed(&mut session, &[ENVELOPE, bytes].concat());
             (session, out)
         };
         let body = format!("DATA\r\nSubject: a\r\n\r\n{}", "x".repeat(13_000));
-        let (_first, out) = open("127.0.0.1:1", body.as_bytes());
+        let (_first, out) = open("127.0.0.2:1", Some("alice"), body.as_bytes());
         assert!(
             out.ends_with("354 Send the message, end with <CRLF>.<CRLF>\r\n"),
             "{out}"
         );
-        // Another session from the same address is told at MAIL; one from elsewhere is not.
-        let (_second, out) = open("127.0.0.1:2", b"");
+        // alice's second session is told at MAIL, wherever from; bob's is not.
+        let (_second, out) = open("127.0.0.3:1", Some("alice"), b"");
         assert!(out.contains("452 4.3.1"), "{out}");
-        let (_other, out) = open("127.0.0.2:1", b"");
+        let (_bob, out) = open("127.0.0.2:2", Some("bob"), b"");
         assert!(out.contains("250 2.1.0"), "{out}");
+        // A smart host on a trusted network relays for many users at once: bound by the
+        // whole budget only.
+        let relayed: Vec<_> = (1..=3)
+            .map(|port| open(&format!("127.0.0.1:{port}"), None, body.as_bytes()))
+            .collect();
+        for (_, out) in &relayed {
+            assert!(
+                out.ends_with("354 Send the message, end with <CRLF>.<CRLF>\r\n"),
+                "{out}"
+            );
+        }
+        assert!(budget.used() > 3 * 13_000, "{}", budget.used());
     }
 
     #[test]
@@ -925,7 +946,7 @@ mod tests {
         let settings = Arc::new(super::super::Settings::from_config(&config));
         let policy = Arc::new(Policy::from_config(&config));
         let budget = Arc::new(Budget::new(budget));
-        assert!(budget.take("someone else", held));
+        assert!(budget.take(Some("someone else"), held));
         let mut session = Session::new(settings, policy, budget, "127.0.0.1:1".parse().unwrap(), true);
         let line = format!("{}\r\n", "x".repeat(98));
         let body = line.repeat(body_size / line.len());
