@@ -91,9 +91,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         ),
         None => None,
     };
-    // SIGHUP's handler exists before any listener is announced (HTTP's below, SMTP's in
-    // smtp::serve): until then a SIGHUP ends the process, and whoever waits for a
-    // "listening" line may send one next.
+    // SIGHUP's handler exists before any listener is announced (HTTP's and SMTP's below):
+    // until then a SIGHUP ends the process, and whoever waits for a "listening" line may
+    // send one next.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let poll = Duration::from_secs(config.routing.poll_secs);
     let mut stages = JoinSet::new();
@@ -130,6 +130,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
                 tracing::error!(%error, "modems stopped with an error");
             }
         });
+    }
+    for listener in &listeners {
+        let address = listener.socket.local_addr()?;
+        if listener.implicit_tls {
+            tracing::info!(%address, "SMTP listening (implicit TLS)");
+        } else {
+            tracing::info!(%address, "SMTP listening");
+        }
     }
     let routes: smtp::policy::Routes = Arc::new(move |number| match cluster.reach(number) {
         routing::plan::Reach::Nowhere(why) => Some(why),

@@ -174,18 +174,7 @@ pub async fn serve(
         sessions: TaskTracker::new(),
         shutdown: shutdown.clone(),
     });
-    // Listen for SIGHUP before saying we listen: a SIGHUP that arrives before its handler
-    // exists would end the process.
     let reloads = tokio::spawn(reload_on_hangup(hangups, shared.clone()));
-    for listener in &listeners {
-        let address = listener.socket.local_addr().ok();
-        let address = address.map(|a| a.to_string()).unwrap_or_default();
-        if listener.implicit_tls {
-            tracing::info!(%address, "SMTP listening (implicit TLS)");
-        } else {
-            tracing::info!(%address, "SMTP listening");
-        }
-    }
     let accepting: Vec<_> = listeners
         .into_iter()
         .map(|l| tokio::spawn(accept_loop(l, shared.clone())))
