@@ -20,7 +20,7 @@ def start(binary, smtp_and_more, name):
     gateway = subprocess.Popen(
         [binary, "serve", "--config", config],
         stderr=subprocess.PIPE,
-        env=dict(os.environ, RUST_LOG="warn,smsgw::smtp=info"),
+        env=dict(os.environ, RUST_LOG="warn,smsgw=info"),
     )
     for line in gateway.stderr:
         found = re.search(rb"SMTP listening address=(\S+)", line)
