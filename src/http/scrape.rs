@@ -121,56 +121,51 @@ pub(super) async fn metrics(
         text.family(name, kind, help).sample(&[], metrics::read(counter));
     }
     let modems = board.snapshot();
-    let mut per_modem = |name, kind, help, value: fn(&Health) -> u64| {
+    // A modem whose value is None (a signal not read yet) has no sample in that family.
+    let mut per_modem = |name, kind, help, value: fn(&Health) -> Option<f64>| {
         let family = text.family(name, kind, help);
         for (modem, health) in &modems {
-            family.sample(&[("modem", modem)], value(health));
+            if let Some(value) = value(health) {
+                family.sample_float(&[("modem", modem)], value);
+            }
         }
     };
     per_modem(
         "smsgw_modem_parts_sent_total",
         Kind::Counter,
         "SMS parts accepted by the network.",
-        |h| h.parts_sent,
+        |h| Some(h.parts_sent as f64),
     );
     per_modem(
         "smsgw_modem_send_errors_total",
         Kind::Counter,
         "Failed send attempts.",
-        |h| h.send_errors,
+        |h| Some(h.send_errors as f64),
     );
     per_modem(
         "smsgw_modem_ready",
         Kind::Gauge,
         "1 when the modem is initialised and sending.",
-        |h| u64::from(h.state == ModemState::Ready),
+        |h| Some(flag(h.state == ModemState::Ready)),
     );
     per_modem(
         "smsgw_modem_registered",
         Kind::Gauge,
         "1 when the last AT+CREG? said registered, at home or roaming.",
-        |h| u64::from(h.registration().is_some_and(|r| r.is_registered())),
+        |h| Some(flag(h.registration().is_some_and(|r| r.is_registered()))),
     );
-    let signal = text.family(
+    per_modem(
         "smsgw_modem_signal_dbm",
         Kind::Gauge,
         "Signal strength from the last AT+CSQ, in dBm (-113 to -51); absent while unknown.",
+        |h| h.signal_quality().and_then(|quality| quality.dbm()).map(f64::from),
     );
-    for (modem, health) in &modems {
-        if let Some(dbm) = health.signal_quality().and_then(|quality| quality.dbm()) {
-            signal.sample_float(&[("modem", modem)], f64::from(dbm));
-        }
-    }
-    let registration = text.family(
+    per_modem(
         "smsgw_modem_registration",
         Kind::Gauge,
         "Network registration from the last AT+CREG? (TS 27.007: 0 not registered, 1 home, 2 searching, 3 denied, 4 unknown, 5 roaming); absent while unknown.",
+        |h| h.registration().map(|status| f64::from(status.code())),
     );
-    for (modem, health) in &modems {
-        if let Some(status) = health.registration() {
-            registration.sample(&[("modem", modem)], u64::from(status.code()));
-        }
-    }
     let forwards = text.family(
         "smsgw_forward_attempts_total",
         Kind::Counter,
@@ -196,6 +191,11 @@ pub(super) async fn metrics(
         peers.sample(&[("peer", &peer.name)], u64::from(peer.up));
     }
     Ok(text.to_string())
+}
+
+/// 1 or 0, as a Prometheus gauge says yes or no.
+fn flag(set: bool) -> f64 {
+    f64::from(u8::from(set))
 }
 
 #[cfg(test)]
