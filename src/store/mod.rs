@@ -21,6 +21,7 @@ mod forwarding;
 mod inbox;
 mod intake;
 mod lifecycle;
+mod postgres;
 pub mod query;
 mod reach;
 mod routing;
@@ -66,6 +67,12 @@ pub enum StoreError {
     /// SQLite refused a statement.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused a statement, or the connection broke during it.
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection to PostgreSQL could be had (it is down, or unreachable).
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
     /// The database's directory could not be made, or the writer thread not started.
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(String, std::io::Error),

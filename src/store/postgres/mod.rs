@@ -1,0 +1,1 @@
+//! The store on PostgreSQL: several instances of one site share one queue.
