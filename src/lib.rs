@@ -69,7 +69,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     for warning in config.warnings() {
         tracing::warn!(%warning, "config");
     }
-    let store = Store::open(&config.database_path(), config.store_max_bytes())?;
+    let store = Store::open(&config).await?;
     address::warm_up();
     let credentials = credentials::Credentials::load(&config)?;
     let notifier = notify::Notifier::new(&config)?;
@@ -117,7 +117,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         }
         let sources = Arc::new(http::Sources {
             cluster: cluster.clone(),
-            database: config.database_path(),
+            store: store.clone(),
             board: board.clone(),
         });
         let access = http::Access::new(&config, credentials.clone());

@@ -1,12 +1,12 @@
-//! `smsgw queue`: the requests in the store, read from the database file directly (the
-//! gateway may be running or not).
+//! `smsgw queue`: the requests in the store, read through the store beside the gateway
+//! (which may be running or not).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use smsgw::config::Config;
-use smsgw::store::{self, QueueFilter, State};
+use smsgw::store::{self, QueueFilter, State, Store};
 
 /// The subcommands of `smsgw queue`.
 #[derive(Subcommand)]
@@ -33,18 +33,20 @@ pub(crate) enum QueueCommand {
 
 /// Lists or shows requests (read-only), or queues one again.
 pub(crate) fn run(config: &Config, command: QueueCommand) -> anyhow::Result<ExitCode> {
-    let path = config.database_path();
-    anyhow::ensure!(
-        path.exists(),
-        "no database at {} (has the gateway run here?)",
-        path.display()
-    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(queue(config, command))
+}
+
+async fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(config).await?;
     if let QueueCommand::Retry { id } = command {
         // Only a forward its peer may hold can be retried from `forwarding`.
-        let waiting_on_peer = store::query::show(&store::open_read_only(&path)?, id)
+        let waiting_on_peer = store
+            .show(id)
+            .await
             .is_ok_and(|detail| detail.request.state == State::Forwarding);
         anyhow::ensure!(
-            store::retry(&path, id)?,
+            store.retry(id).await?,
             "request {id} is not uncertain, failed or expired, nor a forward its peer may hold: not retried"
         );
         if waiting_on_peer {
@@ -54,11 +56,10 @@ pub(crate) fn run(config: &Config, command: QueueCommand) -> anyhow::Result<Exit
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let conn = store::open_read_only(&path)?;
     let mut out = std::io::stdout().lock();
     match command {
         QueueCommand::List { state, json } => {
-            let rows = store::query::list(&conn, QueueFilter { state })?;
+            let rows = store.list(QueueFilter { state }).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
             } else {
@@ -78,7 +79,7 @@ pub(crate) fn run(config: &Config, command: QueueCommand) -> anyhow::Result<Exit
         }
         QueueCommand::Retry { .. } => unreachable!("handled above"),
         QueueCommand::Show { id, json } => {
-            let detail = store::query::show(&conn, id)?;
+            let detail = store.show(id).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&detail)?)?;
             } else {

@@ -36,7 +36,7 @@ pub use modem::{Incoming, Modem, SimConfig, StatusReports};
 pub use read::{ConfigError, Problem};
 pub use values::{
     HostPort, HostPortError, HttpUrl, HttpUrlError, Nameserver, NameserverError, Network, NetworkError, Pin, PinError,
-    Region, RegionError,
+    PostgresUrl, PostgresUrlError, Region, RegionError,
 };
 
 /// The whole configuration, validated.
@@ -396,8 +396,13 @@ impl Default for Security {
 pub struct Store {
     /// Largest size of the queue database, in MiB; 0: no cap. Past it intake answers
     /// `451 4.3.0` (the sender's server tries again later), so a runaway sender cannot
-    /// fill the disk. A database already larger opens and only refuses to grow.
+    /// fill the disk. A database already larger opens and only refuses to grow. SQLite
+    /// only: a PostgreSQL server's disk is watched by its own operator.
     pub max_size_mb: u64,
+    /// Empty: SQLite in `instance.data_dir`. `postgres://user:password@host:port/db`:
+    /// the queue on PostgreSQL, shared by every instance of the site that names it.
+    #[serde(deserialize_with = "values::empty_is_none")]
+    pub url: Option<PostgresUrl>,
 }
 
 impl Config {

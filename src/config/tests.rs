@@ -199,8 +199,32 @@ fn the_store_cap_is_off_by_default_and_must_leave_room_for_one_mail() {
     assert!(load("[store]\nmax_size_mb = 1\n[smtp]\nmax_message_size = 65536\n").is_ok());
     assert_eq!(
         problems("[store]\nmax_size = 64\n"),
-        ["store.max_size: unknown key (expected `max_size_mb`)"]
+        ["store.max_size: unknown key (expected `max_size_mb` or `url`)"]
     );
+}
+
+#[test]
+fn the_store_url_names_a_postgresql_database_and_hides_its_password() {
+    assert!(load("").unwrap().store.url.is_none());
+    assert!(load("[store]\nurl = \"\"\n").unwrap().store.url.is_none());
+    let config = load("[store]\nurl = \"postgres://smsgw:s3cret@db.example.net:5433/smsgw\"\n").unwrap();
+    let url = config.store.url.unwrap();
+    assert_eq!(url.to_string(), "postgres://smsgw:****@db.example.net:5433/smsgw");
+    assert_eq!(url.config().get_ports(), [5433]);
+    for (bad, why) in [
+        ("mysql://u@h/db", "it does not start with postgres://"),
+        ("postgres://smsgw:s3cret@db.example.net:5433", "no database"),
+        ("postgresql://db.example.net/smsgw", "no user"),
+        ("postgres://smsgw:s3cret@db.example.net:notaport/smsgw", "invalid"),
+    ] {
+        let found = problems(&format!("[store]\nurl = \"{bad}\"\n")).join("\n");
+        assert!(
+            found.starts_with("store.url: must be a PostgreSQL URL"),
+            "{bad}: {found}"
+        );
+        assert!(found.contains(why), "{bad}: {found}");
+        assert!(!found.contains("s3cret"), "the password is never repeated: {found}");
+    }
 }
 
 #[test]

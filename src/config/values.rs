@@ -609,3 +609,85 @@ mod tests {
         }
     }
 }
+
+/// A PostgreSQL URL, `postgres://user:password@host:port/database` (or
+/// `postgresql://…`, with libpq's query parameters), parsed once. Shown with its
+/// password hidden.
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PostgresUrl {
+    config: tokio_postgres::Config,
+    shown: String,
+}
+
+/// Why a text is not a [`PostgresUrl`]; never repeats the text, which may hold a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "must be a PostgreSQL URL naming a host and a database, such as \"postgres://smsgw:secret@127.0.0.1:5432/smsgw\" ({0})"
+)]
+pub struct PostgresUrlError(String);
+
+impl PostgresUrl {
+    /// The connection settings.
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+}
+
+impl FromStr for PostgresUrl {
+    type Err = PostgresUrlError;
+
+    fn from_str(text: &str) -> Result<PostgresUrl, PostgresUrlError> {
+        let rest = text
+            .strip_prefix("postgres://")
+            .or_else(|| text.strip_prefix("postgresql://"))
+            .ok_or_else(|| PostgresUrlError("it does not start with postgres://".into()))?;
+        let config: tokio_postgres::Config = text
+            .parse()
+            .map_err(|e: tokio_postgres::Error| PostgresUrlError(e.to_string()))?;
+        if config.get_hosts().is_empty() {
+            return Err(PostgresUrlError("no host".into()));
+        }
+        if config.get_dbname().is_none_or(str::is_empty) {
+            return Err(PostgresUrlError("no database".into()));
+        }
+        if config.get_user().is_none_or(str::is_empty) {
+            return Err(PostgresUrlError("no user".into()));
+        }
+        // The password sits between "user:" and the last '@' of the authority.
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let shown = match rest[..authority_end].rfind('@') {
+            Some(at) if rest[..at].contains(':') => {
+                let colon = rest[..at].find(':').unwrap_or(at);
+                format!(
+                    "{}{}:****{}",
+                    &text[..text.len() - rest.len()],
+                    &rest[..colon],
+                    &rest[at..]
+                )
+            }
+            _ => text.to_string(),
+        };
+        Ok(PostgresUrl { config, shown })
+    }
+}
+
+impl TryFrom<String> for PostgresUrl {
+    type Error = PostgresUrlError;
+
+    fn try_from(text: String) -> Result<PostgresUrl, PostgresUrlError> {
+        text.parse()
+    }
+}
+
+impl fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgresUrl({})", self.shown)
+    }
+}

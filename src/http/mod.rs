@@ -17,7 +17,6 @@ mod scrape;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,7 +37,7 @@ use crate::modem::Board;
 use crate::routing::explain::Explanation;
 use crate::routing::plan;
 use crate::routing::view::Cluster;
-use crate::store::QueueSummary;
+use crate::store::{QueueSummary, Store};
 use auth::{Gate, Verdict, client_key};
 use scrape::SingleFlight;
 
@@ -66,8 +65,8 @@ pub struct Sources {
     /// This instance's status and its view of the peers (`/status`, `/route`,
     /// `smsgw_peer_up`).
     pub cluster: Arc<Cluster>,
-    /// The database file, read on its own connection for `/metrics`.
-    pub database: PathBuf,
+    /// The queue, scanned for `/metrics`.
+    pub store: Store,
     /// The modems' health, for `/metrics`.
     pub board: Arc<Board>,
 }
@@ -270,12 +269,10 @@ async fn answer(request: &Request<Incoming>, client: IpAddr, shared: &Shared) ->
             Ok(status) => body(StatusCode::OK, "application/json", json::status(&status)),
             Err(error) => internal_error(path, &error),
         },
-        "/metrics" => {
-            match scrape::metrics(&sources.database, &shared.queues, &sources.board, &sources.cluster).await {
-                Ok(metrics) => body(StatusCode::OK, "text/plain; version=0.0.4", metrics.into_bytes()),
-                Err(error) => internal_error(path, &error),
-            }
-        }
+        "/metrics" => match scrape::metrics(&sources.store, &shared.queues, &sources.board, &sources.cluster).await {
+            Ok(metrics) => body(StatusCode::OK, "text/plain; version=0.0.4", metrics.into_bytes()),
+            Err(error) => internal_error(path, &error),
+        },
         "/route" => route(sources, query).await,
         _ => text(
             StatusCode::NOT_FOUND,

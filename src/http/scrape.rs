@@ -1,7 +1,6 @@
 //! What `/metrics` shows: the store's requests by state, the counters the stages bump,
 //! each modem's health and each peer's reachability.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use super::prometheus::{Exposition, Kind};
 use crate::metrics;
 use crate::modem::{Board, Health, ModemState};
 use crate::routing::view::Cluster;
-use crate::store::{self, QueueSummary, State, StoreError};
+use crate::store::{QueueSummary, State, Store, StoreError};
 
 /// How long one reading of the store's counts answers scrapes.
 const QUEUE_FRESH: Duration = Duration::from_secs(1);
@@ -41,7 +40,7 @@ impl<T: Send + Sync + 'static> SingleFlight<T> {
     /// leaves a scan unaccounted for nor lets the next caller start a second one.
     pub(super) async fn get<F>(&self, fresh: Duration, scan: F) -> Result<Arc<T>, StoreError>
     where
-        F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
         let mut last = self.last.clone().lock_owned().await;
         if let Some((at, value)) = last.as_ref()
@@ -50,11 +49,7 @@ impl<T: Send + Sync + 'static> SingleFlight<T> {
             return Ok(value.clone());
         }
         tokio::spawn(async move {
-            let value = Arc::new(
-                tokio::task::spawn_blocking(scan)
-                    .await
-                    .map_err(|_| StoreError::Closed)??,
-            );
+            let value = Arc::new(scan.await?);
             *last = Some((Instant::now(), value.clone()));
             Ok(value)
         })
@@ -63,16 +58,18 @@ impl<T: Send + Sync + 'static> SingleFlight<T> {
     }
 }
 
-/// The metrics now, as Prometheus text; the store is read on a connection of its own
-/// to `database`, on a blocking thread, at most once per [`QUEUE_FRESH`] (`queues`).
+/// The metrics now, as Prometheus text; the queue is scanned at most once per
+/// [`QUEUE_FRESH`] (`queues`), off the SQLite writer.
 pub(super) async fn metrics(
-    database: &Path,
+    store: &Store,
     queues: &SingleFlight<QueueSummary>,
     board: &Board,
     cluster: &Cluster,
 ) -> Result<String, StoreError> {
-    let database = database.to_path_buf();
-    let queue = queues.get(QUEUE_FRESH, move || store::queue_summary(&database)).await?;
+    let store = store.clone();
+    let queue = queues
+        .get(QUEUE_FRESH, async move { store.queue_summary().await })
+        .await?;
     let mut text = Exposition::default();
     let requests = text.family("smsgw_requests", Kind::Gauge, "Requests in the store by state.");
     for state in State::ALL {
@@ -215,11 +212,15 @@ mod tests {
         let (release, released) = std::sync::mpsc::channel::<()>();
         let released = Arc::new(std::sync::Mutex::new(released));
         let scan = |scans: Arc<AtomicUsize>, released: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>| {
-            move || {
-                let n = scans.fetch_add(1, Ordering::SeqCst) + 1;
-                // Held until the test lets it go: a long scan.
-                released.lock().unwrap().recv_timeout(Duration::from_secs(30)).unwrap();
-                Ok(n)
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let n = scans.fetch_add(1, Ordering::SeqCst) + 1;
+                    // Held until the test lets it go: a long scan.
+                    released.lock().unwrap().recv_timeout(Duration::from_secs(30)).unwrap();
+                    Ok(n)
+                })
+                .await
+                .unwrap()
             }
         };
         // Ten scrapers that each give up after a moment, the scan still running.

@@ -1,22 +1,21 @@
-//! The store: SQLite in WAL mode, the only way stages talk to each other.
+//! The store: the queue, and the only way stages talk to each other.
 //!
 //! [`Store`] is the contract between stages: each stage reads what is due for it and
 //! records what became of it, and every state change is one transaction that also
-//! appends an event (`queue show`) and, where the sender asked, queues a DSN. Writes go
-//! through one writer thread that batches them ([`writer`]), so the fsync that makes a
-//! `250` true is shared by every session committing at that moment.
+//! appends an event (`queue show`) and, where the sender asked, queues a DSN.
 //!
-//! Files by job, each named for the stage it serves: [`intake`] (mail in), [`routing`],
-//! [`reach`] (requests a narrower tariff leaves without a route), [`forwarding`] (to
-//! peers), [`dispatch`] (which request each free modem gets), [`sending`] (modems:
-//! leases, parts, reports, recovery), [`lifecycle`] (the moves all share, expiry, the
-//! operator's retry), [`dsn`] (what senders are owed), [`inbox`] (SMS received),
-//! [`query`] (the CLI's reads), [`state`] (the names).
+//! Two backends keep the same queue ([`sqlite`], the default: one file, one instance;
+//! [`postgres`]: several instances of one site on one database), each with the same
+//! files by job, named for the stage they serve: `intake` (mail in), `routing`, `reach`
+//! (requests a narrower tariff leaves without a route), `forwarding` (to peers),
+//! `dispatch` (which request each free modem gets), `sending` (modems: leases, parts,
+//! reports, recovery), `lifecycle` (the moves all share, expiry, the operator's retry),
+//! `dsn` (what senders are owed), `inbox` (SMS received), `query` (the CLI's reads).
+//! The files of this module hold each stage's methods and types, and pass each call to
+//! the backend's function of the same name ([`transact!`]); [`state`] holds the names.
 
 mod dispatch;
 mod dsn;
-#[cfg(test)]
-mod fixtures;
 mod forwarding;
 mod inbox;
 mod intake;
@@ -26,18 +25,15 @@ pub mod query;
 mod reach;
 mod routing;
 mod sending;
+mod sqlite;
 mod state;
-#[cfg(test)]
-mod tests;
-mod writer;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::Connection;
 use tokio::sync::Notify;
 
+use crate::config::Config;
 pub use dispatch::QueuedRequest;
 pub use dsn::{DsnAction, DsnOutcome, PendingDsn, ReportWait};
 pub use forwarding::{ForwardOutcome, ForwardRequest};
@@ -47,18 +43,39 @@ pub use routing::{Route, UnroutedRequest};
 pub use sending::ReportedPart;
 pub use state::{DsnState, PartStatus, State};
 
-/// Migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_init.sql"),
-    include_str!("../../migrations/0002_dsn.sql"),
-    include_str!("../../migrations/0003_cluster.sql"),
-    include_str!("../../migrations/0004_meta.sql"),
-    include_str!("../../migrations/0005_sent_by_time.sql"),
-    include_str!("../../migrations/0006_valid_from.sql"),
-    include_str!("../../migrations/0007_unanswered_forward.sql"),
-    include_str!("../../migrations/0008_dispatch.sql"),
-    include_str!("../../migrations/0009_forward_in_flight.sql"),
-];
+/// Runs the backend's function `$module::$function` with the connection first and
+/// `$arg`s after, in one transaction, and evaluates to its result once committed. The
+/// arguments are moved into the SQLite writer's job, so they must be owned values (or
+/// borrows of them, written `&value`).
+macro_rules! transact {
+    ($store:expr, $module:ident :: $function:ident ($($arg:expr),* $(,)?)) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite(db) => {
+                db.write(move |conn| $crate::store::sqlite::$module::$function(conn $(, $arg)*)).await
+            }
+            $crate::store::Backend::Postgres(db) => {
+{ let _ = db; Err($crate::store::StoreError::Closed) } // TEMP
+            }
+        }
+    };
+}
+use transact;
+
+/// Like [`transact!`], for reads that may be long (the CLI's, `/metrics`'): on SQLite
+/// they run on a connection of their own, off the writer.
+macro_rules! read_only {
+    ($store:expr, $module:ident :: $function:ident ($($arg:expr),* $(,)?)) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite(db) => {
+                db.read(move |conn| $crate::store::sqlite::$module::$function(conn $(, $arg)*)).await
+            }
+            $crate::store::Backend::Postgres(db) => {
+{ let _ = db; Err($crate::store::StoreError::Closed) } // TEMP
+            }
+        }
+    };
+}
+use read_only;
 
 /// Why the store could not do what was asked. Intake turns any of these into
 /// `451 4.3.0`: nothing was stored.
@@ -79,6 +96,9 @@ pub enum StoreError {
     /// The batch holding this write did not commit: nothing of it is stored.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// The CLI: the SQLite file does not exist (the gateway has not run here).
+    #[error("no database at {0} (has the gateway run here?)")]
+    NoDatabase(String),
     /// The writer has stopped (shutdown).
     #[error("the store is shut down")]
     Closed,
@@ -100,17 +120,21 @@ pub enum StoreError {
 }
 
 /// A handle on the store; cheap to clone, one per task. Its methods, grouped by the
-/// stage that calls them, live beside their SQL in the files named in the module docs.
+/// stage that calls them, live in the files named in the module docs.
 #[derive(Clone)]
 pub struct Store {
-    writer: writer::Writer,
-    /// The soft cap (`store.max_size_mb`) in pages, if any: intake refuses a mail that
-    /// would take the database past it (see [`Store::open`]).
-    max_pages: Option<i64>,
+    backend: Backend,
     /// Random, chosen when the database was created: see [`Store::id`].
     id: Arc<str>,
     /// Stages wake each other through these after writing a new state.
     pub wake: Arc<Wakeups>,
+}
+
+/// Where the queue is kept.
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Pg), // TEMP
 }
 
 /// One wake-up per stage: a store method that hands a stage new work notifies it, so
@@ -128,26 +152,35 @@ pub struct Wakeups {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database, applies pending migrations and starts
-    /// the writer. With `max_bytes` (`store.max_size_mb`), intake refuses a mail that
-    /// would take the database past that size ([`StoreError::Full`], `451 4.3.0`), while
-    /// the stages keep a reserve beyond it to record their progress in. A database
-    /// already larger opens, refuses mail, and still lets the stages write.
-    pub fn open(path: &Path, max_bytes: Option<u64>) -> Result<Store, StoreError> {
-        let conn = connect(path)?;
-        migrate(&conn)?;
-        let max_pages = match max_bytes {
-            Some(max_bytes) => Some(cap_size(&conn, max_bytes)?),
-            None => None,
+    /// Opens the queue `[store]` names (creating and migrating it if needed): the SQLite
+    /// file in `instance.data_dir`, or the PostgreSQL database of `store.url`.
+    pub async fn open(config: &Config) -> Result<Store, StoreError> {
+        let (backend, id) = match &config.store.url {
+            None => {
+                let (db, id) =
+                    sqlite::Sqlite::open(&config.database_path(), config.store_max_bytes(), &config.instance.name)?;
+                (Backend::Sqlite(db), id)
+            }
+            Some(url) => {
+                let _ = url;
+                todo!() // TEMP
+            }
         };
-        let id = store_id(&conn)?.into();
-        let writer = writer::Writer::start(conn).map_err(|e| StoreError::DataDir(path.display().to_string(), e))?;
         Ok(Store {
-            writer,
-            max_pages,
-            id,
+            backend,
+            id: id.into(),
             wake: Arc::default(),
         })
+    }
+
+    /// Opens the queue of an instance that has run: as [`Store::open`], but a SQLite
+    /// file that does not exist yet is [`StoreError::NoDatabase`], not made (the CLI).
+    pub async fn open_existing(config: &Config) -> Result<Store, StoreError> {
+        let path = config.database_path();
+        if config.store.url.is_none() && !path.exists() {
+            return Err(StoreError::NoDatabase(path.display().to_string()));
+        }
+        Store::open(config).await
     }
 
     /// This database's own random id (16 hex digits): with a request id, it names the
@@ -155,99 +188,17 @@ impl Store {
     pub fn id(&self) -> &str {
         &self.id
     }
-}
 
-/// A connection with the settings every user of the database needs.
-fn connect(path: &Path) -> Result<Connection, StoreError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::DataDir(dir.display().to_string(), e))?;
+    /// The queue's figures, for `/metrics`: a scan of the whole table, kept off the
+    /// SQLite writer so that intake commits never wait for it.
+    pub async fn queue_summary(&self) -> Result<QueueSummary, StoreError> {
+        let (by_state, oldest) = read_only!(self, query::queue_summary())?;
+        Ok(QueueSummary {
+            by_state,
+            oldest_waiting: oldest
+                .map(|since: i64| Duration::from_millis(now_ms().saturating_sub(since).max(0) as u64)),
+        })
     }
-    let conn = Connection::open(path)?;
-    // WAL lets the CLI read while the gateway writes; synchronous=FULL makes every
-    // commit reach the disk before we say 250 (NORMAL would not survive a power cut).
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
-}
-
-/// Most bytes kept beyond the soft cap for the stages: the larger of this and
-/// [`RESERVE_SHARE`] of the cap.
-const RESERVE_BYTES: u64 = 16 * 1024 * 1024;
-/// The reserve as a share of the cap (1/20: 5%).
-const RESERVE_SHARE: u64 = 20;
-
-/// Caps the database this connection writes, in two steps; returns the soft cap in
-/// pages (`max_bytes` rounded down to whole pages).
-///
-/// The soft cap is intake's: a mail that would take the database past it is refused in
-/// its own savepoint ([`StoreError::Full`]), and the rest of its batch commits. The hard
-/// cap, `PRAGMA max_page_count`, lies a reserve beyond it (the larger of 16 MiB and 5%
-/// of the cap; beyond the current size, if that is larger): the stages' writes (every
-/// transition inserts an event) land there, so the queue drains at the cap. Past the
-/// hard cap SQLite rolls back the whole transaction (`SQLITE_FULL`), which the writer
-/// reports to every job of its batch; in normal operation that does not happen. The
-/// WAL file beside the database is not counted (checkpoints keep it near 4 MiB).
-fn cap_size(conn: &Connection, max_bytes: u64) -> Result<i64, StoreError> {
-    // SQLite's own ceiling on max_page_count.
-    const MOST_PAGES: i64 = 4_294_967_294;
-    let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
-    let page_count: i64 = conn.pragma_query_value(None, "page_count", |row| row.get(0))?;
-    let pages = |bytes: u64| i64::try_from(bytes / page_size.max(1).unsigned_abs()).unwrap_or(MOST_PAGES);
-    let soft = pages(max_bytes).min(MOST_PAGES);
-    let reserve = pages(RESERVE_BYTES.max(max_bytes / RESERVE_SHARE));
-    let hard = soft.max(page_count).saturating_add(reserve).min(MOST_PAGES);
-    conn.pragma_update(None, "max_page_count", hard)?;
-    if page_count >= soft {
-        tracing::warn!(
-            size = page_count * page_size,
-            max_bytes,
-            "the queue database is at or past store.max_size_mb: mail is refused until it drains"
-        );
-    } else {
-        tracing::info!(max_bytes, reserve = reserve * page_size, "queue database capped");
-    }
-    Ok(soft)
-}
-
-/// The database's random id, chosen on first use.
-fn store_id(conn: &Connection) -> Result<String, StoreError> {
-    let mut random = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
-        .map_err(|_| StoreError::Commit("no randomness for the store id".into()))?;
-    let fresh: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('store_id', ?1) ON CONFLICT (key) DO NOTHING",
-        [&fresh],
-    )?;
-    Ok(conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |row| row.get(0))?)
-}
-
-/// Applies the migrations the database lacks, each in its own transaction.
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let applied: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let applied = usize::try_from(applied).unwrap_or(usize::MAX);
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::TooNew {
-            found: applied,
-            known: MIGRATIONS.len(),
-        });
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", index + 1))?;
-    }
-    Ok(())
-}
-
-/// `smsgw queue retry`: queues an uncertain, failed or expired request again, from the
-/// CLI beside a running gateway (which picks it up at its next sweep).
-pub fn retry(path: &Path, id: i64) -> Result<bool, StoreError> {
-    let conn = connect(path)?;
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let retried = lifecycle::retry(&conn, id, now_ms())?;
-    conn.execute_batch("COMMIT")?;
-    Ok(retried)
 }
 
 /// What `/metrics` shows of the queue.
@@ -268,33 +219,6 @@ const WAITING: [State; 5] = [
     State::Queued,
     State::Sending,
 ];
-
-/// The queue's figures, read beside the gateway (for `/metrics`: a scan of the whole
-/// table, kept off the writer so that intake commits never wait for it).
-pub fn queue_summary(path: &Path) -> Result<QueueSummary, StoreError> {
-    let conn = open_read_only(path)?;
-    let by_state = conn
-        .prepare("SELECT state, count(*) FROM requests GROUP BY state")?
-        .query_map([], |row| Ok((row.get::<_, State>(0)?, row.get::<_, i64>(1)? as u64)))?
-        .collect::<Result<_, _>>()?;
-    let placeholders = vec!["?"; WAITING.len()].join(", ");
-    let oldest: Option<i64> = conn
-        .prepare(&format!(
-            "SELECT min(coalesce(valid_from, created)) FROM requests WHERE state IN ({placeholders})"
-        ))?
-        .query_row(rusqlite::params_from_iter(WAITING), |row| row.get(0))?;
-    Ok(QueueSummary {
-        by_state,
-        oldest_waiting: oldest.map(|since| Duration::from_millis(now_ms().saturating_sub(since).max(0) as u64)),
-    })
-}
-
-/// Opens the database for reading, as the CLI does beside a running gateway.
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
-}
 
 /// Milliseconds from now until `at` (0 if past).
 fn until(at: Option<i64>) -> Option<u64> {

@@ -1,25 +1,7 @@
 //! Reads for `smsgw queue list` and `smsgw queue show`.
 
-use rusqlite::{Connection, Row, params};
+use super::{PartStatus, State, Store, StoreError, read_only};
 use serde::Serialize;
-
-use super::{PartStatus, State, StoreError};
-
-/// Times are shown as RFC 3339 UTC, formatted by SQLite from the stored milliseconds.
-macro_rules! rfc3339 {
-    ($column:literal) => {
-        concat!("strftime('%Y-%m-%dT%H:%M:%fZ', ", $column, " / 1000.0, 'unixepoch')")
-    };
-}
-
-/// The columns [`request_row`] reads, in its order.
-const COLUMNS: &str = concat!(
-    "r.id, r.state, r.number, r.recipient, m.sender, r.parts, r.encoding, ",
-    rfc3339!("r.created"),
-    ", ",
-    rfc3339!("r.updated"),
-    ", r.attempts, r.status, r.reason"
-);
 
 /// One line of `queue list` (and the head of `queue show`); `--json` prints it as is.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +30,10 @@ pub struct RequestRow {
     pub status: Option<String>,
     /// Why it failed, or why it waits.
     pub reason: Option<String>,
+    /// The instance that accepted it (NULL: before the site's columns existed).
+    pub instance: Option<String>,
+    /// The modem of its last attempt.
+    pub modem: Option<String>,
 }
 
 /// One line of a request's history.
@@ -109,90 +95,14 @@ pub struct QueueFilter {
     pub state: Option<State>,
 }
 
-fn request_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
-    Ok(RequestRow {
-        id: row.get(0)?,
-        state: row.get(1)?,
-        number: row.get(2)?,
-        recipient: row.get(3)?,
-        sender: row.get(4)?,
-        parts: row.get(5)?,
-        encoding: row.get(6)?,
-        created: row.get(7)?,
-        updated: row.get(8)?,
-        attempts: row.get(9)?,
-        status: row.get(10)?,
-        reason: row.get(11)?,
-    })
-}
+impl Store {
+    /// `smsgw queue list`: requests, oldest first.
+    pub async fn list(&self, filter: QueueFilter) -> Result<Vec<RequestRow>, StoreError> {
+        read_only!(self, query::list(filter))
+    }
 
-/// Requests, oldest first.
-pub fn list(conn: &Connection, filter: QueueFilter) -> Result<Vec<RequestRow>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM requests r JOIN messages m ON m.id = r.message_id
-         WHERE ?1 IS NULL OR r.state = ?1 ORDER BY r.id"
-    );
-    let mut statement = conn.prepare(&sql)?;
-    let rows = statement.query_map(params![filter.state], request_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// One request with its history.
-pub fn show(conn: &Connection, id: i64) -> Result<RequestDetail, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS}, r.text, m.client, m.helo, m.auth_user, m.envid, m.ret, r.notify, r.orcpt
-         FROM requests r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1"
-    );
-    let detail = conn
-        .query_row(&sql, params![id], |row| {
-            Ok(RequestDetail {
-                request: request_row(row)?,
-                text: row.get(12)?,
-                client: row.get(13)?,
-                helo: row.get(14)?,
-                auth_user: row.get(15)?,
-                envid: row.get(16)?,
-                ret: row.get(17)?,
-                notify: row.get(18)?,
-                orcpt: row.get(19)?,
-                sent_parts: Vec::new(),
-                events: Vec::new(),
-            })
-        })
-        .map_err(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound(id),
-            e => e.into(),
-        })?;
-    let mut statement = conn.prepare(concat!(
-        "SELECT ",
-        rfc3339!("time"),
-        ", state, detail
-         FROM events WHERE request_id = ?1 ORDER BY id"
-    ))?;
-    let events = statement
-        .query_map(params![id], |row| {
-            Ok(HistoryLine {
-                time: row.get(0)?,
-                state: row.get(1)?,
-                detail: row.get(2)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut statement =
-        conn.prepare("SELECT part, modem, mr, status FROM parts WHERE request_id = ?1 ORDER BY part")?;
-    let sent_parts = statement
-        .query_map(params![id], |row| {
-            Ok(Part {
-                part: row.get(0)?,
-                modem: row.get(1)?,
-                mr: row.get(2)?,
-                status: row.get(3)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(RequestDetail {
-        events,
-        sent_parts,
-        ..detail
-    })
+    /// `smsgw queue show`: one request, its parts and its history.
+    pub async fn show(&self, id: i64) -> Result<RequestDetail, StoreError> {
+        read_only!(self, query::show(id))
+    }
 }

@@ -202,7 +202,7 @@ impl Gateway {
 
     /// The gateway's database, read-only.
     pub(crate) fn store(&self) -> Store {
-        Store::in_data_dir(&self.data)
+        Store::of(&self.config, &self.data)
     }
 
     /// Every request, oldest first (as `queue list --json`).

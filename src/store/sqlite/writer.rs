@@ -157,10 +157,12 @@ mod tests {
     use rusqlite::Connection;
 
     use super::{Work, job, run};
-    use crate::store::fixtures;
-    use crate::store::intake::{NewMail, receive, receive_within};
-    use crate::store::lifecycle::fail;
-    use crate::store::{State, StoreError, connect, migrate};
+    use crate::store::NewMail;
+    use crate::store::sqlite::fixtures;
+    use crate::store::sqlite::intake::{receive, receive_within};
+    use crate::store::sqlite::lifecycle::fail;
+    use crate::store::sqlite::{connect, migrate};
+    use crate::store::{State, StoreError};
 
     /// A database file of its own, removed when dropped.
     struct Database(PathBuf);
@@ -327,7 +329,7 @@ mod tests {
             answer
         };
         let intake = |mail: NewMail| {
-            let (work, answer) = job(move |conn| receive_within(conn, &mail, 1, soft));
+            let (work, answer) = job(move |conn| receive_within(conn, &mail, 1, "smsgw", soft));
             queue.send(work).unwrap();
             answer
         };
@@ -394,7 +396,7 @@ mod tests {
         let page_count: i64 = conn.pragma_query_value(None, "page_count", |row| row.get(0)).unwrap();
         let (queue, pending) = std::sync::mpsc::channel::<Work>();
         let mail = mail("fits", 100);
-        let (work, mut answer) = job(move |conn| receive_within(conn, &mail, 1, Some(page_count + 100)));
+        let (work, mut answer) = job(move |conn| receive_within(conn, &mail, 1, "smsgw", Some(page_count + 100)));
         queue.send(work).unwrap();
         drop(queue);
         run(conn, pending);

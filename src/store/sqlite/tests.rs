@@ -1,6 +1,7 @@
 //! Transition tests on an in-memory database: the lease, recovery, reports, retry and
 //! expiry, each through the functions the facade calls.
 
+use crate::store::ReportedPart;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -164,7 +165,7 @@ fn a_database_past_its_cap_is_kept_refuses_mail_and_keeps_a_reserve_for_the_stag
     let soft = super::cap_size(&conn, 1).unwrap();
     assert_eq!(soft, 0);
     assert_eq!(pages("max_page_count"), before + reserve);
-    let refused = super::intake::receive_within(&conn, &mail(&["+33477858589"], 1), 0, Some(soft));
+    let refused = super::intake::receive_within(&conn, &mail(&["+33477858589"], 1), 0, "smsgw", Some(soft));
     assert!(matches!(refused, Err(super::StoreError::Full)), "{refused:?}");
     assert_eq!(pages("page_count"), before);
     conn.execute(

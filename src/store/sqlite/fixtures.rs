@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-use super::intake::{NewMail, NewRequest};
+use crate::store::{NewMail, NewRequest};
 
 /// A fresh database in memory, migrated.
 pub(super) fn database() -> Connection {
