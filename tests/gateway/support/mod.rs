@@ -2,11 +2,13 @@
 //! directories, read through their database ([`store`]); a raw SMTP client ([`smtp`]);
 //! a test CA ([`pki`]); an SMTP server where DSNs arrive ([`sink`]) and a DNS server
 //! naming their MX hosts ([`dns`]); a peer's `/status` stand-in ([`status`]); the venv of the independent Python
-//! checkers ([`python`]); and the one way to wait for something ([`wait`]).
+//! checkers ([`python`]); a fresh database on a PostgreSQL server ([`postgres`]); and the one way to wait for
+//! something ([`wait`]).
 
 pub(crate) mod dns;
 pub(crate) mod gateway;
 pub(crate) mod pki;
+pub(crate) mod postgres;
 pub(crate) mod python;
 pub(crate) mod sink;
 pub(crate) mod smtp;
