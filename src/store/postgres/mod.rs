@@ -18,6 +18,8 @@ mod routing;
 mod sending;
 #[cfg(test)]
 pub(in crate::store) mod testing;
+#[cfg(test)]
+mod tests;
 mod unshared;
 
 use std::str::FromStr;
