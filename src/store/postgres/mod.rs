@@ -47,7 +47,8 @@ const POOL_SIZE: usize = 16;
 /// Parameters of a statement.
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-/// A pool of connections to one PostgreSQL database.
+/// A pool of connections to one PostgreSQL database; clones share it.
+#[derive(Clone)]
 pub(in crate::store) struct Pg {
     pool: Pool,
 }

@@ -47,6 +47,18 @@ async fn migrating_again_changes_nothing_and_a_newer_schema_is_refused() {
 }
 
 #[tokio::test]
+async fn instances_starting_together_migrate_once() {
+    let Some(url) = fresh_database().await else { return };
+    let (a, b, c) = tokio::join!(Pg::connect(&url), Pg::connect(&url), Pg::connect(&url));
+    let tx = a.unwrap().begin().await.unwrap();
+    let id = store_id(&tx).await.unwrap();
+    tx.commit().await.unwrap();
+    for pg in [b.unwrap(), c.unwrap()] {
+        assert_eq!(store_id(&pg.begin().await.unwrap()).await.unwrap(), id);
+    }
+}
+
+#[tokio::test]
 async fn a_request_goes_from_received_to_sent_with_its_relayed_dsn() {
     let Some((pg, _)) = pg().await else { return };
     let tx = pg.begin().await.unwrap();
