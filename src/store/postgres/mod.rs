@@ -6,16 +6,16 @@
 // Reached only through the facade, which is being written beside this.
 #![allow(dead_code)]
 
-mod dispatch;
-mod dsn;
-mod forwarding;
-mod inbox;
-mod intake;
-mod lifecycle;
-mod query;
-mod reach;
-mod routing;
-mod sending;
+pub(in crate::store) mod dispatch;
+pub(in crate::store) mod dsn;
+pub(in crate::store) mod forwarding;
+pub(in crate::store) mod inbox;
+pub(in crate::store) mod intake;
+pub(in crate::store) mod lifecycle;
+pub(in crate::store) mod query;
+pub(in crate::store) mod reach;
+pub(in crate::store) mod routing;
+pub(in crate::store) mod sending;
 #[cfg(test)]
 pub(in crate::store) mod testing;
 #[cfg(test)]
