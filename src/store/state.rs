@@ -3,11 +3,16 @@
 //! back as [`E164`], so a row that is not one is an error, not a string passed on.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use tokio_postgres::types::private::BytesMut;
+use tokio_postgres::types::{IsNull, Type as PgType};
 
 use crate::e164::E164;
 
+/// What a tokio-postgres conversion fails with.
+type PgBoxError = Box<dyn std::error::Error + Sync + Send>;
+
 /// Declares a state enum with its database names, `as_str`, `FromStr`, and the
-/// conversions that let rusqlite bind and read it.
+/// conversions that let rusqlite and tokio-postgres bind and read it (as text).
 macro_rules! names {
     ($(#[$doc:meta])* $name:ident ($noun:literal) { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
         $(#[$doc])*
@@ -67,6 +72,27 @@ macro_rules! names {
                 value.as_str()?.parse().map_err(|e: String| FromSqlError::Other(e.into()))
             }
         }
+        impl tokio_postgres::types::ToSql for $name {
+            fn to_sql(&self, ty: &PgType, out: &mut BytesMut) -> Result<IsNull, PgBoxError> {
+                tokio_postgres::types::ToSql::to_sql(&self.as_str(), ty, out)
+            }
+
+            fn accepts(ty: &PgType) -> bool {
+                <&str as tokio_postgres::types::ToSql>::accepts(ty)
+            }
+
+            tokio_postgres::types::to_sql_checked!();
+        }
+
+        impl<'a> tokio_postgres::types::FromSql<'a> for $name {
+            fn from_sql(ty: &PgType, raw: &'a [u8]) -> Result<Self, PgBoxError> {
+                Ok(<&str as tokio_postgres::types::FromSql<'_>>::from_sql(ty, raw)?.parse::<$name>()?)
+            }
+
+            fn accepts(ty: &PgType) -> bool {
+                <&str as tokio_postgres::types::FromSql<'_>>::accepts(ty)
+            }
+        }
     };
 }
 
@@ -79,6 +105,30 @@ impl ToSql for E164 {
 impl FromSql for E164 {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         E164::parse(value.as_str()?).map_err(|e| FromSqlError::Other(e.into()))
+    }
+}
+
+impl tokio_postgres::types::ToSql for E164 {
+    fn to_sql(&self, ty: &PgType, out: &mut BytesMut) -> Result<IsNull, PgBoxError> {
+        tokio_postgres::types::ToSql::to_sql(&self.as_str(), ty, out)
+    }
+
+    fn accepts(ty: &PgType) -> bool {
+        <&str as tokio_postgres::types::ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for E164 {
+    fn from_sql(ty: &PgType, raw: &'a [u8]) -> Result<Self, PgBoxError> {
+        Ok(E164::parse(<&str as tokio_postgres::types::FromSql<'_>>::from_sql(
+            ty, raw,
+        )?)?)
+    }
+
+    fn accepts(ty: &PgType) -> bool {
+        <&str as tokio_postgres::types::FromSql<'_>>::accepts(ty)
     }
 }
 

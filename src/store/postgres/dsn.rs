@@ -1,0 +1,173 @@
+//! DSNs owed to senders, on PostgreSQL.
+
+use super::Tx;
+use super::unshared::dsn::{DSN_EVENT, notify_keyword, parse, superseded_by};
+use crate::store::{DsnAction, DsnOutcome, DsnState, PendingDsn, ReportWait, State, StoreError};
+
+/// The condition, on `r` joined with `m`, that the sender asked for a DSN of this
+/// action and has none that supersedes it.
+fn wanted(action: DsnAction) -> String {
+    format!(
+        "m.sender != '' AND strpos(coalesce(r.notify, 'FAILURE'), '{}') > 0
+         AND NOT EXISTS (SELECT 1 FROM dsns d WHERE d.request_id = r.id AND d.action IN ({}))",
+        notify_keyword(action),
+        superseded_by(action)
+    )
+}
+
+/// Queues the DSN `action` for each request `candidates` selects (a condition on `r`
+/// and `m`, with `$1` = now and `$2` = `arg`, both `bigint`) that wants it; returns how many.
+async fn queue(tx: &Tx, action: DsnAction, candidates: &str, arg: i64, now: i64) -> Result<usize, StoreError> {
+    let sql = format!(
+        "INSERT INTO dsns (request_id, action, created, state, next_attempt)
+         SELECT r.id, '{action}', $1::bigint, '{pending}', $1::bigint
+         FROM requests r JOIN messages m ON m.id = r.message_id
+         WHERE ({candidates}) AND {wanted}
+         RETURNING request_id",
+        action = action.as_str(),
+        pending = DsnState::Pending,
+        wanted = wanted(action),
+    );
+    let ids: Vec<i64> = tx
+        .query(&sql, &[&now, &arg])
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    for &id in &ids {
+        dsn_event(tx, id, now, &format!("{} DSN queued for the sender", action.as_str())).await?;
+    }
+    Ok(ids.len())
+}
+
+/// The DSN `action` for request `id`, if its sender wants one.
+pub(in crate::store) async fn queue_for(tx: &Tx, id: i64, action: DsnAction, now: i64) -> Result<bool, StoreError> {
+    Ok(queue(tx, action, "r.id = $2", id, now).await? == 1)
+}
+
+/// The DSNs that time brings (`delayed`, `relayed`), as SQLite's `dsn::queue_timed`.
+pub(in crate::store) async fn queue_timed(
+    tx: &Tx,
+    delay_ms: Option<i64>,
+    report_wait: Option<ReportWait>,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let mut queued = 0;
+    if let Some(delay) = delay_ms {
+        let unsent = [
+            State::Received,
+            State::Routed,
+            State::Forwarding,
+            State::Queued,
+            State::Sending,
+            State::Uncertain,
+        ];
+        let unsent: Vec<String> = unsent.iter().map(|s| format!("'{s}'")).collect();
+        let waiting = format!(
+            "r.state IN ({}) AND coalesce(r.valid_from, r.created) < $1::bigint - $2::bigint",
+            unsent.join(", ")
+        );
+        queued += queue(tx, DsnAction::Delayed, &waiting, delay, now).await?;
+    }
+    if let Some(ReportWait { wait_ms, since }) = report_wait {
+        let unreported = format!(
+            "r.state = '{}' AND r.updated < $1::bigint - {wait_ms} AND r.updated >= $2::bigint",
+            State::Sent
+        );
+        queued += queue(tx, DsnAction::Relayed, &unreported, since, now).await?;
+    }
+    Ok(queued)
+}
+
+async fn dsn_event(tx: &Tx, request: i64, now: i64, detail: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO events (request_id, time, state, detail) VALUES ($1, $2, $3, $4)",
+        &[&request, &now, &DSN_EVENT, &detail],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Pending DSNs whose time has come, oldest first.
+pub(in crate::store) async fn dsns_due(tx: &Tx, now: i64, limit: usize) -> Result<Vec<PendingDsn>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT d.id, d.action, d.created, d.attempts, r.id, m.sender, m.envid, m.ret, m.received, m.raw,
+                    r.recipient, r.orcpt, r.number, r.text, r.parts, r.modem, r.status, r.reason, r.updated
+             FROM dsns d JOIN requests r ON r.id = d.request_id JOIN messages m ON m.id = r.message_id
+             WHERE d.state = $3 AND d.next_attempt <= $1
+             ORDER BY d.next_attempt, d.id LIMIT $2",
+            &[&now, &(limit as i64), &DsnState::Pending],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(PendingDsn {
+                id: row.try_get(0)?,
+                action: parse(row.try_get(1)?),
+                created: row.try_get(2)?,
+                attempts: row.try_get(3)?,
+                request: row.try_get(4)?,
+                sender: row.try_get(5)?,
+                envid: row.try_get(6)?,
+                ret: row.try_get(7)?,
+                arrival: row.try_get(8)?,
+                raw: row.try_get(9)?,
+                recipient: row.try_get(10)?,
+                orcpt: row.try_get(11)?,
+                number: row.try_get(12)?,
+                text: row.try_get(13)?,
+                parts: row.try_get(14)?,
+                modem: row.try_get(15)?,
+                status: row.try_get(16)?,
+                reason: row.try_get(17)?,
+                updated: row.try_get(18)?,
+            })
+        })
+        .collect()
+}
+
+/// When the next pending DSN falls due, if any.
+pub(in crate::store) async fn next_due(tx: &Tx) -> Result<Option<i64>, StoreError> {
+    Ok(tx
+        .query_one(
+            "SELECT min(next_attempt) FROM dsns WHERE state = $1",
+            &[&DsnState::Pending],
+        )
+        .await?
+        .try_get(0)?)
+}
+
+/// Records one delivery attempt's outcome, with an event when it is final.
+pub(in crate::store) async fn record_dsn_attempt(
+    tx: &Tx,
+    dsn: &PendingDsn,
+    outcome: &DsnOutcome,
+    now: i64,
+) -> Result<(), StoreError> {
+    let action = dsn.action.as_str();
+    let (state, next, error, detail) = match outcome {
+        DsnOutcome::Sent(how) => (
+            DsnState::Sent,
+            now,
+            None,
+            Some(format!("{action} DSN delivered to <{}>: {how}", dsn.sender)),
+        ),
+        DsnOutcome::Retry { at, error } => (DsnState::Pending, *at, Some(error.as_str()), None),
+        DsnOutcome::Dropped(why) => (
+            DsnState::Dropped,
+            now,
+            Some(why.as_str()),
+            Some(format!("{action} DSN to <{}> dropped: {why}", dsn.sender)),
+        ),
+    };
+    tx.execute(
+        "UPDATE dsns SET state = $1, next_attempt = $2, last_error = $3, attempts = attempts + 1 WHERE id = $4",
+        &[&state, &next, &error, &dsn.id],
+    )
+    .await?;
+    if let Some(detail) = detail {
+        dsn_event(tx, dsn.request, now, &detail).await?;
+    }
+    Ok(())
+}
