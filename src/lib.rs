@@ -69,7 +69,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     for warning in config.warnings() {
         tracing::warn!(%warning, "config");
     }
-    let store = Store::open(&config).await?;
+    let store = Store::join(&config).await?;
     address::warm_up();
     let credentials = credentials::Credentials::load(&config)?;
     let notifier = notify::Notifier::new(&config)?;

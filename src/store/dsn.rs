@@ -9,6 +9,10 @@
 use super::{Store, StoreError, now_ms, transact, until};
 use crate::e164::E164;
 
+/// The `events.state` of a line about a DSN (not a request state: the request's own
+/// state does not change when its DSN is queued or delivered).
+pub(in crate::store) const DSN_EVENT: &str = "dsn";
+
 /// What a DSN tells (RFC 3464 `Action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DsnAction {

@@ -1,7 +1,7 @@
 //! Intake: an accepted mail becomes one `received` request per recipient, committed
 //! before the SMTP session answers `250`.
 
-use super::{Backend, Store, StoreError, now_ms, sqlite};
+use super::{Backend, Store, StoreError, now_ms, postgres, sqlite};
 use crate::e164::E164;
 
 /// A mail accepted at end of DATA, with its recipients already parsed.
@@ -60,10 +60,11 @@ impl Store {
                 db.write(move |conn| sqlite::intake::receive_within(conn, &mail, now, &instance, max_pages))
                     .await?
             }
-            // No size cap: PostgreSQL's disk is the operator's to watch.
             Backend::Postgres(db) => {
-                let _ = db;
-                todo!() // TEMP
+                let tx = db.begin().await?;
+                let ids = postgres::intake::receive(&tx, &mail, now).await?;
+                tx.commit().await?;
+                ids
             }
         };
         self.wake.received.notify_one();

@@ -16,6 +16,8 @@
 
 mod dispatch;
 mod dsn;
+#[cfg(test)]
+mod fixtures;
 mod forwarding;
 mod inbox;
 mod intake;
@@ -54,7 +56,13 @@ macro_rules! transact {
                 db.write(move |conn| $crate::store::sqlite::$module::$function(conn $(, $arg)*)).await
             }
             $crate::store::Backend::Postgres(db) => {
-{ let _ = db; Err($crate::store::StoreError::Closed) } // TEMP
+                async {
+                    let tx = db.begin().await?;
+                    let value = $crate::store::postgres::$module::$function(&tx $(, $arg)*).await?;
+                    tx.commit().await?;
+                    Ok(value)
+                }
+                .await
             }
         }
     };
@@ -70,7 +78,13 @@ macro_rules! read_only {
                 db.read(move |conn| $crate::store::sqlite::$module::$function(conn $(, $arg)*)).await
             }
             $crate::store::Backend::Postgres(db) => {
-{ let _ = db; Err($crate::store::StoreError::Closed) } // TEMP
+                async {
+                    let tx = db.begin().await?;
+                    let value = $crate::store::postgres::$module::$function(&tx $(, $arg)*).await?;
+                    tx.commit().await?;
+                    Ok(value)
+                }
+                .await
             }
         }
     };
@@ -85,7 +99,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL refused a statement, or the connection broke during it.
-    #[error("database error: {0}")]
+    #[error("database error: {}", postgres::with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No connection to PostgreSQL could be had (it is down, or unreachable).
     #[error("the database is unreachable: {0}")]
@@ -99,6 +113,11 @@ pub enum StoreError {
     /// The CLI: the SQLite file does not exist (the gateway has not run here).
     #[error("no database at {0} (has the gateway run here?)")]
     NoDatabase(String),
+    /// Another live instance of the site has this instance's name.
+    #[error(
+        "another running instance of the site is named {0:?}: every instance needs a name of its own (instance.name)"
+    )]
+    InstanceInUse(String),
     /// The writer has stopped (shutdown).
     #[error("the store is shut down")]
     Closed,
@@ -134,7 +153,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Sqlite(sqlite::Sqlite),
-    Postgres(postgres::Pg), // TEMP
+    Postgres(postgres::Pg),
 }
 
 /// One wake-up per stage: a store method that hands a stage new work notifies it, so
@@ -153,8 +172,10 @@ pub struct Wakeups {
 
 impl Store {
     /// Opens the queue `[store]` names (creating and migrating it if needed): the SQLite
-    /// file in `instance.data_dir`, or the PostgreSQL database of `store.url`.
+    /// file in `instance.data_dir`, or the PostgreSQL database of `store.url`. For the
+    /// tools (the CLI); a running instance [joins](Store::join) it.
     pub async fn open(config: &Config) -> Result<Store, StoreError> {
+        let wake = Arc::<Wakeups>::default();
         let (backend, id) = match &config.store.url {
             None => {
                 let (db, id) =
@@ -162,15 +183,30 @@ impl Store {
                 (Backend::Sqlite(db), id)
             }
             Some(url) => {
-                let _ = url;
-                todo!() // TEMP
+                let db = postgres::Pg::connect(url.config(), &config.instance.name).await?;
+                let tx = db.begin().await?;
+                let id = postgres::store_id(&tx).await?;
+                tx.commit().await?;
+                (Backend::Postgres(db), id)
             }
         };
         Ok(Store {
             backend,
             id: id.into(),
-            wake: Arc::default(),
+            wake,
         })
+    }
+
+    /// Opens the queue as the running instance `instance.name`. On PostgreSQL it joins
+    /// the site: it takes the instance's name (refused while another live instance holds
+    /// it: [`StoreError::InstanceInUse`]), beats every second so that the others know it
+    /// lives, and wakes its modems when another instance queues requests.
+    pub async fn join(config: &Config) -> Result<Store, StoreError> {
+        let store = Store::open(config).await?;
+        if let Some(url) = &config.store.url {
+            postgres::site::join(url.config(), &config.instance.name, store.wake.clone()).await?;
+        }
+        Ok(store)
     }
 
     /// Opens the queue of an instance that has run: as [`Store::open`], but a SQLite
@@ -210,6 +246,10 @@ pub struct QueueSummary {
     /// waited since it was accepted, or since an operator's retry.
     pub oldest_waiting: Option<Duration>,
 }
+
+/// What the backends' `query::queue_summary` reads: requests per state, and when the
+/// oldest waiting one was accepted (or retried), unix milliseconds.
+type QueueCounts = (Vec<(State, u64)>, Option<i64>);
 
 /// States in which a request still waits for this site to send or hand it on.
 const WAITING: [State; 5] = [

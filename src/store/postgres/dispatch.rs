@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::Tx;
-use super::unshared::dispatch::{LANE, covering, lanes};
+use crate::store::dispatch::{LANE, covering, lanes};
 use crate::store::{PartStatus, QueuedRequest, State, StoreError};
 
 /// The columns of a `QueuedRequest`, read from `requests r`; `$3`, `$4`: the part
@@ -41,6 +41,20 @@ fn lane_sql() -> String {
          ORDER BY r.id LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
         State::Queued
     )
+}
+
+/// [`next_for_modem`] for each modem, in one transaction.
+pub(in crate::store) async fn next_for_modems(
+    tx: &Tx,
+    modems: &[(String, Vec<String>)],
+    now: i64,
+    validity_ms: i64,
+) -> Result<Vec<Option<QueuedRequest>>, StoreError> {
+    let mut found = Vec::with_capacity(modems.len());
+    for (name, prefixes) in modems {
+        found.push(next_for_modem(tx, name, prefixes, now, validity_ms).await?);
+    }
+    Ok(found)
 }
 
 /// The oldest queued request `modem` may send now, as SQLite's `dispatch::next_for_modem`.

@@ -1,7 +1,7 @@
 //! DSNs owed to senders, on PostgreSQL.
 
 use super::Tx;
-use super::unshared::dsn::{DSN_EVENT, notify_keyword, parse, superseded_by};
+use crate::store::dsn::DSN_EVENT;
 use crate::store::{DsnAction, DsnOutcome, DsnState, PendingDsn, ReportWait, State, StoreError};
 
 /// The condition, on `r` joined with `m`, that the sender asked for a DSN of this
@@ -10,8 +10,8 @@ fn wanted(action: DsnAction) -> String {
     format!(
         "m.sender != '' AND strpos(coalesce(r.notify, 'FAILURE'), '{}') > 0
          AND NOT EXISTS (SELECT 1 FROM dsns d WHERE d.request_id = r.id AND d.action IN ({}))",
-        notify_keyword(action),
-        superseded_by(action)
+        action.notify_keyword(),
+        action.superseded_by()
     )
 }
 
@@ -52,6 +52,10 @@ pub(in crate::store) async fn queue_timed(
     report_wait: Option<ReportWait>,
     now: i64,
 ) -> Result<usize, StoreError> {
+    // One instance at a time: two sweeps at once would each see no DSN yet, and queue
+    // one each. The second waits here, then sees the first's.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&TIMED_DSN_LOCK])
+        .await?;
     let mut queued = 0;
     if let Some(delay) = delay_ms {
         let unsent = [
@@ -92,11 +96,13 @@ async fn dsn_event(tx: &Tx, request: i64, now: i64, detail: &str) -> Result<(), 
 pub(in crate::store) async fn dsns_due(tx: &Tx, now: i64, limit: usize) -> Result<Vec<PendingDsn>, StoreError> {
     let rows = tx
         .query(
-            "SELECT d.id, d.action, d.created, d.attempts, r.id, m.sender, m.envid, m.ret, m.received, m.raw,
+            &format!(
+                "SELECT d.id, d.action, d.created, d.attempts, r.id, m.sender, m.envid, m.ret, m.received, m.raw,
                     r.recipient, r.orcpt, r.number, r.text, r.parts, r.modem, r.status, r.reason, r.updated
              FROM dsns d JOIN requests r ON r.id = d.request_id JOIN messages m ON m.id = r.message_id
-             WHERE d.state = $3 AND d.next_attempt <= $1
-             ORDER BY d.next_attempt, d.id LIMIT $2",
+             WHERE d.state = $3 AND d.next_attempt <= $1 AND {MINE}
+             ORDER BY d.next_attempt, d.id LIMIT $2"
+            ),
             &[&now, &(limit as i64), &DsnState::Pending],
         )
         .await?;
@@ -104,7 +110,7 @@ pub(in crate::store) async fn dsns_due(tx: &Tx, now: i64, limit: usize) -> Resul
         .map(|row| {
             Ok(PendingDsn {
                 id: row.try_get(0)?,
-                action: parse(row.try_get(1)?),
+                action: DsnAction::parse(row.try_get(1)?),
                 created: row.try_get(2)?,
                 attempts: row.try_get(3)?,
                 request: row.try_get(4)?,
@@ -127,11 +133,22 @@ pub(in crate::store) async fn dsns_due(tx: &Tx, now: i64, limit: usize) -> Resul
         .collect()
 }
 
+/// The advisory lock of the sweep that queues the DSNs time brings.
+const TIMED_DSN_LOCK: i64 = 0x736d_7367_775f_6473;
+
+/// The DSNs an instance delivers: those it queued (the instance whose modem sent or
+/// failed the request, or that made the decision), those from before the site's
+/// columns, and a dead instance's, so that each goes out once and none waits for ever.
+const MINE: &str = concat!(
+    "(d.instance IS NULL OR d.instance = current_setting('smsgw.instance', true)",
+    " OR d.instance IN (SELECT name FROM instances WHERE seen < (extract(epoch from clock_timestamp()) * 1000)::bigint - 5000))"
+);
+
 /// When the next pending DSN falls due, if any.
 pub(in crate::store) async fn next_due(tx: &Tx) -> Result<Option<i64>, StoreError> {
     Ok(tx
         .query_one(
-            "SELECT min(next_attempt) FROM dsns WHERE state = $1",
+            &format!("SELECT min(next_attempt) FROM dsns d WHERE state = $1 AND {MINE}"),
             &[&DsnState::Pending],
         )
         .await?

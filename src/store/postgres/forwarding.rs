@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::Tx;
 use super::lifecycle::transition;
+use super::site::{DEAD_AFTER_MS, SERVER_NOW};
 use crate::store::routing::names;
 use crate::store::{ForwardOutcome, ForwardRequest, State, StoreError};
 
@@ -19,10 +20,13 @@ pub(in crate::store) async fn due_for_forwarding(
     // here are read back: two instances never forward one request at once.
     let taken: Vec<i64> = tx
         .query(
-            "UPDATE requests SET in_flight = true WHERE id IN (
-                 SELECT id FROM requests WHERE state = $3 AND (next_attempt IS NULL OR next_attempt <= $1)
-                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-             RETURNING id",
+            &format!(
+                "UPDATE requests SET in_flight = true, owner = current_setting('smsgw.instance', true) WHERE id IN (
+                     SELECT id FROM requests WHERE state = $3 AND (next_attempt IS NULL OR next_attempt <= $1)
+                       AND (NOT in_flight OR owner IN (SELECT name FROM instances WHERE seen < {SERVER_NOW} - {DEAD_AFTER_MS}))
+                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING id"
+            ),
             &[&now, &(limit as i64), &State::Forwarding],
         )
         .await?
@@ -88,12 +92,15 @@ pub(in crate::store) async fn next_forward(tx: &Tx) -> Result<Option<i64>, Store
         .try_get(0)?)
 }
 
-/// Forwards taken and never recorded (`in_flight`) become unanswered, tried on their
-/// peer only. Returns how many.
+/// At start: this instance's forwards taken and never recorded (`in_flight`) become
+/// unanswered, tried on their peer only (another live instance's are its own; a dead
+/// one's are taken again by `due_for_forwarding`, to the same peer, which keeps one
+/// copy by its origin). Returns how many.
 pub(in crate::store) async fn recover_forwards(tx: &Tx, now: i64) -> Result<usize, StoreError> {
     let cut: Vec<(i64, String)> = tx
         .query(
-            "SELECT id, coalesce(route, '') FROM requests WHERE state = $1 AND in_flight",
+            "SELECT id, coalesce(route, '') FROM requests
+             WHERE state = $1 AND in_flight AND owner = current_setting('smsgw.instance', true)",
             &[&State::Forwarding],
         )
         .await?

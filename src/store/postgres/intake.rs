@@ -4,25 +4,10 @@ use super::Tx;
 use super::lifecycle::event;
 use crate::store::{NewMail, State, StoreError};
 
-/// Bytes counted for each request beyond its text (as SQLite's intake counts).
-const REQUEST_MARGIN: usize = 1024;
-/// Bytes counted for the mail's row beyond its raw text.
-const MAIL_MARGIN: usize = 1024;
-
-/// `∅ → received`, with no cap.
-#[cfg(test)]
+/// `∅ → received`: the mail and one request per recipient, each recording the instance
+/// that accepted it (the column's default). No size cap: a PostgreSQL server's disk is
+/// its operator's to watch (`store.max_size_mb` is SQLite's).
 pub(in crate::store) async fn receive(tx: &Tx, mail: &NewMail, now: i64) -> Result<Vec<i64>, StoreError> {
-    receive_within(tx, mail, now, None).await
-}
-
-/// `∅ → received`, refused with [`StoreError::Full`] before anything is written if the
-/// mail would take the database past `max_pages` (pages of the server's block size).
-pub(in crate::store) async fn receive_within(
-    tx: &Tx,
-    mail: &NewMail,
-    now: i64,
-    max_pages: Option<i64>,
-) -> Result<Vec<i64>, StoreError> {
     if let Some(origin) = &mail.origin {
         // A peer retrying a forward we already took: the same request, not a new one.
         let known: Vec<i64> = tx
@@ -36,12 +21,6 @@ pub(in crate::store) async fn receive_within(
             .collect::<Result<_, _>>()?;
         if !known.is_empty() {
             return Ok(known);
-        }
-    }
-    if let Some(max_pages) = max_pages {
-        let (in_use, page_size) = pages_in_use(tx).await?;
-        if in_use + estimated_pages(page_size, mail) > max_pages {
-            return Err(StoreError::Full);
         }
     }
     let ret = mail.ret;
@@ -101,23 +80,4 @@ pub(in crate::store) async fn receive_within(
         ids.push(id);
     }
     Ok(ids)
-}
-
-/// The pages the database uses (its size over the block size), and the block size.
-async fn pages_in_use(tx: &Tx) -> Result<(i64, i64), StoreError> {
-    let row = tx
-        .query_one(
-            "SELECT pg_database_size(current_database()), current_setting('block_size')::bigint",
-            &[],
-        )
-        .await?;
-    let (size, page_size): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-    Ok((size / page_size.max(1), page_size))
-}
-
-/// A generous guess at the pages `mail` takes once stored.
-fn estimated_pages(page_size: i64, mail: &NewMail) -> i64 {
-    let bytes = mail.raw.len() + MAIL_MARGIN + mail.requests.len() * (mail.text.len() + REQUEST_MARGIN);
-    let pages = (bytes as u64).div_ceil(page_size.max(1).unsigned_abs());
-    i64::try_from(pages).unwrap_or(i64::MAX)
 }

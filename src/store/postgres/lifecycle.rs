@@ -1,5 +1,6 @@
 //! The moves every stage shares, on PostgreSQL.
 
+use super::site::QUEUED;
 use super::{Tx, dsn};
 use crate::store::{DsnAction, PartStatus, State, StoreError};
 
@@ -145,5 +146,8 @@ pub(in crate::store) async fn retry(tx: &Tx, id: i64, now: i64) -> Result<bool, 
         &[&id, &PartStatus::Sent, &PartStatus::Delivered],
     )
     .await?;
+    if to == State::Queued {
+        tx.notify(QUEUED).await?;
+    }
     Ok(true)
 }

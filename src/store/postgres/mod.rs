@@ -3,8 +3,6 @@
 //! Each file holds, under the name of the SQLite file it mirrors, the same functions
 //! with the same results, taking a [`Tx`] instead of a `Connection`; the facade runs
 //! them inside one transaction per call.
-// Reached only through the facade, which is being written beside this.
-#![allow(dead_code)]
 
 pub(in crate::store) mod dispatch;
 pub(in crate::store) mod dsn;
@@ -16,23 +14,25 @@ pub(in crate::store) mod query;
 pub(in crate::store) mod reach;
 pub(in crate::store) mod routing;
 pub(in crate::store) mod sending;
+pub(in crate::store) mod site;
 #[cfg(test)]
 pub(in crate::store) mod testing;
 #[cfg(test)]
 mod tests;
-mod unshared;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::store::{QueueSummary, State, StoreError, WAITING, now_ms};
+use crate::store::StoreError;
 
 /// Migrations, applied in order; `schema_migrations` holds the versions applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+    include_str!("../../../migrations/postgres/0002_site.sql"),
+];
 
 /// The advisory lock instances take while they migrate: one at a time.
 const MIGRATION_LOCK: i64 = 0x736d_7367_775f_6d69;
@@ -54,12 +54,11 @@ pub(in crate::store) struct Pg {
 }
 
 impl Pg {
-    /// Connects to `url` (a `postgres://` URL or `key=value` pairs) and migrates.
-    pub(in crate::store) async fn connect(url: &str) -> Result<Pg, StoreError> {
-        // tokio-postgres's parse errors name the option at fault, never its value.
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {}", with_causes(&e))))?;
-        config.connect_timeout(WAIT);
+    /// Connects as `instance` (its name is the `smsgw.instance` setting of every
+    /// connection: the columns that say which instance wrote a row default to it) and
+    /// migrates.
+    pub(in crate::store) async fn connect(config: &tokio_postgres::Config, instance: &str) -> Result<Pg, StoreError> {
+        let config = session_config(config, instance);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -198,6 +197,24 @@ impl Drop for Tx {
     }
 }
 
+/// `config` for a connection of `instance`: its name as the `smsgw.instance` setting,
+/// and a connect timeout.
+fn session_config(config: &tokio_postgres::Config, instance: &str) -> tokio_postgres::Config {
+    let mut config = config.clone();
+    // The server splits `options` at spaces; a backslash keeps one (or itself).
+    let name: String = instance
+        .chars()
+        .flat_map(|c| match c {
+            ' ' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    config.options(format!("-c smsgw.instance={name}"));
+    config.application_name(format!("smsgw {instance}"));
+    config.connect_timeout(WAIT);
+    config
+}
+
 /// The connection, not the statement, failed: closed, or ended by the server (SQLSTATE
 /// class 08, connection exception; 57P, operator intervention: a shutdown or restart).
 fn connection_lost(error: &tokio_postgres::Error) -> bool {
@@ -209,7 +226,7 @@ fn connection_lost(error: &tokio_postgres::Error) -> bool {
 
 /// An error with the causes it wraps ("error connecting to server: Connection refused"):
 /// tokio-postgres shows only the outermost.
-fn with_causes(error: &dyn std::error::Error) -> String {
+pub(in crate::store) fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(inner) = cause {
@@ -242,26 +259,4 @@ pub(in crate::store) async fn store_id(tx: &Tx) -> Result<String, StoreError> {
         .query_one("SELECT value FROM meta WHERE key = 'store_id'", &[])
         .await?
         .get(0))
-}
-
-/// The queue's figures for `/metrics`.
-pub(in crate::store) async fn queue_summary(tx: &Tx) -> Result<QueueSummary, StoreError> {
-    let by_state = tx
-        .query("SELECT state, count(*) FROM requests GROUP BY state", &[])
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get::<_, State>(0)?, row.try_get::<_, i64>(1)? as u64)))
-        .collect::<Result<_, StoreError>>()?;
-    let waiting: Vec<State> = WAITING.to_vec();
-    let oldest: Option<i64> = tx
-        .query_one(
-            "SELECT min(coalesce(valid_from, created)) FROM requests WHERE state = ANY($1)",
-            &[&waiting],
-        )
-        .await?
-        .try_get(0)?;
-    Ok(QueueSummary {
-        by_state,
-        oldest_waiting: oldest.map(|since| Duration::from_millis(now_ms().saturating_sub(since).max(0) as u64)),
-    })
 }

@@ -4,7 +4,7 @@ use tokio_postgres::Row;
 
 use super::Tx;
 use crate::store::query::Part;
-use crate::store::{HistoryLine, QueueFilter, RequestDetail, RequestRow, StoreError};
+use crate::store::{HistoryLine, QueueCounts, QueueFilter, RequestDetail, RequestRow, State, StoreError};
 
 /// Times are shown as RFC 3339 UTC with milliseconds, as SQLite's `strftime` shows them.
 macro_rules! rfc3339 {
@@ -23,7 +23,7 @@ const COLUMNS: &str = concat!(
     rfc3339!("r.created"),
     ", ",
     rfc3339!("r.updated"),
-    ", r.attempts, r.status, r.reason"
+    ", r.attempts, r.status, r.reason, r.instance, r.modem"
 );
 
 fn request_row(row: &Row) -> Result<RequestRow, StoreError> {
@@ -40,6 +40,8 @@ fn request_row(row: &Row) -> Result<RequestRow, StoreError> {
         attempts: row.try_get(9)?,
         status: row.try_get(10)?,
         reason: row.try_get(11)?,
+        instance: row.try_get(12)?,
+        modem: row.try_get(13)?,
     })
 }
 
@@ -100,15 +102,34 @@ pub(in crate::store) async fn show(tx: &Tx, id: i64) -> Result<RequestDetail, St
         .collect::<Result<_, StoreError>>()?;
     Ok(RequestDetail {
         request: request_row(&row)?,
-        text: row.try_get(12)?,
-        client: row.try_get(13)?,
-        helo: row.try_get(14)?,
-        auth_user: row.try_get(15)?,
-        envid: row.try_get(16)?,
-        ret: row.try_get(17)?,
-        notify: row.try_get(18)?,
-        orcpt: row.try_get(19)?,
+        text: row.try_get(14)?,
+        client: row.try_get(15)?,
+        helo: row.try_get(16)?,
+        auth_user: row.try_get(17)?,
+        envid: row.try_get(18)?,
+        ret: row.try_get(19)?,
+        notify: row.try_get(20)?,
+        orcpt: row.try_get(21)?,
         sent_parts,
         events,
     })
+}
+
+/// The queue's figures for `/metrics`: requests per state, and the oldest waiting.
+pub(in crate::store) async fn queue_summary(tx: &Tx) -> Result<QueueCounts, StoreError> {
+    let by_state = tx
+        .query("SELECT state, count(*) FROM requests GROUP BY state", &[])
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get::<_, State>(0)?, row.try_get::<_, i64>(1)? as u64)))
+        .collect::<Result<_, StoreError>>()?;
+    let waiting: Vec<State> = crate::store::WAITING.to_vec();
+    let oldest: Option<i64> = tx
+        .query_one(
+            "SELECT min(coalesce(valid_from, created)) FROM requests WHERE state = ANY($1)",
+            &[&waiting],
+        )
+        .await?
+        .try_get(0)?;
+    Ok((by_state, oldest))
 }

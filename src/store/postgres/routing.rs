@@ -2,8 +2,9 @@
 
 use super::Tx;
 use super::lifecycle::{fail, transition};
-use super::unshared::routing::refused_and_tried;
+use super::site::QUEUED;
 use crate::store::routing::names;
+use crate::store::routing::refused_and_tried;
 use crate::store::{Route, State, StoreError, UnroutedRequest};
 
 /// `received → queued` for every received request.
@@ -18,6 +19,9 @@ pub(in crate::store) async fn queue_received(tx: &Tx, now: i64) -> Result<usize,
             &[&now, &State::Queued, &State::Received],
         )
         .await?;
+    if moved > 0 {
+        tx.notify(QUEUED).await?;
+    }
     Ok(moved as usize)
 }
 
@@ -106,4 +110,16 @@ pub(in crate::store) async fn count_in_states(tx: &Tx, states: &[State]) -> Resu
         .iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
+}
+
+/// Applies routing decisions, in one transaction; wakes every instance's modems if any
+/// went to the queue.
+pub(in crate::store) async fn route_all(tx: &Tx, routes: &[(i64, Route)], now: i64) -> Result<(), StoreError> {
+    for (id, to) in routes {
+        route(tx, *id, to, now).await?;
+    }
+    if routes.iter().any(|(_, to)| matches!(to, Route::Local { .. })) {
+        tx.notify(QUEUED).await?;
+    }
+    Ok(())
 }

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use super::lifecycle::{fail, transition};
-use super::unshared::sending::elapsed;
+use super::site::{DEAD_AFTER_MS, QUEUED, SERVER_NOW};
 use super::{Tx, dsn};
+use crate::store::sending::elapsed;
 use crate::store::{DsnAction, PartStatus, ReportedPart, State, StoreError};
 
 /// When the next queued request waiting for its retry time (after `now`) falls due.
@@ -31,7 +32,9 @@ pub(in crate::store) async fn claim(
         return Ok(false);
     }
     tx.execute(
-        "UPDATE requests SET modem = $1, lease_until = $2, attempts = attempts + 1 WHERE id = $3",
+        "UPDATE requests SET modem = $1, lease_until = $2, attempts = attempts + 1,
+                             owner = current_setting('smsgw.instance', true)
+         WHERE id = $3",
         &[&modem, &lease_until, &id],
     )
     .await?;
@@ -144,6 +147,7 @@ pub(in crate::store) async fn requeue(
             &[&next_attempt, &reason, &id],
         )
         .await?;
+        tx.notify(QUEUED).await?;
     }
     Ok(())
 }
@@ -217,13 +221,21 @@ pub(in crate::store) async fn record_status_report(
     Ok(Some(reported))
 }
 
-/// Requests left `sending` past their lease go back to the queue if no part had
-/// reached the modem, else become uncertain.
+/// Requests left `sending` go back to the queue if no part had reached the modem,
+/// else become uncertain. At start (`lease_before` = `i64::MAX`), this instance's own
+/// leases, all of them (whoever held them in this instance died with it), never another
+/// live instance's; later, every lease that ran out before `lease_before`, and every
+/// lease of an instance that stopped beating (killed: its modems hold nothing now).
 pub(in crate::store) async fn recover_leases(tx: &Tx, lease_before: i64, now: i64) -> Result<usize, StoreError> {
     let stuck: Vec<(i64, bool)> = tx
         .query(
-            "SELECT id, EXISTS (SELECT 1 FROM parts WHERE request_id = requests.id AND status = $2)
-             FROM requests WHERE state = $3 AND lease_until < $1",
+            &format!(
+                "SELECT id, EXISTS (SELECT 1 FROM parts WHERE request_id = requests.id AND status = $2)
+                 FROM requests WHERE state = $3 AND CASE WHEN $1 = {max} THEN owner = current_setting('smsgw.instance', true)
+                   ELSE lease_until < $1 OR owner IN (SELECT name FROM instances WHERE seen < {SERVER_NOW} - {DEAD_AFTER_MS}) END
+                 FOR UPDATE SKIP LOCKED",
+                max = i64::MAX
+            ),
             &[&lease_before, &PartStatus::Submitting, &State::Sending],
         )
         .await?

@@ -1,12 +1,9 @@
 //! SQLite: dsn.
 
+use crate::store::dsn::DSN_EVENT;
 use crate::store::{DsnAction, DsnOutcome, PendingDsn, ReportWait};
 use crate::store::{DsnState, State, StoreError};
 use rusqlite::{Connection, params};
-
-/// The `events.state` of a line about a DSN (not a request state: the request's own
-/// state does not change when its DSN is queued or delivered).
-const DSN_EVENT: &str = "dsn";
 
 /// The condition, on `r` (requests) joined with `m` (messages), that the sender asked for
 /// a DSN of this action and has none that supersedes it.

@@ -1,40 +1,12 @@
-//! What the store's unit tests start from: a migrated database in memory, and a mail as
-//! intake builds one.
+//! What the SQLite store's unit tests start from: a migrated database in memory.
 
 use rusqlite::Connection;
 
-use crate::store::{NewMail, NewRequest};
-
 /// A fresh database in memory, migrated.
-pub(super) fn database() -> Connection {
+pub(in crate::store) fn database() -> Connection {
     let conn = Connection::open_in_memory().unwrap();
     super::migrate(&conn).unwrap();
     conn
 }
 
-/// A mail of `parts` SMS parts from `a@example.com` to each of `numbers`.
-pub(super) fn mail(numbers: &[&str], parts: usize) -> NewMail {
-    NewMail {
-        sender: "a@example.com".into(),
-        envid: None,
-        ret: None,
-        client: "127.0.0.1".into(),
-        helo: "test".into(),
-        auth_user: None,
-        raw: b"Subject: x\r\n\r\ny".to_vec(),
-        text: "x".into(),
-        encoding: "gsm7".into(),
-        parts,
-        requests: numbers
-            .iter()
-            .map(|number| NewRequest {
-                recipient: format!("{number}@sms"),
-                number: number.parse().unwrap(),
-                notify: None,
-                orcpt: None,
-            })
-            .collect(),
-        origin: None,
-        trace: Vec::new(),
-    }
-}
+pub(in crate::store) use crate::store::fixtures::mail;

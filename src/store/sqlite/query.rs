@@ -1,7 +1,7 @@
 //! SQLite: query.
 
 use crate::store::query::Part;
-use crate::store::{HistoryLine, QueueFilter, RequestDetail, RequestRow};
+use crate::store::{HistoryLine, QueueCounts, QueueFilter, RequestDetail, RequestRow};
 use crate::store::{State, StoreError};
 use rusqlite::{Connection, Row, params};
 
@@ -112,7 +112,7 @@ pub(in crate::store) fn show(conn: &Connection, id: i64) -> Result<RequestDetail
 }
 
 /// The queue's figures for `/metrics`: requests per state, and the oldest waiting.
-pub(in crate::store) fn queue_summary(conn: &Connection) -> Result<(Vec<(State, u64)>, Option<i64>), StoreError> {
+pub(in crate::store) fn queue_summary(conn: &Connection) -> Result<QueueCounts, StoreError> {
     let by_state = conn
         .prepare("SELECT state, count(*) FROM requests GROUP BY state")?
         .query_map([], |row| Ok((row.get::<_, State>(0)?, row.get::<_, i64>(1)? as u64)))?
