@@ -75,6 +75,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let notifier = notify::Notifier::new(&config)?;
     let board = Arc::new(modem::Board::new(config.modem.iter().map(|m| m.name.as_str())));
     let cluster = Arc::new(routing::view::Cluster::new(&config, board.clone(), store.clone()));
+    // In a site, this instance's modems are recorded (a name another live instance has
+    // is refused here, before any listener) and the others' read, before any RCPT.
+    store
+        .register_modems(
+            config
+                .modem
+                .iter()
+                .map(|m| (m.name.clone(), m.tariff.clone(), false))
+                .collect(),
+        )
+        .await?;
+    cluster.refresh_site().await?;
     let forwarder = forward::Forwarder::new(&config, cluster.clone(), store.id())
         .map_err(|(peer, error)| RunError::PeerTls(peer, error))?;
     let mut status_getters = Vec::new();

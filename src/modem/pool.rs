@@ -124,6 +124,9 @@ pub(super) async fn run(
             Some(event) = incoming.recv() => apply(&mut slots, event),
             () = later => {}
             _ = sweep.tick() => {
+                if let Err(error) = share_the_site(&mut slots, &store).await {
+                    tracing::error!(%error, "cannot record this instance's modems in the site");
+                }
                 if let Err(error) = store.recover_leases(crate::store::now_ms()).await {
                     tracing::error!(%error, "cannot recover expired leases");
                 }
@@ -142,6 +145,55 @@ pub(super) async fn run(
     for worker in workers {
         let _ = worker.await;
     }
+}
+
+/// In a site (PostgreSQL): records this instance's modems and whether each is ready, and
+/// leaves to the site's other ready modems the prefixes they send for less, so that a
+/// request goes to the cheapest modem of the whole site. Alone, nothing changes.
+async fn share_the_site(slots: &mut [Slot], store: &Store) -> Result<(), StoreError> {
+    let own = slots
+        .iter()
+        .map(|slot| {
+            let tariff = slot.spec.tariff.iter().map(|(p, c)| (p.clone(), *c)).collect();
+            (slot.spec.name.clone(), tariff, slot.ready)
+        })
+        .collect();
+    store.register_modems(own).await?;
+    let Some(site) = store.site_modems().await? else {
+        return Ok(());
+    };
+    for slot in slots.iter_mut() {
+        let others: Vec<&BTreeMap<String, f64>> = site
+            .iter()
+            .filter(|m| m.ready && m.name != slot.spec.name)
+            .map(|m| &m.tariff)
+            .collect();
+        slot.prefixes = prefixes_left(&slot.spec.tariff, &others);
+    }
+    Ok(())
+}
+
+/// The prefixes of `own` (a modem's tariff) it still takes beside `others` (the tariffs
+/// of the site's other ready modems): a prefix is left to another modem whose own
+/// longest prefix above it costs less, unless that modem names a longer prefix under
+/// it at a cost that is not less (then some numbers under it are not cheaper there,
+/// and both take them: the first free sends).
+fn prefixes_left(own: &[(String, f64)], others: &[&BTreeMap<String, f64>]) -> Vec<String> {
+    own.iter()
+        .filter(|(prefix, cost)| {
+            !others.iter().any(|tariff| {
+                let above = tariff
+                    .iter()
+                    .filter(|(p, _)| prefix.starts_with(p.as_str()))
+                    .max_by_key(|(p, _)| p.len());
+                let dearer_below = tariff
+                    .iter()
+                    .any(|(p, c)| p.len() > prefix.len() && p.starts_with(prefix.as_str()) && *c >= *cost);
+                above.is_some_and(|(_, c)| c < cost) && !dearer_below
+            })
+        })
+        .map(|(prefix, _)| prefix.clone())
+        .collect()
 }
 
 fn apply(slots: &mut [Slot], event: WorkerEvent) {
@@ -265,4 +317,37 @@ fn cheapest(slots: &mut [Slot], request: &QueuedRequest, modems: &[usize], now: 
         }
     }
     Choice::Later(later)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tariff(entries: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        entries.iter().map(|(p, c)| (p.to_string(), *c)).collect()
+    }
+
+    #[test]
+    fn a_prefix_is_left_to_a_cheaper_modem_of_the_site() {
+        let own: Vec<(String, f64)> = [("+33", 0.05), ("+44", 0.05), ("+336", 0.05)]
+            .iter()
+            .map(|(p, c)| (p.to_string(), *c))
+            .collect();
+        let left = |others: &[BTreeMap<String, f64>]| prefixes_left(&own, &others.iter().collect::<Vec<_>>());
+        assert_eq!(left(&[]), ["+33", "+44", "+336"]);
+        // Cheaper for every number of France: all of it goes there, mobiles included.
+        assert_eq!(left(&[tariff(&[("+33", 0.01)])]), ["+44"]);
+        // Cheaper everywhere ("+"), dearer nowhere.
+        assert_eq!(left(&[tariff(&[("+", 0.02)])]), Vec::<String>::new());
+        // The same price: both take them, the first free sends.
+        assert_eq!(left(&[tariff(&[("+33", 0.05)])]), ["+33", "+44", "+336"]);
+        // Cheaper for France but not for its mobiles: France is shared, mobiles kept.
+        assert_eq!(
+            left(&[tariff(&[("+33", 0.01), ("+336", 0.09)])]),
+            ["+33", "+44", "+336"]
+        );
+        // Cheaper only for mobiles: that prefix is left, the rest of France kept; the
+        // lane probe for "+33" still finds mobiles, so they are shared (first free).
+        assert_eq!(left(&[tariff(&[("+336", 0.01)])]), ["+33", "+44"]);
+    }
 }

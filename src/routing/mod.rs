@@ -29,7 +29,8 @@ const BATCH: usize = 256;
 const UNROUTABLE_CHECK: Duration = Duration::from_secs(60);
 
 /// Routes until `shutdown`; requests with no instance able to send them now are looked
-/// at again after `retry`.
+/// at again after `retry`. In a site, every live instance's modems count as this
+/// instance's (read again each round, at least every second).
 pub async fn run(cluster: Arc<Cluster>, store: Store, retry: Duration, shutdown: CancellationToken) {
     if cluster.has_peers() {
         cluster.first_poll(retry).await;
@@ -42,6 +43,9 @@ pub async fn run(cluster: Arc<Cluster>, store: Store, retry: Duration, shutdown:
             next_check = Instant::now() + UNROUTABLE_CHECK;
         }
         async move {
+            if let Err(error) = cluster.refresh_site().await {
+                tracing::error!(%error, "routing cannot read the site's modems");
+            }
             if check && let Err(error) = fail_unroutable(cluster, store).await {
                 tracing::error!(%error, "routing cannot check the queue for unroutable numbers");
             }

@@ -13,7 +13,7 @@ use crate::config::{self, Config};
 use crate::e164::E164;
 use crate::modem::{Board, ModemState};
 use crate::outbound::{HttpGet, TlsSetupError};
-use crate::store::{State, Store, StoreError};
+use crate::store::{SiteModem, State, Store, StoreError};
 use crate::utc::Utc;
 
 /// The status document of an instance (`GET /status`): what its peers route by.
@@ -108,6 +108,9 @@ pub struct Cluster {
     workload_cost: f64,
     max_hops: usize,
     peers: RwLock<Vec<PeerView>>,
+    /// On PostgreSQL, every modem of the site as last read (this instance's among them):
+    /// the site routes as one instance. `None`: alone.
+    site: RwLock<Option<Vec<SiteModem>>>,
     /// Told after each poll, for [`Cluster::first_poll`].
     polled: tokio::sync::Notify,
 }
@@ -141,12 +144,26 @@ impl Cluster {
             workload_cost: config.routing.workload_cost,
             max_hops: config.routing.max_hops,
             peers: RwLock::new(peers),
+            site: RwLock::new(None),
             polled: tokio::sync::Notify::new(),
         }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<PeerView>> {
         self.peers.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The site's modems as last read, on PostgreSQL.
+    fn site(&self) -> Option<Vec<SiteModem>> {
+        self.site.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the site's modems again (on PostgreSQL; nothing on SQLite): routing, the
+    /// `RCPT TO` check and `/status` then count every instance's modems as this site's.
+    pub async fn refresh_site(&self) -> Result<(), StoreError> {
+        let site = self.store.site_modems().await?;
+        *self.site.write().unwrap_or_else(|e| e.into_inner()) = site;
+        Ok(())
     }
 
     /// Whether any `[[peer]]` is configured: without them nothing is forwarded.
@@ -170,13 +187,20 @@ impl Cluster {
     /// instance with no modem and no peer, which keeps what it accepts until modems are
     /// configured.
     pub fn reach(&self, number: &E164) -> Reach {
+        let site: Option<Vec<Tariff>> = self.site().map(|modems| {
+            modems
+                .iter()
+                .map(|m| Tariff::new(m.tariff.iter().map(|(p, c)| (p.as_str(), *c))))
+                .collect()
+        });
+        let tariffs = site.as_ref().unwrap_or(&self.tariffs);
         let peers = self.read();
-        if self.modems.is_empty() && peers.is_empty() {
+        if tariffs.is_empty() && peers.is_empty() {
             return Reach::Unknown;
         }
         let mut known = vec![Known {
             name: &self.name,
-            tariffs: Some(&self.tariffs),
+            tariffs: Some(tariffs),
         }];
         known.extend(peers.iter().map(|peer| Known {
             name: &peer.name,
@@ -189,10 +213,13 @@ impl Cluster {
     /// only be sent by a peer. `None` when they cover every number (a `"+"` prefix), or
     /// when this instance has no modem and no peer (it keeps what it accepts).
     pub fn local_prefixes(&self) -> Option<Vec<String>> {
-        if self.modems.is_empty() && !self.has_peers() {
+        let prefixes: Vec<String> = match self.site() {
+            Some(site) => site.iter().flat_map(|m| m.tariff.keys().cloned()).collect(),
+            None => self.modems.iter().flat_map(|m| m.tariff.keys().cloned()).collect(),
+        };
+        if prefixes.is_empty() && !self.has_peers() {
             return None;
         }
-        let prefixes: Vec<String> = self.modems.iter().flat_map(|m| m.tariff.keys().cloned()).collect();
         (!prefixes.iter().any(|p| p == "+")).then_some(prefixes)
     }
 
@@ -221,7 +248,7 @@ impl Cluster {
                 .map_or(0, |(_, n)| *n as u64)
         };
         let health = self.board.snapshot();
-        let modems = self
+        let mut modems: Vec<ModemStatus> = self
             .modems
             .iter()
             .map(|modem| {
@@ -237,6 +264,25 @@ impl Cluster {
                 }
             })
             .collect();
+        // The site's other instances' modems: this site sends with them too.
+        for other in self.site().unwrap_or_default() {
+            if modems.iter().any(|m| m.name == other.name) {
+                continue;
+            }
+            modems.push(ModemStatus {
+                name: other.name,
+                state: if other.ready {
+                    ModemState::Ready
+                } else {
+                    ModemState::Down
+                },
+                signal: None,
+                per_minute: 0,
+                tariff: other.tariff,
+                parts_sent: 0,
+                send_errors: 0,
+            });
+        }
         Ok(Status {
             name: self.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),

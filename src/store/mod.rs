@@ -27,6 +27,7 @@ pub mod query;
 mod reach;
 mod routing;
 mod sending;
+mod site;
 mod sqlite;
 mod state;
 
@@ -43,6 +44,7 @@ pub use intake::{NewMail, NewRequest};
 pub use query::{HistoryLine, QueueFilter, RequestDetail, RequestRow};
 pub use routing::{Route, UnroutedRequest};
 pub use sending::ReportedPart;
+pub use site::SiteModem;
 pub use state::{DsnState, PartStatus, State};
 
 /// Runs the backend's function `$module::$function` with the connection first and
@@ -118,6 +120,16 @@ pub enum StoreError {
         "another running instance of the site is named {0:?}: every instance needs a name of its own (instance.name)"
     )]
     InstanceInUse(String),
+    /// A modem name another live instance of the site has.
+    #[error(
+        "modem {modem:?} is a modem of instance {instance:?} already: every modem of the site needs a name of its own"
+    )]
+    ModemInUse {
+        /// The name.
+        modem: String,
+        /// The instance that has it.
+        instance: String,
+    },
     /// The writer has stopped (shutdown).
     #[error("the store is shut down")]
     Closed,

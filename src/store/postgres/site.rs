@@ -9,13 +9,14 @@
 //! connection breaks (the server restarts), it is made again with backoff, and every
 //! stage is woken, since notifications sent meanwhile are lost.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-use super::{session_config, with_causes};
-use crate::store::{StoreError, Wakeups};
+use super::{Tx, session_config, with_causes};
+use crate::store::{SiteModem, StoreError, Wakeups};
 
 /// The channel notified (in the transaction, so at its commit) by whatever queues
 /// requests: any instance's modems may take them.
@@ -127,4 +128,69 @@ async fn keep(mut session: Session, config: &tokio_postgres::Config, instance: &
             notify.notify_one();
         }
     }
+}
+
+/// Records this instance's modems as (name, tariff, ready), and forgets those it no
+/// longer has; refuses a name a live instance of the site already has.
+pub(in crate::store) async fn register_modems(
+    tx: &Tx,
+    modems: &[(String, BTreeMap<String, f64>, bool)],
+) -> Result<(), StoreError> {
+    let names: Vec<&str> = modems.iter().map(|(name, _, _)| name.as_str()).collect();
+    tx.execute(
+        "DELETE FROM modems WHERE instance = current_setting('smsgw.instance', true) AND name <> ALL($1)",
+        &[&names],
+    )
+    .await?;
+    for (name, tariff, ready) in modems {
+        let tariff = serde_json::to_string(tariff).map_err(|e| StoreError::Commit(e.to_string()))?;
+        let taken = tx
+            .query_opt(
+                &format!(
+                    "INSERT INTO modems (name, instance, tariff, ready, seen)
+                     VALUES ($1, current_setting('smsgw.instance', true), $2, $3, {SERVER_NOW})
+                     ON CONFLICT (name) DO UPDATE
+                       SET instance = EXCLUDED.instance, tariff = EXCLUDED.tariff, ready = EXCLUDED.ready, seen = EXCLUDED.seen
+                       WHERE modems.instance = EXCLUDED.instance
+                          OR modems.instance NOT IN (SELECT name FROM instances WHERE seen >= {SERVER_NOW} - {DEAD_AFTER_MS})
+                     RETURNING name"
+                ),
+                &[name, &tariff, ready],
+            )
+            .await?;
+        if taken.is_none() {
+            let owner: String = tx
+                .query_one("SELECT instance FROM modems WHERE name = $1", &[name])
+                .await?
+                .try_get(0)?;
+            return Err(StoreError::ModemInUse {
+                modem: name.clone(),
+                instance: owner,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every modem the site's instances recorded; ready only if its instance lives.
+pub(in crate::store) async fn site_modems(tx: &Tx) -> Result<Vec<SiteModem>, StoreError> {
+    tx.query(
+        &format!(
+            "SELECT m.name, m.instance, m.tariff, m.ready AND coalesce(i.seen >= {SERVER_NOW} - {DEAD_AFTER_MS}, false)
+             FROM modems m LEFT JOIN instances i ON i.name = m.instance ORDER BY m.name"
+        ),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        let tariff: String = row.try_get(2)?;
+        Ok(SiteModem {
+            name: row.try_get(0)?,
+            instance: row.try_get(1)?,
+            tariff: serde_json::from_str(&tariff).map_err(|e| StoreError::Commit(format!("modem tariff: {e}")))?,
+            ready: row.try_get(3)?,
+        })
+    })
+    .collect()
 }
