@@ -31,3 +31,15 @@ CREATE TABLE modems (
     ready    BOOLEAN NOT NULL,
     seen     BIGINT  NOT NULL
 );
+
+-- Each live instance's abuse-limit counts (security.per_minute, per_day,
+-- numbers_per_day), replaced every second: each instance adds the others' to its own,
+-- so a user's limits hold for the whole site.
+CREATE TABLE usage (
+    instance TEXT   NOT NULL,
+    who      TEXT   NOT NULL,
+    minute   BIGINT NOT NULL,
+    day      BIGINT NOT NULL,
+    numbers  BIGINT NOT NULL,
+    PRIMARY KEY (instance, who)
+);

@@ -175,6 +175,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
     });
     let reloads = tokio::spawn(reload_on_hangup(hangups, shared.clone()));
+    let usage = tokio::spawn(share_usage(shared.clone()));
     let accepting: Vec<_> = listeners
         .into_iter()
         .map(|l| tokio::spawn(accept_loop(l, shared.clone())))
@@ -183,6 +184,7 @@ pub async fn serve(
         let _ = task.await;
     }
     reloads.abort();
+    usage.abort();
     shared.sessions.close();
     let grace = Duration::from_secs(config.smtp.shutdown_grace_secs);
     if tokio::time::timeout(grace, shared.sessions.wait()).await.is_err() {
@@ -190,6 +192,22 @@ pub async fn serve(
             open = shared.sessions.len(),
             "sessions still open after the grace period; closing them"
         );
+    }
+}
+
+/// In a site (PostgreSQL), every second: tells the other instances what each sender was
+/// let send here, and adds what they let it send to the limits here. Alone, stops at once.
+async fn share_usage(shared: Arc<Shared>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let here = shared.policy.usage_here(std::time::Instant::now());
+        match shared.store.share_usage(here).await {
+            Ok(Some(elsewhere)) => shared.policy.set_usage_elsewhere(elsewhere),
+            Ok(None) => return,
+            Err(error) => tracing::warn!(%error, "cannot share the abuse limits' counts with the site"),
+        }
     }
 }
 

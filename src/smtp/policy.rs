@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::reply::Reply;
 use crate::config::{Config, Network};
 use crate::e164::E164;
+use crate::store::Usage as SiteUsage;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -40,6 +41,9 @@ pub struct Policy {
     max_auth_failures: u32,
     lockout: Duration,
     usage: Mutex<HashMap<String, Usage>>,
+    /// What the site's other instances let each sender send lately (PostgreSQL), as they
+    /// last said: added to this instance's own counts.
+    elsewhere: Mutex<HashMap<String, SiteUsage>>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
 }
 
@@ -76,6 +80,7 @@ impl Policy {
             max_auth_failures: security.max_auth_failures,
             lockout: Duration::from_secs(security.lockout_secs),
             usage: Mutex::default(),
+            elsewhere: Mutex::default(),
             failures: Mutex::default(),
         }
     }
@@ -139,20 +144,51 @@ impl Policy {
             .rev()
             .take_while(|t| now.duration_since(**t) < MINUTE)
             .count();
+        let elsewhere = self.elsewhere.lock().unwrap_or_else(|e| e.into_inner());
+        let elsewhere = elsewhere
+            .get(who)
+            .map_or((0, 0, 0), |u| (u.minute as usize, u.day as usize, u.numbers as usize));
         let refuse = |what: String| Err(Reply::new(450, "4.7.1", format!("{who}: {what}, try again later")));
-        if self.per_minute > 0 && last_minute >= self.per_minute as usize {
+        if self.per_minute > 0 && last_minute + elsewhere.0 >= self.per_minute as usize {
             return refuse(format!("more than {} requests in a minute", self.per_minute));
         }
-        if self.per_day > 0 && usage.requests.len() >= self.per_day as usize {
+        if self.per_day > 0 && usage.requests.len() + elsewhere.1 >= self.per_day as usize {
             return refuse(format!("more than {} requests in a day", self.per_day));
         }
         let new_number = !usage.numbers.contains_key(number);
-        if self.numbers_per_day > 0 && new_number && usage.numbers.len() >= self.numbers_per_day as usize {
+        // Numbers seen elsewhere are counted apart (one sent to through two instances
+        // counts twice): the limit errs on the side of holding.
+        if self.numbers_per_day > 0 && new_number && usage.numbers.len() + elsewhere.2 >= self.numbers_per_day as usize
+        {
             return refuse(format!("more than {} different numbers in a day", self.numbers_per_day));
         }
         usage.requests.push_back(now);
         usage.numbers.insert(number.clone(), now);
         Ok(())
+    }
+
+    /// This instance's counts per sender (those with any in the last day), for the
+    /// site's other instances.
+    pub fn usage_here(&self, now: Instant) -> Vec<SiteUsage> {
+        let all = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter()
+            .filter_map(|(who, usage)| {
+                let within = |span: Duration| usage.requests.iter().filter(|t| now.duration_since(**t) < span).count();
+                let day = within(DAY);
+                (day > 0).then(|| SiteUsage {
+                    who: who.clone(),
+                    minute: within(MINUTE) as u32,
+                    day: day as u32,
+                    numbers: usage.numbers.values().filter(|t| now.duration_since(**t) < DAY).count() as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// What the site's other instances let each sender send lately, summed.
+    pub fn set_usage_elsewhere(&self, elsewhere: Vec<SiteUsage>) {
+        let elsewhere = elsewhere.into_iter().map(|u| (u.who.clone(), u)).collect();
+        *self.elsewhere.lock().unwrap_or_else(|e| e.into_inner()) = elsewhere;
     }
 
     /// Returns the last `count` requests taken by `who` (its mail was not accepted after all).
@@ -246,6 +282,48 @@ mod tests {
             refused.text
         );
         assert!(policy.take_request("alice", &n("+33477858589"), start + DAY).is_ok());
+    }
+
+    #[test]
+    fn the_site_s_other_instances_count_towards_the_limits() {
+        let policy = policy(|c| {
+            c.security.per_minute = 3;
+            c.security.per_day = 5;
+            c.security.numbers_per_day = 2;
+        });
+        let start = Instant::now();
+        assert!(policy.take_request("alice", &n("+33477858589"), start).is_ok());
+        let here = policy.usage_here(start);
+        assert_eq!(
+            here,
+            [SiteUsage {
+                who: "alice".into(),
+                minute: 1,
+                day: 1,
+                numbers: 1
+            }]
+        );
+        // Another instance let alice send 2 in this minute, to one other number.
+        policy.set_usage_elsewhere(vec![SiteUsage {
+            who: "alice".into(),
+            minute: 2,
+            day: 2,
+            numbers: 1,
+        }]);
+        let refused = policy.take_request("alice", &n("+33477858589"), start).unwrap_err();
+        assert_eq!(refused.text, "alice: more than 3 requests in a minute, try again later");
+        let later = start + MINUTE;
+        let refused = policy.take_request("alice", &n("+33612345678"), later).unwrap_err();
+        assert_eq!(
+            refused.text,
+            "alice: more than 2 different numbers in a day, try again later"
+        );
+        assert!(
+            policy.take_request("bob", &n("+33477858589"), start).is_ok(),
+            "per sender"
+        );
+        policy.set_usage_elsewhere(Vec::new());
+        assert!(policy.take_request("alice", &n("+33612345678"), later).is_ok());
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub use intake::{NewMail, NewRequest};
 pub use query::{HistoryLine, QueueFilter, RequestDetail, RequestRow};
 pub use routing::{Route, UnroutedRequest};
 pub use sending::ReportedPart;
-pub use site::SiteModem;
+pub use site::{SiteModem, Usage};
 pub use state::{DsnState, PartStatus, State};
 
 /// Runs the backend's function `$module::$function` with the connection first and

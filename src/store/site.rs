@@ -20,6 +20,20 @@ pub struct SiteModem {
     pub ready: bool,
 }
 
+/// What one sender (a user, a client address, an envelope sender: the abuse limits'
+/// key) was let send lately, as one instance counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// The key the limits count by.
+    pub who: String,
+    /// Requests in the last minute.
+    pub minute: u32,
+    /// Requests in the last day.
+    pub day: u32,
+    /// Different numbers in the last day.
+    pub numbers: u32,
+}
+
 impl Store {
     /// Records this instance's modems, given as (name, tariff, ready), in the site and
     /// forgets those it no longer has. A modem name that a live instance of the site
@@ -45,6 +59,21 @@ impl Store {
                 let modems = postgres::site::site_modems(&tx).await?;
                 tx.commit().await?;
                 Ok(Some(modems))
+            }
+        }
+    }
+
+    /// Shares this instance's abuse-limit counts with the site (PostgreSQL) and returns
+    /// the sums of the other live instances' counts, so that a user's limits hold for
+    /// the whole site; `None` on SQLite (one instance: its own counts are all).
+    pub async fn share_usage(&self, here: Vec<Usage>) -> Result<Option<Vec<Usage>>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(db) => {
+                let tx = db.begin().await?;
+                let elsewhere = postgres::site::share_usage(&tx, &here).await?;
+                tx.commit().await?;
+                Ok(Some(elsewhere))
             }
         }
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use super::{Tx, session_config, with_causes};
-use crate::store::{SiteModem, StoreError, Wakeups};
+use crate::store::{SiteModem, StoreError, Usage, Wakeups};
 
 /// The channel notified (in the transaction, so at its commit) by whatever queues
 /// requests: any instance's modems may take them.
@@ -190,6 +190,47 @@ pub(in crate::store) async fn site_modems(tx: &Tx) -> Result<Vec<SiteModem>, Sto
             instance: row.try_get(1)?,
             tariff: serde_json::from_str(&tariff).map_err(|e| StoreError::Commit(format!("modem tariff: {e}")))?,
             ready: row.try_get(3)?,
+        })
+    })
+    .collect()
+}
+
+/// Replaces this instance's abuse-limit counts, and returns the other live instances'
+/// summed by sender.
+pub(in crate::store) async fn share_usage(tx: &Tx, here: &[Usage]) -> Result<Vec<Usage>, StoreError> {
+    tx.execute(
+        "DELETE FROM usage WHERE instance = current_setting('smsgw.instance', true)",
+        &[],
+    )
+    .await?;
+    if !here.is_empty() {
+        let count = |f: fn(&Usage) -> u32| here.iter().map(|u| i64::from(f(u))).collect::<Vec<i64>>();
+        let who: Vec<&str> = here.iter().map(|u| u.who.as_str()).collect();
+        tx.execute(
+            "INSERT INTO usage (instance, who, minute, day, numbers)
+             SELECT current_setting('smsgw.instance', true), * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])",
+            &[&who, &count(|u| u.minute), &count(|u| u.day), &count(|u| u.numbers)],
+        )
+        .await?;
+    }
+    let clamp = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    tx.query(
+        &format!(
+            "SELECT u.who, sum(u.minute)::bigint, sum(u.day)::bigint, sum(u.numbers)::bigint
+             FROM usage u JOIN instances i ON i.name = u.instance
+             WHERE u.instance <> current_setting('smsgw.instance', true) AND i.seen >= {SERVER_NOW} - {DEAD_AFTER_MS}
+             GROUP BY u.who"
+        ),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(Usage {
+            who: row.try_get(0)?,
+            minute: clamp(row.try_get(1)?),
+            day: clamp(row.try_get(2)?),
+            numbers: clamp(row.try_get(3)?),
         })
     })
     .collect()
