@@ -20,4 +20,5 @@ mod recipients;
 mod routes;
 mod security;
 mod sim;
+mod site;
 mod support;

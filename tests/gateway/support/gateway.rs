@@ -77,6 +77,55 @@ impl Options {
             logs,
         }
     }
+
+    /// Writes the config and runs `serve` on it as `start` does, for a gateway that must
+    /// refuse to start: waits (20 s at most) for it to exit by itself, and returns its
+    /// exit status and log with the gateway, not running, which `restart` starts on the
+    /// same config and data.
+    pub(crate) fn start_refused(self) -> (Gateway, ExitStatus, String) {
+        let dir = TempDir::new();
+        let config = dir.0.join("smsgw.toml");
+        let data = dir.0.join("data");
+        let mut table = defaults(&self.name, &data, self.production_limits);
+        merge(&mut table, self.extra);
+        std::fs::write(&config, table.to_string()).expect("write config");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start smsgw");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let reader = std::thread::spawn(move || {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log);
+            log
+        });
+        let mut gateway = Gateway {
+            child: Some(child),
+            smtp: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data,
+            _dir: dir,
+            config,
+            env: self.env,
+            logs: Arc::default(),
+        };
+        // Killed when dropped if it never exits (the panic), like any gateway.
+        let status = eventually(Duration::from_secs(20), || {
+            let child = gateway.child.as_mut().expect("running");
+            child
+                .try_wait()
+                .expect("try_wait")
+                .ok_or_else(|| "the gateway started where it had to refuse".to_string())
+        });
+        gateway.child = None;
+        let log = reader.join().expect("stderr reader");
+        (gateway, status, log)
+    }
 }
 
 /// What every test gateway has unless its test says otherwise: a listener on a free

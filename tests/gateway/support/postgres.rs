@@ -47,6 +47,21 @@ pub(crate) fn database() -> Option<String> {
     Some(with_database(&server, &name))
 }
 
+/// Runs `sql` on the database at `url` with psql: its rows, unaligned (`|` between
+/// columns), one a line. For what a test must see at once, without the CLI's listing.
+pub(crate) fn query(url: &str, sql: &str) -> String {
+    let output = Command::new(psql())
+        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("run psql (the PostgreSQL client): {e}"));
+    assert!(
+        output.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
 /// The newest server's own psql, else the one on `PATH`.
 fn psql() -> PathBuf {
     let mut found: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
