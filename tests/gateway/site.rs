@@ -1,17 +1,21 @@
 //! A site: several instances sharing one PostgreSQL database, so one queue. A mail taken
 //! by any instance is sent by whichever instance's modem should send it; an instance
 //! killed loses nothing and has nothing sent twice; one restarted never disturbs
-//! another's sends; and two cannot share a name. Each test has a fresh database on
-//! `$SMSGW_TEST_POSTGRES` (skipped without one, outside CI).
+//! another's sends; two cannot share a name; and PostgreSQL itself may restart under
+//! load. Each test has a fresh database on `$SMSGW_TEST_POSTGRES` (skipped without one,
+//! outside CI); the last starts a server of its own, which it stops and starts again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::TempDir;
 use crate::support::gateway::{Gateway, event_details};
 use crate::support::postgres;
 use crate::support::smtp::{Client, message, queued_ids};
@@ -398,4 +402,211 @@ fn two_instances_cannot_share_a_name() {
     // The name is free once its holder is gone.
     second.restart();
     assert_eq!(second.client().command("EHLO x", 250).code, 250);
+}
+
+/// A PostgreSQL server of the test's own (contrib/postgres/throwaway), stopped when
+/// dropped, even when the test fails.
+struct Server {
+    dir: TempDir,
+    url: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = TempDir::new();
+        let url = throwaway("start", &dir.0).trim().to_string();
+        assert!(url.starts_with("postgres://"), "{url}");
+        Server { dir, url }
+    }
+
+    /// Stops the server, keeping its cluster.
+    fn pause(&self) {
+        throwaway("pause", &self.dir.0);
+    }
+
+    /// Starts it again, on the same port.
+    fn resume(&self) {
+        throwaway("resume", &self.dir.0);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(&self.dir.0).output();
+    }
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/postgres/throwaway")
+}
+
+/// Runs `throwaway <command> <dir>` from the repository; its standard output.
+fn throwaway(command: &str, dir: &Path) -> String {
+    let output = Command::new(script())
+        .arg(command)
+        .arg(dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run contrib/postgres/throwaway");
+    assert!(
+        output.status.success(),
+        "throwaway {command}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Tells a client thread to stop when dropped: at the end, or when the test fails.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn postgresql_restarted_under_load() {
+    // Only where the PostgreSQL tests run at all: the server here is the test's own.
+    if postgres::server().is_none() {
+        return;
+    }
+    let server = Server::start();
+    let gateway = instance(
+        "a",
+        &server.url,
+        &modem("a1", "+33", "latency_ms = 20, report_delay_ms = 50"),
+    );
+    gateway.wait_for_log("ready modem=a1");
+    // One client, a mail every few milliseconds, each to a number of its own: (when its
+    // session began, when it ended, number, outcome).
+    let outcomes = Arc::new(Mutex::new(Vec::<(Instant, Instant, String, Offered)>::new()));
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let sender = {
+        let (outcomes, stop, address) = (outcomes.clone(), stop.0.clone(), gateway.smtp);
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let number = format!("+33615{i:06}");
+                let began = Instant::now();
+                let outcome = offer(address, &number);
+                outcomes.lock().unwrap().push((began, Instant::now(), number, outcome));
+                i += 1;
+                // A steady flow, not a flood: pacing, not waiting for an outcome.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let queued = |outcomes: &Mutex<Vec<(Instant, Instant, String, Offered)>>, since: Instant| {
+        outcomes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(began, _, _, o)| *began >= since && matches!(o, Offered::Queued(_)))
+            .count()
+    };
+    let started = Instant::now();
+    eventually(Duration::from_secs(30), || match queued(&outcomes, started) {
+        n if n >= 30 => Ok(()),
+        n => Err(format!("{n} of 30 mails queued before the restart")),
+    });
+    server.pause();
+    let down = Instant::now();
+    // While it is down, new mails are refused with 451 4.3.0: nothing is stored.
+    eventually(Duration::from_secs(30), || {
+        let refused = outcomes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(began, _, _, o)| *began >= down && matches!(o, Offered::Refused(451, _)))
+            .count();
+        if refused >= 5 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{refused} of 5 mails refused with 451 while PostgreSQL is down"
+            ))
+        }
+    });
+    let up = Instant::now();
+    server.resume();
+    eventually(Duration::from_secs(30), || match queued(&outcomes, up) {
+        n if n >= 30 => Ok(()),
+        n => Err(format!("{n} of 30 mails queued since PostgreSQL came back")),
+    });
+    drop(stop);
+    sender.join().expect("sender");
+
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
+    // Sessions wholly within the outage.
+    let during: Vec<_> = outcomes
+        .iter()
+        .filter(|(began, ended, _, _)| *began >= down && *ended < up)
+        .collect();
+    for (_, _, number, outcome) in &during {
+        match outcome {
+            Offered::Refused(451, text) if text.starts_with("4.3.0") => {}
+            other => panic!("{number}, offered while PostgreSQL was down: {other:?}"),
+        }
+    }
+    let queue = eventually(Duration::from_secs(60), || {
+        let queue = gateway.queue();
+        let waiting: Vec<String> = queue
+            .iter()
+            .filter(|r| !SENT.iter().any(|s| r["state"] == *s))
+            .map(|r| {
+                let id = r["id"].as_i64().unwrap();
+                let number = r["number"].as_str().unwrap();
+                let sms = sms_per_number(&[(&gateway, "a1")]).get(number).copied().unwrap_or(0);
+                format!(
+                    "request {id} to {number}, {sms} SMS in a1's records:\n{}",
+                    event_details(&gateway.show(id))
+                )
+            })
+            .collect();
+        if waiting.is_empty() {
+            Ok(queue)
+        } else {
+            Err(format!(
+                "{} of {} requests not sent after PostgreSQL came back:\n{}the gateway's warnings:\n{}",
+                waiting.len(),
+                queue.len(),
+                waiting.join(""),
+                gateway
+                    .log_lines("WARN")
+                    .into_iter()
+                    .filter(|line| line.contains("smsgw::"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ))
+        }
+    });
+    let requests = by_id(&queue);
+    let mut acknowledged = 0;
+    for (_, _, number, outcome) in &outcomes {
+        if let Offered::Queued(ids) = outcome {
+            acknowledged += 1;
+            let request = requests
+                .get(&ids[0])
+                .unwrap_or_else(|| panic!("request {ids:?} ({number}) lost"));
+            assert_eq!(request["number"], number.as_str());
+        }
+    }
+    let sms = sms_per_number(&[(&gateway, "a1")]);
+    for request in &queue {
+        let number = request["number"].as_str().unwrap();
+        let id = request["id"].as_i64().unwrap();
+        assert_eq!(
+            sms.get(number),
+            Some(&1),
+            "{number}:\n{}",
+            event_details(&gateway.show(id))
+        );
+    }
+    eprintln!(
+        "{} mails offered, {acknowledged} queued, {} refused while PostgreSQL was down ({:?})",
+        outcomes.len(),
+        during.len(),
+        up - down
+    );
 }

@@ -11,20 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// The URL of a new, empty database on the server, or `None` (said once) when there is
 /// no server outside CI.
 pub(crate) fn database() -> Option<String> {
-    let Ok(server) = std::env::var("SMSGW_TEST_POSTGRES") else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("no SMSGW_TEST_POSTGRES: CI must start PostgreSQL (.ci/run does)");
-        }
-        static SAID: Once = Once::new();
-        // Straight to stderr: the test harness would hide eprintln! output of a passing test.
-        SAID.call_once(|| {
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: no PostgreSQL (set SMSGW_TEST_POSTGRES=postgres://…, or run .ci/run, which starts one)"
-            );
-        });
-        return None;
-    };
+    let server = server()?;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
         "smsgw_e2e_{}_{}",
@@ -45,6 +32,27 @@ pub(crate) fn database() -> Option<String> {
         String::from_utf8_lossy(&output.stderr)
     );
     Some(with_database(&server, &name))
+}
+
+/// `$SMSGW_TEST_POSTGRES`, or `None` (said once) when there is none outside CI: whether
+/// this machine runs the PostgreSQL tests at all (a test that starts a server of its
+/// own asks too).
+pub(crate) fn server() -> Option<String> {
+    let Ok(server) = std::env::var("SMSGW_TEST_POSTGRES") else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("no SMSGW_TEST_POSTGRES: CI must start PostgreSQL (.ci/run does)");
+        }
+        static SAID: Once = Once::new();
+        // Straight to stderr: the test harness would hide eprintln! output of a passing test.
+        SAID.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: no PostgreSQL (set SMSGW_TEST_POSTGRES=postgres://…, or run .ci/run, which starts one)"
+            );
+        });
+        return None;
+    };
+    Some(server)
 }
 
 /// Runs `sql` on the database at `url` with psql: its rows, unaligned (`|` between
