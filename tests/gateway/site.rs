@@ -132,7 +132,11 @@ fn wait_all_within(gateway: &Gateway, states: &[&str], limit: Duration) -> Vec<V
 #[test]
 fn a_mail_to_one_instance_is_sent_by_the_other_instances_modem() {
     let Some(url) = postgres::database() else { return };
-    let a = instance("a", &url, &modem("a1", "+44", FAST));
+    let a = instance(
+        "a",
+        &url,
+        &format!("[http]\nlisten = \"127.0.0.1:0\"\n\n{}", modem("a1", "+44", FAST)),
+    );
     // No status report for a long while: the request stays `sent`.
     let b = instance(
         "b",
@@ -141,6 +145,15 @@ fn a_mail_to_one_instance_is_sent_by_the_other_instances_modem() {
     );
     a.wait_for_log("ready modem=a1");
     b.wait_for_log("ready modem=b1");
+    // a reads the site's modems every second: b1 is the site's once a's /status shows it.
+    eventually(Duration::from_secs(10), || {
+        let status: Value = serde_json::from_str(&a.http_get("/status")).expect("JSON");
+        let modems = status["modems"].as_array().expect("modems");
+        match modems.iter().find(|m| m["name"] == "b1") {
+            Some(b1) if b1["state"] == "ready" => Ok(()),
+            other => Err(format!("a's /status shows b1 as {other:?}")),
+        }
+    });
     let reply = a.client().mail(&["+33612345678@sms"], &message("site", "sent by b"));
     assert_eq!(reply.code, 250, "{reply:?}");
     let id = queued_ids(&reply.text())[0];
