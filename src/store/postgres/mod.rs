@@ -104,6 +104,14 @@ impl Pg {
         }
     }
 
+    /// A pooled connection, outside any transaction (a statement alone commits).
+    pub(in crate::store) async fn connection(&self) -> Result<Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(with_causes(&e)))
+    }
+
     /// Applies the migrations the database lacks, each in its own transaction under an
     /// advisory lock, so that instances starting together apply each once.
     async fn migrate(&self) -> Result<(), StoreError> {
