@@ -14,6 +14,8 @@
 //! The files of this module hold each stage's methods and types, and pass each call to
 //! the backend's function of the same name ([`transact!`]); [`state`] holds the names.
 
+#[cfg(test)]
+mod conformance;
 mod dispatch;
 mod dsn;
 #[cfg(test)]
