@@ -11,6 +11,10 @@ use crate::store::{NewMail, State, StoreError};
 pub(in crate::store) async fn receive(tx: &Tx, mail: &NewMail, now: i64) -> Result<Vec<i64>, StoreError> {
     if let Some(origin) = &mail.origin {
         // A peer retrying a forward we already took: the same request, not a new one.
+        // One receive of an origin at a time (a retry may come while the first is
+        // still being committed): the second waits here, then finds the first's.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", &[origin])
+            .await?;
         let known: Vec<i64> = tx
             .query(
                 "SELECT r.id FROM requests r JOIN messages m ON m.id = r.message_id WHERE m.origin = $1 ORDER BY r.id",
