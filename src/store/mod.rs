@@ -16,6 +16,7 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod copy;
 mod dispatch;
 mod dsn;
 #[cfg(test)]
@@ -150,6 +151,19 @@ pub enum StoreError {
     /// it was written, and the rest of its batch commits.
     #[error("the queue is full (store.max_size_mb): try again later")]
     Full,
+    /// `store copy`: this instance's store is on PostgreSQL already (`store.url`).
+    #[error("this instance's store is PostgreSQL already (store.url = {0}): there is no SQLite store to copy")]
+    NotSqlite(String),
+    /// `store copy`: a request is being sent, so the gateway is running.
+    #[error(
+        "request {0} is being sent (state sending): stop the gateway before copying its store (one that crashed: start it, so that it recovers its requests, and stop it)"
+    )]
+    Sending(i64),
+    /// `store copy`: the PostgreSQL database has rows already.
+    #[error(
+        "the PostgreSQL database is not empty (table {0} has rows): the store is copied only into an empty database"
+    )]
+    NotEmpty(&'static str),
 }
 
 /// A handle on the store; cheap to clone, one per task. Its methods, grouped by the

@@ -20,4 +20,5 @@ mod recipients;
 mod routes;
 mod security;
 mod sim;
+mod store_copy;
 mod support;

@@ -4,6 +4,7 @@
 //! with the same results, taking a [`Tx`] instead of a `Connection`; the facade runs
 //! them inside one transaction per call.
 
+pub(in crate::store) mod copy;
 pub(in crate::store) mod dispatch;
 pub(in crate::store) mod dsn;
 pub(in crate::store) mod forwarding;
