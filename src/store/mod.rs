@@ -50,6 +50,22 @@ pub use sending::ReportedPart;
 pub use site::{SiteModem, Usage};
 pub use state::{DsnState, PartStatus, State};
 
+/// Runs the PostgreSQL function `$module::$function` with the transaction first and
+/// `$arg`s after, in a transaction of its own, and evaluates to its result once
+/// committed (rolled back, as the transaction is dropped, on its error).
+macro_rules! in_transaction {
+    ($db:expr, $module:ident :: $function:ident ($($arg:expr),*)) => {
+        async {
+            let tx = $db.begin().await?;
+            let value = $crate::store::postgres::$module::$function(&tx $(, $arg)*).await?;
+            tx.commit().await?;
+            Ok(value)
+        }
+        .await
+    };
+}
+use in_transaction;
+
 /// Runs the backend's function `$module::$function` with the connection first and
 /// `$arg`s after, in one transaction, and evaluates to its result once committed. The
 /// arguments are moved into the SQLite writer's job, so they must be owned values (or
@@ -61,13 +77,7 @@ macro_rules! transact {
                 db.write(move |conn| $crate::store::sqlite::$module::$function(conn $(, $arg)*)).await
             }
             $crate::store::Backend::Postgres(db) => {
-                async {
-                    let tx = db.begin().await?;
-                    let value = $crate::store::postgres::$module::$function(&tx $(, $arg)*).await?;
-                    tx.commit().await?;
-                    Ok(value)
-                }
-                .await
+                $crate::store::in_transaction!(db, $module::$function($($arg),*))
             }
         }
     };
@@ -83,13 +93,7 @@ macro_rules! read_only {
                 db.read(move |conn| $crate::store::sqlite::$module::$function(conn $(, $arg)*)).await
             }
             $crate::store::Backend::Postgres(db) => {
-                async {
-                    let tx = db.begin().await?;
-                    let value = $crate::store::postgres::$module::$function(&tx $(, $arg)*).await?;
-                    tx.commit().await?;
-                    Ok(value)
-                }
-                .await
+                $crate::store::in_transaction!(db, $module::$function($($arg),*))
             }
         }
     };
