@@ -1,5 +1,6 @@
 //! Forwarding to peers (README, "Cluster"): each request routed to a
-//! peer is sent to its SMTP listener with the same envelope sender and DSN parameters,
+//! peer is sent to its SMTP listener (the first of its `smtp` addresses that takes the
+//! connection: the instances of a site) with the same envelope sender and DSN parameters,
 //! and the headers `X-Smsgw-Request` (so a retried forward is taken once) and
 //! `X-Smsgw-Trace` (so it never comes back). Requests to one peer share a few
 //! connections, kept open between rounds.
@@ -39,7 +40,8 @@ const SWEEP: Duration = Duration::from_secs(1);
 
 /// How to reach one peer.
 struct Link {
-    server: Server,
+    /// Its `smtp` addresses, tried in order for each new connection.
+    servers: Vec<Server>,
     client: Client,
     auth: Option<(String, String)>,
 }
@@ -75,7 +77,7 @@ impl Forwarder {
                 timeout: Duration::from_secs(60),
             };
             let link = Link {
-                server: Server::from(&peer.smtp),
+                servers: peer.smtp.iter().map(Server::from).collect(),
                 client,
                 auth,
             };
@@ -210,8 +212,14 @@ impl Forwarder {
         let pooled = match pooled {
             Some(connection) => Ok(connection),
             None => {
+                // A site's instances share one queue and dedupe by request id: any of
+                // its addresses is the same peer, for unanswered forwards too.
                 let auth = link.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-                link.client.connect(&link.server, auth).await
+                let connected = link.client.connect_first(&link.servers, auth).await;
+                connected.map(|(connection, server)| {
+                    tracing::debug!(%peer, %server, "connected to the peer");
+                    connection
+                })
             }
         };
         let mut connection = match pooled {

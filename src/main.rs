@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cli::{check_config, modem, pdu, queue, route, serve, user};
+use cli::{check_config, modem, pdu, queue, route, serve, store, user};
 use smsgw::config::Config;
 
 /// smsgw: mail to <phone>@sms becomes an SMS.
@@ -44,6 +44,9 @@ enum Command {
     /// Least-cost routing between the instances of a cluster.
     #[command(subcommand)]
     Route(route::RouteCommand),
+    /// The queue database itself: copy an instance's SQLite store into PostgreSQL.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve::run(config.with_context(|| invalid(&cli.config))?),
         Command::Queue(command) => queue::run(&config.with_context(|| invalid(&cli.config))?, command),
         Command::Route(command) => route::run(&config.with_context(|| invalid(&cli.config))?, command),
+        Command::Store(command) => store::run(&config.with_context(|| invalid(&cli.config))?, command),
     }
 }
 

@@ -8,4 +8,5 @@ pub(crate) mod pdu;
 pub(crate) mod queue;
 pub(crate) mod route;
 pub(crate) mod serve;
+pub(crate) mod store;
 pub(crate) mod user;

@@ -35,8 +35,8 @@ pub const MAX_LOCKOUT_SECS: u64 = 30 * 24 * 3600;
 pub use modem::{Incoming, Modem, SimConfig, StatusReports};
 pub use read::{ConfigError, Problem};
 pub use values::{
-    HostPort, HostPortError, HttpUrl, HttpUrlError, Nameserver, NameserverError, Network, NetworkError, Pin, PinError,
-    PostgresUrl, PostgresUrlError, Region, RegionError,
+    HostPort, HostPortError, HttpUrl, HttpUrlError, Nameserver, NameserverError, Network, NetworkError, NonEmpty, Pin,
+    PinError, PostgresUrl, PostgresUrlError, Region, RegionError,
 };
 
 /// The whole configuration, validated.
@@ -231,15 +231,18 @@ impl Default for Routing {
 /// `validate::PeerEntry`), so that a bad address does not hide the entry's other problems.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    /// Its `instance.name`.
+    /// Its `instance.name`; with several `status_url`s, the name of the site (its
+    /// instances' names differ from it and from each other).
     pub name: String,
-    /// Its SMTP listener, "host:port": where requests are forwarded.
-    pub smtp: HostPort,
-    /// Its `/status` URL, polled for its tariffs, modems and workload. An `https://` one
-    /// is checked with `tls_ca_file` and `tls_pin_sha256` (whatever `tls` says of the
-    /// SMTP leg), and sent `user`/`password` as HTTP Basic; a plain `http://` one is sent
-    /// them only on loopback.
-    pub status_url: HttpUrl,
+    /// Its SMTP listeners, "host:port" each (one, or the instances of a site): where
+    /// requests are forwarded, tried in order until one takes the connection.
+    pub smtp: NonEmpty<HostPort>,
+    /// Its `/status` URLs (one, or the instances of a site), polled in order until one
+    /// answers, for its tariffs, modems and workload. An `https://` one is checked with
+    /// `tls_ca_file` and `tls_pin_sha256` (whatever `tls` says of the SMTP leg), and sent
+    /// `user`/`password` as HTTP Basic; a plain `http://` one is sent them only on
+    /// loopback.
+    pub status_url: NonEmpty<HttpUrl>,
     /// Cost of forwarding one request to it.
     pub link_cost: f64,
     /// SMTP AUTH user at the peer (a user of its `users_file` named as this instance is

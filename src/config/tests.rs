@@ -71,9 +71,9 @@ fn values_are_read_into_their_types() {
     let [fr] = &config.peer[..] else {
         panic!("{:?}", config.peer)
     };
-    assert_eq!(fr.smtp.to_string(), "[2001:db8::1]:25");
-    assert_eq!(fr.status_url.authority().to_string(), "fr-gw.example.net:8025");
-    assert_eq!(fr.status_url.path(), "/status");
+    assert_eq!(fr.smtp.first().to_string(), "[2001:db8::1]:25");
+    assert_eq!(fr.status_url.first().authority().to_string(), "fr-gw.example.net:8025");
+    assert_eq!(fr.status_url.first().path(), "/status");
     assert_eq!(fr.tls_pin_sha256, config.dsn.tls_pin_sha256);
 }
 
@@ -165,7 +165,7 @@ fn a_peer_status_polled_in_clear_across_a_network_is_a_warning() {
         "{warnings:?}"
     );
     let secure = load(&peer("").replace("http://fr-gw", "https://fr-gw")).unwrap();
-    assert!(secure.peer[0].status_url.is_https());
+    assert!(secure.peer[0].status_url.first().is_https());
     assert!(secure.warnings().is_empty());
     let local = load(&peer("").replace("fr-gw.example.net", "127.0.0.1")).unwrap();
     assert!(local.warnings().is_empty());
@@ -326,5 +326,104 @@ fn smtp_timeouts_and_connections_have_upper_bounds() {
     );
     assert!(
         load("[smtp]\ncommand_timeout_secs = 86400\ndata_timeout_secs = 86400\nmax_connections = 1000000\n").is_ok()
+    );
+}
+
+/// A peer's `smtp` and `status_url`: one text, or a list of a site's instances, read in
+/// order; an empty list or a bad element is refused, naming the key and its index.
+#[test]
+fn peer_addresses_are_one_or_a_list() {
+    let addresses = |smtp: &str, status_url: &str| {
+        load(&format!(
+            "[http]\nlisten = \"127.0.0.1:8025\"\n[[peer]]\nname = \"fr\"\nsmtp = {smtp}\n\
+             status_url = {status_url}\nuser = \"uk\"\npassword = \"secret\"\n"
+        ))
+        .map(|config| {
+            let peer = &config.peer[0];
+            let smtp: Vec<String> = peer.smtp.iter().map(ToString::to_string).collect();
+            let status: Vec<String> = peer.status_url.iter().map(ToString::to_string).collect();
+            (smtp, status)
+        })
+    };
+    // smtp and status_url as written, then both as read, or the problems.
+    type Read<'a> = Result<(&'a [&'a str], &'a [&'a str]), &'a [&'a str]>;
+    let table: [(&str, &str, Read<'_>); 7] = [
+        (
+            "\"fr:25\"",
+            "\"http://127.0.0.1:8025/status\"",
+            Ok((&["fr:25"], &["http://127.0.0.1:8025/status"])),
+        ),
+        (
+            "[\"fr-a:25\", \"fr-b:2525\"]",
+            "[\"http://127.0.0.1:8025/status\", \"https://fr-b:8443/status\"]",
+            Ok((
+                &["fr-a:25", "fr-b:2525"],
+                &["http://127.0.0.1:8025/status", "https://fr-b:8443/status"],
+            )),
+        ),
+        (
+            "[\"fr:25\"]",
+            "\"https://fr:8443/status\"",
+            Ok((&["fr:25"], &["https://fr:8443/status"])),
+        ),
+        (
+            "[]",
+            "[]",
+            Err(&[
+                "peer[0].smtp: needs at least one address (one text, or a list of the site's instances)",
+                "peer[0].status_url: needs at least one address (one text, or a list of the site's instances)",
+            ]),
+        ),
+        (
+            "[\"fr-a:25\", \"fr-b\", \"fr-c:x\"]",
+            "\"https://fr:8443/status\"",
+            Err(&[
+                "peer[0].smtp[1]: must be host:port, such as \"fr-gw.example.net:25\"",
+                "peer[0].smtp[2]: must be host:port, such as \"fr-gw.example.net:25\"",
+            ]),
+        ),
+        (
+            "\"fr:25\"",
+            "[\"https://fr-a:8443/status\", \"fr-b/status\"]",
+            Err(&[
+                "peer[0].status_url[1]: must be an http:// or https:// URL with a port, such as \
+                 \"https://fr-gw.example.net:8025/status\"",
+            ]),
+        ),
+        (
+            "25",
+            "\"https://fr:8443/status\"",
+            Err(&["peer[0].smtp: must be host:port, such as \"fr-gw.example.net:25\""]),
+        ),
+    ];
+    for (smtp, status_url, expected) in table {
+        let got = addresses(smtp, status_url).map_err(|mut problems| {
+            problems.sort();
+            problems
+        });
+        let expected = expected
+            .map(|(smtp, status)| (owned(smtp), owned(status)))
+            .map_err(owned);
+        assert_eq!(got, expected, "smtp = {smtp}, status_url = {status_url}");
+    }
+}
+
+fn owned(texts: &[&str]) -> Vec<String> {
+    texts.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn each_status_url_of_a_site_polled_in_clear_across_a_network_is_a_warning_naming_its_index() {
+    let site = load(
+        "[http]\nlisten = \"127.0.0.1:8025\"\n[[peer]]\nname = \"fr\"\nsmtp = [\"fr-a:25\", \"fr-b:25\"]\n\
+         status_url = [\"https://fr-a:8443/status\", \"http://fr-b:8025/status\", \"http://127.0.0.1:8025/status\"]\n\
+         user = \"uk\"\npassword = \"secret\"\n",
+    )
+    .unwrap();
+    let warnings: Vec<String> = site.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("peer[0].status_url[1]: plain http:// to a host not on loopback"),
+        "{warnings:?}"
     );
 }

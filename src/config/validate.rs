@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Config, HostPort, HttpUrl, OutboundTls, Peer, Pin, Problem};
+use super::values::OneOrList;
+use super::{Config, HostPort, HttpUrl, NonEmpty, OutboundTls, Peer, Pin, Problem};
 
 /// A `[[peer]]` as written. Its addresses and pins are read in [`check_cluster`], so
 /// that a bad one is reported beside the entry's other problems rather than hiding them
@@ -14,8 +15,8 @@ use super::{Config, HostPort, HttpUrl, OutboundTls, Peer, Pin, Problem};
 #[serde(deny_unknown_fields)]
 pub(super) struct PeerEntry {
     name: String,
-    smtp: String,
-    status_url: String,
+    smtp: OneOrList,
+    status_url: OneOrList,
     #[serde(default)]
     link_cost: f64,
     #[serde(default)]
@@ -162,16 +163,10 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
                 "must be the peer's instance.name (letters, digits, '.', '-', '_'), unique, and not this instance's own",
             ));
         }
-        let smtp = entry.smtp.parse::<HostPort>().map_err(|_| {
-            problems.push(Problem::new(
-                &key("smtp"),
-                "must be host:port, such as \"fr-gw.example.net:25\"",
-            ));
+        let smtp = parse_addresses::<HostPort>(&entry.smtp, &key("smtp"), problems, |_| {
+            "must be host:port, such as \"fr-gw.example.net:25\"".to_string()
         });
-        let status_url = entry
-            .status_url
-            .parse::<HttpUrl>()
-            .map_err(|e| problems.push(Problem::new(&key("status_url"), &e.to_string())));
+        let status_url = parse_addresses::<HttpUrl>(&entry.status_url, &key("status_url"), problems, |e| e.to_string());
         if !entry.link_cost.is_finite() || entry.link_cost < 0.0 {
             problems.push(Problem::new(&key("link_cost"), "must be a number >= 0"));
         }
@@ -191,7 +186,7 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
             ));
         }
         let pins = parse_list::<Pin>(&entry.tls_pin_sha256, &key("tls_pin_sha256"), problems);
-        if let (Ok(smtp), Ok(status_url), Some(tls_pin_sha256)) = (smtp, status_url, pins) {
+        if let (Some(smtp), Some(status_url), Some(tls_pin_sha256)) = (smtp, status_url, pins) {
             peers.push(Peer {
                 name: entry.name.clone(),
                 smtp,
@@ -209,22 +204,71 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
 }
 
 /// What [`Config::warnings`] finds: a peer's status polled in clear across a network,
-/// where anyone on the path reads it or forges it (and so steers routing).
+/// where anyone on the path reads it or forges it (and so steers routing). Each URL of
+/// a list is named by its index (`peer[0].status_url[1]`).
 pub(super) fn warnings(config: &Config) -> Vec<Problem> {
-    config
-        .peer
-        .iter()
-        .enumerate()
-        .filter(|(_, peer)| !peer.status_url.is_https() && !peer.status_url.is_loopback())
-        .map(|(index, _)| {
-            Problem::new(
-                &format!("peer[{index}].status_url"),
+    let mut warnings = Vec::new();
+    for (index, peer) in config.peer.iter().enumerate() {
+        for (at, url) in peer.status_url.iter().enumerate() {
+            if url.is_https() || url.is_loopback() {
+                continue;
+            }
+            let key = match peer.status_url.len() {
+                1 => format!("peer[{index}].status_url"),
+                _ => format!("peer[{index}].status_url[{at}]"),
+            };
+            warnings.push(Problem::new(
+                &key,
                 "plain http:// to a host not on loopback: anyone on the path can read this status or \
                  forge one that steers routing, and the peer's user and password are not sent; use \
                  https:// (with http.tls and http.require_auth at the peer)",
-            )
+            ));
+        }
+    }
+    warnings
+}
+
+/// Reads a `[[peer]]` address key, one text or a list of them, into at least one `T`,
+/// reporting each text that is not one (`key`, or `key[1]` in a list; `problem` says
+/// why) and an empty list; `None` if any is not.
+fn parse_addresses<T: std::str::FromStr>(
+    written: &OneOrList,
+    key: &str,
+    problems: &mut Vec<Problem>,
+    problem: impl Fn(T::Err) -> String,
+) -> Option<NonEmpty<T>> {
+    let texts = match written {
+        OneOrList::One(text) => {
+            return text
+                .parse::<T>()
+                .map(NonEmpty::from)
+                .map_err(|e| problems.push(Problem::new(key, &problem(e))))
+                .ok();
+        }
+        OneOrList::List(texts) => texts,
+    };
+    if texts.is_empty() {
+        problems.push(Problem::new(
+            key,
+            "needs at least one address (one text, or a list of the site's instances)",
+        ));
+        return None;
+    }
+    let before = problems.len();
+    let items: Vec<T> = texts
+        .iter()
+        .enumerate()
+        .filter_map(|(at, text)| {
+            text.parse::<T>()
+                .map_err(|e| problems.push(Problem::new(&format!("{key}[{at}]"), &problem(e))))
+                .ok()
         })
-        .collect()
+        .collect();
+    if problems.len() == before {
+        NonEmpty::new(items)
+    } else {
+        None
+    }
 }
 
 /// Reads every text of the list `key` as a `T`, reporting each that is not one; `None`

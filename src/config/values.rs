@@ -297,6 +297,115 @@ impl fmt::Display for HttpUrl {
     }
 }
 
+/// A list of at least one value, in the order written: a `[[peer]]`'s `smtp` and
+/// `status_url`, each written as one text or as a list of them (the instances of a site).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonEmpty<T>(Vec<T>);
+
+impl<T> NonEmpty<T> {
+    /// The list of `items`; `None` if there are none.
+    pub fn new(items: Vec<T>) -> Option<NonEmpty<T>> {
+        (!items.is_empty()).then_some(NonEmpty(items))
+    }
+
+    /// The first value.
+    pub fn first(&self) -> &T {
+        &self.0[0]
+    }
+
+    /// How many there are: 1 at least.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never: a `NonEmpty` has at least one value.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The values, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+
+    /// The values, in order.
+    pub fn as_slice(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> From<T> for NonEmpty<T> {
+    fn from(one: T) -> NonEmpty<T> {
+        NonEmpty(vec![one])
+    }
+}
+
+impl<'a, T> IntoIterator for &'a NonEmpty<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// A value written either as one text or as a list of texts (`smtp = "fr:25"` or
+/// `smtp = ["fr-a:25", "fr-b:25"]`), read as written: [`validate`](super::validate)
+/// parses each text, naming it by its index when it is in a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum OneOrList {
+    /// A single text.
+    One(String),
+    /// A list, possibly empty (refused by the validation, naming the key).
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for OneOrList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<OneOrList, D::Error> {
+        struct OneOrListVisitor;
+
+        impl<'de> Visitor<'de> for OneOrListVisitor {
+            type Value = OneOrList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<OneOrList, E> {
+                Ok(OneOrList::One(text.to_string()))
+            }
+
+            // Other scalars as text, as a `String` key reads them: then refused by
+            // their parse, with its message.
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<OneOrList, E> {
+                Ok(OneOrList::One(value.to_string()))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<OneOrList, E> {
+                Ok(OneOrList::One(value.to_string()))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<OneOrList, E> {
+                Ok(OneOrList::One(value.to_string()))
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<OneOrList, E> {
+                Ok(OneOrList::One(value.to_string()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(OneOrList::List(items))
+            }
+        }
+
+        deserializer.deserialize_any(OneOrListVisitor)
+    }
+}
+
 /// The SHA-256 fingerprint of a certificate accepted as it is (a self-signed one).
 /// Written as 64 hex digits, colons allowed ("AB:CD:..." as openssl prints them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]

@@ -61,6 +61,38 @@ impl Client {
         opened.map_err(|not_opened| not_opened.error)
     }
 
+    /// Connects to the first of `servers` that takes the connection ([`Client::connect`]
+    /// to each in order): a server that cannot be reached, or that fails or refuses
+    /// anything before the first mail (greeting, EHLO, STARTTLS, AUTH; a `4xx` there most
+    /// often), leaves the next one to try. These are the instances of one site, sharing
+    /// one queue: whichever takes the connection is the same peer. With none, the
+    /// (temporary) error says why for each.
+    pub async fn connect_first<'s>(
+        &self,
+        servers: &'s [Server],
+        auth: Option<(&str, &str)>,
+    ) -> Result<(Connection, &'s Server), OutboundError> {
+        let mut failed = Vec::new();
+        for server in servers {
+            match self.connect(server, auth).await {
+                Ok(connection) => return Ok((connection, server)),
+                Err(error) => {
+                    if servers.len() > 1 {
+                        tracing::warn!(%server, %error, "cannot open a session, trying the next server");
+                    }
+                    failed.push(error);
+                }
+            }
+        }
+        match failed.len() {
+            0 => Err(OutboundError::Temporary("no server to try".into())),
+            1 => Err(failed.remove(0)),
+            _ => Err(OutboundError::Temporary(
+                failed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            )),
+        }
+    }
+
     /// A new TCP connection and the conversation up to the first mail.
     async fn open(
         &self,

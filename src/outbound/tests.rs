@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 
 use super::client::{Client, Connection};
@@ -29,7 +29,7 @@ enum Turn {
 use Turn::*;
 
 /// Plays `script`, then closes the connection.
-async fn serve(stream: DuplexStream, script: Vec<Turn>) {
+async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(stream: S, script: Vec<Turn>) {
     let mut stream = BufReader::new(stream);
     for turn in script {
         match turn {
@@ -393,4 +393,66 @@ fn one_classifier_sorts_every_failure() {
         };
         assert_eq!(text, &expected);
     }
+}
+
+/// A TCP server on loopback playing `script` to one client.
+async fn listen(script: Vec<Turn>) -> (Server, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        serve(tcp, script).await;
+    });
+    let server = Server {
+        host: "127.0.0.1".into(),
+        port,
+    };
+    (server, served)
+}
+
+/// The instances of a site, in order: one that cannot be reached and one that answers
+/// `421` to the greeting are passed over; the first to take the connection is used; the
+/// ones after it are not tried.
+#[tokio::test]
+async fn connect_first_takes_the_first_server_that_opens_a_session() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        Server {
+            host: "127.0.0.1".into(),
+            port,
+        }
+    };
+    let (busy, busy_served) = listen(vec![Say("421 4.3.2 busy")]).await;
+    let mut live_script = hello("250 peer.test");
+    live_script.extend([Expect("QUIT")]);
+    let (live, live_served) = listen(live_script).await;
+    let (never, _) = listen(Vec::new()).await;
+    let servers = [dead.clone(), busy.clone(), live.clone(), never];
+    let (connection, server) = client(Duration::from_secs(5))
+        .connect_first(&servers, None)
+        .await
+        .unwrap();
+    assert_eq!(server, &live);
+    connection.quit().await;
+    live_served.await.unwrap();
+    drop(busy_served);
+    let failed = client(Duration::from_secs(5))
+        .connect_first(&[dead.clone(), dead.clone()], None)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&failed, OutboundError::Temporary(why) if why.matches("cannot connect to").count() == 2),
+        "{failed}"
+    );
+    let alone = client(Duration::from_secs(5))
+        .connect_first(std::slice::from_ref(&dead), None)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        alone.to_string().starts_with(&format!("cannot connect to {dead}")),
+        "{alone}"
+    );
 }

@@ -19,7 +19,8 @@ use crate::utc::Utc;
 /// The status document of an instance (`GET /status`): what its peers route by.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
-    /// Its `instance.name`; a peer whose status names another instance is taken for down.
+    /// Its `instance.name`; a peer with one `status_url` whose status names another
+    /// instance is taken for down (with several, any instance of the site may answer).
     pub name: String,
     /// The smsgw version it runs (`CARGO_PKG_VERSION`).
     pub version: String,
@@ -84,7 +85,8 @@ pub struct PeerView {
     pub name: String,
     /// Cost of forwarding one request to it (`peer.link_cost`).
     pub link_cost: f64,
-    /// Its status answered at the last poll, naming the instance we expected.
+    /// Its status answered at the last poll, naming the instance we expected (any
+    /// instance of the site, with several `status_url`s).
     pub up: bool,
     /// Polled at least once (not yet at start).
     pub polled: bool,
@@ -298,7 +300,9 @@ impl Cluster {
         let mut instances = vec![self.status().await?.instance(true, 0.0)];
         for peer in self.read().iter() {
             let instance = match &peer.status {
+                // Named as configured: a site's status names the instance that answered.
                 Some(status) => Instance {
+                    name: peer.name.clone(),
                     up: peer.up,
                     ..status.instance(false, peer.link_cost)
                 },
@@ -321,7 +325,9 @@ impl Cluster {
         })
     }
 
-    fn update(&self, name: &str, result: Result<Status, String>) {
+    /// Records a poll of `name`: its status, or why none came. With `site` (several
+    /// `status_url`s) the status of any instance is the peer's; else it must name it.
+    fn update(&self, name: &str, site: bool, result: Result<Status, String>) {
         let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
         let Some(peer) = peers.iter_mut().find(|p| p.name == name) else {
             return;
@@ -329,7 +335,7 @@ impl Cluster {
         let was_up = peer.up;
         let first = !std::mem::replace(&mut peer.polled, true);
         match result {
-            Ok(status) if status.name == peer.name => {
+            Ok(status) if site || status.name == peer.name => {
                 peer.up = true;
                 peer.error = None;
                 let instance = status.instance(false, peer.link_cost);
@@ -367,27 +373,62 @@ impl Cluster {
     }
 }
 
+/// How one peer's `/status` is fetched: each of its `status_url`s, tried in order until
+/// one answers ([`status_getter`]).
+pub struct StatusGetter {
+    gets: Vec<HttpGet>,
+}
+
+impl StatusGetter {
+    /// Several URLs: the instances of a site, any of which may answer for it.
+    fn site(&self) -> bool {
+        self.gets.len() > 1
+    }
+
+    /// The first status document that comes, each URL given `timeout`; else why none
+    /// did, for each URL.
+    async fn get(&self, peer: &str, timeout: Duration) -> Result<Status, String> {
+        let mut failed = Vec::new();
+        for get in &self.gets {
+            let result = get.get(timeout).await.map_err(|e| e.to_string()).and_then(|body| {
+                serde_json::from_slice::<Status>(&body).map_err(|e| format!("{}: bad status: {e}", get.url()))
+            });
+            match result {
+                Ok(status) => {
+                    if self.site() {
+                        tracing::debug!(%peer, instance = %status.name, url = %get.url(), "status answered");
+                    }
+                    return Ok(status);
+                }
+                Err(error) => failed.push(error),
+            }
+        }
+        Err(failed.join("; "))
+    }
+}
+
 /// Polls every peer's status until `shutdown`: each `every`, or with a backoff of up
 /// to a minute while it does not answer. `peers` are the peers' names and how to GET
 /// their status ([`status_getter`]).
-pub async fn poll(cluster: Arc<Cluster>, peers: Vec<(String, HttpGet)>, every: Duration, shutdown: CancellationToken) {
+pub async fn poll(
+    cluster: Arc<Cluster>,
+    peers: Vec<(String, StatusGetter)>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     for (name, getter) in peers {
         let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
         tasks.spawn(async move {
             let mut wait = every;
             loop {
-                let result = getter
-                    .get(every.min(Duration::from_secs(5)))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|body| serde_json::from_slice::<Status>(&body).map_err(|e| format!("bad status: {e}")));
+                let result = getter.get(&name, every.min(Duration::from_secs(5))).await;
                 wait = if result.is_ok() {
                     every
                 } else {
                     (wait * 2).clamp(every, Duration::from_secs(60).max(every))
                 };
-                cluster.update(&name, result);
+                cluster.update(&name, getter.site(), result);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = shutdown.cancelled() => return,
@@ -398,10 +439,15 @@ pub async fn poll(cluster: Arc<Cluster>, peers: Vec<(String, HttpGet)>, every: D
     while tasks.join_next().await.is_some() {}
 }
 
-/// How `peer`'s `/status` is fetched: `status_url`, its TLS checked with the peer's
-/// `tls_ca_file` and `tls_pin_sha256` (as the SMTP leg to it), and its `user` and
-/// `password` as HTTP Basic (over `https://`, or `http://` on loopback).
-pub fn status_getter(peer: &config::Peer) -> Result<HttpGet, TlsSetupError> {
+/// How `peer`'s `/status` is fetched: its `status_url`s in order, their TLS checked
+/// with the peer's `tls_ca_file` and `tls_pin_sha256` (as the SMTP leg to it), and its
+/// `user` and `password` as HTTP Basic (over `https://`, or `http://` on loopback).
+pub fn status_getter(peer: &config::Peer) -> Result<StatusGetter, TlsSetupError> {
     let basic = (!peer.user.is_empty()).then_some((peer.user.as_str(), peer.password.as_str()));
-    HttpGet::new(peer.status_url.clone(), &peer.tls_ca_file, &peer.tls_pin_sha256, basic)
+    let gets = peer
+        .status_url
+        .iter()
+        .map(|url| HttpGet::new(url.clone(), &peer.tls_ca_file, &peer.tls_pin_sha256, basic))
+        .collect::<Result<_, _>>()?;
+    Ok(StatusGetter { gets })
 }

@@ -60,12 +60,7 @@ impl Store {
                 db.write(move |conn| sqlite::intake::receive_within(conn, &mail, now, &instance, max_pages))
                     .await?
             }
-            Backend::Postgres(db) => {
-                let tx = db.begin().await?;
-                let ids = postgres::intake::receive(&tx, &mail, now).await?;
-                tx.commit().await?;
-                ids
-            }
+            Backend::Postgres(db) => postgres::intake::receive_alone(db, &mail, now).await?,
         };
         self.wake.received.notify_one();
         Ok(ids)

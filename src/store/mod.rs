@@ -14,6 +14,9 @@
 //! The files of this module hold each stage's methods and types, and pass each call to
 //! the backend's function of the same name ([`transact!`]); [`state`] holds the names.
 
+#[cfg(test)]
+mod conformance;
+pub mod copy;
 mod dispatch;
 mod dsn;
 #[cfg(test)]
@@ -47,6 +50,22 @@ pub use sending::ReportedPart;
 pub use site::{SiteModem, Usage};
 pub use state::{DsnState, PartStatus, State};
 
+/// Runs the PostgreSQL function `$module::$function` with the transaction first and
+/// `$arg`s after, in a transaction of its own, and evaluates to its result once
+/// committed (rolled back, as the transaction is dropped, on its error).
+macro_rules! in_transaction {
+    ($db:expr, $module:ident :: $function:ident ($($arg:expr),*)) => {
+        async {
+            let tx = $db.begin().await?;
+            let value = $crate::store::postgres::$module::$function(&tx $(, $arg)*).await?;
+            tx.commit().await?;
+            Ok(value)
+        }
+        .await
+    };
+}
+use in_transaction;
+
 /// Runs the backend's function `$module::$function` with the connection first and
 /// `$arg`s after, in one transaction, and evaluates to its result once committed. The
 /// arguments are moved into the SQLite writer's job, so they must be owned values (or
@@ -58,13 +77,7 @@ macro_rules! transact {
                 db.write(move |conn| $crate::store::sqlite::$module::$function(conn $(, $arg)*)).await
             }
             $crate::store::Backend::Postgres(db) => {
-                async {
-                    let tx = db.begin().await?;
-                    let value = $crate::store::postgres::$module::$function(&tx $(, $arg)*).await?;
-                    tx.commit().await?;
-                    Ok(value)
-                }
-                .await
+                $crate::store::in_transaction!(db, $module::$function($($arg),*))
             }
         }
     };
@@ -80,13 +93,7 @@ macro_rules! read_only {
                 db.read(move |conn| $crate::store::sqlite::$module::$function(conn $(, $arg)*)).await
             }
             $crate::store::Backend::Postgres(db) => {
-                async {
-                    let tx = db.begin().await?;
-                    let value = $crate::store::postgres::$module::$function(&tx $(, $arg)*).await?;
-                    tx.commit().await?;
-                    Ok(value)
-                }
-                .await
+                $crate::store::in_transaction!(db, $module::$function($($arg),*))
             }
         }
     };
@@ -148,6 +155,19 @@ pub enum StoreError {
     /// it was written, and the rest of its batch commits.
     #[error("the queue is full (store.max_size_mb): try again later")]
     Full,
+    /// `store copy`: this instance's store is on PostgreSQL already (`store.url`).
+    #[error("this instance's store is PostgreSQL already (store.url = {0}): there is no SQLite store to copy")]
+    NotSqlite(String),
+    /// `store copy`: a request is being sent, so the gateway is running.
+    #[error(
+        "request {0} is being sent (state sending): stop the gateway before copying its store (one that crashed: start it, so that it recovers its requests, and stop it)"
+    )]
+    Sending(i64),
+    /// `store copy`: the PostgreSQL database has rows already.
+    #[error(
+        "the PostgreSQL database is not empty (table {0} has rows): the store is copied only into an empty database"
+    )]
+    NotEmpty(&'static str),
 }
 
 /// A handle on the store; cheap to clone, one per task. Its methods, grouped by the

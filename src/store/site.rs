@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Backend, Store, StoreError, postgres};
+use super::{Backend, Store, StoreError, in_transaction};
 
 /// A modem of the site, as its instance last recorded it.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,11 +41,7 @@ impl Store {
     pub async fn register_modems(&self, modems: Vec<(String, BTreeMap<String, f64>, bool)>) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(_) => Ok(()),
-            Backend::Postgres(db) => {
-                let tx = db.begin().await?;
-                postgres::site::register_modems(&tx, &modems).await?;
-                tx.commit().await
-            }
+            Backend::Postgres(db) => in_transaction!(db, site::register_modems(&modems)),
         }
     }
 
@@ -54,12 +50,7 @@ impl Store {
     pub async fn site_modems(&self) -> Result<Option<Vec<SiteModem>>, StoreError> {
         match &self.backend {
             Backend::Sqlite(_) => Ok(None),
-            Backend::Postgres(db) => {
-                let tx = db.begin().await?;
-                let modems = postgres::site::site_modems(&tx).await?;
-                tx.commit().await?;
-                Ok(Some(modems))
-            }
+            Backend::Postgres(db) => in_transaction!(db, site::site_modems()).map(Some),
         }
     }
 
@@ -69,12 +60,7 @@ impl Store {
     pub async fn share_usage(&self, here: Vec<Usage>) -> Result<Option<Vec<Usage>>, StoreError> {
         match &self.backend {
             Backend::Sqlite(_) => Ok(None),
-            Backend::Postgres(db) => {
-                let tx = db.begin().await?;
-                let elsewhere = postgres::site::share_usage(&tx, &here).await?;
-                tx.commit().await?;
-                Ok(Some(elsewhere))
-            }
+            Backend::Postgres(db) => in_transaction!(db, site::share_usage(&here)).map(Some),
         }
     }
 }

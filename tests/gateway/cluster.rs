@@ -792,3 +792,89 @@ fn a_forward_cut_off_by_a_crash_after_its_end_of_data_waits_for_the_peer_that_ma
     smtp.set(Mode::Open);
     sent_once_by_fr(uk, fr, de);
 }
+
+/// A peer that is a site of several instances: uk lists fr's SMTP addresses, a dead one
+/// first; the forward goes to the live one, and fr sends it.
+#[test]
+fn a_forward_to_a_site_goes_to_its_first_smtp_address_that_answers() {
+    let users = TempDir::new();
+    let users_file = users.0.join("fr.toml");
+    add_user(&users_file, "uk", "password-uk");
+    let (fr_smtp, fr_http) = (unused_address(), unused_address());
+    let fr = Gateway::start_as(
+        "fr",
+        &format!(
+            "[smtp]\nlisten = [\"{fr_smtp}\"]\n\n[http]\nlisten = \"{fr_http}\"\n\n\
+             [security]\nusers_file = {users_file:?}\n\n\
+             [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+33\" = 0.01 }}\n\
+             sim = {{ latency_ms = 0, report_delay_ms = 20 }}\n\n\
+             [[peer]]\nname = \"uk\"\nsmtp = \"{}\"\nstatus_url = \"http://{}/status\"\n\
+             user = \"fr\"\npassword = \"password-fr\"\ntls = \"none\"\n",
+            unused_address(),
+            unused_address()
+        ),
+    );
+    fr.wait_for_log("ready modem=sim0");
+    let dead = unused_address();
+    let uk = Gateway::start_as(
+        "uk",
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n\n[routing]\npoll_secs = 1\nretry_delays_secs = [1]\n\n\
+             [[modem]]\nname = \"sim0\"\nport = \"sim\"\ntariff = {{ \"+\" = 0.10 }}\n\
+             sim = {{ latency_ms = 0, report_delay_ms = 20 }}\n\n\
+             [[peer]]\nname = \"fr\"\nsmtp = [\"{dead}\", \"{fr_smtp}\"]\nstatus_url = \"http://{fr_http}/status\"\n\
+             user = \"uk\"\npassword = \"password-uk\"\ntls = \"none\"\n"
+        ),
+    );
+    uk.wait_for_log("peer up peer=fr");
+    send(&uk, FRENCH);
+    uk.wait_state(1, "forwarded");
+    assert_eq!(wait_records(&fr, 1)[0]["number"], FRENCH);
+    fr.wait_state(1, "delivered");
+    let skipped = uk.wait_for_log("trying the next server");
+    assert!(skipped.contains(&dead.to_string()), "{skipped}");
+    assert!(
+        uk.log_lines("forward failed").is_empty(),
+        "the live address took it at once"
+    );
+    assert!(story(&uk, 1).contains("routed to fr"), "{}", story(&uk, 1));
+    assert!(uk.records("sim0").is_empty());
+}
+
+/// A site's status URLs, a dead one first: the next one answers, for the site, naming
+/// one of its instances (fr-b): the peer fr is up and routed to. A peer with one URL
+/// whose status names another instance is still down.
+#[test]
+fn a_site_is_up_when_any_of_its_status_urls_answers() {
+    let dead = unused_address();
+    let fr_b = static_status(cheap_status("fr-b"));
+    let other = static_status(cheap_status("fr-b"));
+    // A port of its own, not 0: `route explain` finds the endpoint in the config.
+    let uk = Gateway::start_as(
+        "uk",
+        &format!(
+            "[http]\nlisten = \"{}\"\n\n[routing]\npoll_secs = 1\n\n\
+             [[peer]]\nname = \"fr\"\nsmtp = \"{}\"\n\
+             status_url = [\"http://{dead}/status\", \"http://{fr_b}/status\"]\n\
+             user = \"uk\"\npassword = \"password-uk\"\ntls = \"none\"\n\n\
+             [[peer]]\nname = \"de\"\nsmtp = \"{}\"\nstatus_url = \"http://{other}/status\"\n\
+             user = \"uk\"\npassword = \"password-uk\"\ntls = \"none\"\n",
+            unused_address(),
+            unused_address(),
+            unused_address()
+        ),
+    );
+    uk.wait_for_log("peer up peer=fr");
+    eventually(Duration::from_secs(10), || {
+        let metrics = uk.http_get("/metrics");
+        let up = ["smsgw_peer_up{peer=\"fr\"} 1", "smsgw_peer_up{peer=\"de\"} 0"];
+        up.iter()
+            .all(|line| metrics.lines().any(|l| l == *line))
+            .then_some(())
+            .ok_or(metrics)
+    });
+    let plan: Value = serde_json::from_str(&uk.cli_ok(&["route", "explain", FRENCH, "--json"])).unwrap();
+    assert_eq!(plan["ranked"][0]["name"], "fr", "{plan:#}");
+    let down = uk.wait_for_log("peer not up at the first poll peer=de");
+    assert!(down.contains("its status names it") && down.contains("fr-b"), "{down}");
+}

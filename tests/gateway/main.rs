@@ -21,4 +21,5 @@ mod routes;
 mod security;
 mod sim;
 mod site;
+mod store_copy;
 mod support;

@@ -17,13 +17,19 @@ pub(in crate::store) async fn due_for_forwarding(
     limit: usize,
 ) -> Result<Vec<ForwardRequest>, StoreError> {
     // Those another instance is taking right now are skipped, and only those marked
-    // here are read back: two instances never forward one request at once.
+    // here are read back: two instances never forward one request at once. One in
+    // flight already (this instance could not record its outcome, or its instance
+    // died) may have reached its peer: it is taken again as unanswered, tried on that
+    // peer only, which keeps one copy by its origin.
     let taken: Vec<i64> = tx
         .query(
             &format!(
-                "UPDATE requests SET in_flight = true, owner = current_setting('smsgw.instance', true) WHERE id IN (
+                "UPDATE requests SET unanswered = unanswered OR in_flight, in_flight = true,
+                                     owner = current_setting('smsgw.instance', true)
+                 WHERE id IN (
                      SELECT id FROM requests WHERE state = $3 AND (next_attempt IS NULL OR next_attempt <= $1)
-                       AND (NOT in_flight OR owner IN (SELECT name FROM instances WHERE seen < {SERVER_NOW} - {DEAD_AFTER_MS}))
+                       AND (NOT in_flight OR owner IS NULL OR owner = current_setting('smsgw.instance', true)
+                            OR owner IN (SELECT name FROM instances WHERE seen < {SERVER_NOW} - {DEAD_AFTER_MS}))
                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
                  RETURNING id"
             ),

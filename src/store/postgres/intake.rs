@@ -1,7 +1,8 @@
 //! Intake on PostgreSQL: an accepted mail becomes one `received` request per recipient.
 
-use super::Tx;
-use super::lifecycle::event;
+use deadpool_postgres::Object;
+
+use super::{Pg, Tx};
 use crate::store::{NewMail, State, StoreError};
 
 /// `∅ → received`: the mail and one request per recipient, each recording the instance
@@ -10,6 +11,10 @@ use crate::store::{NewMail, State, StoreError};
 pub(in crate::store) async fn receive(tx: &Tx, mail: &NewMail, now: i64) -> Result<Vec<i64>, StoreError> {
     if let Some(origin) = &mail.origin {
         // A peer retrying a forward we already took: the same request, not a new one.
+        // One receive of an origin at a time (a retry may come while the first is
+        // still being committed): the second waits here, then finds the first's.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", &[origin])
+            .await?;
         let known: Vec<i64> = tx
             .query(
                 "SELECT r.id FROM requests r JOIN messages m ON m.id = r.message_id WHERE m.origin = $1 ORDER BY r.id",
@@ -23,16 +28,71 @@ pub(in crate::store) async fn receive(tx: &Tx, mail: &NewMail, now: i64) -> Resu
             return Ok(known);
         }
     }
-    let ret = mail.ret;
-    let message_id: i64 = tx
-        .query_one(
-            "INSERT INTO messages (received, sender, envid, ret, client, helo, auth_user, size, raw, origin, trace)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    insert(tx.client(), mail, now).await
+}
+
+/// `∅ → received` on a connection of the pool, outside any transaction: one statement
+/// is atomic, and its commit the only wait (a mail seen before, from a peer, takes a
+/// transaction: it is looked for first).
+pub(in crate::store) async fn receive_alone(pg: &Pg, mail: &NewMail, now: i64) -> Result<Vec<i64>, StoreError> {
+    if mail.origin.is_some() {
+        let tx = pg.begin().await?;
+        let ids = receive(&tx, mail, now).await?;
+        tx.commit().await?;
+        return Ok(ids);
+    }
+    let client = pg.connection().await?;
+    match insert(&client, mail, now).await {
+        // Closed before the statement was sent (a server restart this connection had
+        // not noticed): nothing was written, so a new connection may try again.
+        Err(StoreError::Postgres(e)) if e.is_closed() => insert(&pg.connection().await?, mail, now).await,
+        other => other,
+    }
+}
+
+/// The mail, its requests and their `received` events, in one statement.
+async fn insert(client: &Object, mail: &NewMail, now: i64) -> Result<Vec<i64>, StoreError> {
+    let mut detail = format!(
+        "from <{}> via {} ({}), {} part(s) {}",
+        mail.sender, mail.client, mail.helo, mail.parts, mail.encoding
+    );
+    if let Some(origin) = &mail.origin {
+        detail.push_str(&format!(
+            ", forwarded: request {origin}, through {}",
+            mail.trace.join(", ")
+        ));
+    }
+    let recipients: Vec<&str> = mail.requests.iter().map(|r| r.recipient.as_str()).collect();
+    let numbers: Vec<&str> = mail.requests.iter().map(|r| r.number.as_str()).collect();
+    let notify: Vec<Option<&str>> = mail.requests.iter().map(|r| r.notify.as_deref()).collect();
+    let orcpt: Vec<Option<&str>> = mail.requests.iter().map(|r| r.orcpt.as_deref()).collect();
+    let statement = client
+        .prepare_cached(
+            "WITH message AS (
+                 INSERT INTO messages (received, sender, envid, ret, client, helo, auth_user, size, raw, origin, trace)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id
+             ), request AS (
+                 INSERT INTO requests (message_id, recipient, number, notify, orcpt, text, encoding, parts, state,
+                                       created, updated)
+                 SELECT message.id, r.recipient, r.number, r.notify, r.orcpt, $12, $13, $14, $15, $1, $1
+                 FROM message, unnest($16::text[], $17::text[], $18::text[], $19::text[])
+                      WITH ORDINALITY AS r (recipient, number, notify, orcpt, n)
+                 ORDER BY r.n
+                 RETURNING id
+             ), event AS (
+                 INSERT INTO events (request_id, time, state, detail) SELECT id, $1, $15, $20 FROM request
+             )
+             SELECT id FROM request ORDER BY id",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &statement,
             &[
                 &now,
                 &mail.sender,
                 &mail.envid,
-                &ret,
+                &mail.ret,
                 &mail.client,
                 &mail.helo,
                 &mail.auth_user,
@@ -40,44 +100,17 @@ pub(in crate::store) async fn receive(tx: &Tx, mail: &NewMail, now: i64) -> Resu
                 &mail.raw,
                 &mail.origin,
                 &mail.trace.join(","),
+                &mail.text,
+                &mail.encoding,
+                &(mail.parts as i64),
+                &State::Received,
+                &recipients,
+                &numbers,
+                &notify,
+                &orcpt,
+                &detail,
             ],
         )
-        .await?
-        .try_get(0)?;
-    let mut ids = Vec::with_capacity(mail.requests.len());
-    for request in &mail.requests {
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO requests (message_id, recipient, number, notify, orcpt, text, encoding,
-                                       parts, state, created, updated)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
-                &[
-                    &message_id,
-                    &request.recipient,
-                    &request.number,
-                    &request.notify,
-                    &request.orcpt,
-                    &mail.text,
-                    &mail.encoding,
-                    &(mail.parts as i64),
-                    &State::Received,
-                    &now,
-                ],
-            )
-            .await?
-            .try_get(0)?;
-        let mut detail = format!(
-            "from <{}> via {} ({}), {} part(s) {}",
-            mail.sender, mail.client, mail.helo, mail.parts, mail.encoding
-        );
-        if let Some(origin) = &mail.origin {
-            detail.push_str(&format!(
-                ", forwarded: request {origin}, through {}",
-                mail.trace.join(", ")
-            ));
-        }
-        event(tx, id, now, State::Received, &detail).await?;
-        ids.push(id);
-    }
-    Ok(ids)
+        .await?;
+    rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }

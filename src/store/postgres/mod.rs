@@ -4,6 +4,7 @@
 //! with the same results, taking a [`Tx`] instead of a `Connection`; the facade runs
 //! them inside one transaction per call.
 
+pub(in crate::store) mod copy;
 pub(in crate::store) mod dispatch;
 pub(in crate::store) mod dsn;
 pub(in crate::store) mod forwarding;
@@ -102,6 +103,14 @@ impl Pg {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// A pooled connection, outside any transaction (a statement alone commits).
+    pub(in crate::store) async fn connection(&self) -> Result<Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(with_causes(&e)))
     }
 
     /// Applies the migrations the database lacks, each in its own transaction under an

@@ -16,9 +16,11 @@ pub(in crate::store) fn due_for_forwarding(
     limit: usize,
 ) -> Result<Vec<ForwardRequest>, StoreError> {
     // Marked in the same transaction as they are taken: a stop or a crash from here on
-    // leaves the mark for `recover_forwards`.
+    // leaves the mark for `recover_forwards`. One marked already (its outcome could not
+    // be recorded) may have reached its peer: it is taken again as unanswered, tried on
+    // that peer only.
     conn.prepare_cached(
-        "UPDATE requests SET in_flight = 1 WHERE id IN (
+        "UPDATE requests SET unanswered = unanswered OR in_flight, in_flight = 1 WHERE id IN (
              SELECT id FROM requests WHERE state = ?3 AND (next_attempt IS NULL OR next_attempt <= ?1)
              ORDER BY id LIMIT ?2)",
     )?

@@ -3,6 +3,7 @@
 //! that makes a `250` true is shared by every session committing at that moment; reads
 //! for the CLI and `/metrics` use connections of their own, off the writer.
 
+pub(super) mod copy;
 pub(super) mod dispatch;
 pub(super) mod dsn;
 #[cfg(test)]
