@@ -306,7 +306,10 @@ async fn send(context: &Context, port: &mut Port, request: QueuedRequest) -> Res
     };
     let unreported = context.spec.reports == StatusReports::None;
     if (1..=pdus.len()).all(|part| request.sent_parts.contains(&part)) {
-        let sent_after = store.mark_sent_if_complete(request.id, pdus.len(), unreported).await?;
+        let sent_after = persist(context, || {
+            store.mark_sent_if_complete(request.id, pdus.len(), unreported)
+        })
+        .await?;
         sent_after
             .into_iter()
             .for_each(|after| metrics::SENT_AFTER.observe(after));
@@ -327,15 +330,16 @@ async fn send(context: &Context, port: &mut Port, request: QueuedRequest) -> Res
             return failed(context, &request, part, SendError::BeforePdu(error)).await;
         }
         let lease = context.spec.lease().as_millis() as i64;
-        if !store.mark_part_submitting(request.id, part, modem, lease).await? {
+        if !persist(context, || store.mark_part_submitting(request.id, part, modem, lease)).await? {
             tracing::warn!(modem = %modem, request = request.id, part, "lease lost: another attempt owns it, not sending");
             return Ok(());
         }
         match port.send_pdu(&pdu.hex, pdu.tpdu_len, context.spec.send_timeout).await {
             Ok(mr) => {
-                let sent_after = store
-                    .mark_part_sent(request.id, part, pdus.len(), mr, unreported)
-                    .await?;
+                let sent_after = persist(context, || {
+                    store.mark_part_sent(request.id, part, pdus.len(), mr, unreported)
+                })
+                .await?;
                 sent_after
                     .into_iter()
                     .for_each(|after| metrics::SENT_AFTER.observe(after));
@@ -367,14 +371,16 @@ async fn failed(context: &Context, request: &QueuedRequest, part: usize, error: 
         }
         SendError::AfterPdu(at) => {
             let reason = format!("modem {modem} sent part {part} but did not confirm it ({at}): may have been sent");
-            store.mark_uncertain(request.id, reason).await?;
+            persist(context, || store.mark_uncertain(request.id, reason.clone())).await?;
             Err(at.into())
         }
         SendError::Refused(result) => match errors::classify(result) {
             Outcome::Permanent { status, reason } => {
-                store
-                    .fail(request.id, State::Failed, status, format!("modem {modem}: {reason}"))
-                    .await?;
+                let reason = format!("modem {modem}: {reason}");
+                persist(context, || {
+                    store.fail(request.id, State::Failed, status, reason.clone())
+                })
+                .await?;
                 Ok(())
             }
             Outcome::Temporary { reason, modem_fault } => {
@@ -399,18 +405,47 @@ async fn retry_later(context: &Context, request: &QueuedRequest, reason: String)
     let age = crate::store::now_ms().saturating_sub(request.valid_from);
     if age >= timing.validity.as_millis() as i64 {
         let why = format!("not sent within its validity: {reason}");
-        return context.store.fail(request.id, State::Expired, "4.4.7", why).await;
+        return persist(context, || {
+            context.store.fail(request.id, State::Expired, "4.4.7", why.clone())
+        })
+        .await;
     }
     // The dispatcher's claim counted this attempt: 1 after the first.
     let delay = timing.retry.delay(u64::try_from(request.attempts).unwrap_or(0));
-    context
-        .store
-        .requeue(
-            request.id,
-            delay.as_millis() as i64,
-            format!("{reason}; retry in {delay:?}"),
-        )
-        .await
+    let reason = format!("{reason}; retry in {delay:?}");
+    persist(context, || {
+        context
+            .store
+            .requeue(request.id, delay.as_millis() as i64, reason.clone())
+    })
+    .await
+}
+
+/// Writes what the modem did (or is about to do) to the store, again and again while the
+/// store is out of reach (PostgreSQL restarting), for as long as a lease lasts: what the
+/// modem did is known, and a passing outage must not turn a sent SMS into an uncertain
+/// one. Past that, or at shutdown, the error stands, and lease recovery decides, as
+/// after a crash.
+async fn persist<T, F, W>(context: &Context, mut write: W) -> Result<T, StoreError>
+where
+    W: FnMut() -> F,
+    F: Future<Output = Result<T, StoreError>>,
+{
+    let give_up = tokio::time::Instant::now() + context.spec.lease();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Err(error) if error.is_transient() && tokio::time::Instant::now() + pause < give_up => {
+                tracing::warn!(modem = %context.spec.name, %error, retry_in = ?pause, "the store is out of reach: writing again");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = context.shutdown.cancelled() => return Err(error),
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            result => return result,
+        }
+    }
 }
 
 async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming: &mut Reassembler) -> Result<(), Stop> {
@@ -466,10 +501,12 @@ async fn stored_or_direct(
             let now = (crate::store::now_ms() / 1000) as u64;
             if let Some(whole) = incoming.push(&deliver, now) {
                 tracing::info!(modem = %modem, from = %whole.originator, "SMS received");
-                context
-                    .store
-                    .store_incoming_sms(modem, whole.originator, whole.text)
-                    .await?;
+                persist(context, || {
+                    context
+                        .store
+                        .store_incoming_sms(modem, whole.originator.clone(), whole.text.clone())
+                })
+                .await?;
             }
             Ok(())
         }
@@ -494,10 +531,16 @@ async fn status_report(context: &Context, report: StatusReport) -> Result<(), St
         ),
     };
     let number = report.recipient.number.clone();
-    let matched = context
-        .store
-        .record_status_report(modem, report.message_reference, number, delivered, detail)
-        .await?;
+    let matched = persist(context, || {
+        context.store.record_status_report(
+            modem,
+            report.message_reference,
+            number.clone(),
+            delivered,
+            detail.clone(),
+        )
+    })
+    .await?;
     match matched {
         Some(part) if delivered => metrics::DELIVERED_AFTER.observe(part.after),
         Some(_) => {}

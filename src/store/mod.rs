@@ -170,6 +170,20 @@ pub enum StoreError {
     NotEmpty(&'static str),
 }
 
+impl StoreError {
+    /// Whether the same write may succeed if tried again soon: PostgreSQL was out of
+    /// reach, or the connection broke under the statement (a restart). Every store
+    /// method is a guarded transition, so one that did commit before the connection
+    /// broke changes nothing the second time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Postgres(error) => postgres::connection_lost(error),
+            _ => false,
+        }
+    }
+}
+
 /// A handle on the store; cheap to clone, one per task. Its methods, grouped by the
 /// stage that calls them, live in the files named in the module docs.
 #[derive(Clone)]

@@ -226,7 +226,7 @@ fn session_config(config: &tokio_postgres::Config, instance: &str) -> tokio_post
 
 /// The connection, not the statement, failed: closed, or ended by the server (SQLSTATE
 /// class 08, connection exception; 57P, operator intervention: a shutdown or restart).
-fn connection_lost(error: &tokio_postgres::Error) -> bool {
+pub(in crate::store) fn connection_lost(error: &tokio_postgres::Error) -> bool {
     error.is_closed()
         || error
             .code()
