@@ -211,6 +211,11 @@ fn the_store_url_names_a_postgresql_database_and_hides_its_password() {
     let url = config.store.url.unwrap();
     assert_eq!(url.to_string(), "postgres://smsgw:****@db.example.net:5433/smsgw");
     assert_eq!(url.config().get_ports(), [5433]);
+    let config = load("[store]\nurl = \"postgres://smsgw@db/smsgw?sslmode=disable&password=s3cret\"\n").unwrap();
+    assert_eq!(
+        config.store.url.unwrap().to_string(),
+        "postgres://smsgw@db/smsgw?sslmode=disable&password=****"
+    );
     for (bad, why) in [
         ("mysql://u@h/db", "it does not start with postgres://"),
         ("postgres://smsgw:s3cret@db.example.net:5433", "no database"),

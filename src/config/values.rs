@@ -777,6 +777,20 @@ impl FromStr for PostgresUrl {
             }
             _ => text.to_string(),
         };
+        // Or in the query, as libpq also takes it: `?password=…`.
+        let shown = match shown.split_once('?') {
+            Some((head, query)) => {
+                let query: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((key, _)) if key == "password" => format!("{key}=****"),
+                        _ => pair.to_string(),
+                    })
+                    .collect();
+                format!("{head}?{}", query.join("&"))
+            }
+            None => shown,
+        };
         Ok(PostgresUrl { config, shown })
     }
 }

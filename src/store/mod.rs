@@ -249,8 +249,8 @@ impl Store {
     /// lives, and wakes its modems when another instance queues requests.
     pub async fn join(config: &Config) -> Result<Store, StoreError> {
         let store = Store::open(config).await?;
-        if let Some(url) = &config.store.url {
-            postgres::site::join(url.config(), &config.instance.name, store.wake.clone()).await?;
+        if let (Some(url), Backend::Postgres(db)) = (&config.store.url, &store.backend) {
+            postgres::site::join(db, url.config(), &config.instance.name, store.wake.clone()).await?;
         }
         Ok(store)
     }

@@ -1,6 +1,7 @@
 //! DSNs owed to senders, on PostgreSQL.
 
 use super::Tx;
+use super::site::{DEAD_AFTER_MS, SERVER_NOW};
 use crate::store::dsn::DSN_EVENT;
 use crate::store::{DsnAction, DsnOutcome, DsnState, PendingDsn, ReportWait, State, StoreError};
 
@@ -92,18 +93,32 @@ async fn dsn_event(tx: &Tx, request: i64, now: i64, detail: &str) -> Result<(), 
     Ok(())
 }
 
-/// Pending DSNs whose time has come, oldest first.
+/// Pending DSNs whose time has come, oldest first, each made this instance's: one a
+/// dead instance left is taken by one survivor, not by each.
 pub(in crate::store) async fn dsns_due(tx: &Tx, now: i64, limit: usize) -> Result<Vec<PendingDsn>, StoreError> {
-    let rows = tx
+    let taken: Vec<i64> = tx
         .query(
             &format!(
-                "SELECT d.id, d.action, d.created, d.attempts, r.id, m.sender, m.envid, m.ret, m.received, m.raw,
-                    r.recipient, r.orcpt, r.number, r.text, r.parts, r.modem, r.status, r.reason, r.updated
-             FROM dsns d JOIN requests r ON r.id = d.request_id JOIN messages m ON m.id = r.message_id
-             WHERE d.state = $3 AND d.next_attempt <= $1 AND {MINE}
-             ORDER BY d.next_attempt, d.id LIMIT $2"
+                "UPDATE dsns SET instance = current_setting('smsgw.instance', true) WHERE id IN (
+                     SELECT d.id FROM dsns d WHERE d.state = $3 AND d.next_attempt <= $1 AND {mine}
+                     ORDER BY d.next_attempt, d.id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING id",
+                mine = mine()
             ),
             &[&now, &(limit as i64), &DsnState::Pending],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let rows = tx
+        .query(
+            "SELECT d.id, d.action, d.created, d.attempts, r.id, m.sender, m.envid, m.ret, m.received, m.raw,
+                    r.recipient, r.orcpt, r.number, r.text, r.parts, r.modem, r.status, r.reason, r.updated
+             FROM dsns d JOIN requests r ON r.id = d.request_id JOIN messages m ON m.id = r.message_id
+             WHERE d.id = ANY($1)
+             ORDER BY d.next_attempt, d.id",
+            &[&taken],
         )
         .await?;
     rows.iter()
@@ -138,17 +153,20 @@ const TIMED_DSN_LOCK: i64 = 0x736d_7367_775f_6473;
 
 /// The DSNs an instance delivers: those it queued (the instance whose modem sent or
 /// failed the request, or that made the decision), those from before the site's
-/// columns, and a dead instance's, so that each goes out once and none waits for ever.
-const MINE: &str = concat!(
-    "(d.instance IS NULL OR d.instance = current_setting('smsgw.instance', true)",
-    " OR d.instance IN (SELECT name FROM instances WHERE seen < (extract(epoch from clock_timestamp()) * 1000)::bigint - 5000))"
-);
+/// columns, and those of an instance not alive (dead, or a name no longer run), so that
+/// each goes out once and none waits for ever.
+fn mine() -> String {
+    format!(
+        "(d.instance IS NULL OR d.instance = current_setting('smsgw.instance', true)
+          OR d.instance NOT IN (SELECT name FROM instances WHERE seen >= {SERVER_NOW} - {DEAD_AFTER_MS}))"
+    )
+}
 
 /// When the next pending DSN falls due, if any.
 pub(in crate::store) async fn next_due(tx: &Tx) -> Result<Option<i64>, StoreError> {
     Ok(tx
         .query_one(
-            &format!("SELECT min(next_attempt) FROM dsns d WHERE state = $1 AND {MINE}"),
+            &format!("SELECT min(next_attempt) FROM dsns d WHERE state = $1 AND {}", mine()),
             &[&DsnState::Pending],
         )
         .await?
@@ -178,12 +196,18 @@ pub(in crate::store) async fn record_dsn_attempt(
             Some(format!("{action} DSN to <{}> dropped: {why}", dsn.sender)),
         ),
     };
-    tx.execute(
-        "UPDATE dsns SET state = $1, next_attempt = $2, last_error = $3, attempts = attempts + 1 WHERE id = $4",
-        &[&state, &next, &error, &dsn.id],
-    )
-    .await?;
-    if let Some(detail) = detail {
+    // Only while it is still this instance's: one taken for dead meanwhile may have lost
+    // it to a survivor, whose outcome stands.
+    let recorded = tx
+        .execute(
+            "UPDATE dsns SET state = $1, next_attempt = $2, last_error = $3, attempts = attempts + 1
+             WHERE id = $4 AND state = $5 AND instance IS NOT DISTINCT FROM current_setting('smsgw.instance', true)",
+            &[&state, &next, &error, &dsn.id, &DsnState::Pending],
+        )
+        .await?;
+    if recorded == 1
+        && let Some(detail) = detail
+    {
         dsn_event(tx, dsn.request, now, &detail).await?;
     }
     Ok(())

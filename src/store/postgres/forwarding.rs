@@ -29,7 +29,7 @@ pub(in crate::store) async fn due_for_forwarding(
                  WHERE id IN (
                      SELECT id FROM requests WHERE state = $3 AND (next_attempt IS NULL OR next_attempt <= $1)
                        AND (NOT in_flight OR owner IS NULL OR owner = current_setting('smsgw.instance', true)
-                            OR owner IN (SELECT name FROM instances WHERE seen < {SERVER_NOW} - {DEAD_AFTER_MS}))
+                            OR owner NOT IN (SELECT name FROM instances WHERE seen >= {SERVER_NOW} - {DEAD_AFTER_MS}))
                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
                  RETURNING id"
             ),

@@ -41,13 +41,9 @@ pub(in crate::store) async fn receive_alone(pg: &Pg, mail: &NewMail, now: i64) -
         tx.commit().await?;
         return Ok(ids);
     }
-    let client = pg.connection().await?;
-    match insert(&client, mail, now).await {
-        // Closed before the statement was sent (a server restart this connection had
-        // not noticed): nothing was written, so a new connection may try again.
-        Err(StoreError::Postgres(e)) if e.is_closed() => insert(&pg.connection().await?, mail, now).await,
-        other => other,
-    }
+    // Not tried again on an error: the statement may have committed before the
+    // connection broke, and the client's retry after `451` is the one that is safe.
+    insert(&pg.connection().await?, mail, now).await
 }
 
 /// The mail, its requests and their `received` events, in one statement.

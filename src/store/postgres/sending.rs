@@ -54,7 +54,8 @@ pub(in crate::store) async fn mark_part_submitting(
     let held = tx
         .execute(
             "UPDATE requests SET lease_until = $1
-             WHERE id = $2 AND state = $5 AND modem = $3 AND lease_until >= $4",
+             WHERE id = $2 AND state = $5 AND modem = $3 AND lease_until >= $4
+               AND owner IS NOT DISTINCT FROM current_setting('smsgw.instance', true)",
             &[&lease_until, &id, &modem, &now, &State::Sending],
         )
         .await?;
@@ -80,6 +81,9 @@ pub(in crate::store) async fn mark_part_sent(
     unreported: bool,
     now: i64,
 ) -> Result<Option<Duration>, StoreError> {
+    if !held(tx, id).await? {
+        return Ok(None);
+    }
     tx.execute(
         "UPDATE parts SET mr = $1, status = $4 WHERE request_id = $2 AND part = $3",
         &[&i64::from(mr), &id, &(part as i64), &PartStatus::Sent],
@@ -96,6 +100,9 @@ pub(in crate::store) async fn mark_sent_if_complete(
     unreported: bool,
     now: i64,
 ) -> Result<Option<Duration>, StoreError> {
+    if !held(tx, id).await? {
+        return Ok(None);
+    }
     let in_network: i64 = tx
         .query_one(
             "SELECT count(*) FROM parts WHERE request_id = $1 AND status IN ($2, $3)",
@@ -127,8 +134,24 @@ pub(in crate::store) async fn mark_sent_if_complete(
     Ok(Some(elapsed(created, now)))
 }
 
+/// Whether this instance still holds `id`'s lease (locked until the transaction ends).
+/// Another instance that took this one for dead may have recovered the request and
+/// claimed it again: what this instance's modem reports then no longer applies, and a
+/// requeue from here would take the request from under the new holder's modem.
+async fn held(tx: &Tx, id: i64) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM requests WHERE id = $1 AND state = $2
+               AND owner IS NOT DISTINCT FROM current_setting('smsgw.instance', true)
+             FOR UPDATE",
+            &[&id, &State::Sending],
+        )
+        .await?
+        .is_some())
+}
+
 /// A temporary failure: back to the queue until `next_attempt`; parts not yet sent are
-/// forgotten.
+/// forgotten. Only while this instance holds the lease.
 pub(in crate::store) async fn requeue(
     tx: &Tx,
     id: i64,
@@ -136,6 +159,14 @@ pub(in crate::store) async fn requeue(
     reason: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    if held(tx, id).await? {
+        back_to_queue(tx, id, next_attempt, reason, now).await?;
+    }
+    Ok(())
+}
+
+/// `sending → queued`, whoever holds the lease (recovery).
+async fn back_to_queue(tx: &Tx, id: i64, next_attempt: i64, reason: &str, now: i64) -> Result<(), StoreError> {
     if transition(tx, id, &[State::Sending], State::Queued, now, reason).await? {
         tx.execute(
             "DELETE FROM parts WHERE request_id = $1 AND status = $2",
@@ -152,8 +183,17 @@ pub(in crate::store) async fn requeue(
     Ok(())
 }
 
-/// `AT+CMGS` went out but no `+CMGS` came back: maybe sent, maybe not.
+/// `AT+CMGS` went out but no `+CMGS` came back: maybe sent, maybe not. Only while this
+/// instance holds the lease.
 pub(in crate::store) async fn mark_uncertain(tx: &Tx, id: i64, reason: &str, now: i64) -> Result<(), StoreError> {
+    if held(tx, id).await? {
+        make_uncertain(tx, id, reason, now).await?;
+    }
+    Ok(())
+}
+
+/// `sending → uncertain`, whoever holds the lease (recovery).
+async fn make_uncertain(tx: &Tx, id: i64, reason: &str, now: i64) -> Result<(), StoreError> {
     if transition(tx, id, &[State::Sending], State::Uncertain, now, reason).await? {
         tx.execute(
             "UPDATE requests SET lease_until = NULL, reason = $1 WHERE id = $2",
@@ -227,24 +267,34 @@ pub(in crate::store) async fn record_status_report(
 /// live instance's; later, every lease that ran out before `lease_before`, and every
 /// lease of an instance that stopped beating (killed: its modems hold nothing now).
 pub(in crate::store) async fn recover_leases(tx: &Tx, lease_before: i64, now: i64) -> Result<usize, StoreError> {
-    let stuck: Vec<(i64, bool)> = tx
+    // The rows first, each locked: a holder's `mark_part_submitting` committed meanwhile
+    // is then seen by the look at its parts below, made after the lock.
+    let stuck: Vec<i64> = tx
         .query(
             &format!(
-                "SELECT id, EXISTS (SELECT 1 FROM parts WHERE request_id = requests.id AND status = $2)
-                 FROM requests WHERE state = $3 AND CASE WHEN $1 = {max} THEN owner = current_setting('smsgw.instance', true)
-                   ELSE lease_until < $1 OR owner IN (SELECT name FROM instances WHERE seen < {SERVER_NOW} - {DEAD_AFTER_MS}) END
+                "SELECT id FROM requests WHERE state = $2 AND CASE WHEN $1 = {max}
+                   THEN owner = current_setting('smsgw.instance', true)
+                   ELSE lease_until < $1 OR (owner <> current_setting('smsgw.instance', true)
+                        AND owner NOT IN (SELECT name FROM instances WHERE seen >= {SERVER_NOW} - {DEAD_AFTER_MS})) END
                  FOR UPDATE SKIP LOCKED",
                 max = i64::MAX
             ),
-            &[&lease_before, &PartStatus::Submitting, &State::Sending],
+            &[&lease_before, &State::Sending],
         )
         .await?
         .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect::<Result<_, StoreError>>()?;
-    for &(id, reached_modem) in &stuck {
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    for &id in &stuck {
+        let reached_modem: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM parts WHERE request_id = $1 AND status = $2)",
+                &[&id, &PartStatus::Submitting],
+            )
+            .await?
+            .try_get(0)?;
         if reached_modem {
-            mark_uncertain(
+            make_uncertain(
                 tx,
                 id,
                 "interrupted after AT+CMGS without an answer: may have been sent",
@@ -252,7 +302,7 @@ pub(in crate::store) async fn recover_leases(tx: &Tx, lease_before: i64, now: i6
             )
             .await?;
         } else {
-            requeue(tx, id, now, "interrupted before any part reached the modem", now).await?;
+            back_to_queue(tx, id, now, "interrupted before any part reached the modem", now).await?;
         }
     }
     Ok(stuck.len())

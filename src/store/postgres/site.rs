@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-use super::{Tx, session_config, with_causes};
+use super::{Pg, Tx, session_config, with_causes};
 use crate::store::{SiteModem, StoreError, Usage, Wakeups};
 
 /// The channel notified (in the transaction, so at its commit) by whatever queues
@@ -35,20 +35,40 @@ pub(in crate::store) const SERVER_NOW: &str = "(extract(epoch from clock_timesta
 /// Takes `instance`'s name in the site and keeps it, with its heartbeat and wake-ups,
 /// for as long as the process runs. Fails if a live instance holds the name.
 pub(in crate::store) async fn join(
+    pg: &Pg,
     config: &tokio_postgres::Config,
     instance: &str,
     wake: Arc<Wakeups>,
 ) -> Result<(), StoreError> {
     let config = session_config(config, instance);
     let session = Session::open(&config, instance, &wake).await?;
-    let instance = instance.to_string();
-    tokio::spawn(async move { keep(session, &config, &instance, &wake).await });
+    let name = instance.to_string();
+    tokio::spawn(async move { keep(session, &config, &name, &wake).await });
+    // Through the pool, not the session: a session that cannot be made again at once
+    // (its lock still held by a connection the server has not seen die) must not make
+    // this instance look dead while it sends.
+    let (pg, name) = (pg.clone(), instance.to_string());
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(HEARTBEAT);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let beaten = match pg.connection().await {
+                Ok(client) => beat(&client, &name).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = beaten {
+                tracing::warn!(%error, "site: cannot write this instance's heartbeat");
+            }
+        }
+    });
     Ok(())
 }
 
 /// The instance's own connection, and the task reading its notifications.
 struct Session {
-    client: Client,
+    /// Kept: dropped, it would close the connection, and free the name's lock.
+    _client: Client,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -78,7 +98,10 @@ impl Session {
         }
         client.batch_execute(&format!("LISTEN {QUEUED}")).await?;
         beat(&client, instance).await?;
-        Ok(Session { client, reader })
+        Ok(Session {
+            _client: client,
+            reader,
+        })
     }
 }
 
@@ -96,20 +119,10 @@ async fn beat(client: &Client, instance: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Beats and listens; makes the session again whenever it breaks.
+/// Listens, holding the name; makes the session again whenever it breaks.
 async fn keep(mut session: Session, config: &tokio_postgres::Config, instance: &str, wake: &Arc<Wakeups>) {
-    let mut ticks = tokio::time::interval(HEARTBEAT);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = &mut session.reader => {}
-            _ = ticks.tick() => {
-                if let Err(error) = beat(&session.client, instance).await {
-                    tracing::warn!(error = %error, "site: cannot write this instance's heartbeat");
-                }
-                continue;
-            }
-        }
+        let _ = (&mut session.reader).await;
         tracing::warn!("site: the connection to PostgreSQL broke; making it again");
         let mut backoff = Duration::from_millis(250);
         session = loop {
@@ -118,7 +131,9 @@ async fn keep(mut session: Session, config: &tokio_postgres::Config, instance: &
                 Ok(session) => break session,
                 Err(error) => {
                     tracing::warn!(error = %error, "site: cannot reconnect to PostgreSQL yet");
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    // At most a second: the heartbeat waits with it, and one missed for
+                    // 5 s makes the others take this instance for dead.
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             }
         };
@@ -176,7 +191,8 @@ pub(in crate::store) async fn register_modems(
 pub(in crate::store) async fn site_modems(tx: &Tx) -> Result<Vec<SiteModem>, StoreError> {
     tx.query(
         &format!(
-            "SELECT m.name, m.instance, m.tariff, m.ready AND coalesce(i.seen >= {SERVER_NOW} - {DEAD_AFTER_MS}, false)
+            "SELECT m.name, m.instance, m.tariff,
+                    m.ready AND m.seen >= {SERVER_NOW} - {DEAD_AFTER_MS} AND coalesce(i.seen >= {SERVER_NOW} - {DEAD_AFTER_MS}, false)
              FROM modems m LEFT JOIN instances i ON i.name = m.instance ORDER BY m.name"
         ),
         &[],
