@@ -626,3 +626,34 @@ fn postgresql_restarted_under_load() {
         up - down
     );
 }
+
+/// `security.per_minute` holds for a sender across the site: what one instance let it
+/// send counts at the other.
+#[test]
+fn a_senders_rate_limit_holds_across_the_site() {
+    let Some(url) = postgres::database() else { return };
+    let limits = "[security]\nper_minute = 3\nper_day = 0\nnumbers_per_day = 0\nper_sender = true\n\n";
+    let a = instance("a", &url, &format!("{limits}{}", modem("a1", "+33", FAST)));
+    let b = instance("b", &url, &format!("{limits}{}", modem("b1", "+33", FAST)));
+    for n in 0..2 {
+        let offered = offer(a.smtp, &format!("+3361700000{n}"));
+        assert!(matches!(offered, Offered::Queued(_)), "{offered:?}");
+    }
+    // The instances share their counts every second: no event says b has read a's.
+    eventually(Duration::from_secs(10), || {
+        match postgres::query(&url, "SELECT minute FROM usage WHERE instance = 'a'").as_str() {
+            "2" => Ok(()),
+            other => Err(format!("a's count in the site: {other:?}")),
+        }
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    let third = offer(b.smtp, "+33617000002");
+    assert!(matches!(third, Offered::Queued(_)), "{third:?}");
+    match offer(b.smtp, "+33617000003") {
+        Offered::Refused(450, text) => assert!(
+            text.contains("<sender@example.com>: more than 3 requests in a minute"),
+            "{text}"
+        ),
+        other => panic!("the fourth in a minute, through the other instance: {other:?}"),
+    }
+}
