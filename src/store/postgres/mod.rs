@@ -218,7 +218,11 @@ fn session_config(config: &tokio_postgres::Config, instance: &str) -> tokio_post
             c => vec![c],
         })
         .collect();
-    config.options(format!("-c smsgw.instance={name}"));
+    // The server's keepalives find a client whose host vanished within about 25 s, and
+    // end its session: a dead instance's name (its session lock) is then free again.
+    config.options(format!(
+        "-c smsgw.instance={name} -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+    ));
     config.application_name(format!("smsgw {instance}"));
     config.connect_timeout(WAIT);
     // A server that vanished without closing the connection (its host died, the network
