@@ -4,7 +4,7 @@
 
 use super::Tx;
 use crate::store::StoreError;
-use crate::store::copy::{DsnRow, EventRow, InboxRow, MessageRow, PartRow, RequestRow, TABLES, TableCounts};
+use crate::store::copy::rows::{DsnRow, EventRow, InboxRow, MessageRow, PartRow, RequestRow, TABLES, TableCounts};
 
 /// Locks the tables the copy writes against the site's instances (a gateway started on
 /// the database meanwhile waits for the copy), then refuses a database where any has

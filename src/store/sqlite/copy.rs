@@ -8,7 +8,7 @@ use rusqlite::{Connection, Row, params};
 
 use super::{connect, migrate};
 use crate::store::StoreError;
-use crate::store::copy::{
+use crate::store::copy::rows::{
     BATCH_BYTES, BATCH_ROWS, DsnRow, EventRow, InboxRow, MessageRow, PartRow, RequestRow, TableCounts,
 };
 
