@@ -1,8 +1,9 @@
 //! `smsgw store copy`: an instance's SQLite store copied into an empty PostgreSQL
 //! database, so that the instance (and later others of its site) can run on it.
 //!
-//! The SQLite side ([`sqlite::copy`](super::sqlite::copy)) reads the file in one read
-//! transaction, table by table in id order, a batch at a time; the PostgreSQL side
+//! The SQLite side ([`sqlite::copy`](super::sqlite::copy)) reads the file in one
+//! transaction that holds its write lock (a gateway left running commits nothing
+//! meanwhile), table by table in id order, a batch at a time; the PostgreSQL side
 //! ([`postgres::copy`](super::postgres::copy)) writes each batch with one statement, all
 //! in one transaction that commits only once the rows on both sides are counted equal:
 //! a copy that fails leaves the database as empty as it was.

@@ -1,5 +1,5 @@
 //! `smsgw store copy`, the SQLite side: the rows of each table, a batch at a time in
-//! key order, all read in one read transaction (one snapshot of the file).
+//! key order, all read in one transaction that holds the file's write lock.
 
 use std::path::Path;
 
@@ -12,19 +12,20 @@ use crate::store::copy::rows::{
     BATCH_BYTES, BATCH_ROWS, DsnRow, EventRow, InboxRow, MessageRow, PartRow, RequestRow, TableCounts,
 };
 
-/// The SQLite store being copied, inside its read transaction.
+/// The SQLite store being copied, inside its transaction.
 pub(in crate::store) struct Source {
     conn: Connection,
 }
 
 impl Source {
     /// Opens the file (migrated to this binary's schema, as the gateway would at its
-    /// start) and begins the read transaction every later read shares.
+    /// start) and begins the transaction every later read shares.
     pub(in crate::store) fn open(path: &Path) -> Result<Source, StoreError> {
         let conn = connect(path)?;
         migrate(&conn)?;
-        // Deferred: the snapshot is taken by the first read, and held until dropped.
-        conn.execute_batch("BEGIN")?;
+        // Immediate: the file's write lock is held until the copy ends, so a gateway left
+        // running cannot commit a mail the copy would miss (it answers 451 meanwhile).
+        conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(Source { conn })
     }
 
