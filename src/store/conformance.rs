@@ -613,6 +613,10 @@ async fn dispatch_finds_the_oldest_request_each_modem_may_send(store: &Store) {
     assert_eq!(pinned.last_modem.as_deref(), Some("m31"));
     assert_eq!(pinned.attempts, 1);
     assert_eq!(pinned.parts, 2);
+    // Still its, once its prefixes no longer cover the number (a cheaper modem of the
+    // site took them over): the rest of the SMS must leave from the same SIM.
+    let pinned = next(store, "m31", &["+44"]).await.unwrap();
+    assert_eq!(pinned.id, nl);
 }
 
 async fn sending_holds_a_lease_and_marks_parts(store: &Store) {

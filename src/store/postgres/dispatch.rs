@@ -43,6 +43,18 @@ fn lane_sql() -> String {
     )
 }
 
+/// The oldest sendable request with a part sent by modem `$5`, whatever its number (as
+/// SQLite's `pinned_sql`: its other parts must leave from the same SIM).
+fn pinned_sql() -> String {
+    format!(
+        "SELECT {QUEUED_COLUMNS} FROM requests r
+         WHERE r.state = '{}' AND {SENDABLE}
+           AND r.id IN (SELECT request_id FROM parts WHERE modem = $5 AND status IN ($3, $4))
+         ORDER BY r.id LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
+        State::Queued
+    )
+}
+
 /// [`next_for_modem`] for each modem, in one transaction.
 pub(in crate::store) async fn next_for_modems(
     tx: &Tx,
@@ -74,8 +86,12 @@ pub(in crate::store) async fn next_for_modem(
             .map(|row| queued_request(&row))
             .transpose();
     };
+    let mut oldest = tx
+        .query_opt(&pinned_sql(), &common)
+        .await?
+        .map(|row| queued_request(&row))
+        .transpose()?;
     let sql = lane_sql();
-    let mut oldest: Option<QueuedRequest> = None;
     for prefix in prefixes {
         let (lanes, (from, to)) = lanes(prefix);
         for lane in &lanes {

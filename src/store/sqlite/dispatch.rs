@@ -42,11 +42,25 @@ fn lane_sql() -> String {
     )
 }
 
+/// The oldest sendable request with a part sent by modem `?5`, whatever its number:
+/// its other parts must leave from the same SIM, even when the modem's prefixes no
+/// longer cover the number (a cheaper modem of the site took them over). Read through
+/// `parts_by_reference` (modem first).
+fn pinned_sql() -> String {
+    format!(
+        "SELECT {QUEUED_COLUMNS} FROM requests r
+         WHERE r.state = '{}' AND {SENDABLE}
+           AND r.id IN (SELECT request_id FROM parts WHERE modem = ?5 AND status IN (?3, ?4))
+         ORDER BY r.id LIMIT 1",
+        State::Queued
+    )
+}
+
 /// The oldest queued request `modem` may send now (see `Store::next_for_modems`): the
-/// oldest of one indexed probe per lane of its prefixes, or one walk of the queued
-/// requests in id order for a modem with the catch-all "+". The probes read the
-/// requests of their own lane only, from the oldest, skipping those not due yet, past
-/// their validity or pinned to another modem.
+/// oldest of one indexed probe per lane of its prefixes and one for the requests it
+/// sent a part of, or one walk of the queued requests in id order for a modem with the
+/// catch-all "+". The probes read the requests of their own lane only, from the oldest,
+/// skipping those not due yet, past their validity or pinned to another modem.
 pub(in crate::store) fn next_for_modem(
     conn: &Connection,
     modem: &str,
@@ -62,9 +76,12 @@ pub(in crate::store) fn next_for_modem(
             .query_row(&common[..], queued_request)
             .optional()?);
     };
+    let mut oldest = conn
+        .prepare_cached(&pinned_sql())?
+        .query_row(&common[..], queued_request)
+        .optional()?;
     let sql = lane_sql();
     let mut statement = conn.prepare_cached(&sql)?;
-    let mut oldest: Option<QueuedRequest> = None;
     for prefix in prefixes {
         let (lanes, (from, to)) = lanes(prefix);
         for lane in &lanes {
