@@ -39,6 +39,9 @@ struct Slot {
     busy: bool,
     /// Parts sent in the last minute, for `per_minute`.
     recent: VecDeque<Instant>,
+    /// Its failed sends as last counted (the board's `send_errors`), and until when a
+    /// new one keeps it from being shown ready to the site: see [`share_the_site`].
+    errors: (u64, Option<Instant>),
 }
 
 impl Slot {
@@ -96,6 +99,7 @@ pub(super) async fn run(
             ready: false,
             busy: false,
             recent: VecDeque::new(),
+            errors: (0, None),
         });
     }
     if let Err(error) = store.recover_leases(i64::MAX).await {
@@ -124,7 +128,7 @@ pub(super) async fn run(
             Some(event) = incoming.recv() => apply(&mut slots, event),
             () = later => {}
             _ = sweep.tick() => {
-                if let Err(error) = share_the_site(&mut slots, &store).await {
+                if let Err(error) = share_the_site(&mut slots, &store, &board).await {
                     tracing::error!(%error, "cannot record this instance's modems in the site");
                 }
                 if let Err(error) = store.recover_leases(crate::store::now_ms()).await {
@@ -149,13 +153,25 @@ pub(super) async fn run(
 
 /// In a site (PostgreSQL): records this instance's modems and whether each is ready, and
 /// leaves to the site's other ready modems the prefixes they send for less, so that a
-/// request goes to the cheapest modem of the whole site. Alone, nothing changes.
-async fn share_the_site(slots: &mut [Slot], store: &Store) -> Result<(), StoreError> {
+/// request goes to the cheapest modem of the whole site. A modem whose send failed in
+/// the last minute is not shown ready: the dearer modems then take its prefixes too,
+/// and its retries go to them (the modem that failed a request comes last for it).
+/// Alone, nothing changes.
+async fn share_the_site(slots: &mut [Slot], store: &Store, board: &Board) -> Result<(), StoreError> {
+    let now = Instant::now();
+    let health = board.snapshot();
+    for slot in slots.iter_mut() {
+        let errors = health.get(&slot.spec.name).map_or(0, |h| h.send_errors);
+        if errors > slot.errors.0 {
+            slot.errors = (errors, Some(now + MINUTE));
+        }
+    }
     let own = slots
         .iter()
         .map(|slot| {
             let tariff = slot.spec.tariff.iter().map(|(p, c)| (p.clone(), *c)).collect();
-            (slot.spec.name.clone(), tariff, slot.ready)
+            let failing = slot.errors.1.is_some_and(|until| now < until);
+            (slot.spec.name.clone(), tariff, slot.ready && !failing)
         })
         .collect();
     store.register_modems(own).await?;

@@ -657,3 +657,53 @@ fn a_senders_rate_limit_holds_across_the_site() {
         other => panic!("the fourth in a minute, through the other instance: {other:?}"),
     }
 }
+
+/// A cheaper modem of the site that fails sends for a while does not keep its prefixes
+/// to itself: after a failed send it is not shown ready for a minute, and the site's
+/// other modems take its retries.
+#[test]
+fn a_failing_cheaper_modem_leaves_its_retries_to_the_site() {
+    let Some(url) = postgres::database() else { return };
+    let number = "+33618000000";
+    let retry = "[sms]\nretry_delays_secs = [1]\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n";
+    let a = instance(
+        "a",
+        &url,
+        &format!(
+            "{retry}[[modem]]\nname = \"a1\"\nport = \"sim\"\ntariff = {{ \"+33\" = 0.01 }}\n\
+             sim = {{ latency_ms = 0, cms_error = {{ \"{number}\" = 38 }} }}\n"
+        ),
+    );
+    let b = instance(
+        "b",
+        &url,
+        &format!(
+            "{retry}[[modem]]\nname = \"b1\"\nport = \"sim\"\ntariff = {{ \"+33\" = 0.05 }}\nsim = {{ {FAST} }}\n"
+        ),
+    );
+    // Each knows the other's modem before the mail: b1 leaves +33 to the cheaper a1.
+    for (gateway, other) in [(&a, "b1"), (&b, "a1")] {
+        eventually(Duration::from_secs(10), || {
+            let status: Value = serde_json::from_str(&gateway.http_get("/status")).expect("JSON");
+            let modems = status["modems"].as_array().expect("modems");
+            match modems.iter().find(|m| m["name"] == other) {
+                Some(modem) if modem["state"] == "ready" => Ok(()),
+                found => Err(format!("{other} in /status: {found:?}")),
+            }
+        });
+    }
+    let reply = a
+        .client()
+        .mail(&[&format!("{number}@sms")], &message("site", "retried elsewhere"));
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let id = queued_ids(&reply.text())[0];
+    let detail = wait_all_within(&a, &SENT, Duration::from_secs(30))
+        .into_iter()
+        .find(|r| r["id"] == id)
+        .expect("the request");
+    assert_eq!(detail["modem"], "b1", "{detail:#?}");
+    let story = event_details(&a.show(id));
+    assert!(story.contains("+CMS ERROR: 38"), "a1 tried it first: {story}");
+    assert!(a.records("a1").is_empty());
+    assert_eq!(b.records("b1").len(), 1);
+}
