@@ -6,7 +6,7 @@
 //! `delayed`; without NOTIFY only failures are reported; NEVER and the null sender get
 //! nothing (a DSN is never sent about a DSN).
 
-use super::{Store, StoreError, now_ms, transact, until};
+use super::{DsnState, Store, StoreError, now_ms, transact, until};
 use crate::e164::E164;
 
 /// The `events.state` of a line about a DSN (not a request state: the request's own
@@ -159,4 +159,31 @@ pub enum DsnOutcome {
     },
     /// Never delivered: refused for good, or its lifetime ran out.
     Dropped(String),
+}
+
+impl DsnOutcome {
+    /// What an attempt at `dsn` with this outcome, at `now`, writes: the DSN's new state,
+    /// its next attempt, its last error, and the request's history line when it is final.
+    pub(in crate::store) fn record<'a>(
+        &'a self,
+        dsn: &PendingDsn,
+        now: i64,
+    ) -> (DsnState, i64, Option<&'a str>, Option<String>) {
+        let action = dsn.action.as_str();
+        match self {
+            DsnOutcome::Sent(how) => (
+                DsnState::Sent,
+                now,
+                None,
+                Some(format!("{action} DSN delivered to <{}>: {how}", dsn.sender)),
+            ),
+            DsnOutcome::Retry { at, error } => (DsnState::Pending, *at, Some(error.as_str()), None),
+            DsnOutcome::Dropped(why) => (
+                DsnState::Dropped,
+                now,
+                Some(why.as_str()),
+                Some(format!("{action} DSN to <{}> dropped: {why}", dsn.sender)),
+            ),
+        }
+    }
 }

@@ -117,3 +117,40 @@ pub enum ForwardOutcome {
         reason: String,
     },
 }
+
+impl ForwardOutcome {
+    /// The history line of this outcome of a forward of request `id` to `peer`, at `now`.
+    pub(in crate::store) fn detail(&self, id: i64, peer: &str, now: i64) -> String {
+        let wait = |at: i64| (at - now).max(0) / 1000;
+        match self {
+            ForwardOutcome::Accepted(answer) => format!("forwarded to {peer}: {answer}"),
+            ForwardOutcome::Retry { at, reason } => {
+                format!("forward to {peer} failed: {reason}; retry in {} s", wait(*at))
+            }
+            ForwardOutcome::Failover { reason, refused } => {
+                let how = if *refused { "refused" } else { "failed" };
+                format!("{peer} {how} it ({reason}): routing again without {peer}")
+            }
+            ForwardOutcome::Unanswered { at, reason } => format!(
+                "forward to {peer} failed: {reason}; {peer} may hold it: retry on {peer} only, in {} s",
+                wait(*at)
+            ),
+            ForwardOutcome::Uncertain { reason } => {
+                format!("{reason}: only the operator sends it again (`smsgw queue retry {id}`)")
+            }
+        }
+    }
+}
+
+/// Why request `id` waits for `peer` alone: `peer` may hold it, `because` of what.
+pub(in crate::store) fn held_by(peer: &str, id: i64, because: &str) -> String {
+    format!(
+        "{peer} may hold it ({because}): tried on {peer} only, until it answers or the validity ends; \
+         `smsgw queue retry {id}` routes it again"
+    )
+}
+
+/// The history line of a forward to `peer` that a stop or a crash cut off.
+pub(in crate::store) fn cut_off(peer: &str) -> String {
+    format!("the gateway stopped during a forward to {peer}: {peer} may hold it: retry on {peer} only")
+}

@@ -48,6 +48,23 @@ pub struct NewRequest {
     pub orcpt: Option<String>,
 }
 
+impl NewMail {
+    /// The history line of each of its requests' `received` event.
+    pub(in crate::store) fn received_detail(&self) -> String {
+        let mut detail = format!(
+            "from <{}> via {} ({}), {} part(s) {}",
+            self.sender, self.client, self.helo, self.parts, self.encoding
+        );
+        if let Some(origin) = &self.origin {
+            detail.push_str(&format!(
+                ", forwarded: request {origin}, through {}",
+                self.trace.join(", ")
+            ));
+        }
+        detail
+    }
+}
+
 impl Store {
     /// Stores an accepted mail as one request per recipient; returns their ids once the
     /// rows are durably committed. A forwarded mail seen before (same origin) returns the

@@ -3,6 +3,16 @@
 
 use super::{State, Store, StoreError, now_ms, transact};
 
+/// The states a request fails or expires from: any not final, and `sent` (a status
+/// report said the network could not deliver it).
+pub(in crate::store) const FAILABLE: [State; 5] = [
+    State::Received,
+    State::Forwarding,
+    State::Queued,
+    State::Sending,
+    State::Sent,
+];
+
 impl Store {
     /// A permanent failure (`to` = `Failed`), or validity run out (`to` = `Expired`),
     /// with its enhanced status code and reason; queues the sender's DSN.

@@ -135,6 +135,23 @@ pub struct ReportedPart {
     pub after: Duration,
 }
 
+/// The history line of `sending → sent` for a request of `parts` parts.
+pub(in crate::store) fn sent_detail(parts: usize) -> String {
+    if parts == 1 {
+        "sent".to_string()
+    } else {
+        format!("all {parts} parts sent")
+    }
+}
+
+/// Why lease recovery made a request `uncertain`: a part was between `AT+CMGS` and its
+/// answer.
+pub(in crate::store) const INTERRUPTED_AFTER_CMGS: &str =
+    "interrupted after AT+CMGS without an answer: may have been sent";
+
+/// Why lease recovery put a request back in the queue: no part had reached the modem.
+pub(in crate::store) const INTERRUPTED_BEFORE_CMGS: &str = "interrupted before any part reached the modem";
+
 /// From `from` to `to`, unix milliseconds; nothing if the clock went back.
 pub(in crate::store) fn elapsed(from: i64, to: i64) -> Duration {
     Duration::from_millis(u64::try_from(to - from).unwrap_or(0))

@@ -180,22 +180,7 @@ pub(in crate::store) async fn record_dsn_attempt(
     outcome: &DsnOutcome,
     now: i64,
 ) -> Result<(), StoreError> {
-    let action = dsn.action.as_str();
-    let (state, next, error, detail) = match outcome {
-        DsnOutcome::Sent(how) => (
-            DsnState::Sent,
-            now,
-            None,
-            Some(format!("{action} DSN delivered to <{}>: {how}", dsn.sender)),
-        ),
-        DsnOutcome::Retry { at, error } => (DsnState::Pending, *at, Some(error.as_str()), None),
-        DsnOutcome::Dropped(why) => (
-            DsnState::Dropped,
-            now,
-            Some(why.as_str()),
-            Some(format!("{action} DSN to <{}> dropped: {why}", dsn.sender)),
-        ),
-    };
+    let (state, next, error, detail) = outcome.record(dsn, now);
     // Only while it is still this instance's: one taken for dead meanwhile may have lost
     // it to a survivor, whose outcome stands.
     let recorded = tx

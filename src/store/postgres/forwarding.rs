@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::Tx;
 use super::lifecycle::transition;
 use super::site::{DEAD_AFTER_MS, SERVER_NOW};
+use crate::store::forwarding::{cut_off, held_by};
 use crate::store::routing::names;
 use crate::store::{ForwardOutcome, ForwardRequest, State, StoreError};
 
@@ -114,11 +115,11 @@ pub(in crate::store) async fn recover_forwards(tx: &Tx, now: i64) -> Result<usiz
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect::<Result<_, StoreError>>()?;
     for (id, peer) in &cut {
-        let detail =
-            format!("the gateway stopped during a forward to {peer}: {peer} may hold it: retry on {peer} only");
-        let why = format!(
-            "{peer} may hold it (the gateway stopped during a forward, before {peer} answered): tried on {peer} \
-             only, until it answers or the validity ends; `smsgw queue retry {id}` routes it again"
+        let detail = cut_off(peer);
+        let why = held_by(
+            peer,
+            *id,
+            &format!("the gateway stopped during a forward, before {peer} answered"),
         );
         if transition(tx, *id, &[State::Forwarding], State::Forwarding, now, &detail).await? {
             tx.execute(
@@ -160,9 +161,9 @@ pub(in crate::store) async fn record_forward(
         return Ok(());
     }
     let from = [State::Forwarding];
+    let detail = outcome.detail(id, peer, now);
     match outcome {
-        ForwardOutcome::Accepted(answer) => {
-            let detail = format!("forwarded to {peer}: {answer}");
+        ForwardOutcome::Accepted(_) => {
             if transition(tx, id, &from, State::Forwarded, now, &detail).await? {
                 tx.execute(
                     "UPDATE requests SET unanswered = false, reason = NULL WHERE id = $1",
@@ -171,9 +172,7 @@ pub(in crate::store) async fn record_forward(
                 .await?;
             }
         }
-        ForwardOutcome::Retry { at, reason } => {
-            let wait = (at - now).max(0) / 1000;
-            let detail = format!("forward to {peer} failed: {reason}; retry in {wait} s");
+        ForwardOutcome::Retry { at, .. } => {
             if transition(tx, id, &from, State::Forwarding, now, &detail).await? {
                 tx.execute(
                     "UPDATE requests SET next_attempt = $1, attempts = attempts + 1 WHERE id = $2",
@@ -182,9 +181,8 @@ pub(in crate::store) async fn record_forward(
                 .await?;
             }
         }
-        ForwardOutcome::Failover { reason, refused } => {
-            let (how, mark) = if *refused { ("refused", "!") } else { ("failed", "") };
-            let detail = format!("{peer} {how} it ({reason}): routing again without {peer}");
+        ForwardOutcome::Failover { refused, .. } => {
+            let mark = if *refused { "!" } else { "" };
             if transition(tx, id, &from, State::Received, now, &detail).await? {
                 tx.execute(
                     "UPDATE requests SET tried = tried || $1 || ',', route = NULL, next_attempt = NULL, attempts = 0
@@ -194,14 +192,8 @@ pub(in crate::store) async fn record_forward(
                 .await?;
             }
         }
-        ForwardOutcome::Unanswered { at, reason } => {
-            let wait = (at - now).max(0) / 1000;
-            let detail =
-                format!("forward to {peer} failed: {reason}; {peer} may hold it: retry on {peer} only, in {wait} s");
-            let why = format!(
-                "{peer} may hold it (a forward's end of data left, no answer came): tried on {peer} only, \
-                 until it answers or the validity ends; `smsgw queue retry {id}` routes it again"
-            );
+        ForwardOutcome::Unanswered { at, .. } => {
+            let why = held_by(peer, id, "a forward's end of data left, no answer came");
             if transition(tx, id, &from, State::Forwarding, now, &detail).await? {
                 tx.execute(
                     "UPDATE requests SET next_attempt = $1, attempts = attempts + 1, unanswered = true, reason = $2
@@ -212,7 +204,6 @@ pub(in crate::store) async fn record_forward(
             }
         }
         ForwardOutcome::Uncertain { reason } => {
-            let detail = format!("{reason}: only the operator sends it again (`smsgw queue retry {id}`)");
             if transition(tx, id, &from, State::Uncertain, now, &detail).await? {
                 tx.execute(
                     "UPDATE requests SET next_attempt = NULL, reason = $1 WHERE id = $2",

@@ -48,16 +48,7 @@ pub(in crate::store) async fn receive_alone(pg: &Pg, mail: &NewMail, now: i64) -
 
 /// The mail, its requests and their `received` events, in one statement.
 async fn insert(client: &Object, mail: &NewMail, now: i64) -> Result<Vec<i64>, StoreError> {
-    let mut detail = format!(
-        "from <{}> via {} ({}), {} part(s) {}",
-        mail.sender, mail.client, mail.helo, mail.parts, mail.encoding
-    );
-    if let Some(origin) = &mail.origin {
-        detail.push_str(&format!(
-            ", forwarded: request {origin}, through {}",
-            mail.trace.join(", ")
-        ));
-    }
+    let detail = mail.received_detail();
     let recipients: Vec<&str> = mail.requests.iter().map(|r| r.recipient.as_str()).collect();
     let numbers: Vec<&str> = mail.requests.iter().map(|r| r.number.as_str()).collect();
     let notify: Vec<Option<&str>> = mail.requests.iter().map(|r| r.notify.as_deref()).collect();

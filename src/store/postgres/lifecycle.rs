@@ -2,6 +2,7 @@
 
 use super::site::QUEUED;
 use super::{Tx, dsn};
+use crate::store::lifecycle::FAILABLE;
 use crate::store::{DsnAction, PartStatus, State, StoreError};
 
 /// Appends one line to a request's history.
@@ -53,14 +54,7 @@ pub(in crate::store) async fn fail(
     reason: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let from = [
-        State::Received,
-        State::Forwarding,
-        State::Queued,
-        State::Sending,
-        State::Sent,
-    ];
-    fail_from(tx, id, &from, to, status, reason, now).await
+    fail_from(tx, id, &FAILABLE, to, status, reason, now).await
 }
 
 /// [`fail`], only from one of `from`.

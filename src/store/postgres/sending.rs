@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::lifecycle::{fail, transition};
 use super::site::{DEAD_AFTER_MS, QUEUED, SERVER_NOW};
 use super::{Tx, dsn};
-use crate::store::sending::elapsed;
+use crate::store::sending::{INTERRUPTED_AFTER_CMGS, INTERRUPTED_BEFORE_CMGS, elapsed, sent_detail};
 use crate::store::{DsnAction, PartStatus, ReportedPart, State, StoreError};
 
 /// When the next queued request waiting for its retry time (after `now`) falls due.
@@ -113,11 +113,7 @@ pub(in crate::store) async fn mark_sent_if_complete(
     if in_network < parts as i64 {
         return Ok(None);
     }
-    let detail = if parts == 1 {
-        "sent".to_string()
-    } else {
-        format!("all {parts} parts sent")
-    };
+    let detail = sent_detail(parts);
     if !transition(tx, id, &[State::Sending], State::Sent, now, &detail).await? {
         return Ok(None);
     }
@@ -294,15 +290,9 @@ pub(in crate::store) async fn recover_leases(tx: &Tx, lease_before: i64, now: i6
             .await?
             .try_get(0)?;
         if reached_modem {
-            make_uncertain(
-                tx,
-                id,
-                "interrupted after AT+CMGS without an answer: may have been sent",
-                now,
-            )
-            .await?;
+            make_uncertain(tx, id, INTERRUPTED_AFTER_CMGS, now).await?;
         } else {
-            back_to_queue(tx, id, now, "interrupted before any part reached the modem", now).await?;
+            back_to_queue(tx, id, now, INTERRUPTED_BEFORE_CMGS, now).await?;
         }
     }
     Ok(stuck.len())

@@ -138,22 +138,7 @@ pub(in crate::store) fn record_dsn_attempt(
     outcome: &DsnOutcome,
     now: i64,
 ) -> Result<(), StoreError> {
-    let action = dsn.action.as_str();
-    let (state, next, error, detail) = match outcome {
-        DsnOutcome::Sent(how) => (
-            DsnState::Sent,
-            now,
-            None,
-            Some(format!("{action} DSN delivered to <{}>: {how}", dsn.sender)),
-        ),
-        DsnOutcome::Retry { at, error } => (DsnState::Pending, *at, Some(error.as_str()), None),
-        DsnOutcome::Dropped(why) => (
-            DsnState::Dropped,
-            now,
-            Some(why.as_str()),
-            Some(format!("{action} DSN to <{}> dropped: {why}", dsn.sender)),
-        ),
-    };
+    let (state, next, error, detail) = outcome.record(dsn, now);
     conn.prepare_cached(
         "UPDATE dsns SET state = ?1, next_attempt = ?2, last_error = ?3, attempts = attempts + 1 WHERE id = ?4",
     )?

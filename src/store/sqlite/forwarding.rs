@@ -1,6 +1,7 @@
 //! SQLite: forwarding.
 
 use super::lifecycle::transition;
+use crate::store::forwarding::{cut_off, held_by};
 use crate::store::routing::names;
 use crate::store::{ForwardOutcome, ForwardRequest};
 use crate::store::{State, StoreError};
@@ -83,11 +84,11 @@ pub(in crate::store) fn recover_forwards(conn: &Connection, now: i64) -> Result<
         .query_map([State::Forwarding], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (id, peer) in &cut {
-        let detail =
-            format!("the gateway stopped during a forward to {peer}: {peer} may hold it: retry on {peer} only");
-        let why = format!(
-            "{peer} may hold it (the gateway stopped during a forward, before {peer} answered): tried on {peer} \
-             only, until it answers or the validity ends; `smsgw queue retry {id}` routes it again"
+        let detail = cut_off(peer);
+        let why = held_by(
+            peer,
+            *id,
+            &format!("the gateway stopped during a forward, before {peer} answered"),
         );
         if transition(conn, *id, &[State::Forwarding], State::Forwarding, now, &detail)? {
             conn.prepare_cached("UPDATE requests SET in_flight = 0, unanswered = 1, reason = ?1 WHERE id = ?2")?
@@ -125,25 +126,22 @@ pub(in crate::store) fn record_forward(
         return Ok(());
     }
     let from = [State::Forwarding];
+    let detail = outcome.detail(id, peer, now);
     match outcome {
-        ForwardOutcome::Accepted(answer) => {
-            let detail = format!("forwarded to {peer}: {answer}");
+        ForwardOutcome::Accepted(_) => {
             if transition(conn, id, &from, State::Forwarded, now, &detail)? {
                 conn.prepare_cached("UPDATE requests SET unanswered = 0, reason = NULL WHERE id = ?1")?
                     .execute(params![id])?;
             }
         }
-        ForwardOutcome::Retry { at, reason } => {
-            let wait = (at - now).max(0) / 1000;
-            let detail = format!("forward to {peer} failed: {reason}; retry in {wait} s");
+        ForwardOutcome::Retry { at, .. } => {
             if transition(conn, id, &from, State::Forwarding, now, &detail)? {
                 conn.prepare_cached("UPDATE requests SET next_attempt = ?1, attempts = attempts + 1 WHERE id = ?2")?
                     .execute(params![at, id])?;
             }
         }
-        ForwardOutcome::Failover { reason, refused } => {
-            let (how, mark) = if *refused { ("refused", "!") } else { ("failed", "") };
-            let detail = format!("{peer} {how} it ({reason}): routing again without {peer}");
+        ForwardOutcome::Failover { refused, .. } => {
+            let mark = if *refused { "!" } else { "" };
             if transition(conn, id, &from, State::Received, now, &detail)? {
                 conn.prepare_cached(
                     "UPDATE requests SET tried = tried || ?1 || ',', route = NULL, next_attempt = NULL, attempts = 0
@@ -152,14 +150,8 @@ pub(in crate::store) fn record_forward(
                 .execute(params![format!("{mark}{peer}"), id])?;
             }
         }
-        ForwardOutcome::Unanswered { at, reason } => {
-            let wait = (at - now).max(0) / 1000;
-            let detail =
-                format!("forward to {peer} failed: {reason}; {peer} may hold it: retry on {peer} only, in {wait} s");
-            let why = format!(
-                "{peer} may hold it (a forward's end of data left, no answer came): tried on {peer} only, \
-                 until it answers or the validity ends; `smsgw queue retry {id}` routes it again"
-            );
+        ForwardOutcome::Unanswered { at, .. } => {
+            let why = held_by(peer, id, "a forward's end of data left, no answer came");
             if transition(conn, id, &from, State::Forwarding, now, &detail)? {
                 conn.prepare_cached(
                     "UPDATE requests SET next_attempt = ?1, attempts = attempts + 1, unanswered = 1, reason = ?2
@@ -169,7 +161,6 @@ pub(in crate::store) fn record_forward(
             }
         }
         ForwardOutcome::Uncertain { reason } => {
-            let detail = format!("{reason}: only the operator sends it again (`smsgw queue retry {id}`)");
             if transition(conn, id, &from, State::Uncertain, now, &detail)? {
                 conn.prepare_cached("UPDATE requests SET next_attempt = NULL, reason = ?1 WHERE id = ?2")?
                     .execute(params![reason, id])?;

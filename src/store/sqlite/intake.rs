@@ -83,16 +83,7 @@ pub(in crate::store) fn receive_within(
             instance
         ])?;
         let id = conn.last_insert_rowid();
-        let mut detail = format!(
-            "from <{}> via {} ({}), {} part(s) {}",
-            mail.sender, mail.client, mail.helo, mail.parts, mail.encoding
-        );
-        if let Some(origin) = &mail.origin {
-            detail.push_str(&format!(
-                ", forwarded: request {origin}, through {}",
-                mail.trace.join(", ")
-            ));
-        }
+        let detail = mail.received_detail();
         event(conn, id, now, State::Received, &detail)?;
         ids.push(id);
     }

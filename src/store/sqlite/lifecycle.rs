@@ -2,6 +2,7 @@
 
 use super::dsn;
 use crate::store::DsnAction;
+use crate::store::lifecycle::FAILABLE;
 use crate::store::{PartStatus, State, StoreError};
 use rusqlite::{Connection, params};
 
@@ -51,14 +52,7 @@ pub(in crate::store) fn fail(
     reason: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let from = [
-        State::Received,
-        State::Forwarding,
-        State::Queued,
-        State::Sending,
-        State::Sent,
-    ];
-    fail_from(conn, id, &from, to, status, reason, now)
+    fail_from(conn, id, &FAILABLE, to, status, reason, now)
 }
 
 /// [`fail`], only from one of `from`: a decision taken on a state read earlier must not

@@ -2,7 +2,7 @@
 
 use super::dsn;
 use super::lifecycle::{fail, transition};
-use crate::store::sending::elapsed;
+use crate::store::sending::{INTERRUPTED_AFTER_CMGS, INTERRUPTED_BEFORE_CMGS, elapsed, sent_detail};
 use crate::store::{DsnAction, ReportedPart};
 use crate::store::{PartStatus, State, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -97,11 +97,7 @@ pub(in crate::store) fn mark_sent_if_complete(
     if in_network < parts as i64 {
         return Ok(None);
     }
-    let detail = if parts == 1 {
-        "sent".to_string()
-    } else {
-        format!("all {parts} parts sent")
-    };
+    let detail = sent_detail(parts);
     if !transition(conn, id, &[State::Sending], State::Sent, now, &detail)? {
         return Ok(None);
     }
@@ -217,14 +213,9 @@ pub(in crate::store) fn recover_leases(conn: &Connection, lease_before: i64, now
     // AT+CMGS and its answer makes the request uncertain.
     for &(id, reached_modem) in &stuck {
         if reached_modem {
-            mark_uncertain(
-                conn,
-                id,
-                "interrupted after AT+CMGS without an answer: may have been sent",
-                now,
-            )?;
+            mark_uncertain(conn, id, INTERRUPTED_AFTER_CMGS, now)?;
         } else {
-            requeue(conn, id, now, "interrupted before any part reached the modem", now)?;
+            requeue(conn, id, now, INTERRUPTED_BEFORE_CMGS, now)?;
         }
     }
     Ok(stuck.len())
