@@ -22,6 +22,8 @@ use view::Cluster;
 
 /// Looks again this often even without a wake-up (a safety net, not the mechanism).
 const SWEEP: Duration = Duration::from_secs(1);
+/// How often the site's modems are read again (the instances record theirs this often).
+const SITE_READ: Duration = Duration::from_secs(1);
 /// Requests planned per round.
 const BATCH: usize = 256;
 /// How often waiting requests are checked again for a number no instance can send to
@@ -30,20 +32,26 @@ const UNROUTABLE_CHECK: Duration = Duration::from_secs(60);
 
 /// Routes until `shutdown`; requests with no instance able to send them now are looked
 /// at again after `retry`. In a site, every live instance's modems count as this
-/// instance's (read again each round, at least every second).
+/// instance's (read again at most every [`SITE_READ`], not at every round: rounds follow
+/// every mail accepted).
 pub async fn run(cluster: Arc<Cluster>, store: Store, retry: Duration, shutdown: CancellationToken) {
     if cluster.has_peers() {
         cluster.first_poll(retry).await;
     }
     let mut next_check = Instant::now();
+    let mut next_site_read = Instant::now();
     let (cluster, store) = (&cluster, &store);
     stage::run(&store.wake.received, SWEEP, &shutdown, || {
         let check = Instant::now() >= next_check;
         if check {
             next_check = Instant::now() + UNROUTABLE_CHECK;
         }
+        let read_site = Instant::now() >= next_site_read;
+        if read_site {
+            next_site_read = Instant::now() + SITE_READ;
+        }
         async move {
-            if let Err(error) = cluster.refresh_site().await {
+            if read_site && let Err(error) = cluster.refresh_site().await {
                 tracing::error!(%error, "routing cannot read the site's modems");
             }
             if check && let Err(error) = fail_unroutable(cluster, store).await {

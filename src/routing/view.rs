@@ -78,6 +78,18 @@ impl Status {
     }
 }
 
+/// The site's modems as last read, and their tariffs as the plan reads them (made once
+/// per read, not at each `RCPT TO`).
+struct Site {
+    modems: Vec<SiteModem>,
+    tariffs: Vec<Tariff>,
+}
+
+/// A tariff as the plan reads it.
+fn tariff_of(tariff: &BTreeMap<String, f64>) -> Tariff {
+    Tariff::new(tariff.iter().map(|(p, c)| (p.as_str(), *c)))
+}
+
 /// One peer as last polled.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerView {
@@ -112,7 +124,7 @@ pub struct Cluster {
     peers: RwLock<Vec<PeerView>>,
     /// On PostgreSQL, every modem of the site as last read (this instance's among them):
     /// the site routes as one instance. `None`: alone.
-    site: RwLock<Option<Vec<SiteModem>>>,
+    site: RwLock<Option<Arc<Site>>>,
     /// Told after each poll, for [`Cluster::first_poll`].
     polled: tokio::sync::Notify,
 }
@@ -136,11 +148,7 @@ impl Cluster {
         Cluster {
             name: config.instance.name.clone(),
             modems: config.modem.clone(),
-            tariffs: config
-                .modem
-                .iter()
-                .map(|m| Tariff::new(m.tariff.iter().map(|(p, c)| (p.as_str(), *c))))
-                .collect(),
+            tariffs: config.modem.iter().map(|m| tariff_of(&m.tariff)).collect(),
             board,
             store,
             workload_cost: config.routing.workload_cost,
@@ -156,14 +164,19 @@ impl Cluster {
     }
 
     /// The site's modems as last read, on PostgreSQL.
-    fn site(&self) -> Option<Vec<SiteModem>> {
+    fn site(&self) -> Option<Arc<Site>> {
         self.site.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Reads the site's modems again (on PostgreSQL; nothing on SQLite): routing, the
     /// `RCPT TO` check and `/status` then count every instance's modems as this site's.
     pub async fn refresh_site(&self) -> Result<(), StoreError> {
-        let site = self.store.site_modems().await?;
+        let site = self.store.site_modems().await?.map(|modems| {
+            Arc::new(Site {
+                tariffs: modems.iter().map(|m| tariff_of(&m.tariff)).collect(),
+                modems,
+            })
+        });
         *self.site.write().unwrap_or_else(|e| e.into_inner()) = site;
         Ok(())
     }
@@ -189,13 +202,8 @@ impl Cluster {
     /// instance with no modem and no peer, which keeps what it accepts until modems are
     /// configured.
     pub fn reach(&self, number: &E164) -> Reach {
-        let site: Option<Vec<Tariff>> = self.site().map(|modems| {
-            modems
-                .iter()
-                .map(|m| Tariff::new(m.tariff.iter().map(|(p, c)| (p.as_str(), *c))))
-                .collect()
-        });
-        let tariffs = site.as_ref().unwrap_or(&self.tariffs);
+        let site = self.site();
+        let tariffs = site.as_ref().map_or(&self.tariffs, |site| &site.tariffs);
         let peers = self.read();
         if tariffs.is_empty() && peers.is_empty() {
             return Reach::Unknown;
@@ -216,7 +224,7 @@ impl Cluster {
     /// when this instance has no modem and no peer (it keeps what it accepts).
     pub fn local_prefixes(&self) -> Option<Vec<String>> {
         let prefixes: Vec<String> = match self.site() {
-            Some(site) => site.iter().flat_map(|m| m.tariff.keys().cloned()).collect(),
+            Some(site) => site.modems.iter().flat_map(|m| m.tariff.keys().cloned()).collect(),
             None => self.modems.iter().flat_map(|m| m.tariff.keys().cloned()).collect(),
         };
         if prefixes.is_empty() && !self.has_peers() {
@@ -267,12 +275,12 @@ impl Cluster {
             })
             .collect();
         // The site's other instances' modems: this site sends with them too.
-        for other in self.site().unwrap_or_default() {
+        for other in self.site().iter().flat_map(|site| site.modems.iter()) {
             if modems.iter().any(|m| m.name == other.name) {
                 continue;
             }
             modems.push(ModemStatus {
-                name: other.name,
+                name: other.name.clone(),
                 state: if other.ready {
                     ModemState::Ready
                 } else {
@@ -280,7 +288,7 @@ impl Cluster {
                 },
                 signal: None,
                 per_minute: 0,
-                tariff: other.tariff,
+                tariff: other.tariff.clone(),
                 parts_sent: 0,
                 send_errors: 0,
             });
