@@ -91,6 +91,19 @@ fn offer(address: SocketAddr, number: &str) -> Offered {
 }
 
 /// Requests by id.
+/// Waits until `gateway`'s `/status` shows the site's modem `modem` ready: each
+/// instance reads the others' modems every second.
+fn wait_ready_in_status(gateway: &Gateway, modem: &str) {
+    eventually(Duration::from_secs(10), || {
+        let status: Value = serde_json::from_str(&gateway.http_get("/status")).expect("JSON");
+        let modems = status["modems"].as_array().expect("modems");
+        match modems.iter().find(|m| m["name"] == modem) {
+            Some(found) if found["state"] == "ready" => Ok(()),
+            found => Err(format!("{modem} in /status: {found:?}")),
+        }
+    });
+}
+
 fn by_id(queue: &[Value]) -> BTreeMap<i64, &Value> {
     queue.iter().map(|r| (r["id"].as_i64().unwrap(), r)).collect()
 }
@@ -146,14 +159,7 @@ fn a_mail_to_one_instance_is_sent_by_the_other_instances_modem() {
     a.wait_for_log("ready modem=a1");
     b.wait_for_log("ready modem=b1");
     // a reads the site's modems every second: b1 is the site's once a's /status shows it.
-    eventually(Duration::from_secs(10), || {
-        let status: Value = serde_json::from_str(&a.http_get("/status")).expect("JSON");
-        let modems = status["modems"].as_array().expect("modems");
-        match modems.iter().find(|m| m["name"] == "b1") {
-            Some(b1) if b1["state"] == "ready" => Ok(()),
-            other => Err(format!("a's /status shows b1 as {other:?}")),
-        }
-    });
+    wait_ready_in_status(&a, "b1");
     let reply = a.client().mail(&["+33612345678@sms"], &message("site", "sent by b"));
     assert_eq!(reply.code, 250, "{reply:?}");
     let id = queued_ids(&reply.text())[0];
@@ -682,16 +688,8 @@ fn a_failing_cheaper_modem_leaves_its_retries_to_the_site() {
         ),
     );
     // Each knows the other's modem before the mail: b1 leaves +33 to the cheaper a1.
-    for (gateway, other) in [(&a, "b1"), (&b, "a1")] {
-        eventually(Duration::from_secs(10), || {
-            let status: Value = serde_json::from_str(&gateway.http_get("/status")).expect("JSON");
-            let modems = status["modems"].as_array().expect("modems");
-            match modems.iter().find(|m| m["name"] == other) {
-                Some(modem) if modem["state"] == "ready" => Ok(()),
-                found => Err(format!("{other} in /status: {found:?}")),
-            }
-        });
-    }
+    wait_ready_in_status(&a, "b1");
+    wait_ready_in_status(&b, "a1");
     let reply = a
         .client()
         .mail(&[&format!("{number}@sms")], &message("site", "retried elsewhere"));
