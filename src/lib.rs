@@ -42,8 +42,8 @@ pub enum RunError {
     /// The TLS certificate or the users file could not be read.
     #[error(transparent)]
     Credentials(#[from] credentials::CredentialsError),
-    /// `dsn.tls_ca_file` or its pins are unusable.
-    #[error("dsn: {0}")]
+    /// `outbound.tls_ca_file` or its pins (DSNs' transport) are unusable.
+    #[error("outbound: {0}")]
     DsnTls(outbound::TlsSetupError),
     /// A `[[peer]]`'s CA file or pins are unusable.
     #[error("peer {0}: {1}")]

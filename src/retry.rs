@@ -1,6 +1,6 @@
 //! The one retry schedule: how long a stage waits before trying again after a
 //! temporary failure. Modems (`sms.retry_delays_secs`), forwarding
-//! (`routing.retry_delays_secs`) and DSNs (`dsn.retry_delays_secs`) each read theirs
+//! (`routing.retry_delays_secs`) and DSNs (`outbound.retry_delays_secs`) each read theirs
 //! from the config, where it is parsed once and never empty.
 //!
 //! Attempts are counted from 1: after the first attempt failed, the wait is the first

@@ -10,6 +10,10 @@ const LIST_KEYS: &[&str] = &[
     "sms.national_language_tables",
     "sms.retry_delays_secs",
     "routing.retry_delays_secs",
+    "outbound.tls_pin_sha256",
+    "outbound.retry_delays_secs",
+    "outbound.nameservers",
+    // Their spellings before [outbound], still read.
     "dsn.tls_pin_sha256",
     "dsn.retry_delays_secs",
     "dsn.nameservers",

@@ -10,10 +10,12 @@
 //!
 //! This file is the schema. `env` layers the environment over the file, `read` reads
 //! the sections and reports their problems, `validate` checks what a type alone cannot,
-//! `values` holds the typed values, `modem` the `[[modem]]` entries.
+//! `values` holds the typed values, `modem` the `[[modem]]` entries, `moved` the keys
+//! still read where an older release had them.
 
 mod env;
 mod modem;
+mod moved;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -58,10 +60,16 @@ pub struct Config {
     pub peer: Vec<Peer>,
     /// Delivery status notifications (`[dsn]`).
     pub dsn: Dsn,
+    /// The outbound mail transport of DSNs and of the mails made from incoming SMS
+    /// (`[outbound]`).
+    pub outbound: Outbound,
     /// Who may send what (`[security]`).
     pub security: Security,
     /// The queue database (`[store]`).
     pub store: Store,
+    /// The `[outbound]` keys this file set under `[dsn]`, where the last release had
+    /// them: each is a warning of [`Config::warnings`].
+    moved: Vec<moved::Moved>,
 }
 
 /// This instance (`[instance]`).
@@ -271,49 +279,66 @@ pub enum OutboundTls {
     None,
 }
 
-/// Delivery status notifications to senders (`[dsn]`).
+/// Delivery status notifications to senders (`[dsn]`). They go out through
+/// [`Outbound`], which until that section came held here its transport keys: their old
+/// spellings (`dsn.smart_host`, ...) are still read (see `moved`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dsn {
-    /// "host:port" every DSN goes through; empty: straight to the sender domain's MX.
-    #[serde(deserialize_with = "values::empty_is_none")]
-    pub smart_host: Option<HostPort>,
     /// The DSN's `From`; empty: postmaster at `smtp.hostname`.
     pub from: String,
+    /// A `delayed` DSN (NOTIFY=DELAY) once a request waits this long unsent; 0: never.
+    pub delay_after_secs: u64,
+    /// A request sent this long ago without a status report gets a `relayed` DSN; 0: never.
+    pub report_wait_secs: u64,
+}
+
+impl Default for Dsn {
+    fn default() -> Self {
+        Self {
+            from: String::new(),
+            delay_after_secs: 4 * 3600,
+            report_wait_secs: 3600,
+        }
+    }
+}
+
+/// The one outbound mail transport (`[outbound]`): how DSNs, and the mails made from
+/// incoming SMS, reach their recipients. Where they go is decided here too: a smart
+/// host, or each recipient domain's MX hosts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outbound {
+    /// "host:port" every mail goes through; empty: straight to the recipient domain's MX.
+    #[serde(deserialize_with = "values::empty_is_none")]
+    pub smart_host: Option<HostPort>,
     /// TLS towards the smart host or MX: "verify", "opportunistic" or "none"; unset:
-    /// "verify" for a smart host, "opportunistic" for MX hosts (see [`Config::dsn_tls`]).
+    /// "verify" for a smart host, "opportunistic" for MX hosts (see [`Config::outbound_tls`]).
     pub tls: Option<OutboundTls>,
     /// Extra CA certificates (PEM) trusted beside the system's, e.g. a company CA.
     pub tls_ca_file: PathBuf,
     /// SHA-256 fingerprints (hex) of certificates accepted as they are, self-signed or not.
     pub tls_pin_sha256: Vec<Pin>,
-    /// A `delayed` DSN (NOTIFY=DELAY) once a request waits this long unsent; 0: never.
-    pub delay_after_secs: u64,
-    /// A request sent this long ago without a status report gets a `relayed` DSN; 0: never.
-    pub report_wait_secs: u64,
-    /// Delays before each new attempt to deliver a DSN; the last one repeats.
+    /// Delays before each new attempt to deliver a mail; the last one repeats.
     pub retry_delays_secs: crate::retry::RetrySchedule,
-    /// A DSN not delivered after this long is logged and dropped.
+    /// A mail not delivered after this long is logged and dropped.
     pub lifetime_hours: u64,
     /// Time any one step of an SMTP delivery may take.
     pub timeout_secs: u64,
-    /// DNS servers asked for the MX records of senders' domains; empty: the system's
+    /// DNS servers asked for the MX records of recipients' domains; empty: the system's
     /// (`/etc/resolv.conf`). The MX hosts' own addresses come from the system's resolver.
     pub nameservers: Vec<Nameserver>,
     /// The port MX hosts are reached on (Postfix's `smtp_tcp_port`); not the smart host's.
     pub mx_port: u16,
 }
 
-impl Default for Dsn {
+impl Default for Outbound {
     fn default() -> Self {
         Self {
             smart_host: None,
-            from: String::new(),
             tls: None,
             tls_ca_file: PathBuf::new(),
             tls_pin_sha256: Vec::new(),
-            delay_after_secs: 4 * 3600,
-            report_wait_secs: 3600,
             retry_delays_secs: crate::retry::RetrySchedule::from_secs(60, &[300, 900, 1800, 3600]),
             lifetime_hours: 5 * 24,
             timeout_secs: 60,
@@ -415,11 +440,11 @@ impl Config {
         read::from_raw(&layered)
     }
 
-    /// TLS for DSN delivery: as set, else verified towards a smart host (one server the
-    /// operator chose) and opportunistic towards senders' MX hosts, as MTAs deliver on
-    /// the internet (many MX certificates name no host a CA vouched for).
-    pub fn dsn_tls(&self) -> OutboundTls {
-        match (self.dsn.tls, &self.dsn.smart_host) {
+    /// TLS for outbound mail (`[outbound]`): as set, else verified towards a smart host
+    /// (one server the operator chose) and opportunistic towards recipients' MX hosts, as
+    /// MTAs deliver on the internet (many MX certificates name no host a CA vouched for).
+    pub fn outbound_tls(&self) -> OutboundTls {
+        match (self.outbound.tls, &self.outbound.smart_host) {
             (Some(tls), _) => tls,
             (None, Some(_)) => OutboundTls::Verify,
             (None, None) => OutboundTls::Opportunistic,

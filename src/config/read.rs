@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-use super::{Config, validate};
+use super::{Config, Outbound, moved, validate};
 
 /// One problem in the configuration, named by its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,13 +46,14 @@ impl ConfigError {
 }
 
 const SECTIONS: &[&str] = &[
-    "instance", "smtp", "sms", "modem", "http", "routing", "peer", "dsn", "security", "store",
+    "instance", "smtp", "sms", "modem", "http", "routing", "peer", "dsn", "outbound", "security", "store",
 ];
 
 /// Reads every section, then validates the whole.
 pub(super) fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
     let mut problems = Vec::new();
-    let tables: HashMap<String, config::Value> = raw.clone().try_deserialize().unwrap_or_default();
+    let mut tables: HashMap<String, config::Value> = raw.clone().try_deserialize().unwrap_or_default();
+    let moved_keys = moved::take_from_dsn(&mut tables);
     for key in tables.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
         let known = SECTIONS.join(", ");
         problems.push(Problem::new(key, &format!("unknown section (known: {known})")));
@@ -68,6 +69,13 @@ pub(super) fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
         section(&tables, "routing", &mut problems),
     );
     let peers: Vec<validate::PeerEntry> = list(&tables, "peer", &mut problems);
+    // Each read is checked as written, so that a problem names the key the file has,
+    // even under [dsn] where [outbound] overrides it.
+    let mut outbound: Outbound = section(&tables, "outbound", &mut problems);
+    validate::check_outbound(&outbound, "outbound", &mut problems);
+    let old: Outbound = section(&moved_keys, "dsn", &mut problems);
+    validate::check_outbound(&old, "dsn", &mut problems);
+    let moved = moved::merge(&tables, &mut outbound, &moved_keys, &old);
     let mut config = Config {
         instance,
         smtp,
@@ -77,8 +85,10 @@ pub(super) fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
         routing,
         peer: Vec::new(),
         dsn: section(&tables, "dsn", &mut problems),
+        outbound,
         security: section(&tables, "security", &mut problems),
         store: section(&tables, "store", &mut problems),
+        moved,
     };
     config.peer = validate::check(&config, &peers, &mut problems);
     if problems.is_empty() {

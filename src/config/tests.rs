@@ -37,8 +37,8 @@ fn an_empty_file_is_the_defaults() {
     );
     assert_eq!(config.sms.default_region.to_string(), "GB");
     assert_eq!(config.http.listen, None);
-    assert_eq!(config.dsn.smart_host, None);
-    assert_eq!(config.dsn_tls(), OutboundTls::Opportunistic);
+    assert_eq!(config.outbound.smart_host, None);
+    assert_eq!(config.outbound_tls(), OutboundTls::Opportunistic);
     assert!(config.peer.is_empty());
 }
 
@@ -46,7 +46,7 @@ fn an_empty_file_is_the_defaults() {
 fn values_are_read_into_their_types() {
     let config = load(&format!(
         "[sms]\ndefault_region = \"fr\"\nnational_language_tables = [\"tr\", \"PT\"]\n\
-         [dsn]\nsmart_host = \"mail.example.com:587\"\ntls_pin_sha256 = [\"{PIN}\"]\n\
+         [outbound]\nsmart_host = \"mail.example.com:587\"\ntls_pin_sha256 = [\"{PIN}\"]\n\
          [security]\ntrusted_networks = [\"10.0.0.0/8\", \"2001:db8::1\"]\n{}",
         peer(&format!("tls_pin_sha256 = [\"{}\"]", PIN.to_ascii_uppercase()))
     ))
@@ -57,10 +57,10 @@ fn values_are_read_into_their_types() {
         [Language::Turkish, Language::Portuguese]
     );
     assert_eq!(config.http.listen, Some(SocketAddr::from(([127, 0, 0, 1], 8025))));
-    let smart_host = config.dsn.smart_host.as_ref().unwrap();
+    let smart_host = config.outbound.smart_host.as_ref().unwrap();
     assert_eq!((smart_host.host(), smart_host.port()), ("mail.example.com", 587));
-    assert_eq!(config.dsn_tls(), OutboundTls::Verify);
-    assert_eq!(config.dsn.tls_pin_sha256, [PIN.parse::<Pin>().unwrap()]);
+    assert_eq!(config.outbound_tls(), OutboundTls::Verify);
+    assert_eq!(config.outbound.tls_pin_sha256, [PIN.parse::<Pin>().unwrap()]);
     let networks: Vec<String> = config
         .security
         .trusted_networks
@@ -74,21 +74,21 @@ fn values_are_read_into_their_types() {
     assert_eq!(fr.smtp.first().to_string(), "[2001:db8::1]:25");
     assert_eq!(fr.status_url.first().authority().to_string(), "fr-gw.example.net:8025");
     assert_eq!(fr.status_url.first().path(), "/status");
-    assert_eq!(fr.tls_pin_sha256, config.dsn.tls_pin_sha256);
+    assert_eq!(fr.tls_pin_sha256, config.outbound.tls_pin_sha256);
 }
 
 #[test]
 fn every_bad_element_of_a_list_is_named_by_its_index_as_written() {
     let found = problems(&format!(
         "[security]\ntrusted_networks = [\"10.0.0.0/8\", \"x\", \"10.0.0.0/33\", \"::1\", \"y\"]\n\
-         [dsn]\ntls_pin_sha256 = [\"00\", \"{PIN}\", \"zz\"]\n",
+         [outbound]\ntls_pin_sha256 = [\"00\", \"{PIN}\", \"zz\"]\n",
     ));
     let pin = "must be a SHA-256 fingerprint: 64 hex digits, colons allowed";
     assert_eq!(
         found,
         sorted([
-            format!("dsn.tls_pin_sha256[0]: {pin}"),
-            format!("dsn.tls_pin_sha256[2]: {pin}"),
+            format!("outbound.tls_pin_sha256[0]: {pin}"),
+            format!("outbound.tls_pin_sha256[2]: {pin}"),
             "security.trusted_networks[1]: \"x\" is not an IP network such as 10.0.0.0/8".into(),
             "security.trusted_networks[2]: \"10.0.0.0/33\": prefix length above 32".into(),
             "security.trusted_networks[4]: \"y\" is not an IP network such as 10.0.0.0/8".into(),
@@ -100,7 +100,7 @@ fn every_bad_element_of_a_list_is_named_by_its_index_as_written() {
 fn a_bad_value_is_named_by_its_key() {
     let found = problems(
         "[sms]\ndefault_region = \"XX\"\nnational_language_tables = [\"es\", \"xx\"]\n\
-         [dsn]\nsmart_host = \"mail.example.com\"\n[http]\nlisten = \"everywhere\"\n",
+         [outbound]\nsmart_host = \"mail.example.com\"\n[http]\nlisten = \"everywhere\"\n",
     );
     assert_eq!(
         found,
@@ -108,7 +108,7 @@ fn a_bad_value_is_named_by_its_key() {
             "sms.default_region: must be an ISO 3166 region code known to libphonenumber, such as \"GB\" or \"FR\"",
             "sms.national_language_tables[1]: unknown SMS language \"xx\": expected one of tr, es, pt",
             "http.listen: must be an address such as \"127.0.0.1:8025\"",
-            "dsn.smart_host: must be host:port, such as \"mail.example.com:25\"",
+            "outbound.smart_host: must be host:port, such as \"mail.example.com:25\"",
         ])
     );
 }
@@ -240,12 +240,12 @@ fn retry_schedules_are_read_once_and_never_empty() {
         std::time::Duration::from_secs(3600)
     );
     assert_eq!(
-        config.dsn.retry_delays_secs.delay(1),
+        config.outbound.retry_delays_secs.delay(1),
         std::time::Duration::from_secs(60)
     );
     let found = problems(
         "[sms]\nretry_delays_secs = []\n[routing]\nretry_delays_secs = []\n\
-         [dsn]\nretry_delays_secs = [-1]\n",
+         [outbound]\nretry_delays_secs = [-1]\n",
     );
     assert_eq!(
         found,
@@ -253,7 +253,7 @@ fn retry_schedules_are_read_once_and_never_empty() {
             "sms.retry_delays_secs: needs at least one delay",
             "routing.retry_delays_secs: needs at least one delay",
             // Left empty by its bad element: not reported twice.
-            "dsn.retry_delays_secs[0]: expected an unsigned 64 bit or less integer, found 64-bit integer `-1`",
+            "outbound.retry_delays_secs[0]: expected an unsigned 64 bit or less integer, found 64-bit integer `-1`",
         ])
     );
 }
@@ -430,5 +430,175 @@ fn each_status_url_of_a_site_polled_in_clear_across_a_network_is_a_warning_namin
     assert!(
         warnings[0].starts_with("peer[0].status_url[1]: plain http:// to a host not on loopback"),
         "{warnings:?}"
+    );
+}
+
+#[test]
+fn outbound_and_dsn_have_their_defaults() {
+    let config = load("").unwrap();
+    let outbound = &config.outbound;
+    assert_eq!(outbound.smart_host, None);
+    assert_eq!(outbound.tls, None);
+    assert_eq!(outbound.tls_ca_file, std::path::PathBuf::new());
+    assert!(outbound.tls_pin_sha256.is_empty() && outbound.nameservers.is_empty());
+    let delays: Vec<u64> = (1..=6).map(|n| outbound.retry_delays_secs.delay(n).as_secs()).collect();
+    assert_eq!(delays, [60, 300, 900, 1800, 3600, 3600]);
+    assert_eq!(
+        (outbound.lifetime_hours, outbound.timeout_secs, outbound.mx_port),
+        (120, 60, 25)
+    );
+    assert_eq!(config.dsn.from, "");
+    assert_eq!(
+        (config.dsn.delay_after_secs, config.dsn.report_wait_secs),
+        (14400, 3600)
+    );
+    assert!(config.warnings().is_empty());
+}
+
+/// The `[dsn]` of the last release's sample config, as an operator kept it.
+const LAST_RELEASE_DSN: &str = r#"
+[dsn]
+smart_host = ""             # "host:port" every DSN goes through; empty: the sender domain's MX
+from = ""                   # the DSN's From; empty: postmaster@<smtp.hostname>
+# tls = "verify"
+tls_ca_file = ""            # extra CA certificates (PEM) trusted beside the system's
+tls_pin_sha256 = []         # SHA-256 of certificates accepted as they are (self-signed)
+delay_after_secs = 14400    # one "delayed" DSN for a request still unsent after this; 0: never
+report_wait_secs = 3600     # sent without a status report this long: "relayed"; 0: never
+retry_delays_secs = [60, 300, 900, 1800, 3600]  # between delivery attempts; the last repeats
+lifetime_hours = 120        # a DSN not delivered by then is logged and dropped
+timeout_secs = 60           # for each step of the SMTP conversation
+nameservers = []            # DNS servers for MX lookups
+mx_port = 25                # the port of MX hosts (Postfix's smtp_tcp_port); a smart_host names its own
+"#;
+
+fn warnings(config: &Config) -> Vec<String> {
+    config.warnings().iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn the_last_release_s_dsn_section_still_loads_with_a_warning_per_moved_key() {
+    let config = load(LAST_RELEASE_DSN).unwrap();
+    let keys: Vec<String> = warnings(&config)
+        .iter()
+        .map(|w| w.split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "dsn.smart_host",
+            "dsn.tls_ca_file",
+            "dsn.tls_pin_sha256",
+            "dsn.retry_delays_secs",
+            "dsn.lifetime_hours",
+            "dsn.timeout_secs",
+            "dsn.nameservers",
+            "dsn.mx_port",
+        ]
+    );
+    assert_eq!(config.outbound_tls(), OutboundTls::Opportunistic);
+}
+
+#[test]
+fn old_dsn_spellings_of_the_outbound_keys_are_read_into_outbound_with_one_warning_each() {
+    let config = load(&format!(
+        "[dsn]\nfrom = \"bounces@example.com\"\nsmart_host = \"mail.example.com:587\"\ntls = \"none\"\n\
+         tls_ca_file = \"/etc/ca.pem\"\ntls_pin_sha256 = [\"{PIN}\"]\nretry_delays_secs = [5, 10]\n\
+         lifetime_hours = 2\ntimeout_secs = 7\nnameservers = [\"192.0.2.53\"]\nmx_port = 2525\n\
+         delay_after_secs = 0\n"
+    ))
+    .unwrap();
+    let outbound = &config.outbound;
+    assert_eq!(
+        outbound.smart_host.as_ref().unwrap().to_string(),
+        "mail.example.com:587"
+    );
+    assert_eq!(config.outbound_tls(), OutboundTls::None);
+    assert_eq!(outbound.tls_ca_file, std::path::PathBuf::from("/etc/ca.pem"));
+    assert_eq!(outbound.tls_pin_sha256, [PIN.parse::<Pin>().unwrap()]);
+    assert_eq!(outbound.retry_delays_secs.delay(3).as_secs(), 10);
+    assert_eq!(
+        (outbound.lifetime_hours, outbound.timeout_secs, outbound.mx_port),
+        (2, 7, 2525)
+    );
+    assert_eq!(outbound.nameservers, ["192.0.2.53".parse::<Nameserver>().unwrap()]);
+    assert_eq!(config.dsn.from, "bounces@example.com");
+    assert_eq!(config.dsn.delay_after_secs, 0);
+    let why = "(still read; [outbound] now carries DSNs and the mails made from incoming SMS)";
+    let expected: Vec<String> = [
+        "smart_host",
+        "tls",
+        "tls_ca_file",
+        "tls_pin_sha256",
+        "retry_delays_secs",
+        "lifetime_hours",
+        "timeout_secs",
+        "nameservers",
+        "mx_port",
+    ]
+    .iter()
+    .map(|key| format!("dsn.{key}: moved to outbound.{key} {why}"))
+    .collect();
+    assert_eq!(warnings(&config), expected);
+}
+
+#[test]
+fn outbound_wins_over_dsn_and_the_warning_says_so() {
+    let config = load(
+        "[dsn]\nsmart_host = \"old.example.com:25\"\nmx_port = 2525\n\
+         [outbound]\nsmart_host = \"new.example.com:25\"\nlifetime_hours = 3\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.outbound.smart_host.as_ref().unwrap().to_string(),
+        "new.example.com:25"
+    );
+    assert_eq!((config.outbound.mx_port, config.outbound.lifetime_hours), (2525, 3));
+    assert_eq!(
+        warnings(&config),
+        [
+            "dsn.smart_host: moved to outbound.smart_host, which is also set and wins: this value is not used \
+             ([outbound] now carries DSNs and the mails made from incoming SMS)",
+            "dsn.mx_port: moved to outbound.mx_port (still read; [outbound] now carries DSNs and the mails made \
+             from incoming SMS)",
+        ]
+    );
+    // [outbound] alone: nothing to warn of.
+    let config = load("[outbound]\nsmart_host = \"new.example.com:25\"\nmx_port = 2525\n").unwrap();
+    assert_eq!(config.outbound.mx_port, 2525);
+    assert!(config.warnings().is_empty());
+}
+
+#[test]
+fn a_bad_outbound_value_is_named_as_written_under_dsn_or_outbound() {
+    let found = problems(
+        "[dsn]\nsmart_host = \"mail.example.com\"\ntls = \"sometimes\"\ntls_pin_sha256 = [\"00\"]\n\
+         lifetime_hours = 0\ntimeout_secs = 0\nmx_port = 0\nsmart_hots = \"x:25\"\n\
+         [outbound]\nlifetime_hours = 0\nnameservers = [\"192.0.2.53\", \"dns.example.com\"]\n",
+    );
+    assert_eq!(
+        found,
+        sorted([
+            "dsn.smart_host: must be host:port, such as \"mail.example.com:25\"",
+            // The config crate's words for a bad enum value, as for every such key.
+            "dsn.tls: enum OutboundTls does not have variant constructor sometimes",
+            "dsn.tls_pin_sha256[0]: must be a SHA-256 fingerprint: 64 hex digits, colons allowed",
+            "dsn.lifetime_hours: must be at least 1",
+            "dsn.timeout_secs: must be at least 1",
+            "dsn.mx_port: must be a port, 1 to 65535",
+            "dsn.smart_hots: unknown key (expected one of `from`, `delay_after_secs`, `report_wait_secs`)",
+            "outbound.lifetime_hours: must be at least 1",
+            "outbound.nameservers[1]: \"dns.example.com\" is not a DNS server address such as 192.0.2.53 or \
+             192.0.2.53:5353",
+        ])
+    );
+    assert_eq!(
+        problems("[outbound]\nsmart_host = \"mail.example.com\"\ntimeout_secs = 0\nfrom = \"a@b\"\n"),
+        sorted([
+            "outbound.from: unknown key (expected one of `smart_host`, `tls`, `tls_ca_file`, `tls_pin_sha256`, \
+             `retry_delays_secs`, `lifetime_hours`, `timeout_secs`, `nameservers`, `mx_port`)",
+            "outbound.smart_host: must be host:port, such as \"mail.example.com:25\"",
+            "outbound.timeout_secs: must be at least 1",
+        ])
     );
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::values::OneOrList;
-use super::{Config, HostPort, HttpUrl, NonEmpty, OutboundTls, Peer, Pin, Problem};
+use super::{Config, HostPort, HttpUrl, NonEmpty, Outbound, OutboundTls, Peer, Pin, Problem};
 
 /// A `[[peer]]` as written. Its addresses and pins are read in [`check_cluster`], so
 /// that a bad one is reported beside the entry's other problems rather than hiding them
@@ -203,11 +203,12 @@ fn check_cluster(config: &Config, entries: &[PeerEntry], problems: &mut Vec<Prob
     peers
 }
 
-/// What [`Config::warnings`] finds: a peer's status polled in clear across a network,
+/// What [`Config::warnings`] finds: the keys still read where the last release had them
+/// (`dsn.smart_host`, see `moved`); a peer's status polled in clear across a network,
 /// where anyone on the path reads it or forges it (and so steers routing). Each URL of
 /// a list is named by its index (`peer[0].status_url[1]`).
 pub(super) fn warnings(config: &Config) -> Vec<Problem> {
-    let mut warnings = Vec::new();
+    let mut warnings = super::moved::warnings(&config.moved);
     for (index, peer) in config.peer.iter().enumerate() {
         for (at, url) in peer.status_url.iter().enumerate() {
             if url.is_https() || url.is_loopback() {
@@ -298,12 +299,23 @@ fn check_dsn(config: &Config, problems: &mut Vec<Problem>) {
             "must be a mail address such as \"postmaster@example.com\"",
         ));
     }
+}
+
+/// The rules of one read of `[outbound]`'s keys, `section` naming where they were
+/// written: `outbound`, or `dsn` for the keys still read there (see `moved`). Keys
+/// the section does not set have their defaults, which pass.
+pub(super) fn check_outbound(outbound: &Outbound, section: &str, problems: &mut Vec<Problem>) {
     let rules = [
-        (dsn.lifetime_hours >= 1, "dsn.lifetime_hours", "must be at least 1"),
-        (dsn.timeout_secs >= 1, "dsn.timeout_secs", "must be at least 1"),
-        (dsn.mx_port >= 1, "dsn.mx_port", "must be a port, 1 to 65535"),
+        (outbound.lifetime_hours >= 1, "lifetime_hours", "must be at least 1"),
+        (outbound.timeout_secs >= 1, "timeout_secs", "must be at least 1"),
+        (outbound.mx_port >= 1, "mx_port", "must be a port, 1 to 65535"),
     ];
-    report_broken(&rules, problems);
+    problems.extend(
+        rules
+            .iter()
+            .filter(|(ok, ..)| !ok)
+            .map(|(_, key, problem)| Problem::new(&format!("{section}.{key}"), problem)),
+    );
 }
 
 /// The longest a modem's command or send may take: an hour.

@@ -1,6 +1,6 @@
 //! Delivery status notifications: the stage that mails each DSN the store has queued
-//! (RFC 3464, built by [`build`]) to the original sender, through `dsn.smart_host` or
-//! the sender domain's MX (`send`), retrying until `dsn.lifetime_hours`.
+//! (RFC 3464, built by [`build`]) to the original sender, through `outbound.smart_host`
+//! or the sender domain's MX (`send`), retrying until `outbound.lifetime_hours`.
 
 pub mod build;
 mod send;
@@ -34,25 +34,26 @@ pub struct Notifier {
     report_wait_ms: Option<i64>,
     /// Sent requests before this time were already looked at for `relayed` DSNs.
     reports_seen_until: std::sync::atomic::AtomicI64,
-    /// `dsn.retry_delays_secs`.
+    /// `outbound.retry_delays_secs`.
     retry: RetrySchedule,
     lifetime_ms: i64,
     grace: Duration,
 }
 
 impl Notifier {
-    /// The stage as configured by `[dsn]`; fails if its TLS settings (CA file, pins) do not load.
+    /// The stage as configured by `[dsn]`, delivering through `[outbound]`; fails if the
+    /// latter's TLS settings (CA file, pins) do not load.
     pub fn new(config: &Config) -> Result<Notifier, TlsSetupError> {
-        let dsn = &config.dsn;
+        let (dsn, outbound) = (&config.dsn, &config.outbound);
         let client = Client {
             helo: config.smtp.hostname.clone(),
-            tls: TlsPolicy::new(config.dsn_tls(), &dsn.tls_ca_file, &dsn.tls_pin_sha256)?,
-            timeout: Duration::from_secs(dsn.timeout_secs),
+            tls: TlsPolicy::new(config.outbound_tls(), &outbound.tls_ca_file, &outbound.tls_pin_sha256)?,
+            timeout: Duration::from_secs(outbound.timeout_secs),
         };
         Ok(Notifier {
             sender: send::Sender {
                 client,
-                destination: send::Destination::new(dsn),
+                destination: send::Destination::new(outbound),
             },
             hostname: config.smtp.hostname.clone(),
             instance: config.instance.name.clone(),
@@ -60,8 +61,8 @@ impl Notifier {
             delay_after_ms: (dsn.delay_after_secs > 0).then(|| secs_to_ms(dsn.delay_after_secs)),
             report_wait_ms: (dsn.report_wait_secs > 0).then(|| secs_to_ms(dsn.report_wait_secs)),
             reports_seen_until: std::sync::atomic::AtomicI64::new(0),
-            retry: dsn.retry_delays_secs.clone(),
-            lifetime_ms: secs_to_ms(dsn.lifetime_hours.saturating_mul(3600)),
+            retry: outbound.retry_delays_secs.clone(),
+            lifetime_ms: secs_to_ms(outbound.lifetime_hours.saturating_mul(3600)),
             grace: Duration::from_secs(config.smtp.shutdown_grace_secs),
         })
     }

@@ -5,7 +5,7 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
-use crate::config::{Dsn, Nameserver};
+use crate::config::{Nameserver, Outbound};
 use crate::outbound::{Client, Mail, OutboundError, Server};
 
 /// Finds the servers for each DSN and hands it to the outbound client.
@@ -18,27 +18,27 @@ pub(super) struct Sender {
 
 /// The servers DSNs go to.
 pub(super) enum Destination {
-    /// Every DSN to this one server (`dsn.smart_host`).
+    /// Every DSN to this one server (`outbound.smart_host`).
     SmartHost(Server),
     /// Each DSN to the MX hosts of its recipient's domain, on `port`. `resolver` is
     /// `None` when the system's resolver could not be set up: every DSN then waits.
     Mx {
         /// Asks for the MX records.
         resolver: Option<Box<TokioResolver>>,
-        /// `dsn.mx_port`.
+        /// `outbound.mx_port`.
         port: u16,
     },
 }
 
 impl Destination {
     /// The smart host when one is configured, else the MX hosts through
-    /// `dsn.nameservers` (or the system's resolver).
-    pub(super) fn new(dsn: &Dsn) -> Destination {
-        match &dsn.smart_host {
+    /// `outbound.nameservers` (or the system's resolver).
+    pub(super) fn new(outbound: &Outbound) -> Destination {
+        match &outbound.smart_host {
             Some(server) => Destination::SmartHost(server.into()),
             None => Destination::Mx {
-                resolver: resolver(&dsn.nameservers).map(Box::new),
-                port: dsn.mx_port,
+                resolver: resolver(&outbound.nameservers).map(Box::new),
+                port: outbound.mx_port,
             },
         }
     }
@@ -159,7 +159,7 @@ mod tests {
     fn hosts(records: &[(u16, &str)]) -> Result<Vec<String>, OutboundError> {
         let records = records.iter().map(|(p, h)| (*p, h.to_string())).collect();
         mx_hosts("example.com", records, 2525).map(|servers| {
-            assert!(servers.iter().all(|s| s.port == 2525), "dsn.mx_port");
+            assert!(servers.iter().all(|s| s.port == 2525), "outbound.mx_port");
             servers.into_iter().map(|s| s.host).collect()
         })
     }

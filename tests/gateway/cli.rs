@@ -13,7 +13,7 @@ fn check_config_names_every_bad_key() {
     std::fs::write(
         &path,
         "[smtp]\nlisen = [\"127.0.0.1:25\"]\nmax_recipients = \"many\"\n[sms]\nmax_parts = 0\non_too_long = \"cut\"\n[modems]\nx = 1\n\
-         [dsn]\nsmart_host = \"mail.example.com\"\ntls = \"sometimes\"\n[http]\nlisten = \"everywhere\"\n\
+         [dsn]\nsmart_host = \"mail.example.com\"\ntls = \"sometimes\"\n[outbound]\nmx_port = 0\n[http]\nlisten = \"everywhere\"\n\
          [[peer]]\nname = \"smsgw\"\nsmtp = \"fr:25\"\nstatus_url = \"https://fr/status\"\nlink_cost = -1.0\n\
          tls_pin_sha256 = [\"00\"]\nuser = \"uk\"\ntls = \"opportunistic\"\n",
     )
@@ -31,8 +31,10 @@ fn check_config_names_every_bad_key() {
         "sms.max_parts:",
         "sms.on_too_long:",
         "modems: unknown section",
+        // Moved to [outbound], still read under [dsn], and named as written.
         "dsn.smart_host: must be host:port",
         "dsn.tls:",
+        "outbound.mx_port: must be a port",
         "http.listen: must be an address",
         "peer[0].name: must be the peer's instance.name",
         "peer[0].status_url: must be an http:// or https:// URL",
@@ -53,6 +55,11 @@ fn check_config_accepts_the_shipped_config_and_env_overrides() {
         .output()
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(
+        !String::from_utf8_lossy(&ok.stdout).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     let bad = Command::new(BIN)
         .args(["check-config", "--config", shipped])
         .env("SMSGW__SMTP__LISTEN", "127.0.0.1:2525,nowhere")
@@ -65,9 +72,64 @@ fn check_config_accepts_the_shipped_config_and_env_overrides() {
         .env("SMSGW__SECURITY__DENY_PREFIXES", "+3389")
         .env("SMSGW__SECURITY__TRUSTED_NETWORKS", "10.0.0.0/8,127.0.0.0/8")
         .env("SMSGW__SMTP__MAX_RECIPIENTS", "5")
+        .env("SMSGW__OUTBOUND__NAMESERVERS", "192.0.2.53")
+        .env("SMSGW__OUTBOUND__SMART_HOST", "mail.example.com:587")
         .output()
         .unwrap();
     assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stdout));
+    // An [outbound] list, each element named by its index.
+    let lists = Command::new(BIN)
+        .args(["check-config", "--config", shipped])
+        .env("SMSGW__OUTBOUND__NAMESERVERS", "192.0.2.53,nowhere")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&lists.stdout);
+    assert!(!lists.status.success(), "{text}");
+    assert!(
+        text.contains("outbound.nameservers[1]: \"nowhere\" is not a DNS server"),
+        "{text}"
+    );
+    // A [dsn] transport key of the last release, from the environment too: read, and warned of.
+    let old = Command::new(BIN)
+        .args(["check-config", "--config", shipped])
+        .env("SMSGW__DSN__MX_PORT", "2525")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&old.stdout);
+    assert!(old.status.success(), "{text}");
+    assert!(
+        text.contains("warning: dsn.mx_port: moved to outbound.mx_port, which is also set and wins"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_config_reads_the_last_release_s_dsn_transport_keys_with_a_warning_each() {
+    let dir = TempDir::new();
+    let path = dir.0.join("old.toml");
+    std::fs::write(
+        &path,
+        "[dsn]\nsmart_host = \"mail.example.com:25\"\nfrom = \"bounces@example.com\"\nlifetime_hours = 2\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: dsn.smart_host: moved to outbound.smart_host (still read; [outbound] now carries DSNs and \
+             the mails made from incoming SMS)",
+            "warning: dsn.lifetime_hours: moved to outbound.lifetime_hours (still read; [outbound] now carries \
+             DSNs and the mails made from incoming SMS)",
+        ],
+        "{text}"
+    );
 }
 
 #[test]

@@ -20,10 +20,11 @@ const DELIVERED: &str = "+447911123456";
 /// The simulated network refuses this one in its status report.
 const REFUSED: &str = "+33477858589";
 
-/// A gateway whose DSNs go to `smart_host`, with one simulated modem.
-fn gateway(smart_host: &str, dsn_extra: &str, modem_extra: &str) -> Gateway {
+/// A gateway whose DSNs go to `smart_host`, with one simulated modem; `outbound_extra`
+/// are more `[outbound]` keys.
+fn gateway(smart_host: &str, outbound_extra: &str, modem_extra: &str) -> Gateway {
     let gateway = Gateway::start(&format!(
-        "[dsn]\nsmart_host = \"{smart_host}\"\nretry_delays_secs = [1]\n{dsn_extra}\n\n\
+        "[outbound]\nsmart_host = \"{smart_host}\"\nretry_delays_secs = [1]\n{outbound_extra}\n\n\
          [[modem]]\nname = \"sim0\"\nport = \"sim\"\n{modem_extra}\n\
          sim = {{ latency_ms = 0, report_delay_ms = 20, report_failure = [\"{REFUSED}\"] }}\n"
     ));
@@ -250,7 +251,7 @@ fn a_modem_without_status_reports_gives_a_relayed_dsn() {
 fn a_status_report_that_never_comes_gives_a_relayed_dsn_after_the_wait() {
     let sink = Sink::start(None);
     let gateway = Gateway::start(&format!(
-        "[dsn]\nsmart_host = \"{}\"\ntls = \"none\"\nreport_wait_secs = 1\n\n\
+        "[dsn]\nreport_wait_secs = 1\n[outbound]\nsmart_host = \"{}\"\ntls = \"none\"\n\n\
          [[modem]]\nname = \"sim0\"\nport = \"sim\"\nsim = {{ latency_ms = 0, report_delay_ms = 600000 }}\n",
         sink.address
     ));
@@ -279,11 +280,13 @@ fn a_status_report_that_never_comes_gives_a_relayed_dsn_after_the_wait() {
 #[test]
 fn a_request_waiting_too_long_gives_one_delayed_dsn() {
     let sink = Sink::start(None);
-    // No modem: the request waits.
+    // No modem: the request waits. The smart host is written as for the last release,
+    // under [dsn]: still read, and warned of.
     let gateway = Gateway::start(&format!(
         "[dsn]\nsmart_host = \"{}\"\ntls = \"none\"\ndelay_after_secs = 1\n",
         sink.address
     ));
+    gateway.wait_for_log("dsn.smart_host: moved to outbound.smart_host (still read");
     send(&gateway, "alice@example.com", "", DELIVERED, "NOTIFY=DELAY,FAILURE");
     let dsn = parse(&sink.wait_for(1)[0]);
     assert_eq!(dsn.recipient_fields["Action"], "delayed");
@@ -434,7 +437,7 @@ fn without_a_smart_host_a_dsn_goes_to_the_mx_of_the_sender_s_domain() {
     // "localhost" resolves to the sink's address without the test's DNS.
     let dns = Dns::start(&[("example.test", "localhost."), ("null.test", ".")]);
     let gateway = Gateway::start(&format!(
-        "[dsn]\nnameservers = [\"{}\"]\nmx_port = {}\ntls = \"opportunistic\"\nretry_delays_secs = [1]\n\n\
+        "[outbound]\nnameservers = [\"{}\"]\nmx_port = {}\ntls = \"opportunistic\"\nretry_delays_secs = [1]\n\n\
          [[modem]]\nname = \"sim0\"\nport = \"sim\"\n\
          sim = {{ latency_ms = 0, report_delay_ms = 20, report_failure = [\"{REFUSED}\"] }}\n",
         dns.address,
