@@ -17,6 +17,8 @@ const LIST_KEYS: &[&str] = &[
     "dsn.tls_pin_sha256",
     "dsn.retry_delays_secs",
     "dsn.nameservers",
+    "inbound.stop_words",
+    "inbound.start_words",
     "http.users",
     "security.listen_tls",
     "security.trusted_networks",

@@ -10,10 +10,11 @@
 //!
 //! This file is the schema. `env` layers the environment over the file, `read` reads
 //! the sections and reports their problems, `validate` checks what a type alone cannot,
-//! `values` holds the typed values, `modem` the `[[modem]]` entries, `moved` the keys
-//! still read where an older release had them.
+//! `values` holds the typed values, `modem` the `[[modem]]` entries, `inbound` the
+//! `[inbound]` section, `moved` the keys still read where an older release had them.
 
 mod env;
+mod inbound;
 mod modem;
 mod moved;
 mod read;
@@ -34,6 +35,7 @@ use crate::sms::Language;
 /// unbounded one would overflow the clock arithmetic of a lockout.
 pub const MAX_LOCKOUT_SECS: u64 = 30 * 24 * 3600;
 
+pub use inbound::{Ambiguous, AmbiguousError, Inbound, Keywords};
 pub use modem::{Incoming, Modem, SimConfig, StatusReports};
 pub use read::{ConfigError, Problem};
 pub use values::{
@@ -63,6 +65,8 @@ pub struct Config {
     /// The outbound mail transport of DSNs and of the mails made from incoming SMS
     /// (`[outbound]`).
     pub outbound: Outbound,
+    /// What becomes of incoming SMS (`[inbound]`).
+    pub inbound: Inbound,
     /// Who may send what (`[security]`).
     pub security: Security,
     /// The queue database (`[store]`).

@@ -46,7 +46,7 @@ impl ConfigError {
 }
 
 const SECTIONS: &[&str] = &[
-    "instance", "smtp", "sms", "modem", "http", "routing", "peer", "dsn", "outbound", "security", "store",
+    "instance", "smtp", "sms", "modem", "http", "routing", "peer", "dsn", "outbound", "inbound", "security", "store",
 ];
 
 /// Reads every section, then validates the whole.
@@ -86,6 +86,7 @@ pub(super) fn from_raw(raw: &config::Config) -> Result<Config, ConfigError> {
         peer: Vec::new(),
         dsn: section(&tables, "dsn", &mut problems),
         outbound,
+        inbound: section(&tables, "inbound", &mut problems),
         security: section(&tables, "security", &mut problems),
         store: section(&tables, "store", &mut problems),
         moved,

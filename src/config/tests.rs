@@ -602,3 +602,92 @@ fn a_bad_outbound_value_is_named_as_written_under_dsn_or_outbound() {
         ])
     );
 }
+
+#[test]
+fn inbound_has_its_defaults() {
+    let inbound = load("").unwrap().inbound;
+    assert_eq!(inbound.reassembly_timeout_secs, 3600);
+    assert_eq!(inbound.reply_window_hours, 168);
+    assert_eq!(inbound.default_recipient, None);
+    assert_eq!(inbound.ambiguous, Ambiguous::Latest);
+    assert_eq!(
+        inbound.stop_words.words().collect::<Vec<_>>(),
+        [
+            "STOP",
+            "STOPALL",
+            "UNSUBSCRIBE",
+            "CANCEL",
+            "END",
+            "QUIT",
+            "ARRET",
+            "STOPP"
+        ]
+    );
+    assert_eq!(inbound.start_words.words().collect::<Vec<_>>(), ["START", "UNSTOP"]);
+    assert!(inbound.stop_words.matches(" Stop\n") && !inbound.stop_words.matches("stop it"));
+    assert!(inbound.start_words.matches("unstop") && !inbound.start_words.matches("stop"));
+    assert_eq!(inbound.stop_reply, "");
+    assert_eq!(
+        load("[inbound]\ndefault_recipient = \"\"\n")
+            .unwrap()
+            .inbound
+            .default_recipient,
+        None
+    );
+}
+
+#[test]
+fn a_full_inbound_section_is_read_into_its_types() {
+    let inbound = load(
+        "[inbound]\nreassembly_timeout_secs = 60\nreply_window_hours = 24\n\
+         default_recipient = \"sms@example.com\"\nambiguous = \"default_recipient\"\n\
+         stop_words = [\"Stop\", \"Arrêt\"]\nstart_words = [\" go \"]\nstop_reply = \"You will get no more SMS.\"\n",
+    )
+    .unwrap()
+    .inbound;
+    assert_eq!((inbound.reassembly_timeout_secs, inbound.reply_window_hours), (60, 24));
+    assert_eq!(inbound.default_recipient.as_deref(), Some("sms@example.com"));
+    assert_eq!(inbound.ambiguous, Ambiguous::DefaultRecipient);
+    assert_eq!(inbound.stop_words.words().collect::<Vec<_>>(), ["Stop", "Arrêt"]);
+    assert!(inbound.stop_words.matches("ARRÊT") && !inbound.stop_words.matches("QUIT"));
+    assert_eq!(inbound.start_words.words().collect::<Vec<_>>(), ["go"]);
+    assert!(inbound.start_words.matches("GO"));
+    assert_eq!(inbound.stop_reply, "You will get no more SMS.");
+    // No words at all: nothing opts out or in.
+    let none = load("[inbound]\nstop_words = []\nstart_words = []\n").unwrap().inbound;
+    assert!(!none.stop_words.matches("STOP") && !none.start_words.matches("START"));
+}
+
+#[test]
+fn a_bad_inbound_value_is_named_by_its_key() {
+    assert_eq!(
+        problems(
+            "[inbound]\nreassembly_timeout_secs = 0\nreply_window_hours = 0\ndefault_recipient = \"sms\"\n\
+             ambiguous = \"oldest\"\nstop_words = [\"STOP\", \"END\", \" \", \"QUIT\", \"\"]\n"
+        ),
+        sorted([
+            "inbound.ambiguous: \"oldest\" is not one of \"latest\", \"default_recipient\"",
+            "inbound.default_recipient: must be a mail address such as \"sms@example.com\", or \"\" to keep such \
+             SMS in the inbox",
+            "inbound.reassembly_timeout_secs: must be at least 1",
+            "inbound.reply_window_hours: must be at least 1",
+            "inbound.stop_words[2]: must not be empty",
+            "inbound.stop_words[4]: must not be empty",
+        ])
+    );
+    assert_eq!(
+        problems("[inbound]\nstart_words = [\"STOP\", \"START\", \"end\"]\n"),
+        [
+            "inbound.start_words[0]: \"STOP\" is also a stop word",
+            "inbound.start_words[2]: \"end\" is also a stop word",
+        ]
+    );
+    assert_eq!(
+        problems("[inbound]\nstop_words = \"STOP\"\nkeywords = []\n"),
+        sorted([
+            "inbound.keywords: unknown key (expected one of `reassembly_timeout_secs`, `reply_window_hours`, \
+             `default_recipient`, `ambiguous`, `stop_words`, `start_words`, `stop_reply`)",
+            "inbound.stop_words: invalid type: string \"STOP\", expected a list of strings",
+        ])
+    );
+}

@@ -108,6 +108,7 @@ pub(super) fn check(config: &Config, peers: &[PeerEntry], problems: &mut Vec<Pro
     check_modems(config, problems);
     let peers = check_cluster(config, peers, problems);
     check_dsn(config, problems);
+    check_inbound(config, problems);
     check_security(config, problems);
     check_store(config, problems);
     peers
@@ -316,6 +317,46 @@ pub(super) fn check_outbound(outbound: &Outbound, section: &str, problems: &mut 
             .filter(|(ok, ..)| !ok)
             .map(|(_, key, problem)| Problem::new(&format!("{section}.{key}"), problem)),
     );
+}
+
+/// `[inbound]`: a mailbox to deliver to, times that are not nothing, and no word that
+/// both opts out and opts back in.
+fn check_inbound(config: &Config, problems: &mut Vec<Problem>) {
+    let inbound = &config.inbound;
+    if inbound.default_recipient.as_ref().is_some_and(|to| !to.contains('@')) {
+        problems.push(Problem::new(
+            "inbound.default_recipient",
+            "must be a mail address such as \"sms@example.com\", or \"\" to keep such SMS in the inbox",
+        ));
+    }
+    let rules = [
+        (
+            inbound.reassembly_timeout_secs >= 1,
+            "inbound.reassembly_timeout_secs",
+            "must be at least 1",
+        ),
+        (
+            inbound.reply_window_hours >= 1,
+            "inbound.reply_window_hours",
+            "must be at least 1",
+        ),
+    ];
+    report_broken(&rules, problems);
+    // A list with a bad word was reported and read as its default: not compared.
+    let words_reported = problems
+        .iter()
+        .any(|p| p.key.starts_with("inbound.stop_words") || p.key.starts_with("inbound.start_words"));
+    if words_reported {
+        return;
+    }
+    for (index, word) in inbound.start_words.words().enumerate() {
+        if inbound.stop_words.matches(word) {
+            problems.push(Problem::new(
+                &format!("inbound.start_words[{index}]"),
+                &format!("{word:?} is also a stop word"),
+            ));
+        }
+    }
 }
 
 /// The longest a modem's command or send may take: an hour.

@@ -13,7 +13,8 @@ fn check_config_names_every_bad_key() {
     std::fs::write(
         &path,
         "[smtp]\nlisen = [\"127.0.0.1:25\"]\nmax_recipients = \"many\"\n[sms]\nmax_parts = 0\non_too_long = \"cut\"\n[modems]\nx = 1\n\
-         [dsn]\nsmart_host = \"mail.example.com\"\ntls = \"sometimes\"\n[outbound]\nmx_port = 0\n[http]\nlisten = \"everywhere\"\n\
+         [dsn]\nsmart_host = \"mail.example.com\"\ntls = \"sometimes\"\n[outbound]\nmx_port = 0\n\
+         [inbound]\nstop_words = [\"STOP\", \"\"]\n[http]\nlisten = \"everywhere\"\n\
          [[peer]]\nname = \"smsgw\"\nsmtp = \"fr:25\"\nstatus_url = \"https://fr/status\"\nlink_cost = -1.0\n\
          tls_pin_sha256 = [\"00\"]\nuser = \"uk\"\ntls = \"opportunistic\"\n",
     )
@@ -35,6 +36,7 @@ fn check_config_names_every_bad_key() {
         "dsn.smart_host: must be host:port",
         "dsn.tls:",
         "outbound.mx_port: must be a port",
+        "inbound.stop_words[1]: must not be empty",
         "http.listen: must be an address",
         "peer[0].name: must be the peer's instance.name",
         "peer[0].status_url: must be an http:// or https:// URL",
@@ -74,19 +76,26 @@ fn check_config_accepts_the_shipped_config_and_env_overrides() {
         .env("SMSGW__SMTP__MAX_RECIPIENTS", "5")
         .env("SMSGW__OUTBOUND__NAMESERVERS", "192.0.2.53")
         .env("SMSGW__OUTBOUND__SMART_HOST", "mail.example.com:587")
+        .env("SMSGW__INBOUND__STOP_WORDS", "STOP")
+        .env("SMSGW__INBOUND__START_WORDS", "GO")
         .output()
         .unwrap();
     assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stdout));
-    // An [outbound] list, each element named by its index.
+    // The [outbound] and [inbound] lists, each element named by its index.
     let lists = Command::new(BIN)
         .args(["check-config", "--config", shipped])
         .env("SMSGW__OUTBOUND__NAMESERVERS", "192.0.2.53,nowhere")
+        .env("SMSGW__INBOUND__START_WORDS", "GO,stop")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&lists.stdout);
     assert!(!lists.status.success(), "{text}");
     assert!(
         text.contains("outbound.nameservers[1]: \"nowhere\" is not a DNS server"),
+        "{text}"
+    );
+    assert!(
+        text.contains("inbound.start_words[1]: \"stop\" is also a stop word"),
         "{text}"
     );
     // A [dsn] transport key of the last release, from the environment too: read, and warned of.
