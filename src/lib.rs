@@ -114,10 +114,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         cluster.clone(),
         status_getters,
         poll,
+        store.clone(),
         shutdown.clone(),
     ));
     stages.spawn(forwarder.run(store.clone(), shutdown.clone()));
     stages.spawn(notifier.run(store.clone(), shutdown.clone()));
+    stages.spawn(store.clone().keep_optouts_current(shutdown.clone()));
     if let Some(listener) = http {
         tracing::info!(address = %listener.local_addr()?, "HTTP listening");
         if config.http.tls || config.http.require_auth {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cli::{check_config, modem, pdu, queue, route, serve, store, user};
+use cli::{check_config, inbox, modem, optout, pdu, queue, route, serve, store, user};
 use smsgw::config::Config;
 
 /// smsgw: mail to <phone>@sms becomes an SMS.
@@ -31,7 +31,14 @@ enum Command {
     /// Inspect the requests in the store.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
-    /// Talk to modems: run a simulated one, or ask a configured one about itself.
+    /// The SMS the modems received, and to whom each was mailed.
+    #[command(subcommand)]
+    Inbox(inbox::InboxCommand),
+    /// The numbers that opted out of SMS (texted STOP), by hand too.
+    #[command(subcommand)]
+    Optout(optout::OptOutCommand),
+    /// Talk to modems: run a simulated one, make it receive an SMS, or ask a configured
+    /// one about itself.
     #[command(subcommand)]
     Modem(modem::ModemCommand),
     /// Manage SMTP AUTH users (`security.users_file`); a running gateway rereads the file
@@ -68,9 +75,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => Ok(check_config::run(&cli.config, config)),
         Command::Pdu(command) => pdu::run(command),
         Command::User(command) => user::run(command, &config.with_context(|| invalid(&cli.config))?),
-        // `modem sim` runs without a config: only `modem probe` reads it.
+        // `modem sim` runs without a config: only `modem probe` and `inject` read it.
         Command::Modem(command) => modem::run(command, config.with_context(|| invalid(&cli.config))),
         Command::Serve => serve::run(config.with_context(|| invalid(&cli.config))?),
+        Command::Inbox(command) => inbox::run(&config.with_context(|| invalid(&cli.config))?, command),
+        Command::Optout(command) => optout::run(&config.with_context(|| invalid(&cli.config))?, command),
         Command::Queue(command) => queue::run(&config.with_context(|| invalid(&cli.config))?, command),
         Command::Route(command) => route::run(&config.with_context(|| invalid(&cli.config))?, command),
         Command::Store(command) => store::run(&config.with_context(|| invalid(&cli.config))?, command),

@@ -23,6 +23,12 @@ pub static FORWARD_FAILED_OVER: AtomicU64 = AtomicU64::new(0);
 pub static DSN_DELIVERED: AtomicU64 = AtomicU64::new(0);
 /// DSN mails given up: refused for good, or not delivered within their lifetime.
 pub static DSN_DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Incoming SMS mailed.
+pub static SMS_MAILED: AtomicU64 = AtomicU64::new(0);
+/// Mails of incoming SMS given up: refused for good, or not delivered within their lifetime.
+pub static SMS_MAIL_DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Incoming SMS parts committed (copies the network delivered again not counted).
+pub static SMS_PARTS_RECEIVED: AtomicU64 = AtomicU64::new(0);
 
 /// Adds one to `counter`.
 pub fn bump(counter: &AtomicU64) {

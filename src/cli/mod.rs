@@ -3,7 +3,9 @@
 //! `anyhow` here, at the edge, with what the operator should do about them.
 
 pub(crate) mod check_config;
+pub(crate) mod inbox;
 pub(crate) mod modem;
+pub(crate) mod optout;
 pub(crate) mod pdu;
 pub(crate) mod queue;
 pub(crate) mod route;

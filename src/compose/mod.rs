@@ -22,15 +22,27 @@ pub enum ComposeMode {
     SubjectBody,
 }
 
-/// The SMS text for the mail `raw` (RFC 5322 bytes, as received by `DATA`).
+/// How the Message-ID of a mail smsgw made of an incoming SMS starts: a mail whose
+/// `In-Reply-To` or `References` names one answers an SMS.
+pub const SMS_MAIL_ID: &str = "smsgw-sms.";
+
+/// The SMS text for the mail `raw` (RFC 5322 bytes, as received by `DATA`). A reply to
+/// a mail smsgw made of an SMS (see [`SMS_MAIL_ID`]) is only its new text, whatever
+/// `mode` says: its subject is "Re: " and the subject of the SMS's original mail.
 ///
 /// Never fails: whatever text can be recovered is returned, possibly empty;
 /// the caller decides what an empty text means.
 pub fn compose(raw: &[u8], mode: ComposeMode) -> String {
     let parser = MessageParser::new()
         .with_mime_headers()
-        .header_text(HeaderName::Subject);
+        .header_text(HeaderName::Subject)
+        .header_id(HeaderName::InReplyTo)
+        .header_id(HeaderName::References);
     let message = parser.parse(raw);
+    let mode = match &message {
+        Some(message) if answers_an_sms(message) => ComposeMode::Body,
+        _ => mode,
+    };
     let subject = || {
         let subject = message.as_ref().and_then(Message::subject);
         tidy::one_line(subject.unwrap_or_default())
@@ -52,6 +64,15 @@ pub fn compose(raw: &[u8], mode: ComposeMode) -> String {
             }
         }
     }
+}
+
+/// Whether `In-Reply-To` or `References` names a mail smsgw made of an SMS.
+fn answers_an_sms(message: &Message<'_>) -> bool {
+    [message.in_reply_to(), message.references()].into_iter().any(|value| {
+        let one = value.as_text().into_iter();
+        let list = value.as_text_list().unwrap_or_default().iter().map(|id| id.as_ref());
+        one.chain(list).any(|id| id.starts_with(SMS_MAIL_ID))
+    })
 }
 
 /// The readable body parts, in order. mail-parser has already chosen

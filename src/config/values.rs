@@ -236,6 +236,17 @@ impl HttpUrl {
         }
     }
 
+    /// The URL of `path` (with its query, if any) beside this one: same scheme and
+    /// authority, the last segment of the path replaced (`…/status` → `…/optouts`).
+    pub fn beside(&self, path: &str) -> HttpUrl {
+        let folder = self.path.rsplit_once('/').map_or("", |(folder, _)| folder);
+        HttpUrl {
+            https: self.https,
+            authority: self.authority.clone(),
+            path: format!("{folder}/{}", path.trim_start_matches('/')),
+        }
+    }
+
     /// The same URL over TLS (`https://`).
     pub fn with_tls(self) -> HttpUrl {
         HttpUrl { https: true, ..self }

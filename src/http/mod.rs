@@ -258,7 +258,7 @@ async fn answer(request: &Request<Incoming>, client: IpAddr, shared: &Shared) ->
     let path = request.uri().path();
     let query = request.uri().query().unwrap_or("");
     // The gate itself lets everything through when http.require_auth is off.
-    if matches!(path, "/status" | "/route") {
+    if matches!(path, "/status" | "/route" | "/optouts") {
         let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
         if let Some(refusal) = refusal(gate.check(client, authorization).await) {
             return refusal;
@@ -274,9 +274,10 @@ async fn answer(request: &Request<Incoming>, client: IpAddr, shared: &Shared) ->
             Err(error) => internal_error(path, &error),
         },
         "/route" => route(sources, query).await,
+        "/optouts" => optouts(sources, query).await,
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /status, /metrics or /route?number=\n",
+            "not found: try /status, /metrics, /route?number= or /optouts?after=\n",
         ),
     }
 }
@@ -324,6 +325,29 @@ fn body(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Respon
 
 fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     body(status, "text/plain", message.as_bytes().to_vec())
+}
+
+/// `/optouts?after=N`: this instance's (or site's) own opt-out changes after `seq` N, in
+/// order, for its peers to apply ([`crate::routing::view::OptOutFeed`]).
+async fn optouts(sources: &Sources, query: &str) -> Response<Full<Bytes>> {
+    let after = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("after="))
+        .map_or(Ok(0), str::parse::<i64>);
+    let Ok(after) = after else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "after must be a whole number: /optouts?after=0\n",
+        );
+    };
+    match sources.store.optout_feed(after).await {
+        Ok(changes) => {
+            let feed = crate::routing::view::OptOutFeed { changes };
+            let json = serde_json::to_vec(&feed).unwrap_or_default();
+            body(StatusCode::OK, "application/json", json)
+        }
+        Err(error) => internal_error("/optouts", &error),
+    }
 }
 
 /// `/route?number=%2B33477858589`: the plan for an E.164 number, as JSON.

@@ -183,6 +183,23 @@ pub(super) async fn metrics(
     ] {
         dsns.sample(&[("result", result)], metrics::read(counter));
     }
+    text.family(
+        "smsgw_sms_parts_received_total",
+        Kind::Counter,
+        "Incoming SMS parts stored (a copy the network delivered again is not counted).",
+    )
+    .sample(&[], metrics::read(&metrics::SMS_PARTS_RECEIVED));
+    let mailed = text.family(
+        "smsgw_sms_mails_total",
+        Kind::Counter,
+        "Mails made of incoming SMS, by result.",
+    );
+    for (result, counter) in [
+        ("delivered", &metrics::SMS_MAILED),
+        ("dropped", &metrics::SMS_MAIL_DROPPED),
+    ] {
+        mailed.sample(&[("result", result)], metrics::read(counter));
+    }
     let peers = text.family("smsgw_peer_up", Kind::Gauge, "1 when the peer's status answered.");
     for peer in cluster.peers() {
         peers.sample(&[("peer", &peer.name)], u64::from(peer.up));

@@ -98,6 +98,9 @@ pub enum Command {
     Read(u32),
     /// `AT+CMGD=<index>`: deletes a stored message once read.
     Delete(u32),
+    /// `AT+CMGL=4`: every message in the selected memory, read or not, with its PDU:
+    /// at start, what arrived while no one listened (or was not deleted before a crash).
+    ListAll,
 }
 
 impl Command {
@@ -174,6 +177,7 @@ impl fmt::Display for Command {
             Command::SelectMemory(memory) => write!(f, "AT+CPMS=\"{memory}\""),
             Command::Read(index) => write!(f, "AT+CMGR={index}"),
             Command::Delete(index) => write!(f, "AT+CMGD={index}"),
+            Command::ListAll => write!(f, "AT+CMGL=4"),
         }
     }
 }
@@ -557,8 +561,78 @@ pub fn message_reference(info: &[String]) -> Option<u8> {
         .and_then(|mr| mr.split(',').next()?.trim().parse().ok())
 }
 
+/// One message of an `AT+CMGL` answer: its index, TPDU length and PDU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its slot, for `AT+CMGR` and `AT+CMGD`.
+    pub index: u32,
+    /// TPDU octets (the last field of its `+CMGL:` line).
+    pub length: usize,
+    /// The PDU, hex, SMSC address first.
+    pub pdu: String,
+}
+
+/// The messages of an `AT+CMGL` answer in PDU mode: each `+CMGL: <index>,<stat>,
+/// [<alpha>],<length>` line and the hex line after it. A header whose fields do not
+/// read, or without a PDU line, is left out (its slot is left alone).
+pub fn listed(lines: &[String]) -> Vec<Listed> {
+    let mut found = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let Some(fields) = line.strip_prefix("+CMGL:") else {
+            continue;
+        };
+        let mut fields = fields.split(',').map(str::trim);
+        let index = fields.next().and_then(|f| f.parse().ok());
+        let length = fields.next_back().and_then(|f| f.parse().ok());
+        let pdu = lines
+            .get(at + 1)
+            .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_hexdigit()));
+        if let (Some(index), Some(length), Some(pdu)) = (index, length, pdu) {
+            found.push(Listed {
+                index,
+                length,
+                pdu: pdu.clone(),
+            });
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_listing_gives_each_message_s_slot_length_and_pdu() {
+        let lines: Vec<String> = [
+            "+CMGL: 1,0,,24",
+            "07913396050066F0040B913316325476F800002211",
+            "+CMGL: 4,1,\"Bob\",30",
+            "0791ABCD",
+            "+CMGL: x,1,,30",
+            "0791",
+            "+CMGL: 7,1,,12",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+        let found = listed(&lines);
+        assert_eq!(
+            found,
+            [
+                Listed {
+                    index: 1,
+                    length: 24,
+                    pdu: "07913396050066F0040B913316325476F800002211".into()
+                },
+                Listed {
+                    index: 4,
+                    length: 30,
+                    pdu: "0791ABCD".into()
+                },
+            ]
+        );
+        assert_eq!(Command::ListAll.to_string(), "AT+CMGL=4");
+    }
     use super::*;
 
     fn events(chunks: &[&str]) -> Vec<Event> {

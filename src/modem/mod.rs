@@ -104,11 +104,16 @@ impl ModemSpec {
 }
 
 /// The device of a configured modem: its serial port, or a simulated modem started for it.
+/// The records file of simulated modem `name`: `<data_dir>/sim-<name>.jsonl`.
+pub fn sim_records(config: &Config, name: &str) -> PathBuf {
+    config.instance.data_dir.join(format!("sim-{name}.jsonl"))
+}
+
 async fn device(config: &Config, modem: &config::Modem, shutdown: &CancellationToken) -> std::io::Result<PathBuf> {
     if modem.port != "sim" {
         return Ok(PathBuf::from(&modem.port));
     }
-    let records = config.instance.data_dir.join(format!("sim-{}.jsonl", modem.name));
+    let records = sim_records(config, &modem.name);
     Ok(sim::start(&modem.name, modem.sim.clone(), records, shutdown.clone())
         .await?
         .device)
@@ -187,6 +192,7 @@ pub async fn run(config: &Config, board: Arc<Board>, store: Store, shutdown: Can
         retry: config.sms.retry_delays_secs.clone(),
         validity: Duration::from_secs(config.sms.validity_minutes * 60),
     };
-    pool::run(specs, board, store, timing, shutdown).await;
+    let inbound = Arc::new(crate::store::InboundRules::new(&config.inbound));
+    pool::run(specs, board, store, timing, inbound, shutdown).await;
     Ok(())
 }

@@ -20,7 +20,7 @@ use super::ModemSpec;
 use super::board::Board;
 use super::protocol::{Assignment, Timing, WorkerEvent};
 use super::worker;
-use crate::store::{QueuedRequest, Store, StoreError};
+use crate::store::{InboundRules, QueuedRequest, Store, StoreError};
 
 /// How often expired leases are recovered and overdue requests expired, whatever else
 /// happens; the dispatcher also looks again then, for what nobody announced (a
@@ -75,6 +75,7 @@ pub(super) async fn run(
     board: Arc<Board>,
     store: Store,
     timing: Timing,
+    inbound: Arc<InboundRules>,
     shutdown: CancellationToken,
 ) {
     let (events, mut incoming) = mpsc::channel(64);
@@ -89,6 +90,7 @@ pub(super) async fn run(
             store: store.clone(),
             events: events.clone(),
             timing: timing.clone(),
+            inbound: inbound.clone(),
             shutdown: shutdown.clone(),
         };
         workers.push(tokio::spawn(worker::run(context, queue)));

@@ -16,8 +16,8 @@ use super::errors::{self, Outcome};
 use super::protocol::{Assignment, Timing, WorkerEvent};
 use crate::config::StatusReports;
 use crate::metrics;
-use crate::sms::{self, Pdu, Reassembler, ReportStatus, StatusReport, SubmitOptions};
-use crate::store::{QueuedRequest, State, Store, StoreError};
+use crate::sms::{self, Deliver, Pdu, ReportStatus, StatusReport, SubmitOptions};
+use crate::store::{InboundRules, PartOutcome, QueuedRequest, ReceivedPart, State, Store, StoreError};
 
 /// What a worker is given when the pool starts it.
 pub(super) struct Context {
@@ -33,6 +33,8 @@ pub(super) struct Context {
     pub events: mpsc::Sender<WorkerEvent>,
     /// Retry delays and validity, for requests it cannot send now.
     pub timing: Timing,
+    /// `[inbound]`, applied by the store to the SMS its modem receives.
+    pub inbound: Arc<InboundRules>,
     /// Stops the worker; the SMS in hand is finished first.
     pub shutdown: CancellationToken,
 }
@@ -256,7 +258,7 @@ async fn unlock(port: &mut Port, spec: &ModemSpec) -> Result<(), Stop> {
 }
 
 async fn serve(context: &Context, port: &mut Port, assignments: &mut mpsc::Receiver<Assignment>) -> Result<(), Stop> {
-    let mut incoming = Reassembler::new(64, 24 * 3600);
+    read_stored(context, port).await?;
     let mut next_poll = tokio::time::Instant::now() + context.spec.radio_poll;
     loop {
         tokio::select! {
@@ -270,11 +272,11 @@ async fn serve(context: &Context, port: &mut Port, assignments: &mut mpsc::Recei
                 let _ = context.events.send(WorkerEvent::Done(context.index)).await;
                 result?;
             }
-            event = port.next_unsolicited() => unsolicited(context, port, event?, &mut incoming).await?,
+            event = port.next_unsolicited() => unsolicited(context, port, event?).await?,
             () = context.shutdown.cancelled() => return Ok(()),
         }
         while let Some(event) = port.unsolicited.pop_front() {
-            unsolicited(context, port, event, &mut incoming).await?;
+            unsolicited(context, port, event).await?;
         }
     }
 }
@@ -448,10 +450,36 @@ where
     }
 }
 
-async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming: &mut Reassembler) -> Result<(), Stop> {
+/// What arrived in the SIM's memory while no one listened, or was read but not deleted
+/// before the gateway stopped: each message is stored (a part stored before is known
+/// as a copy), then deleted. A modem that cannot list is used as it is.
+async fn read_stored(context: &Context, port: &mut Port) -> Result<(), Stop> {
+    let modem = &context.spec.name;
+    let memory = super::at::Memory::new("SM").expect("SM is a memory name");
+    let listed = match port.command(&Command::SelectMemory(memory)).await {
+        Ok(_) => port.command(&Command::ListAll).await,
+        Err(error) => Err(error),
+    };
+    let lines = match listed {
+        Ok(lines) => lines,
+        Err(error @ (AtError::Implausible { .. } | AtError::Failed { .. })) => {
+            tracing::warn!(modem = %modem, %error, "cannot list the SMS stored in the SIM; only new ones are read");
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    for message in super::at::listed(&lines) {
+        tracing::info!(modem = %modem, index = message.index, "SMS found in the SIM");
+        stored_or_direct(context, &message.pdu, message.length).await?;
+        port.command(&Command::Delete(message.index)).await?;
+    }
+    Ok(())
+}
+
+async fn unsolicited(context: &Context, port: &mut Port, event: Event) -> Result<(), Stop> {
     let modem = &context.spec.name;
     match event {
-        Event::StatusReport { length, pdu } => stored_or_direct(context, &pdu, length, incoming).await?,
+        Event::StatusReport { length, pdu } => stored_or_direct(context, &pdu, length).await?,
         // An SMS, or a status report (`+CNMI` with ds=2), kept in the modem's memory.
         Event::Stored { memory, index } => {
             // Reports are often kept apart from SMS ("SR" beside "SM"): look where it is.
@@ -475,7 +503,7 @@ async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming:
                     .find(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_hexdigit()))
             });
             match (length, pdu) {
-                (Some(length), Some(pdu)) => stored_or_direct(context, pdu, length, incoming).await?,
+                (Some(length), Some(pdu)) => stored_or_direct(context, pdu, length).await?,
                 _ => tracing::warn!(modem = %modem, index, ?lines, "unreadable stored message"),
             }
             port.command(&Command::Delete(index)).await?;
@@ -486,27 +514,28 @@ async fn unsolicited(context: &Context, port: &mut Port, event: Event, incoming:
     Ok(())
 }
 
-/// A PDU the modem passed on: an incoming SMS goes to the inbox once whole, a status
-/// report to the part it reports on.
-async fn stored_or_direct(
-    context: &Context,
-    pdu: &str,
-    length: usize,
-    incoming: &mut Reassembler,
-) -> Result<(), StoreError> {
+/// A PDU the modem passed on: an incoming SMS part goes to the store (which makes it an
+/// inbox row once whole), a status report to the part it reports on. Returns once that
+/// is committed: only then may the modem delete it.
+async fn stored_or_direct(context: &Context, pdu: &str, length: usize) -> Result<(), StoreError> {
     let modem = &context.spec.name;
     match sms::decode_with_tpdu_len(pdu, length) {
         Ok(Pdu::StatusReport(report)) => status_report(context, report).await,
         Ok(Pdu::Deliver(deliver)) => {
-            let now = (crate::store::now_ms() / 1000) as u64;
-            if let Some(whole) = incoming.push(&deliver, now) {
-                tracing::info!(modem = %modem, from = %whole.originator, "SMS received");
-                persist(context, || {
-                    context
-                        .store
-                        .store_incoming_sms(modem, whole.originator.clone(), whole.text.clone())
-                })
-                .await?;
+            let part = received_part(modem, deliver);
+            let (from, concat) = (part.originator.clone(), part.concat);
+            let outcome = persist(context, || context.store.receive_part(part.clone(), &context.inbound)).await?;
+            if outcome != PartOutcome::Duplicate {
+                metrics::bump(&metrics::SMS_PARTS_RECEIVED);
+            }
+            match outcome {
+                PartOutcome::Duplicate => {
+                    tracing::info!(modem = %modem, %from, ?concat, "SMS part received again: kept once")
+                }
+                PartOutcome::Waiting => {
+                    tracing::info!(modem = %modem, %from, ?concat, "SMS part received; waiting for the others")
+                }
+                PartOutcome::Complete(inbox) => tracing::info!(modem = %modem, %from, inbox, "SMS received"),
             }
             Ok(())
         }
@@ -514,6 +543,23 @@ async fn stored_or_direct(
             tracing::warn!(modem = %modem, pdu, ?other, "unreadable PDU from the modem");
             Ok(())
         }
+    }
+}
+
+/// The part an SMS-DELIVER is, for the store.
+fn received_part(modem: &str, deliver: Deliver) -> ReceivedPart {
+    let concat = deliver
+        .udh
+        .as_ref()
+        .and_then(|h| h.concat)
+        .filter(|c| c.parts > 1 && (1..=c.parts).contains(&c.part))
+        .map(|c| (c.reference, c.parts, c.part));
+    ReceivedPart {
+        modem: modem.to_string(),
+        originator: deliver.originator.number,
+        sent: deliver.timestamp,
+        concat,
+        text: deliver.body.as_str().to_string(),
     }
 }
 

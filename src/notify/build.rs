@@ -181,7 +181,7 @@ const MAX_LINE: usize = 998;
 
 /// A text/plain part: 7bit when ASCII in lines a relay takes, else base64 (an SMS of
 /// 255 parts without a line break is one line of 39,000 characters).
-fn text_part(text: &str) -> String {
+pub(super) fn text_part(text: &str) -> String {
     if text.is_ascii() && text.lines().all(|line| line.len() <= MAX_LINE) {
         return format!("Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n{text}");
     }
@@ -271,7 +271,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// A header value on one line: no control characters can break the header out.
-fn clean(value: &str) -> String {
+pub(super) fn clean(value: &str) -> String {
     value
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

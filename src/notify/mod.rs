@@ -1,8 +1,10 @@
-//! Delivery status notifications: the stage that mails each DSN the store has queued
-//! (RFC 3464, built by [`build`]) to the original sender, through `outbound.smart_host`
-//! or the sender domain's MX (`send`), retrying until `outbound.lifetime_hours`.
+//! The outbound mail stage: mails each DSN the store has queued (RFC 3464, built by
+//! [`build`]) to the original sender, and each incoming SMS to whom the store decided
+//! (built by [`inbound`]), through one transport (`send`: `outbound.smart_host` or
+//! the recipient domain's MX), retrying until `outbound.lifetime_hours` runs out.
 
 pub mod build;
+pub mod inbound;
 mod send;
 
 use std::time::Duration;
@@ -15,12 +17,12 @@ use crate::metrics;
 use crate::outbound::{Client, TlsPolicy, TlsSetupError};
 use crate::retry::RetrySchedule;
 use crate::stage::{self, Round};
-use crate::store::{DsnAction, DsnOutcome, PendingDsn, ReportWait, Store, now_ms};
+use crate::store::{DsnAction, DsnOutcome, InboundRules, PendingDsn, PendingInbound, ReportWait, Store, now_ms};
 use build::{Action, DsnContent, ReportingMta};
 
 /// Looks for timed DSNs (delayed, relayed) this often.
 const SWEEP: Duration = Duration::from_secs(1);
-/// DSNs delivered at once.
+/// DSNs, and mails of incoming SMS, delivered at once.
 const BATCH: usize = 16;
 
 /// Everything the stage needs, built before the gateway starts so that a bad TLS
@@ -38,6 +40,10 @@ pub struct Notifier {
     retry: RetrySchedule,
     lifetime_ms: i64,
     grace: Duration,
+    /// `[inbound]`: when an incomplete SMS is delivered as it is.
+    inbound: InboundRules,
+    /// The first of `smtp.sms_domains`: the domain of an SMS mail's From.
+    sms_domain: String,
 }
 
 impl Notifier {
@@ -64,6 +70,8 @@ impl Notifier {
             retry: outbound.retry_delays_secs.clone(),
             lifetime_ms: secs_to_ms(outbound.lifetime_hours.saturating_mul(3600)),
             grace: Duration::from_secs(config.smtp.shutdown_grace_secs),
+            inbound: InboundRules::new(&config.inbound),
+            sms_domain: config.smtp.sms_domains.first().cloned().unwrap_or_else(|| "sms".into()),
         })
     }
 
@@ -71,16 +79,21 @@ impl Notifier {
     pub async fn run(self, store: Store, shutdown: CancellationToken) {
         let notifier = std::sync::Arc::new(self);
         let (notifier, store, shutdown) = (&notifier, &store, &shutdown);
-        stage::run(&store.wake.dsn, SWEEP, shutdown, || async move {
+        stage::run(&store.wake.outbound, SWEEP, shutdown, || async move {
             // A DSN delivered but not recorded is due again at once: the backoff keeps
             // it from being sent again in a loop.
             let round = notifier.round(store, shutdown).await;
-            stage::after_round("DSN stage", round, store.next_dsn_in()).await
+            let next_due = async {
+                let (dsn, inbound) = (store.next_dsn_in().await?, store.next_inbound_in().await?);
+                Ok::<_, crate::store::StoreError>(dsn.into_iter().chain(inbound).min())
+            };
+            stage::after_round("outbound mail stage", round, next_due).await
         })
         .await;
     }
 
-    /// Queues timed DSNs and delivers one batch of due ones.
+    /// Queues timed DSNs, stores overdue incomplete SMS, and delivers one batch of due
+    /// DSNs and one of due SMS mails.
     async fn round(
         self: &std::sync::Arc<Self>,
         store: &Store,
@@ -97,9 +110,22 @@ impl Notifier {
         // A request sent just at the cutoff may be committed a little after this sweep
         // read: the next one looks a second further back.
         self.reports_seen_until.store(cutoff - 1000, Ordering::Relaxed);
+        store.complete_overdue(&self.inbound).await?;
         let jobs = store.dsns_due(BATCH).await?;
-        let full = jobs.len() == BATCH;
+        let mails = store.inbound_due(BATCH).await?;
+        let full = jobs.len() == BATCH || mails.len() == BATCH;
         let mut deliveries = JoinSet::new();
+        for mail in mails {
+            let (notifier, store) = (self.clone(), store.clone());
+            deliveries.spawn(async move {
+                let outcome = notifier.deliver_sms(&store, &mail).await;
+                let recorded = store.record_inbound_attempt(&mail, outcome).await;
+                if let Err(error) = &recorded {
+                    tracing::error!(%error, "cannot record the delivery of an SMS's mail");
+                }
+                recorded.is_ok()
+            });
+        }
         for job in jobs {
             let (notifier, store) = (self.clone(), store.clone());
             deliveries.spawn(async move {
@@ -132,6 +158,55 @@ impl Notifier {
         })
     }
 
+    /// One attempt at the mail of an incoming SMS.
+    async fn deliver_sms(&self, store: &Store, sms: &PendingInbound) -> DsnOutcome {
+        let writer = inbound::Writer {
+            hostname: &self.hostname,
+            sms_domain: &self.sms_domain,
+            store_id: store.id(),
+        };
+        let message = inbound::build(sms, &writer);
+        let outcome = self
+            .outcome(&self.from, &sms.recipient, &message, sms.attempts, sms.received)
+            .await;
+        let (inbox, from, to) = (sms.id, &sms.originator, &sms.recipient);
+        match &outcome {
+            DsnOutcome::Sent(answer) => {
+                tracing::info!(inbox, %from, %to, %answer, "SMS mailed");
+                metrics::bump(&metrics::SMS_MAILED);
+            }
+            DsnOutcome::Retry { error, .. } => tracing::warn!(inbox, %from, %to, %error, "SMS not mailed yet"),
+            DsnOutcome::Dropped(why) => {
+                tracing::error!(inbox, %from, %to, %why, "SMS mail dropped");
+                metrics::bump(&metrics::SMS_MAIL_DROPPED);
+            }
+        }
+        outcome
+    }
+
+    /// Delivers `message` from `from` to `to`, and says what became of the attempt
+    /// after `attempts` earlier ones: sent, dropped (refused for good, or its lifetime
+    /// from `created` would run out before the next), or to retry.
+    async fn outcome(&self, from: &str, to: &str, message: &[u8], attempts: i64, created: i64) -> DsnOutcome {
+        match self.sender.deliver(from, to, message).await {
+            Ok(answer) => DsnOutcome::Sent(answer),
+            Err(error) if error.is_permanent() => DsnOutcome::Dropped(error.to_string()),
+            Err(error) => {
+                // The attempts recorded before this one, then this one.
+                let failed = u64::try_from(attempts).map_or(u64::MAX, |made| made.saturating_add(1));
+                let delay = self.retry.delay(failed);
+                let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                if at > created + self.lifetime_ms {
+                    return DsnOutcome::Dropped(format!("not delivered within its lifetime, last error: {error}"));
+                }
+                DsnOutcome::Retry {
+                    at,
+                    error: error.to_string(),
+                }
+            }
+        }
+    }
+
     async fn attempt(&self, job: &PendingDsn) -> DsnOutcome {
         let reporter = ReportingMta {
             hostname: &self.hostname,
@@ -140,35 +215,23 @@ impl Notifier {
         };
         let message = build::build(&content(job), &reporter);
         let action = job.action.as_str();
-        match self.sender.deliver(&job.sender, &message).await {
-            Ok(answer) => {
+        // The null sender: a DSN is never answered with a DSN (RFC 3461 §6.2).
+        let outcome = self.outcome("", &job.sender, &message, job.attempts, job.created).await;
+        match &outcome {
+            DsnOutcome::Sent(answer) => {
                 tracing::info!(request = job.request, action, to = %job.sender, %answer, "DSN delivered");
                 metrics::bump(&metrics::DSN_DELIVERED);
-                DsnOutcome::Sent(answer)
             }
-            Err(error) if error.is_permanent() => {
-                tracing::warn!(request = job.request, action, to = %job.sender, %error, "DSN refused; dropped");
+            DsnOutcome::Retry { at, error } => {
+                let retry_in_secs = (at - now_ms()).max(0) / 1000;
+                tracing::warn!(request = job.request, action, to = %job.sender, %error, retry_in_secs, "DSN not delivered yet");
+            }
+            DsnOutcome::Dropped(why) => {
+                tracing::warn!(request = job.request, action, to = %job.sender, %why, "DSN dropped");
                 metrics::bump(&metrics::DSN_DROPPED);
-                DsnOutcome::Dropped(error.to_string())
-            }
-            Err(error) => {
-                // The attempts recorded before this one, then this one.
-                let failed = u64::try_from(job.attempts).map_or(u64::MAX, |made| made.saturating_add(1));
-                let delay = self.retry.delay(failed);
-                let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-                if at > job.created + self.lifetime_ms {
-                    let why = format!("not delivered within its lifetime, last error: {error}");
-                    tracing::error!(request = job.request, action, to = %job.sender, "DSN {why}; dropped");
-                    metrics::bump(&metrics::DSN_DROPPED);
-                    return DsnOutcome::Dropped(why);
-                }
-                tracing::warn!(request = job.request, action, to = %job.sender, %error, retry_in_secs = delay.as_secs(), "DSN not delivered yet");
-                DsnOutcome::Retry {
-                    at,
-                    error: error.to_string(),
-                }
             }
         }
+        outcome
     }
 }
 

@@ -45,19 +45,19 @@ impl Destination {
 }
 
 impl Sender {
-    /// Delivers `message` from the null sender to `to`, trying each server in turn until
+    /// Delivers `message` from `from` (`""`: the null sender) to `to`, trying each server in turn until
     /// one takes it or one refuses it for good (a 5xx to the mail itself: a server that
     /// refuses the connection leaves the next one to try). A server that fell silent
     /// after the message's final dot may hold it: the attempt ends there instead of
     /// handing the DSN to the next server at once, and is retried later (the sender may
     /// then get it twice, as with any mail after a lost answer; never not at all).
-    pub(super) async fn deliver(&self, to: &str, message: &[u8]) -> Result<String, OutboundError> {
+    pub(super) async fn deliver(&self, from: &str, to: &str, message: &[u8]) -> Result<String, OutboundError> {
         let servers = match &self.destination {
             Destination::SmartHost(server) => vec![server.clone()],
             Destination::Mx { resolver, port } => mx_servers(resolver.as_deref(), to, *port).await?,
         };
         let mail = Mail {
-            from: "",
+            from,
             to,
             message,
             ..Mail::default()

@@ -95,6 +95,15 @@ impl HttpGet {
         })
     }
 
+    /// The GET of `path` beside this URL ([`HttpUrl::beside`]), with the same TLS and
+    /// credentials.
+    pub fn beside(&self, path: &str) -> HttpGet {
+        HttpGet {
+            url: self.url.beside(path),
+            ..self.clone()
+        }
+    }
+
     /// The URL it gets.
     pub fn url(&self) -> &HttpUrl {
         &self.url

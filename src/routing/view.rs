@@ -13,7 +13,7 @@ use crate::config::{self, Config};
 use crate::e164::E164;
 use crate::modem::{Board, ModemState};
 use crate::outbound::{HttpGet, TlsSetupError};
-use crate::store::{SiteModem, State, Store, StoreError};
+use crate::store::{FEED_BATCH, OptOut, SiteModem, State, Store, StoreError};
 use crate::utc::Utc;
 
 /// The status document of an instance (`GET /status`): what its peers route by.
@@ -413,24 +413,85 @@ impl StatusGetter {
         }
         Err(failed.join("; "))
     }
+
+    /// The peer's opt-out changes after `after` (its `seq`), from `/optouts` beside the
+    /// first status URL that answers.
+    async fn optouts(&self, after: i64, timeout: Duration) -> Result<Vec<OptOut>, String> {
+        let mut failed = Vec::new();
+        for get in &self.gets {
+            let feed = get.beside(&format!("optouts?after={after}"));
+            let result = feed.get(timeout).await.map_err(|e| e.to_string()).and_then(|body| {
+                serde_json::from_slice::<OptOutFeed>(&body)
+                    .map_err(|e| format!("{}: bad opt-out feed: {e}", feed.url()))
+            });
+            match result {
+                Ok(feed) => return Ok(feed.changes),
+                Err(error) => failed.push(error),
+            }
+        }
+        Err(failed.join("; "))
+    }
 }
 
-/// Polls every peer's status until `shutdown`: each `every`, or with a backoff of up
-/// to a minute while it does not answer. `peers` are the peers' names and how to GET
+/// What `/optouts?after=N` answers: an instance's (or site's) own opt-out changes after
+/// `N`, in order, at most [`FEED_BATCH`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OptOutFeed {
+    /// The changes.
+    pub changes: Vec<OptOut>,
+}
+
+/// Applies `peer`'s opt-out changes since `after` to the store, batch after batch;
+/// returns the `seq` reached.
+async fn follow_optouts(store: &Store, peer: &str, getter: &StatusGetter, mut after: i64, timeout: Duration) -> i64 {
+    loop {
+        let changes = match getter.optouts(after, timeout).await {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "cannot read the peer's opt-outs");
+                return after;
+            }
+        };
+        let (count, last) = (changes.len(), changes.iter().filter_map(|c| c.seq).max());
+        match store.apply_peer_optouts(peer, changes).await {
+            Ok(0) => {}
+            Ok(moved) => tracing::info!(%peer, moved, "opt-outs learnt from the peer"),
+            Err(error) => {
+                tracing::warn!(%peer, %error, "cannot record the peer's opt-outs");
+                return after;
+            }
+        }
+        after = last.unwrap_or(after).max(after);
+        if count < FEED_BATCH {
+            return after;
+        }
+    }
+}
+
+/// Polls every peer's status, and its opt-out changes, until `shutdown`: each `every`,
+/// or with a backoff of up to a minute while it does not answer. `peers` are the peers' names and how to GET
 /// their status ([`status_getter`]).
 pub async fn poll(
     cluster: Arc<Cluster>,
     peers: Vec<(String, StatusGetter)>,
     every: Duration,
+    store: Store,
     shutdown: CancellationToken,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
     for (name, getter) in peers {
-        let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
+        let (cluster, store, shutdown) = (cluster.clone(), store.clone(), shutdown.clone());
         tasks.spawn(async move {
             let mut wait = every;
+            // The peer's opt-out changes seen so far: all of them again after a restart
+            // (applying one twice changes nothing).
+            let mut optouts_seen = 0;
             loop {
-                let result = getter.get(&name, every.min(Duration::from_secs(5))).await;
+                let timeout = every.min(Duration::from_secs(5));
+                let result = getter.get(&name, timeout).await;
+                if result.is_ok() {
+                    optouts_seen = follow_optouts(&store, &name, &getter, optouts_seen, timeout).await;
+                }
                 wait = if result.is_ok() {
                     every
                 } else {

@@ -155,7 +155,11 @@ pub async fn serve(
 ) {
     let shared = Arc::new(Shared {
         settings: Arc::new(Settings::from_config(config)),
-        policy: Arc::new(Policy::from_config(config).with_routes(routes)),
+        policy: Arc::new(
+            Policy::from_config(config)
+                .with_routes(routes)
+                .with_optouts(store.optout_list()),
+        ),
         credentials,
         store,
         load: Arc::new(Load::new(

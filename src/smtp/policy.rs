@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::reply::Reply;
 use crate::config::{Config, Network};
 use crate::e164::E164;
-use crate::store::Usage as SiteUsage;
+use crate::store::{OptOutList, Usage as SiteUsage};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -25,6 +25,8 @@ pub type Routes = Arc<dyn Fn(&E164) -> Option<String> + Send + Sync>;
 /// listener.
 pub struct Policy {
     /// Whether a number can be routed at all; `None`: every number can.
+    /// The numbers that opted out (texted a stop word): refused at RCPT.
+    optouts: Option<Arc<OptOutList>>,
     routes: Option<Routes>,
     trusted: Vec<Network>,
     /// Refuse MAIL and AUTH before STARTTLS, except from loopback.
@@ -67,6 +69,7 @@ impl Policy {
     pub fn from_config(config: &Config) -> Policy {
         let security = &config.security;
         Policy {
+            optouts: None,
             routes: None,
             trusted: security.trusted_networks.clone(),
             require_tls: security.require_tls,
@@ -90,6 +93,24 @@ impl Policy {
         Policy {
             routes: Some(routes),
             ..self
+        }
+    }
+
+    /// This policy, refusing the numbers on `optouts` (they texted a stop word).
+    pub fn with_optouts(self, optouts: Arc<OptOutList>) -> Policy {
+        Policy {
+            optouts: Some(optouts),
+            ..self
+        }
+    }
+
+    /// A number that opted out gets no SMS: `550 5.7.1`.
+    pub fn check_optout(&self, number: &E164) -> Result<(), Reply> {
+        match &self.optouts {
+            Some(optouts) if optouts.contains(number) => {
+                Err(Reply::new(550, "5.7.1", crate::store::opted_out_reason(number)))
+            }
+            _ => Ok(()),
         }
     }
 

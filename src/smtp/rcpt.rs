@@ -47,6 +47,7 @@ impl Session {
         let allowed = self
             .policy
             .check_number(&recipient.number)
+            .and_then(|()| self.policy.check_optout(&recipient.number))
             .and_then(|()| self.policy.check_route(&recipient.number))
             .and_then(|()| match &who {
                 None => Ok(()),

@@ -25,8 +25,9 @@ use tokio::sync::Notify;
 use super::fixtures::mail;
 use super::postgres::testing::fresh_database;
 use super::{
-    DsnAction, DsnOutcome, ForwardOutcome, NewMail, PartStatus, QueueFilter, QueuedRequest, ReportWait, Route, State,
-    Store, StoreError, now_ms,
+    DsnAction, DsnOutcome, ForwardOutcome, InboundRules, InboxKind, InboxState, NewMail, OptOut, PartOutcome,
+    PartStatus, PendingInbound, QueueFilter, QueuedRequest, ReceivedPart, ReportWait, Route, State, Store, StoreError,
+    now_ms,
 };
 use crate::config::Config;
 
@@ -85,7 +86,10 @@ conformance!(
     forwards_in_flight_are_recovered_or_released,
     dsns_follow_notify_and_time,
     dsns_are_delivered_retried_or_dropped,
-    inbox_stores_incoming_sms,
+    incoming_parts_are_kept_once_and_make_one_sms,
+    an_sms_is_mailed_to_the_latest_sender_to_its_number_with_retries,
+    an_incomplete_sms_is_stored_as_what_arrived_after_its_time,
+    stop_and_start_words_change_the_opt_out_list,
     queue_summary_counts_states_and_the_oldest_waiting,
     two_modems_claiming_one_request_at_once_get_it_once,
     a_status_report_matches_the_latest_part_with_its_reference,
@@ -190,7 +194,7 @@ async fn woken(notify: &Notify) -> bool {
 /// Forgets the wake-ups so far.
 async fn drain(store: &Store) {
     let wake = &store.wake;
-    for notify in [&wake.received, &wake.queued, &wake.dsn, &wake.forwarding] {
+    for notify in [&wake.received, &wake.queued, &wake.outbound, &wake.forwarding] {
         woken(notify).await;
     }
 }
@@ -399,7 +403,7 @@ async fn routes_move_requests_to_their_stage(store: &Store) {
         .unwrap();
     assert!(woken(&store.wake.queued).await);
     assert!(woken(&store.wake.forwarding).await);
-    assert!(woken(&store.wake.dsn).await);
+    assert!(woken(&store.wake.outbound).await);
 
     assert_eq!(state(store, ids[0]).await, State::Queued);
     assert_eq!(
@@ -718,7 +722,7 @@ async fn a_request_is_sent_once_all_its_parts_reached_the_network(store: &Store)
     assert!(store.mark_part_submitting(a, 1, "m1", MINUTE).await.unwrap());
     drain(store).await;
     assert!(store.mark_part_sent(a, 1, 2, 7, true).await.unwrap().is_some());
-    assert!(woken(&store.wake.dsn).await);
+    assert!(woken(&store.wake.outbound).await);
     assert_eq!(state(store, a).await, State::Sent);
     assert_eq!(
         dsns(store).await,
@@ -777,7 +781,7 @@ async fn status_reports_settle_parts_and_requests(store: &Store) {
         .await
         .unwrap()
         .unwrap();
-    assert!(woken(&store.wake.dsn).await);
+    assert!(woken(&store.wake.outbound).await);
     assert_eq!(report.request, a);
     assert!(report.after < Duration::from_secs(60));
     assert_eq!(state(store, a).await, State::Delivered);
@@ -894,7 +898,7 @@ async fn lifecycle_fails_expires_and_retries(store: &Store) {
         .fail(a, State::Failed, "5.1.1", "no such number".into())
         .await
         .unwrap();
-    assert!(woken(&store.wake.dsn).await);
+    assert!(woken(&store.wake.outbound).await);
     let row = store.show(a).await.unwrap().request;
     assert_eq!(row.state, State::Failed);
     assert_eq!(row.status.as_deref(), Some("5.1.1"));
@@ -1396,14 +1400,262 @@ async fn dsns_are_delivered_retried_or_dropped(store: &Store) {
     );
 }
 
-async fn inbox_stores_incoming_sms(store: &Store) {
-    let first = store.store_incoming_sms("m1", FR.into(), "hello".into()).await.unwrap();
-    let second = store
-        .store_incoming_sms("m2", "BANK".into(), "Ünïcödé ✓".into())
+fn rules() -> InboundRules {
+    InboundRules::new(&crate::config::Inbound::default())
+}
+
+fn part(modem: &str, from: &str, concat: Option<(u16, u8, u8)>, text: &str) -> ReceivedPart {
+    ReceivedPart {
+        modem: modem.into(),
+        originator: from.into(),
+        sent: "2026-11-26T10:00:00+01:00".into(),
+        concat,
+        text: text.into(),
+    }
+}
+
+async fn incoming_parts_are_kept_once_and_make_one_sms(store: &Store) {
+    let rules = rules();
+    let receive = |p: ReceivedPart| async { store.receive_part(p, &rules).await.unwrap() };
+    // Part 2 of 2 first, then a copy of it, then part 1, then a copy of that.
+    assert_eq!(
+        receive(part("m1", FR, Some((7, 2, 2)), "world")).await,
+        PartOutcome::Waiting
+    );
+    assert_eq!(
+        receive(part("m1", FR, Some((7, 2, 2)), "world")).await,
+        PartOutcome::Duplicate
+    );
+    // The same reference from another sender, or to another modem, is another SMS.
+    assert_eq!(
+        receive(part("m2", FR, Some((7, 2, 1)), "other ")).await,
+        PartOutcome::Waiting
+    );
+    assert_eq!(
+        receive(part("m1", UK, Some((7, 2, 1)), "other ")).await,
+        PartOutcome::Waiting
+    );
+    let PartOutcome::Complete(id) = receive(part("m1", FR, Some((7, 2, 1)), "hello ")).await else {
+        panic!("part 1 completes it")
+    };
+    assert_eq!(
+        receive(part("m1", FR, Some((7, 2, 1)), "hello ")).await,
+        PartOutcome::Duplicate
+    );
+    let entry = store.inbox_entry(id).await.unwrap().unwrap();
+    assert_eq!(
+        (entry.text.as_str(), entry.parts, entry.missing.as_deref()),
+        ("hello world", 2, None)
+    );
+    assert_eq!((entry.modem.as_str(), entry.originator.as_str()), ("m1", FR));
+    assert_eq!(entry.sent.as_deref(), Some("2026-11-26T10:00:00+01:00"));
+    // No mail was sent to FR, and there is no default recipient: kept, saying why.
+    assert_eq!(entry.state, InboxState::Kept);
+    assert_eq!(entry.recipient, None);
+    assert!(entry.outcome.unwrap().contains("inbound.default_recipient is empty"));
+    // A single SMS: a copy has its centre time and text; the same text later is new.
+    let single = part("m1", UK, None, "ok");
+    assert!(matches!(receive(single.clone()).await, PartOutcome::Complete(_)));
+    assert_eq!(receive(single.clone()).await, PartOutcome::Duplicate);
+    let later = ReceivedPart {
+        sent: "2026-11-26T10:05:00+01:00".into(),
+        ..single
+    };
+    assert!(matches!(receive(later).await, PartOutcome::Complete(_)));
+    assert_eq!(store.inbox(10).await.unwrap().len(), 3, "newest first, three whole SMS");
+    assert!(store.inbound_due(10).await.unwrap().is_empty(), "nothing to mail");
+}
+
+async fn an_sms_is_mailed_to_the_latest_sender_to_its_number_with_retries(store: &Store) {
+    let rules = InboundRules {
+        default_recipient: Some("desk@example.com".into()),
+        ..rules()
+    };
+    let ids = queue(store, to(&[FR], None)).await;
+    send(store, ids[0], "m1", 1, 1, true).await;
+    let PartOutcome::Complete(id) = store.receive_part(part("m1", FR, None, "yes"), &rules).await.unwrap() else {
+        panic!("whole")
+    };
+    // Nobody wrote to UK: the default recipient gets it.
+    store.receive_part(part("m1", UK, None, "who?"), &rules).await.unwrap();
+    assert_eq!(store.next_inbound_in().await.unwrap(), Some(0));
+    let due = store.inbound_due(10).await.unwrap();
+    assert_eq!(due.len(), 2, "{due:?}");
+    let reply = due.iter().find(|m| m.id == id).unwrap();
+    assert_eq!(reply.recipient, "a@example.com");
+    assert_eq!(
+        reply.original.as_deref(),
+        Some(&b"Subject: x\r\n\r\ny"[..]),
+        "the original mail, to thread under"
+    );
+    let other = due.iter().find(|m| m.id != id).unwrap();
+    assert_eq!(
+        (other.recipient.as_str(), other.original.is_none()),
+        ("desk@example.com", true)
+    );
+    assert_eq!(store.inbox_entry(id).await.unwrap().unwrap().reply_to, Some(ids[0]));
+
+    let retry = DsnOutcome::Retry {
+        at: now_ms() + MINUTE,
+        error: "451 try later".into(),
+    };
+    store.record_inbound_attempt(reply, retry).await.unwrap();
+    store
+        .record_inbound_attempt(other, DsnOutcome::Dropped("550 no such user".into()))
         .await
         .unwrap();
-    assert!(first > 0);
-    assert!(second > first);
+    assert!(
+        store.inbound_due(10).await.unwrap().is_empty(),
+        "one waits a minute, one is dropped"
+    );
+    assert!(store.next_inbound_in().await.unwrap().unwrap() > 50_000);
+    let entry = store.inbox_entry(id).await.unwrap().unwrap();
+    assert_eq!(
+        (entry.state, entry.attempts, entry.outcome.as_deref()),
+        (InboxState::Pending, 1, Some("451 try later"))
+    );
+    let dropped = store.inbox_entry(other.id).await.unwrap().unwrap();
+    assert_eq!(dropped.state, InboxState::Dropped);
+    assert_eq!(
+        dropped.outcome.as_deref(),
+        Some("not mailed to <desk@example.com>: 550 no such user")
+    );
+    let sent = PendingInbound {
+        attempts: 1,
+        ..reply.clone()
+    };
+    store
+        .record_inbound_attempt(&sent, DsnOutcome::Sent("250 ok".into()))
+        .await
+        .unwrap();
+    let entry = store.inbox_entry(id).await.unwrap().unwrap();
+    assert_eq!(
+        (entry.state, entry.outcome.as_deref()),
+        (InboxState::Sent, Some("mailed to <a@example.com>: 250 ok"))
+    );
+    // A second outcome for a mail already settled changes nothing.
+    store
+        .record_inbound_attempt(&sent, DsnOutcome::Dropped("late".into()))
+        .await
+        .unwrap();
+    assert_eq!(store.inbox_entry(id).await.unwrap().unwrap().state, InboxState::Sent);
+}
+
+async fn an_incomplete_sms_is_stored_as_what_arrived_after_its_time(store: &Store) {
+    let waiting = rules();
+    store
+        .receive_part(part("m1", FR, Some((9, 3, 2)), "middle"), &waiting)
+        .await
+        .unwrap();
+    assert_eq!(store.complete_overdue(&waiting).await.unwrap(), 0, "an hour to wait");
+    let overdue = InboundRules {
+        reassembly_timeout_ms: -1,
+        ..rules()
+    };
+    assert_eq!(store.complete_overdue(&overdue).await.unwrap(), 1);
+    let entry = store.inbox(1).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (entry.text.as_str(), entry.missing.as_deref()),
+        ("[…]middle[…]", Some("1,3"))
+    );
+    assert_eq!(store.complete_overdue(&overdue).await.unwrap(), 0, "stored once");
+    // Parts of a stored SMS are kept for their copies for twice the timeout (here none):
+    // one that comes later still is an SMS of its own.
+    assert_eq!(
+        store
+            .receive_part(part("m1", FR, Some((9, 3, 2)), "middle"), &waiting)
+            .await
+            .unwrap(),
+        PartOutcome::Waiting
+    );
+}
+
+async fn stop_and_start_words_change_the_opt_out_list(store: &Store) {
+    let rules = rules();
+    let list = store.optout_list();
+    let number: crate::e164::E164 = FR.parse().unwrap();
+    let waiting = store.receive(to(&[FR, UK], Some("FAILURE"))).await.unwrap();
+    store
+        .receive_part(part("m1", FR, None, "  Stop \n"), &rules)
+        .await
+        .unwrap();
+    assert!(list.contains(&number), "in memory at once");
+    assert_eq!(state(store, waiting[0]).await, State::Failed);
+    assert_eq!(
+        state(store, waiting[1]).await,
+        State::Received,
+        "another number waits on"
+    );
+    let failed = history(store, waiting[0]).await;
+    assert!(
+        failed
+            .iter()
+            .any(|(_, detail)| detail.contains("opted out of SMS from this gateway")),
+        "{failed:?}"
+    );
+    assert!(dsns(store).await.contains(&(waiting[0], DsnAction::Failed)));
+    let entry = store.inbox(1).await.unwrap().pop().unwrap();
+    assert_eq!(entry.kind, InboxKind::Stop);
+    let listed = store.optouts(false).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].source.as_str(), listed[0].seq),
+        ("STOP texted to modem m1", Some(1))
+    );
+    assert_eq!(store.optout_feed(0).await.unwrap().len(), 1);
+    assert!(store.optout_feed(1).await.unwrap().is_empty());
+
+    store.receive_part(part("m1", FR, None, "START"), &rules).await.unwrap();
+    assert!(!list.contains(&number));
+    assert!(store.optouts(false).await.unwrap().is_empty());
+    let feed = store.optout_feed(1).await.unwrap();
+    assert_eq!(
+        (feed.len(), feed[0].opted_out, feed[0].seq),
+        (1, false, Some(2)),
+        "{feed:?}"
+    );
+    // A peer's older change does not undo it; its newer one does, and is not passed on.
+    let from_peer = |opted_out, changed| OptOut {
+        number: number.clone(),
+        opted_out,
+        changed,
+        source: "STOP texted to modem fr1".into(),
+        origin: None,
+        seq: Some(77),
+    };
+    assert_eq!(
+        store.apply_peer_optouts("fr", vec![from_peer(true, 1)]).await.unwrap(),
+        0
+    );
+    assert!(!list.contains(&number));
+    assert_eq!(
+        store
+            .apply_peer_optouts("fr", vec![from_peer(true, now_ms() + 1000)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(list.contains(&number));
+    let listed = store.optouts(false).await.unwrap();
+    assert_eq!((listed[0].origin.as_deref(), listed[0].seq), (Some("fr"), None));
+    assert!(
+        store.optout_feed(2).await.unwrap().is_empty(),
+        "a peer's change is not fed on"
+    );
+    // By hand: already out; then in.
+    assert!(
+        !store
+            .set_optout(number.clone(), true, "smsgw optout add".into())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_optout(number.clone(), false, "smsgw optout del".into())
+            .await
+            .unwrap()
+    );
+    assert!(!list.contains(&number));
 }
 
 async fn queue_summary_counts_states_and_the_oldest_waiting(store: &Store) {

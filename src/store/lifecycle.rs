@@ -18,7 +18,7 @@ impl Store {
     /// with its enhanced status code and reason; queues the sender's DSN.
     pub async fn fail(&self, id: i64, to: State, status: &'static str, reason: String) -> Result<(), StoreError> {
         transact!(self, lifecycle::fail(id, to, status, &reason, now_ms()))?;
-        self.wake.dsn.notify_one();
+        self.wake.outbound.notify_one();
         Ok(())
     }
 
@@ -27,7 +27,7 @@ impl Store {
     pub async fn expire_overdue(&self, validity_ms: i64) -> Result<usize, StoreError> {
         let expired = transact!(self, lifecycle::expire_overdue(validity_ms, now_ms()))?;
         if expired > 0 {
-            self.wake.dsn.notify_one();
+            self.wake.outbound.notify_one();
         }
         Ok(expired)
     }

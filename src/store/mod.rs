@@ -10,7 +10,8 @@
 //! (requests a narrower tariff leaves without a route), `forwarding` (to peers),
 //! `dispatch` (which request each free modem gets), `sending` (modems: leases, parts,
 //! reports, recovery), `lifecycle` (the moves all share, expiry, the operator's retry),
-//! `dsn` (what senders are owed), `inbox` (SMS received), `query` (the CLI's reads).
+//! `dsn` (what senders are owed), `inbox` (SMS received, and the mail each becomes),
+//! `optout` (numbers that texted STOP), `query` (the CLI's reads).
 //! The files of this module hold each stage's methods and types, and pass each call to
 //! the backend's function of the same name ([`transact!`]); [`state`] holds the names.
 
@@ -25,6 +26,7 @@ mod forwarding;
 mod inbox;
 mod intake;
 mod lifecycle;
+mod optout;
 mod postgres;
 pub mod query;
 mod reach;
@@ -43,12 +45,14 @@ use crate::config::Config;
 pub use dispatch::QueuedRequest;
 pub use dsn::{DsnAction, DsnOutcome, PendingDsn, ReportWait};
 pub use forwarding::{ForwardOutcome, ForwardRequest};
+pub use inbox::{InboundRules, InboxEntry, PartOutcome, PendingInbound, ReceivedPart};
 pub use intake::{NewMail, NewRequest};
+pub use optout::{FEED_BATCH, OptOut, OptOutList, opted_out_reason};
 pub use query::{HistoryLine, QueueFilter, RequestDetail, RequestRow};
 pub use routing::{Route, UnroutedRequest};
 pub use sending::ReportedPart;
 pub use site::{SiteModem, Usage};
-pub use state::{DsnState, PartStatus, State};
+pub use state::{DsnState, InboxKind, InboxState, PartStatus, State};
 
 /// Runs the PostgreSQL function `$module::$function` with the transaction first and
 /// `$arg`s after, in a transaction of its own, and evaluates to its result once
@@ -193,6 +197,8 @@ pub struct Store {
     id: Arc<str>,
     /// Stages wake each other through these after writing a new state.
     pub wake: Arc<Wakeups>,
+    /// The numbers opted out, in memory for RCPT.
+    optouts: Arc<OptOutList>,
 }
 
 /// Where the queue is kept.
@@ -210,8 +216,8 @@ pub struct Wakeups {
     pub received: Notify,
     /// New requests in `queued`.
     pub queued: Notify,
-    /// New DSNs to deliver.
-    pub dsn: Notify,
+    /// New mail to deliver: DSNs, and mails made from incoming SMS.
+    pub outbound: Notify,
     /// New requests in `forwarding`.
     pub forwarding: Notify,
 }
@@ -240,6 +246,7 @@ impl Store {
             backend,
             id: id.into(),
             wake,
+            optouts: Arc::default(),
         })
     }
 
@@ -252,6 +259,7 @@ impl Store {
         if let (Some(url), Backend::Postgres(db)) = (&config.store.url, &store.backend) {
             postgres::site::join(db, url.config(), &config.instance.name, store.wake.clone()).await?;
         }
+        store.reload_optouts().await?;
         Ok(store)
     }
 

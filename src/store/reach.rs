@@ -20,7 +20,7 @@ impl Store {
             self,
             lifecycle::fail_from(id, &waiting, State::Failed, "5.4.4", &reason, now_ms())
         )?;
-        self.wake.dsn.notify_one();
+        self.wake.outbound.notify_one();
         Ok(())
     }
 

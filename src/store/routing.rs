@@ -63,7 +63,7 @@ impl Store {
             self.wake.forwarding.notify_one();
         }
         if failed {
-            self.wake.dsn.notify_one();
+            self.wake.outbound.notify_one();
         }
         Ok(())
     }

@@ -58,7 +58,7 @@ impl Store {
     ) -> Result<Option<Duration>, StoreError> {
         let sent_after = transact!(self, sending::mark_part_sent(id, part, parts, mr, unreported, now_ms()))?;
         if unreported {
-            self.wake.dsn.notify_one();
+            self.wake.outbound.notify_one();
         }
         Ok(sent_after)
     }
@@ -74,7 +74,7 @@ impl Store {
     ) -> Result<Option<Duration>, StoreError> {
         let sent_after = transact!(self, sending::mark_sent_if_complete(id, parts, unreported, now_ms()))?;
         if unreported {
-            self.wake.dsn.notify_one();
+            self.wake.outbound.notify_one();
         }
         Ok(sent_after)
     }
@@ -110,7 +110,7 @@ impl Store {
             self,
             sending::record_status_report(&modem, mr, &number, delivered, &detail, now_ms())
         )?;
-        self.wake.dsn.notify_one();
+        self.wake.outbound.notify_one();
         Ok(matched)
     }
 

@@ -187,6 +187,32 @@ names! {
     }
 }
 
+names! {
+    /// Where the mail an incoming SMS becomes stands.
+    InboxState ("inbox state") {
+        /// Waiting for its next delivery attempt.
+        Pending = "pending",
+        /// Accepted by the receiving server.
+        Sent = "sent",
+        /// Refused for good, or its lifetime ran out.
+        Dropped = "dropped",
+        /// Not mailed: no one to mail it to (`smsgw inbox show` says why).
+        Kept = "kept",
+    }
+}
+
+names! {
+    /// What an incoming SMS says, for the opt-out list.
+    InboxKind ("inbox kind") {
+        /// A message like any other.
+        Text = "text",
+        /// One of `inbound.stop_words`: its number opted out.
+        Stop = "stop",
+        /// One of `inbound.start_words`: its number opted in again.
+        Start = "start",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

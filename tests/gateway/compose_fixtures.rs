@@ -56,6 +56,9 @@ fn fixtures() {
         ("quoted_reply", Body, "Yes, noon works.\n\nSee you there."),
         ("html_reply", Body, "Yes, noon works."),
         ("subject_only", SubjectBody, "Server down: db01"),
+        // A reply to a mail made of an SMS: only the new text, whatever the mode.
+        ("reply_to_sms", SubjectBody, "Perfect, I will book a table."),
+        ("reply_to_sms", Subject, "Perfect, I will book a table."),
         ("subject_only", Body, ""),
         ("no_subject", SubjectBody, "Just the body."),
         ("no_subject", Subject, ""),

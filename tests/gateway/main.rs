@@ -11,6 +11,7 @@ mod durability;
 mod edge;
 mod faults;
 mod full;
+mod inbound;
 mod link;
 mod metrics;
 mod modems;

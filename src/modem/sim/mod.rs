@@ -82,14 +82,23 @@ impl Sim {
 }
 
 /// Starts modem `name` on a new pseudo-terminal; it runs until `shutdown`.
-/// `records` is `<data_dir>/sim-<name>.jsonl`, created if missing, appended to.
+/// `records` is `<data_dir>/sim-<name>.jsonl`, created if missing, appended to. The
+/// network delivers to it every SMS written as a JSON file (`{"from": …, "text": …}`)
+/// into [`inject_dir`]`(records)` (`smsgw modem inject`), and deletes the file.
 pub async fn start(name: &str, config: SimConfig, records: PathBuf, shutdown: CancellationToken) -> io::Result<Sim> {
     let modem = modem::Modem::new(name, config, clock::Now::read())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let inject = inject_dir(&records);
     let records = record::Records::open(records).await?;
     let pty = pty::Pty::open()?;
     let device = pty.device.clone();
     tracing::info!(modem = name, device = %device.display(), "simulated modem started");
-    let task = tokio::spawn(session::run(pty, modem, records, shutdown));
+    let task = tokio::spawn(session::run(pty, modem, records, inject, shutdown));
     Ok(Sim { device, task })
+}
+
+/// Where the modem whose records file is `records` finds the SMS to receive: beside it,
+/// named like it with `.inject` (`sim-<name>.inject/`).
+pub fn inject_dir(records: &std::path::Path) -> PathBuf {
+    records.with_extension("inject")
 }

@@ -14,7 +14,7 @@ use super::report::{self, deliver_parts};
 use super::storage::Storage;
 use super::submit::{self, Submitted};
 use super::types::{CommandResult, DEFAULT_SMSC, Encoded, Failure, Output, Profile};
-use super::{SimConfig, SimError};
+use super::{Incoming, SimConfig, SimError};
 
 /// Longer command lines are cut; what is left fails to parse.
 const MAX_LINE: usize = 560;
@@ -75,6 +75,8 @@ pub(super) struct Modem {
     pub(super) reports: Storage,
     /// Parts not yet delivered: they reach the modem after its first `AT+CNMI`.
     incoming: Vec<Encoded>,
+    /// SMS injected so far, for their concatenation references.
+    injected: u8,
     next_mr: u8,
     input: Input,
     /// A command awaits its answer; input meanwhile is held, as a modem's UART buffers it.
@@ -101,7 +103,7 @@ impl Modem {
     /// A modem just powered on: echo on, SIM locked if `config.pin` is set, the incoming
     /// SMS of `config` waiting for the first `AT+CNMI`.
     pub(super) fn new(name: &str, config: SimConfig, now: Now) -> Result<Modem, SimError> {
-        let incoming = deliver_parts(&config.incoming, now.wall)?;
+        let incoming = deliver_parts(&config.incoming, now.wall, 1)?;
         Ok(Modem {
             name: name.to_string(),
             imei: imei(name),
@@ -112,6 +114,7 @@ impl Modem {
             storage: Storage::default(),
             reports: Storage::default(),
             incoming,
+            injected: 0,
             next_mr: 0,
             input: Input::Command(Vec::new()),
             busy: false,
@@ -138,6 +141,21 @@ impl Modem {
         for (n, pdu) in (1..).zip(mem::take(&mut self.incoming)) {
             self.push(now.at + latency * n, NetworkEvent::Deliver(pdu));
         }
+    }
+
+    /// An SMS the network delivers now (`smsgw modem inject`): its parts reach the modem
+    /// one per `latency_ms`, with a concatenation reference of their own.
+    pub(super) fn inject(&mut self, sms: &Incoming, now: Now) -> Result<(), SimError> {
+        self.injected = self.injected.wrapping_add(1);
+        // After the configured SMS' references (1, 2, …), from the other end of the range.
+        let reference = 255 - self.injected % 128;
+        let parts = deliver_parts(std::slice::from_ref(sms), now.wall, u16::from(reference))?;
+        let latency = self.latency();
+        tracing::info!(modem = %self.name, from = %sms.from, parts = parts.len(), "SMS injected");
+        for (n, pdu) in (1..).zip(parts) {
+            self.push(now.at + latency * n, NetworkEvent::Deliver(pdu));
+        }
+        Ok(())
     }
 
     /// The `phantom_sms` fault: once, one latency after the first `AT+CNMI`.

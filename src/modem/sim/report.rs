@@ -34,10 +34,11 @@ pub(super) fn status_report(
     encode_status_report(recipient, &opts).map(Encoded::with_smsc)
 }
 
-/// Every part of every incoming SMS, as the centre received them at `wall`.
-pub(super) fn deliver_parts(incoming: &[Incoming], wall: SystemTime) -> Result<Vec<Encoded>, SimError> {
+/// Every part of every incoming SMS, as the centre received them at `wall`; their
+/// concatenation references count from `first`.
+pub(super) fn deliver_parts(incoming: &[Incoming], wall: SystemTime, first: u16) -> Result<Vec<Encoded>, SimError> {
     let mut parts = Vec::new();
-    for (reference, sms) in (1..).zip(incoming) {
+    for (reference, sms) in (first..).zip(incoming) {
         let opts = DeliverOptions {
             smsc: Some(DEFAULT_SMSC.to_string()),
             timestamp: Utc::of(wall).timestamp(),

@@ -11,6 +11,7 @@ pub(in crate::store) mod forwarding;
 pub(in crate::store) mod inbox;
 pub(in crate::store) mod intake;
 pub(in crate::store) mod lifecycle;
+pub(in crate::store) mod optout;
 pub(in crate::store) mod query;
 pub(in crate::store) mod reach;
 pub(in crate::store) mod routing;
@@ -33,6 +34,7 @@ use crate::store::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_init.sql"),
     include_str!("../../../migrations/postgres/0002_site.sql"),
+    include_str!("../../../migrations/postgres/0003_inbound.sql"),
 ];
 
 /// The advisory lock instances take while they migrate: one at a time.

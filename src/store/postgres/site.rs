@@ -139,7 +139,7 @@ async fn keep(mut session: Session, config: &tokio_postgres::Config, instance: &
         };
         tracing::info!("site: reconnected to PostgreSQL");
         // Notifications sent while the connection was down are lost.
-        for notify in [&wake.received, &wake.queued, &wake.dsn, &wake.forwarding] {
+        for notify in [&wake.received, &wake.queued, &wake.outbound, &wake.forwarding] {
             notify.notify_one();
         }
     }

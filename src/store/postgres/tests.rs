@@ -43,13 +43,13 @@ async fn migrating_again_changes_nothing_and_a_newer_schema_is_refused() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     tx.execute("INSERT INTO schema_migrations (version) VALUES (99)", &[])
         .await
         .unwrap();
     tx.commit().await.unwrap();
     match connect(&url).await {
-        Err(StoreError::TooNew { found: 99, known: 2 }) => {}
+        Err(StoreError::TooNew { found: 99, known: 3 }) => {}
         other => panic!("{:?}", other.err()),
     }
 }
@@ -241,7 +241,7 @@ async fn a_bad_url_or_a_server_down_is_unavailable_and_keeps_the_password() {
 /// Every other statement, once, against the server (each is prepared only when it runs).
 #[tokio::test]
 async fn every_other_statement_runs() {
-    use super::{forwarding, inbox, lifecycle, query, reach};
+    use super::{forwarding, inbox, lifecycle, optout, query, reach};
     use crate::store::{DsnOutcome, ForwardOutcome, QueueFilter, ReportWait, Route};
     let Some((pg, _)) = pg().await else { return };
     let tx = pg.begin().await.unwrap();
@@ -374,12 +374,27 @@ async fn every_other_statement_runs() {
     assert_eq!(lifecycle::expire_overdue(&tx, 1_000, 5_000).await.unwrap(), 1);
 
     // The operator's views.
-    assert!(
-        inbox::store_incoming_sms(&tx, "sim0", "+33477858589", "hi", 0)
-            .await
-            .unwrap()
-            > 0
-    );
+    let rules = crate::store::InboundRules::new(&crate::config::Inbound::default());
+    let part = crate::store::ReceivedPart {
+        modem: "sim0".into(),
+        originator: "+33477858589".into(),
+        sent: "2026-11-26T10:00:00Z".into(),
+        concat: None,
+        text: "STOP".into(),
+    };
+    let outcome = inbox::receive_part(&tx, &part, &rules, 0).await.unwrap();
+    assert!(matches!(outcome, crate::store::PartOutcome::Complete(_)));
+    assert_eq!(inbox::complete_overdue(&tx, &rules, 0).await.unwrap(), 0);
+    assert!(inbox::inbound_due(&tx, 0, 10).await.unwrap().is_empty());
+    assert_eq!(inbox::next_due(&tx).await.unwrap(), None);
+    inbox::record_attempt(&tx, 1, crate::store::InboxState::Sent, 0, "250")
+        .await
+        .unwrap();
+    assert_eq!(inbox::entries(&tx, None, 10).await.unwrap().len(), 1);
+    assert_eq!(optout::opted_out(&tx).await.unwrap().0, ["+33477858589"]);
+    assert_eq!(optout::list(&tx, true).await.unwrap().len(), 1);
+    assert_eq!(optout::feed(&tx, 0, 10).await.unwrap().len(), 1);
+    assert_eq!(optout::apply_all(&tx, &[], 0).await.unwrap(), 0);
     let listed = query::list(
         &tx,
         QueueFilter {

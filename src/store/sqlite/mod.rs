@@ -12,6 +12,7 @@ pub(super) mod forwarding;
 pub(super) mod inbox;
 pub(super) mod intake;
 pub(super) mod lifecycle;
+pub(super) mod optout;
 pub(super) mod query;
 pub(super) mod reach;
 pub(super) mod routing;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0008_dispatch.sql"),
     include_str!("../../../migrations/0009_forward_in_flight.sql"),
     include_str!("../../../migrations/0010_site.sql"),
+    include_str!("../../../migrations/0011_inbound.sql"),
 ];
 
 /// The SQLite backend: the writer, and where the file is for readers.

@@ -1,0 +1,111 @@
+//! The opt-out list, on PostgreSQL (as SQLite's `optout`); a site's instances share it.
+
+use super::Tx;
+use super::inbox::fail_waiting_for;
+use crate::store::{OptOut, StoreError};
+
+/// The numbers opted out, and the latest `seq`.
+pub(in crate::store) async fn opted_out(tx: &Tx) -> Result<(Vec<String>, i64), StoreError> {
+    let numbers = tx
+        .query("SELECT number FROM optouts WHERE opted_out", &[])
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    Ok((numbers, latest_seq(tx).await?))
+}
+
+/// The latest `seq` of a change made in the site (0: none).
+pub(in crate::store) async fn latest_seq(tx: &Tx) -> Result<i64, StoreError> {
+    Ok(tx
+        .query_one("SELECT coalesce(max(seq), 0)::bigint FROM optouts", &[])
+        .await?
+        .try_get(0)?)
+}
+
+fn read(row: &tokio_postgres::Row) -> Result<OptOut, StoreError> {
+    Ok(OptOut {
+        number: row.try_get(0)?,
+        opted_out: row.try_get(1)?,
+        changed: row.try_get(2)?,
+        source: row.try_get(3)?,
+        origin: row.try_get(4)?,
+        seq: row.try_get(5)?,
+    })
+}
+
+/// The list by number: the numbers opted out, or (`all`) every number it has seen.
+pub(in crate::store) async fn list(tx: &Tx, all: bool) -> Result<Vec<OptOut>, StoreError> {
+    tx.query(
+        "SELECT number, opted_out, changed, source, origin, seq FROM optouts WHERE opted_out OR $1 ORDER BY number",
+        &[&all],
+    )
+    .await?
+    .iter()
+    .map(read)
+    .collect()
+}
+
+/// The site's own changes after `after`, in order.
+pub(in crate::store) async fn feed(tx: &Tx, after: i64, limit: usize) -> Result<Vec<OptOut>, StoreError> {
+    tx.query(
+        "SELECT number, opted_out, changed, source, origin, seq FROM optouts WHERE seq > $1 ORDER BY seq LIMIT $2",
+        &[&after, &(limit as i64)],
+    )
+    .await?
+    .iter()
+    .map(read)
+    .collect()
+}
+
+/// As SQLite's `optout::apply`; the number's row is locked first, so that two
+/// instances changing it at once take turns.
+pub(in crate::store) async fn apply(tx: &Tx, change: &OptOut, now: i64) -> Result<bool, StoreError> {
+    let known: Option<(bool, i64)> = tx
+        .query_opt(
+            "SELECT opted_out, changed FROM optouts WHERE number = $1 FOR UPDATE",
+            &[&change.number],
+        )
+        .await?
+        .map(|row| Ok::<_, StoreError>((row.try_get(0)?, row.try_get(1)?)))
+        .transpose()?;
+    let moved = known.is_none_or(|(opted_out, _)| opted_out != change.opted_out);
+    match (&change.origin, known) {
+        (Some(_), Some((_, changed))) if changed >= change.changed => return Ok(false),
+        (None, Some(_)) if !moved => return Ok(false),
+        _ => {}
+    }
+    let seq = if change.origin.is_none() {
+        "nextval('optouts_seq')"
+    } else {
+        "NULL::bigint"
+    };
+    tx.execute(
+        &format!(
+            "INSERT INTO optouts (number, opted_out, changed, source, origin, seq) VALUES ($1, $2, $3, $4, $5, {seq})
+             ON CONFLICT (number) DO UPDATE SET opted_out = $2, changed = $3, source = $4, origin = $5,
+                                                seq = excluded.seq"
+        ),
+        &[
+            &change.number,
+            &change.opted_out,
+            &change.changed,
+            &change.source,
+            &change.origin,
+        ],
+    )
+    .await?;
+    if change.opted_out && moved {
+        fail_waiting_for(tx, change.number.as_str(), now).await?;
+    }
+    Ok(moved)
+}
+
+/// [`apply`] for each change; how many moved a number.
+pub(in crate::store) async fn apply_all(tx: &Tx, changes: &[OptOut], now: i64) -> Result<usize, StoreError> {
+    let mut moved = 0;
+    for change in changes {
+        moved += usize::from(apply(tx, change, now).await?);
+    }
+    Ok(moved)
+}

@@ -1,0 +1,103 @@
+//! SQLite: optout.
+
+use super::inbox::fail_waiting_for;
+use crate::store::{OptOut, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The numbers opted out, and the latest `seq`.
+pub(in crate::store) fn opted_out(conn: &Connection) -> Result<(Vec<String>, i64), StoreError> {
+    let numbers = conn
+        .prepare_cached("SELECT number FROM optouts WHERE opted_out")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok((numbers, latest_seq(conn)?))
+}
+
+/// The latest `seq` of a change made here (0: none).
+pub(in crate::store) fn latest_seq(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM optouts")?
+        .query_row([], |row| row.get(0))?)
+}
+
+fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<OptOut> {
+    Ok(OptOut {
+        number: row.get(0)?,
+        opted_out: row.get(1)?,
+        changed: row.get(2)?,
+        source: row.get(3)?,
+        origin: row.get(4)?,
+        seq: row.get(5)?,
+    })
+}
+
+/// The list by number: the numbers opted out, or (`all`) every number it has seen.
+pub(in crate::store) fn list(conn: &Connection, all: bool) -> Result<Vec<OptOut>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT number, opted_out, changed, source, origin, seq FROM optouts
+             WHERE opted_out OR ?1 ORDER BY number",
+        )?
+        .query_map([all], read)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// This instance's changes after `after`, in order.
+pub(in crate::store) fn feed(conn: &Connection, after: i64, limit: usize) -> Result<Vec<OptOut>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT number, opted_out, changed, source, origin, seq FROM optouts INDEXED BY optouts_feed
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?
+        .query_map(params![after, limit as i64], read)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// Applies one change: this instance's own (`origin` None: it always stands, and gets
+/// the next `seq`), or a peer's (only if later than what the list has for the number).
+/// False if the number's place on the list did not change. Opting out fails the
+/// requests waiting for the number.
+pub(in crate::store) fn apply(conn: &Connection, change: &OptOut, now: i64) -> Result<bool, StoreError> {
+    let known: Option<(bool, i64)> = conn
+        .prepare_cached("SELECT opted_out, changed FROM optouts WHERE number = ?1")?
+        .query_row([&change.number], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let moved = known.is_none_or(|(opted_out, _)| opted_out != change.opted_out);
+    match (&change.origin, known) {
+        (Some(_), Some((_, changed))) if changed >= change.changed => return Ok(false),
+        (None, Some(_)) if !moved => return Ok(false),
+        _ => {}
+    }
+    let seq: Option<i64> = match change.origin {
+        None => Some(
+            conn.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM optouts")?
+                .query_row([], |row| row.get(0))?,
+        ),
+        Some(_) => None,
+    };
+    conn.prepare_cached(
+        "INSERT INTO optouts (number, opted_out, changed, source, origin, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (number) DO UPDATE SET opted_out = ?2, changed = ?3, source = ?4, origin = ?5, seq = ?6",
+    )?
+    .execute(params![
+        change.number,
+        change.opted_out,
+        change.changed,
+        change.source,
+        change.origin,
+        seq
+    ])?;
+    if change.opted_out && moved {
+        fail_waiting_for(conn, change.number.as_str(), now)?;
+    }
+    Ok(moved)
+}
+
+/// [`apply`] for each change; how many moved a number.
+pub(in crate::store) fn apply_all(conn: &Connection, changes: &[OptOut], now: i64) -> Result<usize, StoreError> {
+    let mut moved = 0;
+    for change in changes {
+        moved += usize::from(apply(conn, change, now)?);
+    }
+    Ok(moved)
+}
