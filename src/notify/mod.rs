@@ -22,6 +22,8 @@ use build::{Action, DsnContent, ReportingMta};
 
 /// Looks for timed DSNs (delayed, relayed) this often.
 const SWEEP: Duration = Duration::from_secs(1);
+/// How the reason of a mail dropped because its lifetime ran out begins.
+const EXPIRED: &str = "not delivered within its lifetime";
 /// DSNs, and mails of incoming SMS, delivered at once.
 const BATCH: usize = 16;
 
@@ -197,7 +199,7 @@ impl Notifier {
                 let delay = self.retry.delay(failed);
                 let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
                 if at > created + self.lifetime_ms {
-                    return DsnOutcome::Dropped(format!("not delivered within its lifetime, last error: {error}"));
+                    return DsnOutcome::Dropped(format!("{EXPIRED}, last error: {error}"));
                 }
                 DsnOutcome::Retry {
                     at,
@@ -226,8 +228,12 @@ impl Notifier {
                 let retry_in_secs = (at - now_ms()).max(0) / 1000;
                 tracing::warn!(request = job.request, action, to = %job.sender, %error, retry_in_secs, "DSN not delivered yet");
             }
-            DsnOutcome::Dropped(why) => {
-                tracing::warn!(request = job.request, action, to = %job.sender, %why, "DSN dropped");
+            DsnOutcome::Dropped(why) if why.starts_with(EXPIRED) => {
+                tracing::error!(request = job.request, action, to = %job.sender, "DSN {why}; dropped");
+                metrics::bump(&metrics::DSN_DROPPED);
+            }
+            DsnOutcome::Dropped(error) => {
+                tracing::warn!(request = job.request, action, to = %job.sender, %error, "DSN refused; dropped");
                 metrics::bump(&metrics::DSN_DROPPED);
             }
         }

@@ -489,15 +489,16 @@ pub async fn poll(
             loop {
                 let timeout = every.min(Duration::from_secs(5));
                 let result = getter.get(&name, timeout).await;
-                if result.is_ok() {
-                    optouts_seen = follow_optouts(&store, &name, &getter, optouts_seen, timeout).await;
-                }
+                let up = result.is_ok();
                 wait = if result.is_ok() {
                     every
                 } else {
                     (wait * 2).clamp(every, Duration::from_secs(60).max(every))
                 };
                 cluster.update(&name, getter.site(), result);
+                if up {
+                    optouts_seen = follow_optouts(&store, &name, &getter, optouts_seen, timeout).await;
+                }
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = shutdown.cancelled() => return,

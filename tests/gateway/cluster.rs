@@ -878,3 +878,41 @@ fn a_site_is_up_when_any_of_its_status_urls_answers() {
     let down = uk.wait_for_log("peer not up at the first poll peer=de");
     assert!(down.contains("its status names it") && down.contains("fr-b"), "{down}");
 }
+
+/// A STOP texted to one instance's modem is honoured by its peer within a status poll
+/// (the peer reads `/optouts` beside `/status`), and START lifts it there too.
+#[test]
+fn an_opt_out_received_by_one_instance_is_refused_at_its_peer_within_a_poll() {
+    let mut nodes = uk_fr_de();
+    nodes.truncate(2);
+    let cluster = Cluster::start(nodes);
+    let [uk, fr] = &cluster.gateways[..] else {
+        unreachable!()
+    };
+    let number = "+33612345678";
+    let rcpt = |gateway: &Gateway| {
+        let mut client = gateway.client();
+        client.command("EHLO mta.example", 250);
+        client.command("MAIL FROM:<sender@example.com>", 250);
+        client.send(&format!("RCPT TO:<{number}@sms>\r\n"));
+        client.reply().expect("an answer to RCPT")
+    };
+    assert_eq!(rcpt(uk).code, 250);
+    let said = fr.cli_ok(&["modem", "inject", "sim0", "--from", number, "--text", "STOP"]);
+    assert!(said.contains("received an SMS"), "{said}");
+    let refused = eventually(Duration::from_secs(10), || match rcpt(uk) {
+        reply if reply.code == 550 => Ok(reply),
+        reply => Err(format!("uk still accepts: {reply:?}")),
+    });
+    assert_eq!(
+        refused.text(),
+        format!("5.7.1 {number}: the recipient has opted out of SMS from this gateway")
+    );
+    let listed = uk.cli_ok(&["optout", "list"]);
+    assert!(listed.contains("(from peer fr)"), "{listed}");
+    fr.cli_ok(&["modem", "inject", "sim0", "--from", number, "--text", "start"]);
+    eventually(Duration::from_secs(10), || match rcpt(uk) {
+        reply if reply.code == 250 => Ok(()),
+        reply => Err(format!("uk still refuses: {reply:?}")),
+    });
+}
