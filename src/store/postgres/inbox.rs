@@ -2,14 +2,12 @@
 //! (as SQLite's `inbox`).
 
 use super::Tx;
-use super::lifecycle::fail_from;
 use super::optout;
 use super::site::{DEAD_AFTER_MS, SERVER_NOW};
 use crate::store::inbox::{Candidate, decide, join_parts, missing_list, number_of, texted};
-use crate::store::optout::opted_out_reason;
 use crate::store::{
     InboundRules, InboxEntry, InboxKind, InboxState, OptOut, PartOutcome, PartStatus, PendingInbound, ReceivedPart,
-    State, StoreError,
+    StoreError,
 };
 
 /// See [`Store::receive_part`](crate::store::Store::receive_part).
@@ -210,25 +208,6 @@ async fn candidates(tx: &Tx, originator: &str, since: i64) -> Result<Vec<Candida
         })
     })
     .collect()
-}
-
-/// Fails the requests still waiting for `number`, which just opted out (with DSNs).
-pub(in crate::store) async fn fail_waiting_for(tx: &Tx, number: &str, now: i64) -> Result<(), StoreError> {
-    let waiting = [State::Received, State::Routed, State::Queued];
-    let ids: Vec<i64> = tx
-        .query(
-            "SELECT id FROM requests WHERE number = $1 AND state IN ($2, $3, $4) FOR UPDATE",
-            &[&number, &waiting[0], &waiting[1], &waiting[2]],
-        )
-        .await?
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
-    let reason = opted_out_reason(number);
-    for id in ids {
-        fail_from(tx, id, &waiting, State::Failed, "5.7.1", &reason, now).await?;
-    }
-    Ok(())
 }
 
 /// The mails an instance delivers: those of SMS its modems received, and those of an

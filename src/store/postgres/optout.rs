@@ -1,7 +1,9 @@
 //! The opt-out list, on PostgreSQL (as SQLite's `optout`); a site's instances share it.
 
 use super::Tx;
-use super::inbox::fail_waiting_for;
+use super::lifecycle::fail_from;
+use crate::store::State;
+use crate::store::optout::opted_out_reason;
 use crate::store::{OptOut, StoreError};
 
 /// The numbers opted out, and the latest `seq`.
@@ -108,4 +110,23 @@ pub(in crate::store) async fn apply_all(tx: &Tx, changes: &[OptOut], now: i64) -
         moved += usize::from(apply(tx, change, now).await?);
     }
     Ok(moved)
+}
+
+/// Fails the requests still waiting for `number`, which just opted out (with DSNs).
+async fn fail_waiting_for(tx: &Tx, number: &str, now: i64) -> Result<(), StoreError> {
+    let waiting = [State::Received, State::Routed, State::Queued];
+    let ids: Vec<i64> = tx
+        .query(
+            "SELECT id FROM requests WHERE number = $1 AND state IN ($2, $3, $4) FOR UPDATE",
+            &[&number, &waiting[0], &waiting[1], &waiting[2]],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let reason = opted_out_reason(number);
+    for id in ids {
+        fail_from(tx, id, &waiting, State::Failed, "5.7.1", &reason, now).await?;
+    }
+    Ok(())
 }

@@ -1,12 +1,10 @@
 //! SQLite: inbox (incoming SMS, their parts, and the mail each becomes).
 
-use super::lifecycle::fail_from;
 use super::optout;
 use crate::store::inbox::{Candidate, decide, join_parts, missing_list, number_of, texted};
-use crate::store::optout::opted_out_reason;
 use crate::store::{
     InboundRules, InboxEntry, InboxKind, InboxState, OptOut, PartOutcome, PartStatus, PendingInbound, ReceivedPart,
-    State, StoreError,
+    StoreError,
 };
 use rusqlite::{Connection, params};
 
@@ -202,22 +200,6 @@ fn candidates(conn: &Connection, originator: &str, since: i64) -> Result<Vec<Can
             },
         )?
         .collect::<Result<_, _>>()?)
-}
-
-/// Fails the requests still waiting for `number`, which just opted out (with DSNs).
-pub(in crate::store) fn fail_waiting_for(conn: &Connection, number: &str, now: i64) -> Result<(), StoreError> {
-    let waiting = [State::Received, State::Routed, State::Queued];
-    let ids: Vec<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM requests INDEXED BY requests_by_number WHERE number = ?1 AND state IN (?2, ?3, ?4)",
-        )?
-        .query_map(params![number, waiting[0], waiting[1], waiting[2]], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    let reason = opted_out_reason(number);
-    for id in ids {
-        fail_from(conn, id, &waiting, State::Failed, "5.7.1", &reason, now)?;
-    }
-    Ok(())
 }
 
 /// Mails of incoming SMS due at `now`, oldest first.

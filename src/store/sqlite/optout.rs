@@ -1,6 +1,8 @@
 //! SQLite: optout.
 
-use super::inbox::fail_waiting_for;
+use super::lifecycle::fail_from;
+use crate::store::State;
+use crate::store::optout::opted_out_reason;
 use crate::store::{OptOut, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -100,4 +102,20 @@ pub(in crate::store) fn apply_all(conn: &Connection, changes: &[OptOut], now: i6
         moved += usize::from(apply(conn, change, now)?);
     }
     Ok(moved)
+}
+
+/// Fails the requests still waiting for `number`, which just opted out (with DSNs).
+fn fail_waiting_for(conn: &Connection, number: &str, now: i64) -> Result<(), StoreError> {
+    let waiting = [State::Received, State::Routed, State::Queued];
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM requests INDEXED BY requests_by_number WHERE number = ?1 AND state IN (?2, ?3, ?4)",
+        )?
+        .query_map(params![number, waiting[0], waiting[1], waiting[2]], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let reason = opted_out_reason(number);
+    for id in ids {
+        fail_from(conn, id, &waiting, State::Failed, "5.7.1", &reason, now)?;
+    }
+    Ok(())
 }
