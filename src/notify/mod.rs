@@ -72,7 +72,7 @@ impl Notifier {
             retry: outbound.retry_delays_secs.clone(),
             lifetime_ms: secs_to_ms(outbound.lifetime_hours.saturating_mul(3600)),
             grace: Duration::from_secs(config.smtp.shutdown_grace_secs),
-            inbound: InboundRules::new(&config.inbound),
+            inbound: InboundRules::new(&config.inbound, &config.instance.name),
             sms_domain: config.smtp.sms_domains.first().cloned().unwrap_or_else(|| "sms".into()),
         })
     }

@@ -110,6 +110,10 @@ async fn fail_unroutable(cluster: &Cluster, store: &Store) -> Result<usize, Stor
 
 /// One round; true if there may be more to route at once.
 async fn round(cluster: &Cluster, store: &Store, retry: Duration) -> Result<bool, StoreError> {
+    let late = store.fail_opted_out().await?;
+    if late > 0 {
+        tracing::info!(requests = late, "requests to numbers that opted out meanwhile: failed");
+    }
     if !cluster.has_peers() {
         store.queue_received().await?;
         return Ok(false);

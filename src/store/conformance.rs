@@ -1401,7 +1401,7 @@ async fn dsns_are_delivered_retried_or_dropped(store: &Store) {
 }
 
 fn rules() -> InboundRules {
-    InboundRules::new(&crate::config::Inbound::default())
+    InboundRules::new(&crate::config::Inbound::default(), "conf-a")
 }
 
 fn part(modem: &str, from: &str, concat: Option<(u16, u8, u8)>, text: &str) -> ReceivedPart {
@@ -1571,7 +1571,10 @@ async fn an_incomplete_sms_is_stored_as_what_arrived_after_its_time(store: &Stor
 }
 
 async fn stop_and_start_words_change_the_opt_out_list(store: &Store) {
-    let rules = rules();
+    let rules = InboundRules {
+        stop_reply: Some("No more SMS from us.".into()),
+        ..rules()
+    };
     let list = store.optout_list();
     let number: crate::e164::E164 = FR.parse().unwrap();
     let waiting = store.receive(to(&[FR, UK], Some("FAILURE"))).await.unwrap();
@@ -1579,6 +1582,29 @@ async fn stop_and_start_words_change_the_opt_out_list(store: &Store) {
         .receive_part(part("m1", FR, None, "  Stop \n"), &rules)
         .await
         .unwrap();
+    // The confirmation: a request of its own, from the null sender, waiting for routing.
+    let confirmations = |rows: Vec<crate::store::RequestRow>| -> Vec<(String, State)> {
+        rows.into_iter()
+            .filter(|r| r.sender.is_empty())
+            .map(|r| (r.number, r.state))
+            .collect()
+    };
+    let rows = store.list(QueueFilter::default()).await.unwrap();
+    assert_eq!(confirmations(rows), [(FR.to_string(), State::Received)]);
+    let again = ReceivedPart {
+        sent: "2026-11-26T10:09:00+01:00".into(),
+        ..part("m1", FR, None, "STOP")
+    };
+    store.receive_part(again, &rules).await.unwrap();
+    let rows = store.list(QueueFilter::default()).await.unwrap();
+    assert_eq!(confirmations(rows).len(), 1, "a second STOP is not confirmed again");
+    // A mail let in at RCPT just before the STOP committed: failed before routing; the
+    // confirmation (from the null sender) is not.
+    let late = store.receive(to(&[FR], None)).await.unwrap();
+    assert_eq!(store.fail_opted_out().await.unwrap(), 1);
+    assert_eq!(state(store, late[0]).await, State::Failed);
+    let rows = store.list(QueueFilter::default()).await.unwrap();
+    assert_eq!(confirmations(rows), [(FR.to_string(), State::Received)]);
     assert!(list.contains(&number), "in memory at once");
     assert_eq!(state(store, waiting[0]).await, State::Failed);
     assert_eq!(

@@ -11,7 +11,9 @@
 
 use serde::Serialize;
 
-use super::{DsnOutcome, InboxKind, InboxState, Store, StoreError, now_ms, read_only, transact, until};
+use super::{
+    DsnOutcome, InboxKind, InboxState, NewMail, NewRequest, Store, StoreError, now_ms, read_only, transact, until,
+};
 use crate::e164::E164;
 
 /// One part of an incoming SMS, as the modem read it.
@@ -75,11 +77,15 @@ pub struct InboundRules {
     pub stop_words: crate::config::Keywords,
     /// `inbound.start_words`.
     pub start_words: crate::config::Keywords,
+    /// `inbound.stop_reply`: the SMS a number that opted out gets back; `None`: none.
+    pub stop_reply: Option<String>,
+    /// `instance.name`: the instance that accepts the confirmation SMS.
+    pub instance: String,
 }
 
 impl InboundRules {
-    /// The rules of `[inbound]`.
-    pub fn new(inbound: &crate::config::Inbound) -> InboundRules {
+    /// The rules of `[inbound]`, as instance `instance` applies them.
+    pub fn new(inbound: &crate::config::Inbound, instance: &str) -> InboundRules {
         let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
         InboundRules {
             reply_window_ms: ms(inbound.reply_window_hours.saturating_mul(3600)),
@@ -88,7 +94,37 @@ impl InboundRules {
             latest_when_ambiguous: inbound.ambiguous == crate::config::Ambiguous::Latest,
             stop_words: inbound.stop_words.clone(),
             start_words: inbound.start_words.clone(),
+            stop_reply: Some(inbound.stop_reply.trim().to_string()).filter(|text| !text.is_empty()),
+            instance: instance.to_string(),
         }
+    }
+
+    /// The mail that sends `inbound.stop_reply` to `number`, which just opted out: from
+    /// the null sender (no DSN about it), queued in the transaction of the opt-out, and
+    /// sent like any request (RCPT's opt-out check is behind it).
+    pub(in crate::store) fn stop_reply_mail(&self, number: &E164) -> Option<NewMail> {
+        let text = self.stop_reply.clone()?;
+        let split = crate::sms::split(&text, &[]);
+        Some(NewMail {
+            sender: String::new(),
+            envid: None,
+            ret: None,
+            client: "127.0.0.1".into(),
+            helo: "smsgw".into(),
+            auth_user: None,
+            raw: format!("Subject: inbound.stop_reply\r\n\r\n{text}\r\n").into_bytes(),
+            encoding: split.encoding.as_str().to_string(),
+            parts: split.parts.len(),
+            text,
+            requests: vec![NewRequest {
+                recipient: format!("{number}@sms"),
+                number: number.clone(),
+                notify: Some("NEVER".into()),
+                orcpt: None,
+            }],
+            origin: None,
+            trace: Vec::new(),
+        })
     }
 
     /// What the whole text says: a stop word, a start word, or a message.
@@ -305,6 +341,8 @@ impl Store {
     /// word) is for the notify stage, and the opt-out list may have changed.
     async fn after_completing(&self) {
         self.wake.outbound.notify_one();
+        // A stop word's confirmation SMS, when one was queued.
+        self.wake.received.notify_one();
         if let Err(error) = self.reload_optouts().await {
             tracing::warn!(%error, "cannot read the opt-out list again");
         }
@@ -352,7 +390,7 @@ mod tests {
         InboundRules {
             default_recipient: default.map(str::to_string),
             latest_when_ambiguous: latest,
-            ..InboundRules::new(&inbound)
+            ..InboundRules::new(&inbound, "smsgw")
         }
     }
 

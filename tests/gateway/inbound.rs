@@ -41,7 +41,11 @@ fn mail(gateway: &Gateway, from: &str, number: &str, headers: &str, body: &str) 
     client.command("DATA", 354);
     client.send(&format!("From: <{from}>\r\n{headers}\r\n\r\n{body}\r\n.\r\n"));
     let id = crate::support::smtp::queued_ids(&client.expect(250).text())[0];
-    gateway.wait_state(id, "sent");
+    // Sent, or already reported delivered.
+    eventually(Duration::from_secs(30), || match gateway.show(id)["state"].as_str() {
+        Some("sent" | "delivered") => Ok(()),
+        state => Err(format!("request {id} is {state:?}")),
+    });
 }
 
 /// Makes the simulated modem receive an SMS.
@@ -369,4 +373,30 @@ fn rand_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
+}
+
+#[test]
+fn a_stop_is_confirmed_by_sms_when_inbound_stop_reply_says_so() {
+    let sink = Sink::start(None);
+    let reply = "You will get no more SMS from us. Text START to get them again.";
+    let gateway = gateway(
+        &sink.address.to_string(),
+        &format!("[inbound]\nstop_reply = \"{reply}\""),
+    );
+    inject(&gateway, NUMBER, "STOP");
+    let records = gateway.wait_records("sim0", 1);
+    assert_eq!(
+        (records[0]["number"].as_str(), records[0]["text"].as_str()),
+        (Some(NUMBER), Some(reply))
+    );
+    let queue = gateway.wait_all(&["sent", "delivered"]);
+    assert_eq!(queue.len(), 1, "{queue:#?}");
+    assert_eq!(queue[0]["sender"], "", "from the null sender: no DSN about it");
+    // Texted again, STOP changes nothing and is not confirmed twice.
+    inject(&gateway, NUMBER, "stop");
+    eventually(Duration::from_secs(10), || match inbox(&gateway).len() {
+        2 => Ok(()),
+        n => Err(format!("{n} SMS in the inbox")),
+    });
+    assert_eq!(gateway.queue().len(), 1);
 }

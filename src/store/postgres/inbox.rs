@@ -183,7 +183,12 @@ impl Group {
                 origin: None,
                 seq: None,
             };
-            optout::apply(tx, &change, now).await?;
+            let confirm = rules.stop_reply_mail(&change.number).filter(|_| change.opted_out);
+            if optout::apply(tx, &change, now).await?
+                && let Some(mail) = confirm
+            {
+                super::intake::receive(tx, &mail, now).await?;
+            }
         }
         Ok(id)
     }

@@ -130,3 +130,32 @@ async fn fail_waiting_for(tx: &Tx, number: &str, now: i64) -> Result<(), StoreEr
     }
     Ok(())
 }
+
+/// As SQLite's `optout::fail_received`.
+pub(in crate::store) async fn fail_received(tx: &Tx, now: i64) -> Result<usize, StoreError> {
+    let late: Vec<(i64, String)> = tx
+        .query(
+            "SELECT r.id, r.number FROM requests r JOIN messages m ON m.id = r.message_id
+             WHERE r.state = $1 AND m.sender <> ''
+               AND EXISTS (SELECT 1 FROM optouts o WHERE o.number = r.number AND o.opted_out)
+             FOR UPDATE OF r SKIP LOCKED",
+            &[&State::Received],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, StoreError>>()?;
+    for (id, number) in &late {
+        fail_from(
+            tx,
+            *id,
+            &[State::Received],
+            State::Failed,
+            "5.7.1",
+            &opted_out_reason(number),
+            now,
+        )
+        .await?;
+    }
+    Ok(late.len())
+}

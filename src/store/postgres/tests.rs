@@ -374,7 +374,7 @@ async fn every_other_statement_runs() {
     assert_eq!(lifecycle::expire_overdue(&tx, 1_000, 5_000).await.unwrap(), 1);
 
     // The operator's views.
-    let rules = crate::store::InboundRules::new(&crate::config::Inbound::default());
+    let rules = crate::store::InboundRules::new(&crate::config::Inbound::default(), "conf-a");
     let part = crate::store::ReceivedPart {
         modem: "sim0".into(),
         originator: "+33477858589".into(),

@@ -172,7 +172,12 @@ impl Group {
                 origin: None,
                 seq: None,
             };
-            optout::apply(conn, &change, now)?;
+            let confirm = rules.stop_reply_mail(&change.number).filter(|_| change.opted_out);
+            if optout::apply(conn, &change, now)?
+                && let Some(mail) = confirm
+            {
+                super::intake::receive_within(conn, &mail, now, &rules.instance, None)?;
+            }
         }
         Ok(id)
     }

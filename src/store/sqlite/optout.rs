@@ -119,3 +119,27 @@ fn fail_waiting_for(conn: &Connection, number: &str, now: i64) -> Result<(), Sto
     }
     Ok(())
 }
+
+/// See [`Store::fail_opted_out`](crate::store::Store::fail_opted_out).
+pub(in crate::store) fn fail_received(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    let late: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT r.id, r.number FROM requests r JOIN messages m ON m.id = r.message_id
+             WHERE r.state = ?1 AND m.sender != ''
+               AND EXISTS (SELECT 1 FROM optouts o WHERE o.number = r.number AND o.opted_out)",
+        )?
+        .query_map([State::Received], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, number) in &late {
+        fail_from(
+            conn,
+            *id,
+            &[State::Received],
+            State::Failed,
+            "5.7.1",
+            &opted_out_reason(number),
+            now,
+        )?;
+    }
+    Ok(late.len())
+}
