@@ -17,6 +17,9 @@ const DELIVERED: &str = "+447911123456";
 /// The simulated network refuses this one in its status report.
 const REFUSED: &str = "+33477858589";
 
+/// Texts STOP before the copy.
+const OPTED_OUT: &str = "+33699000111";
+
 /// `url` with a password, if it has none (the throwaway server trusts any): the copy
 /// must never print it.
 fn with_password(url: &str) -> (String, Option<&'static str>) {
@@ -31,15 +34,24 @@ fn with_password(url: &str) -> (String, Option<&'static str>) {
 /// Rows per table of a SQLite store, as `store copy` prints them.
 fn sqlite_counts(path: &std::path::Path) -> String {
     let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let counts: Vec<String> = ["messages", "requests", "events", "parts", "dsns", "inbox"]
-        .iter()
-        .map(|table| {
-            let n: i64 = connection
-                .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
-                .unwrap();
-            format!("{table} {n}")
-        })
-        .collect();
+    let counts: Vec<String> = [
+        "messages",
+        "requests",
+        "events",
+        "parts",
+        "dsns",
+        "inbox",
+        "inbox_parts",
+        "optouts",
+    ]
+    .iter()
+    .map(|table| {
+        let n: i64 = connection
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
+            .unwrap();
+        format!("{table} {n}")
+    })
+    .collect();
     format!("copied: {}", counts.join(", "))
 }
 
@@ -78,8 +90,15 @@ fn a_sqlite_store_copied_into_postgres_carries_on_there() {
             Err(format!("DSNs: {dsns:?}"))
         }
     });
+    // A number that opted out, and an SMS received: the list and the inbox go along.
+    gateway.cli_ok(&["modem", "inject", "sim0", "--from", OPTED_OUT, "--text", "STOP"]);
+    eventually(std::time::Duration::from_secs(10), || {
+        let list = gateway.cli_ok(&["optout", "list"]);
+        if list.contains(OPTED_OUT) { Ok(()) } else { Err(list) }
+    });
     gateway.signal("TERM");
     assert!(gateway.wait_exit().success());
+    let inbox = gateway.cli_ok(&["inbox", "list", "--json"]);
     let listed = gateway.queue();
     let shown: Vec<Value> = ids.iter().map(|id| gateway.show(*id)).collect();
     let expected = sqlite_counts(gateway.store().path());
@@ -114,6 +133,15 @@ fn a_sqlite_store_copied_into_postgres_carries_on_there() {
     }
     let listed_by_cli: Value = serde_json::from_str(&gateway.cli_ok(&["queue", "list", "--json"])).unwrap();
     assert_eq!(listed_by_cli, Value::Array(listed));
+    assert_eq!(
+        gateway.cli_ok(&["inbox", "list", "--json"]),
+        inbox,
+        "inbox list --json on PostgreSQL"
+    );
+    let mut client = gateway.client();
+    client.command("EHLO test.example", 250);
+    client.command("MAIL FROM:<a@example.com>", 250);
+    client.command(&format!("RCPT TO:<{OPTED_OUT}@sms>"), 550);
 
     // A new mail: ids go on after the copied ones, and it is sent from PostgreSQL.
     let reply = gateway

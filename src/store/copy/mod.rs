@@ -25,7 +25,8 @@ pub use rows::{CopyCounts, TableCounts};
 /// name where SQLite has none; its `owner` is NULL, but for a forward SQLite marked in
 /// flight (cut off by a stop or a crash): that one's owner is this instance, which finds
 /// it at its next start and tries it on its peer only, as it would have on SQLite. A
-/// DSN's `instance` (the one that delivers it) is this instance.
+/// DSN's `instance` (the one that delivers it) is this instance, and so is a received
+/// SMS's (the one that mails it).
 pub async fn copy_to_postgres(config: &Config, to: &PostgresUrl) -> Result<CopyCounts, StoreError> {
     if let Some(url) = &config.store.url {
         return Err(StoreError::NotSqlite(url.to_string()));
@@ -86,6 +87,20 @@ pub async fn copy_to_postgres(config: &Config, to: &PostgresUrl) -> Result<CopyC
         let Some(last) = batch.last() else { break };
         after = last.id;
         postgres::copy::inbox(&tx, &batch).await?;
+    }
+    let mut after = 0;
+    loop {
+        let batch = source.inbox_parts(after)?;
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        postgres::copy::inbox_parts(&tx, &batch).await?;
+    }
+    let mut after = String::new();
+    loop {
+        let batch = source.optouts(&after)?;
+        let Some(last) = batch.last() else { break };
+        after = last.number.clone();
+        postgres::copy::optouts(&tx, &batch).await?;
     }
     postgres::copy::finish(&tx, &store_id).await?;
     let postgres_counts = postgres::copy::counts(&tx).await?;

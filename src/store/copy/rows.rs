@@ -93,6 +93,42 @@ pub(in crate::store) struct InboxRow {
     pub(in crate::store) modem: String,
     pub(in crate::store) originator: String,
     pub(in crate::store) text: String,
+    pub(in crate::store) sent: Option<String>,
+    pub(in crate::store) parts: i64,
+    pub(in crate::store) missing: Option<String>,
+    pub(in crate::store) kind: String,
+    pub(in crate::store) reply_to: Option<i64>,
+    pub(in crate::store) recipient: Option<String>,
+    pub(in crate::store) others: i64,
+    pub(in crate::store) state: String,
+    pub(in crate::store) outcome: Option<String>,
+    pub(in crate::store) attempts: i64,
+    pub(in crate::store) next_attempt: Option<i64>,
+}
+
+/// A row of `inbox_parts`.
+pub(in crate::store) struct InboxPartRow {
+    pub(in crate::store) id: i64,
+    pub(in crate::store) modem: String,
+    pub(in crate::store) originator: String,
+    pub(in crate::store) copy_key: String,
+    pub(in crate::store) reference: Option<i64>,
+    pub(in crate::store) parts: i64,
+    pub(in crate::store) part: i64,
+    pub(in crate::store) text: String,
+    pub(in crate::store) sent: String,
+    pub(in crate::store) received: i64,
+    pub(in crate::store) inbox_id: Option<i64>,
+}
+
+/// A row of `optouts`.
+pub(in crate::store) struct OptOutRow {
+    pub(in crate::store) number: String,
+    pub(in crate::store) opted_out: bool,
+    pub(in crate::store) changed: i64,
+    pub(in crate::store) source: String,
+    pub(in crate::store) origin: Option<String>,
+    pub(in crate::store) seq: Option<i64>,
 }
 
 /// Rows per table of one store.
@@ -110,14 +146,25 @@ pub struct TableCounts {
     pub dsns: u64,
     /// `inbox`: SMS received.
     pub inbox: u64,
+    /// `inbox_parts`: parts of SMS received, kept for reassembly and their copies.
+    pub inbox_parts: u64,
+    /// `optouts`: numbers that opted out (or in again).
+    pub optouts: u64,
 }
 
 impl fmt::Display for TableCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "messages {}, requests {}, events {}, parts {}, dsns {}, inbox {}",
-            self.messages, self.requests, self.events, self.parts, self.dsns, self.inbox
+            "messages {}, requests {}, events {}, parts {}, dsns {}, inbox {}, inbox_parts {}, optouts {}",
+            self.messages,
+            self.requests,
+            self.events,
+            self.parts,
+            self.dsns,
+            self.inbox,
+            self.inbox_parts,
+            self.optouts
         )
     }
 }
@@ -134,4 +181,13 @@ pub struct CopyCounts {
 }
 
 /// The tables copied, in the order they are written (each row's references first).
-pub(in crate::store) const TABLES: [&str; 6] = ["messages", "requests", "events", "parts", "dsns", "inbox"];
+pub(in crate::store) const TABLES: [&str; 8] = [
+    "messages",
+    "requests",
+    "events",
+    "parts",
+    "dsns",
+    "inbox",
+    "inbox_parts",
+    "optouts",
+];

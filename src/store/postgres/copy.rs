@@ -4,7 +4,9 @@
 
 use super::Tx;
 use crate::store::StoreError;
-use crate::store::copy::rows::{DsnRow, EventRow, InboxRow, MessageRow, PartRow, RequestRow, TABLES, TableCounts};
+use crate::store::copy::rows::{
+    DsnRow, EventRow, InboxPartRow, InboxRow, MessageRow, OptOutRow, PartRow, RequestRow, TABLES, TableCounts,
+};
 
 /// Locks the tables the copy writes against the site's instances (a gateway started on
 /// the database meanwhile waits for the copy), then refuses a database where any has
@@ -183,17 +185,101 @@ pub(in crate::store) async fn dsns(tx: &Tx, rows: &[DsnRow], instance: &str) -> 
     Ok(())
 }
 
-/// Writes `rows` of `inbox`.
+/// Writes `rows` of `inbox` (each mailed by this instance, the column's default).
 pub(in crate::store) async fn inbox(tx: &Tx, rows: &[InboxRow]) -> Result<(), StoreError> {
     let id: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let received: Vec<i64> = rows.iter().map(|r| r.received).collect();
     let modem: Vec<&str> = rows.iter().map(|r| r.modem.as_str()).collect();
     let originator: Vec<&str> = rows.iter().map(|r| r.originator.as_str()).collect();
     let text: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let sent: Vec<Option<&str>> = rows.iter().map(|r| r.sent.as_deref()).collect();
+    let parts: Vec<i64> = rows.iter().map(|r| r.parts).collect();
+    let missing: Vec<Option<&str>> = rows.iter().map(|r| r.missing.as_deref()).collect();
+    let kind: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+    let reply_to: Vec<Option<i64>> = rows.iter().map(|r| r.reply_to).collect();
+    let recipient: Vec<Option<&str>> = rows.iter().map(|r| r.recipient.as_deref()).collect();
+    let others: Vec<i64> = rows.iter().map(|r| r.others).collect();
+    let state: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
+    let outcome: Vec<Option<&str>> = rows.iter().map(|r| r.outcome.as_deref()).collect();
+    let attempts: Vec<i64> = rows.iter().map(|r| r.attempts).collect();
+    let next_attempt: Vec<Option<i64>> = rows.iter().map(|r| r.next_attempt).collect();
     tx.execute(
-        "INSERT INTO inbox (id, received, modem, originator, text)
-         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])",
-        &[&id, &received, &modem, &originator, &text],
+        "INSERT INTO inbox (id, received, modem, originator, text, sent, parts, missing, kind, reply_to, recipient,
+                            others, state, outcome, attempts, next_attempt)
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::bigint[],
+                              $13::text[], $14::text[], $15::bigint[], $16::bigint[])",
+        &[
+            &id,
+            &received,
+            &modem,
+            &originator,
+            &text,
+            &sent,
+            &parts,
+            &missing,
+            &kind,
+            &reply_to,
+            &recipient,
+            &others,
+            &state,
+            &outcome,
+            &attempts,
+            &next_attempt,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes `rows` of `inbox_parts`.
+pub(in crate::store) async fn inbox_parts(tx: &Tx, rows: &[InboxPartRow]) -> Result<(), StoreError> {
+    let id: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let modem: Vec<&str> = rows.iter().map(|r| r.modem.as_str()).collect();
+    let originator: Vec<&str> = rows.iter().map(|r| r.originator.as_str()).collect();
+    let copy_key: Vec<&str> = rows.iter().map(|r| r.copy_key.as_str()).collect();
+    let reference: Vec<Option<i64>> = rows.iter().map(|r| r.reference).collect();
+    let parts: Vec<i64> = rows.iter().map(|r| r.parts).collect();
+    let part: Vec<i64> = rows.iter().map(|r| r.part).collect();
+    let text: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let sent: Vec<&str> = rows.iter().map(|r| r.sent.as_str()).collect();
+    let received: Vec<i64> = rows.iter().map(|r| r.received).collect();
+    let inbox_id: Vec<Option<i64>> = rows.iter().map(|r| r.inbox_id).collect();
+    tx.execute(
+        "INSERT INTO inbox_parts (id, modem, originator, copy_key, reference, parts, part, text, sent, received,
+                                  inbox_id)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                              $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::bigint[])",
+        &[
+            &id,
+            &modem,
+            &originator,
+            &copy_key,
+            &reference,
+            &parts,
+            &part,
+            &text,
+            &sent,
+            &received,
+            &inbox_id,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes `rows` of `optouts`.
+pub(in crate::store) async fn optouts(tx: &Tx, rows: &[OptOutRow]) -> Result<(), StoreError> {
+    let number: Vec<&str> = rows.iter().map(|r| r.number.as_str()).collect();
+    let opted_out: Vec<bool> = rows.iter().map(|r| r.opted_out).collect();
+    let changed: Vec<i64> = rows.iter().map(|r| r.changed).collect();
+    let source: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+    let origin: Vec<Option<&str>> = rows.iter().map(|r| r.origin.as_deref()).collect();
+    let seq: Vec<Option<i64>> = rows.iter().map(|r| r.seq).collect();
+    tx.execute(
+        "INSERT INTO optouts (number, opted_out, changed, source, origin, seq)
+         SELECT * FROM unnest($1::text[], $2::boolean[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])",
+        &[&number, &opted_out, &changed, &source, &origin, &seq],
     )
     .await?;
     Ok(())
@@ -208,7 +294,13 @@ pub(in crate::store) async fn finish(tx: &Tx, store_id: &str) -> Result<(), Stor
         &[&store_id],
     )
     .await?;
-    for table in TABLES.into_iter().filter(|table| *table != "parts") {
+    // The feed's sequence goes on after the largest change copied (its peers saw it).
+    tx.query_one("SELECT setval('optouts_seq', max(seq)) FROM optouts", &[])
+        .await?;
+    for table in TABLES
+        .into_iter()
+        .filter(|table| !matches!(*table, "parts" | "optouts"))
+    {
         // No rows: max is NULL, and setval (strict) leaves the sequence at its start.
         tx.query_one(
             &format!("SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"),
@@ -225,7 +317,8 @@ pub(in crate::store) async fn counts(tx: &Tx) -> Result<TableCounts, StoreError>
         .query_one(
             "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM requests),
                     (SELECT count(*) FROM events), (SELECT count(*) FROM parts),
-                    (SELECT count(*) FROM dsns), (SELECT count(*) FROM inbox)",
+                    (SELECT count(*) FROM dsns), (SELECT count(*) FROM inbox),
+                    (SELECT count(*) FROM inbox_parts), (SELECT count(*) FROM optouts)",
             &[],
         )
         .await?;
@@ -237,5 +330,7 @@ pub(in crate::store) async fn counts(tx: &Tx) -> Result<TableCounts, StoreError>
         parts: count(3)?,
         dsns: count(4)?,
         inbox: count(5)?,
+        inbox_parts: count(6)?,
+        optouts: count(7)?,
     })
 }

@@ -9,7 +9,8 @@ use rusqlite::{Connection, Row, params};
 use super::{connect, migrate};
 use crate::store::StoreError;
 use crate::store::copy::rows::{
-    BATCH_BYTES, BATCH_ROWS, DsnRow, EventRow, InboxRow, MessageRow, PartRow, RequestRow, TableCounts,
+    BATCH_BYTES, BATCH_ROWS, DsnRow, EventRow, InboxPartRow, InboxRow, MessageRow, OptOutRow, PartRow, RequestRow,
+    TableCounts,
 };
 
 /// The SQLite store being copied, inside its transaction.
@@ -67,6 +68,8 @@ impl Source {
             parts: count("parts")?,
             dsns: count("dsns")?,
             inbox: count("inbox")?,
+            inbox_parts: count("inbox_parts")?,
+            optouts: count("optouts")?,
         })
     }
 
@@ -204,7 +207,9 @@ impl Source {
     /// The SMS received after id `after`, in id order.
     pub(in crate::store) fn inbox(&self, after: i64) -> Result<Vec<InboxRow>, StoreError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT id, received, modem, originator, text FROM inbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+            "SELECT id, received, modem, originator, text, sent, parts, missing, kind, reply_to, recipient, others,
+                    state, outcome, attempts, next_attempt
+             FROM inbox WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
         let rows = statement.query_map(params![after, BATCH_ROWS as i64], |row| {
             Ok(InboxRow {
@@ -213,6 +218,60 @@ impl Source {
                 modem: row.get(2)?,
                 originator: row.get(3)?,
                 text: row.get(4)?,
+                sent: row.get(5)?,
+                parts: row.get(6)?,
+                missing: row.get(7)?,
+                kind: row.get(8)?,
+                reply_to: row.get(9)?,
+                recipient: row.get(10)?,
+                others: row.get(11)?,
+                state: row.get(12)?,
+                outcome: row.get(13)?,
+                attempts: row.get(14)?,
+                next_attempt: row.get(15)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The parts of SMS received after id `after`, in id order.
+    pub(in crate::store) fn inbox_parts(&self, after: i64) -> Result<Vec<InboxPartRow>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT id, modem, originator, copy_key, reference, parts, part, text, sent, received, inbox_id
+             FROM inbox_parts WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![after, BATCH_ROWS as i64], |row| {
+            Ok(InboxPartRow {
+                id: row.get(0)?,
+                modem: row.get(1)?,
+                originator: row.get(2)?,
+                copy_key: row.get(3)?,
+                reference: row.get(4)?,
+                parts: row.get(5)?,
+                part: row.get(6)?,
+                text: row.get(7)?,
+                sent: row.get(8)?,
+                received: row.get(9)?,
+                inbox_id: row.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The opt-out list after number `after`, in number order.
+    pub(in crate::store) fn optouts(&self, after: &str) -> Result<Vec<OptOutRow>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT number, opted_out, changed, source, origin, seq FROM optouts
+             WHERE number > ?1 ORDER BY number LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![after, BATCH_ROWS as i64], |row| {
+            Ok(OptOutRow {
+                number: row.get(0)?,
+                opted_out: row.get(1)?,
+                changed: row.get(2)?,
+                source: row.get(3)?,
+                origin: row.get(4)?,
+                seq: row.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
