@@ -163,6 +163,13 @@ pub fn parse_recipient(mailbox: &str, rules: &AddressRules) -> Result<Recipient,
     Ok(Recipient { number, name })
 }
 
+/// The E.164 number of an SMS originator the network gave in national (or unknown)
+/// form, such as `0612345678`, read in `region`; `None` when it is no valid number.
+pub fn originator_e164(digits: &str, region: Option<country::Id>) -> Option<E164> {
+    let number = normalise(digits, region).ok()?;
+    E164::parse(&number.format().mode(Mode::E164).to_string()).ok()
+}
+
 /// `"Paul@+33477858589"` → `Paul@+33477858589`; an unquoted local part is
 /// returned as it is (an SMTP parser may have unquoted it already).
 fn unquote(local: &str) -> Cow<'_, str> {
@@ -318,5 +325,19 @@ fn without_trunk_zero(text: &str) -> Cow<'_, str> {
         Cow::Owned(text.replacen("(0)", "", 1))
     } else {
         Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_national_originator_becomes_its_e164_number() {
+        let fr = Some(country::Id::FR);
+        let e164 = |digits| originator_e164(digits, fr).map(|n| n.to_string());
+        assert_eq!(e164("0612345678").as_deref(), Some("+33612345678"));
+        assert_eq!(e164("12"), None);
+        assert_eq!(e164("06"), None);
     }
 }

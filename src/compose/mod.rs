@@ -66,6 +66,29 @@ pub fn compose(raw: &[u8], mode: ComposeMode) -> String {
     }
 }
 
+/// Whether `raw` is an automatic answer (RFC 3834 `Auto-Submitted` other than `no`,
+/// `Precedence: bulk`/`junk`/`list`, or an `X-Autoreply`) to a mail smsgw made of an
+/// SMS: an out-of-office reply must not become an SMS, nor start a loop between two
+/// machines. Cheap for any other mail: the header is read only when the bytes name
+/// such a mail at all.
+pub fn automatic_answer_to_sms(raw: &[u8]) -> bool {
+    if !raw.windows(SMS_MAIL_ID.len()).any(|w| w == SMS_MAIL_ID.as_bytes()) {
+        return false;
+    }
+    let parser = MessageParser::new()
+        .header_id(HeaderName::InReplyTo)
+        .header_id(HeaderName::References);
+    let Some(message) = parser.parse_headers(raw) else {
+        return false;
+    };
+    let field = |name: &str| message.header_raw(name).map(|v| v.trim().to_ascii_lowercase());
+    let automatic = field("Auto-Submitted").is_some_and(|v| !v.starts_with("no"))
+        || field("Precedence").is_some_and(|v| matches!(v.as_str(), "bulk" | "junk" | "list"))
+        || field("X-Autoreply").is_some()
+        || field("X-Autorespond").is_some();
+    automatic && answers_an_sms(&message)
+}
+
 /// Whether `In-Reply-To` or `References` names a mail smsgw made of an SMS.
 fn answers_an_sms(message: &Message<'_>) -> bool {
     [message.in_reply_to(), message.references()].into_iter().any(|value| {

@@ -192,7 +192,7 @@ pub async fn run(config: &Config, board: Arc<Board>, store: Store, shutdown: Can
         retry: config.sms.retry_delays_secs.clone(),
         validity: Duration::from_secs(config.sms.validity_minutes * 60),
     };
-    let inbound = Arc::new(crate::store::InboundRules::new(&config.inbound, &config.instance.name));
+    let inbound = Arc::new(crate::store::InboundRules::of(config));
     pool::run(specs, board, store, timing, inbound, shutdown).await;
     Ok(())
 }

@@ -9,14 +9,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::ModemSpec;
-use super::at::{Command, Event, Registration, SignalQuality};
+use super::at::{Command, Event, Final, Registration, SignalQuality};
 use super::board::{Board, ModemState};
 use super::driver::{AtError, Port, SendError};
 use super::errors::{self, Outcome};
 use super::protocol::{Assignment, Timing, WorkerEvent};
 use crate::config::StatusReports;
 use crate::metrics;
-use crate::sms::{self, Deliver, Pdu, ReportStatus, StatusReport, SubmitOptions};
+use crate::sms::{self, AddressKind, Deliver, Pdu, ReportStatus, StatusReport, SubmitOptions};
 use crate::store::{InboundRules, PartOutcome, QueuedRequest, ReceivedPart, State, Store, StoreError};
 
 /// What a worker is given when the pool starts it.
@@ -470,8 +470,9 @@ async fn read_stored(context: &Context, port: &mut Port) -> Result<(), Stop> {
     };
     for message in super::at::listed(&lines) {
         tracing::info!(modem = %modem, index = message.index, "SMS found in the SIM");
-        stored_or_direct(context, &message.pdu, message.length).await?;
-        port.command(&Command::Delete(message.index)).await?;
+        if stored_or_direct(context, &message.pdu, message.length).await? {
+            port.command(&Command::Delete(message.index)).await?;
+        }
     }
     Ok(())
 }
@@ -479,18 +480,30 @@ async fn read_stored(context: &Context, port: &mut Port) -> Result<(), Stop> {
 async fn unsolicited(context: &Context, port: &mut Port, event: Event) -> Result<(), Stop> {
     let modem = &context.spec.name;
     match event {
-        Event::StatusReport { length, pdu } => stored_or_direct(context, &pdu, length).await?,
+        Event::StatusReport { length, pdu } => _ = stored_or_direct(context, &pdu, length).await?,
         // An SMS, or a status report (`+CNMI` with ds=2), kept in the modem's memory.
         Event::Stored { memory, index } => {
             // Reports are often kept apart from SMS ("SR" beside "SM"): look where it is.
             port.command(&Command::SelectMemory(memory)).await?;
             let lines = match port.command(&Command::Read(index)).await {
                 Ok(lines) => lines,
-                // An empty slot (a bare OK, or an error): nothing to read, but the index
-                // is deleted all the same, and the modem goes on.
-                Err(error @ (AtError::Implausible { .. } | AtError::Failed { .. })) => {
+                // An empty slot (a bare OK, or 321, invalid index): nothing to read, but
+                // the index is deleted all the same, and the modem goes on.
+                Err(
+                    error @ (AtError::Implausible { .. }
+                    | AtError::Failed {
+                        result: Final::Cms(321),
+                        ..
+                    }),
+                ) => {
                     tracing::debug!(modem = %modem, index, %error, "stored message not read");
                     Vec::new()
+                }
+                // Not read now (the SIM busy, say): left there, read from the listing at
+                // the next start rather than deleted unread.
+                Err(error @ AtError::Failed { .. }) => {
+                    tracing::warn!(modem = %modem, index, %error, "stored message not read now: left in the SIM");
+                    return Ok(());
                 }
                 Err(error) => return Err(error.into()),
             };
@@ -502,11 +515,16 @@ async fn unsolicited(context: &Context, port: &mut Port, event: Event) -> Result
                     .iter()
                     .find(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_hexdigit()))
             });
-            match (length, pdu) {
+            let stored = match (length, pdu) {
                 (Some(length), Some(pdu)) => stored_or_direct(context, pdu, length).await?,
-                _ => tracing::warn!(modem = %modem, index, ?lines, "unreadable stored message"),
+                _ => {
+                    tracing::warn!(modem = %modem, index, ?lines, "unreadable stored message");
+                    true
+                }
+            };
+            if stored {
+                port.command(&Command::Delete(index)).await?;
             }
-            port.command(&Command::Delete(index)).await?;
         }
         // Includes +CMTI/+CDSI lines whose memory name is not one (see `at::Memory`).
         other => tracing::debug!(modem = %modem, ?other, "unsolicited"),
@@ -516,15 +534,25 @@ async fn unsolicited(context: &Context, port: &mut Port, event: Event) -> Result
 
 /// A PDU the modem passed on: an incoming SMS part goes to the store (which makes it an
 /// inbox row once whole), a status report to the part it reports on. Returns once that
-/// is committed: only then may the modem delete it.
-async fn stored_or_direct(context: &Context, pdu: &str, length: usize) -> Result<(), StoreError> {
+/// is committed, saying whether the modem may delete it now (false: the store refused
+/// the part for good, and it stays in the SIM).
+async fn stored_or_direct(context: &Context, pdu: &str, length: usize) -> Result<bool, StoreError> {
     let modem = &context.spec.name;
     match sms::decode_with_tpdu_len(pdu, length) {
-        Ok(Pdu::StatusReport(report)) => status_report(context, report).await,
+        Ok(Pdu::StatusReport(report)) => status_report(context, report).await.map(|()| true),
         Ok(Pdu::Deliver(deliver)) => {
-            let part = received_part(modem, deliver);
+            let part = received_part(modem, deliver, &context.inbound);
             let (from, concat) = (part.originator.clone(), part.concat);
-            let outcome = persist(context, || context.store.receive_part(part.clone(), &context.inbound)).await?;
+            let outcome = match persist(context, || context.store.receive_part(part.clone(), &context.inbound)).await {
+                Ok(outcome) => outcome,
+                // Refused for good (not a connection lost): left in the SIM, and the
+                // modem goes on sending; the operator sees why.
+                Err(error) if !error.is_transient() => {
+                    tracing::error!(modem = %modem, %from, %error, "cannot store an SMS part: left in the SIM");
+                    return Ok(false);
+                }
+                Err(error) => return Err(error),
+            };
             if outcome != PartOutcome::Duplicate {
                 metrics::bump(&metrics::SMS_PARTS_RECEIVED);
             }
@@ -537,29 +565,52 @@ async fn stored_or_direct(context: &Context, pdu: &str, length: usize) -> Result
                 }
                 PartOutcome::Complete(inbox) => tracing::info!(modem = %modem, %from, inbox, "SMS received"),
             }
-            Ok(())
+            Ok(true)
         }
         other => {
             tracing::warn!(modem = %modem, pdu, ?other, "unreadable PDU from the modem");
-            Ok(())
+            Ok(true)
         }
     }
 }
 
-/// The part an SMS-DELIVER is, for the store.
-fn received_part(modem: &str, deliver: Deliver) -> ReceivedPart {
+/// The part an SMS-DELIVER is, for the store. A number the network gave in national
+/// (or unknown) form becomes E.164 in `sms.default_region`, so that replies, threads
+/// and stop words find it; an alphanumeric sender stays a name. Control characters
+/// (a NUL a UCS-2 sender can put in) are replaced: neither the store nor a mail
+/// should carry them.
+fn received_part(modem: &str, deliver: Deliver, rules: &InboundRules) -> ReceivedPart {
     let concat = deliver
         .udh
         .as_ref()
         .and_then(|h| h.concat)
         .filter(|c| c.parts > 1 && (1..=c.parts).contains(&c.part))
         .map(|c| (c.reference, c.parts, c.part));
+    let address = deliver.originator;
+    let originator = match address.kind {
+        AddressKind::Unknown | AddressKind::National => {
+            crate::address::originator_e164(&address.number, rules.region).map_or(address.number, |n| n.to_string())
+        }
+        _ => address.number,
+    };
+    let text = deliver
+        .body
+        .as_str()
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect();
     ReceivedPart {
         modem: modem.to_string(),
-        originator: deliver.originator.number,
+        originator,
         sent: deliver.timestamp,
         concat,
-        text: deliver.body.as_str().to_string(),
+        text,
     }
 }
 

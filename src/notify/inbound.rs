@@ -92,6 +92,10 @@ pub fn build(sms: &PendingInbound, writer: &Writer<'_>) -> Vec<u8> {
         let references: Vec<String> = references.iter().map(|id| format!("<{id}>")).collect();
         header("References", &references.join(" "));
     }
+    // No out-of-office reply to it (RFC 3834; Exchange's own header): one would go back
+    // to the phone as an SMS. A person's reply carries neither.
+    header("Auto-Submitted", "auto-generated");
+    header("X-Auto-Response-Suppress", "All");
     header("MIME-Version", "1.0");
     mail.push_str(&text_part(&body(sms, writer)));
     mail.into_bytes()

@@ -72,7 +72,7 @@ impl Notifier {
             retry: outbound.retry_delays_secs.clone(),
             lifetime_ms: secs_to_ms(outbound.lifetime_hours.saturating_mul(3600)),
             grace: Duration::from_secs(config.smtp.shutdown_grace_secs),
-            inbound: InboundRules::new(&config.inbound, &config.instance.name),
+            inbound: InboundRules::of(config),
             sms_domain: config.smtp.sms_domains.first().cloned().unwrap_or_else(|| "sms".into()),
         })
     }
@@ -112,7 +112,10 @@ impl Notifier {
         // A request sent just at the cutoff may be committed a little after this sweep
         // read: the next one looks a second further back.
         self.reports_seen_until.store(cutoff - 1000, Ordering::Relaxed);
-        store.complete_overdue(&self.inbound).await?;
+        // Its failure holds no DSN back: they are delivered all the same.
+        if let Err(error) = store.complete_overdue(&self.inbound).await {
+            tracing::error!(%error, "cannot store the SMS whose parts are overdue");
+        }
         let jobs = store.dsns_due(BATCH).await?;
         let mails = store.inbound_due(BATCH).await?;
         let full = jobs.len() == BATCH || mails.len() == BATCH;

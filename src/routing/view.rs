@@ -461,9 +461,11 @@ async fn follow_optouts(store: &Store, peer: &str, getter: &StatusGetter, mut af
                 return after;
             }
         }
-        after = last.unwrap_or(after).max(after);
-        if count < FEED_BATCH {
-            return after;
+        // A peer that gives no newer seq, or too many at once, is not asked again now.
+        match last {
+            Some(last) if last > after && count == FEED_BATCH => after = last,
+            Some(last) => return last.max(after),
+            None => return after,
         }
     }
 }

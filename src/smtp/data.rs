@@ -133,6 +133,13 @@ impl Session {
 
     /// The text, its encoding and its part count, within `sms.max_parts`.
     fn sms_text(&self, raw: &[u8]) -> Result<(String, String, usize), Reply> {
+        if crate::compose::automatic_answer_to_sms(raw) {
+            return Err(Reply::new(
+                550,
+                "5.7.1",
+                "An automatic reply to an SMS (Auto-Submitted, Precedence) is not sent back as SMS",
+            ));
+        }
         let text = compose(raw, self.settings.compose);
         if text.trim().is_empty() {
             return Err(Reply::new(554, "5.6.0", "The mail has no text to send as SMS"));

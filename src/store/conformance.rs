@@ -1464,6 +1464,28 @@ async fn incoming_parts_are_kept_once_and_make_one_sms(store: &Store) {
     assert!(matches!(receive(later).await, PartOutcome::Complete(_)));
     assert_eq!(store.inbox(10).await.unwrap().len(), 3, "newest first, three whole SMS");
     assert!(store.inbound_due(10).await.unwrap().is_empty(), "nothing to mail");
+
+    // The sender reuses reference 7 for a new SMS: its parts have their own time stamps,
+    // and are no copies of the first one's.
+    let at = |minute: &str, concat, text: &str| ReceivedPart {
+        sent: format!("2026-11-26T11:{minute}:00+01:00"),
+        ..part("m1", FR, concat, text)
+    };
+    assert_eq!(receive(at("00", Some((7, 2, 1)), "new ")).await, PartOutcome::Waiting);
+    let PartOutcome::Complete(reused) = receive(at("01", Some((7, 2, 2)), "one")).await else {
+        panic!("the second SMS of reference 7 completes")
+    };
+    assert_eq!(store.inbox_entry(reused).await.unwrap().unwrap().text, "new one");
+    // While one waits for its part 2, another SMS with its reference begins: the first is
+    // stored as what arrived, and the second goes on.
+    assert_eq!(receive(at("10", Some((5, 2, 1)), "lost ")).await, PartOutcome::Waiting);
+    assert_eq!(receive(at("20", Some((5, 2, 1)), "fresh ")).await, PartOutcome::Waiting);
+    let first = store.inbox(1).await.unwrap().pop().unwrap();
+    assert_eq!((first.text.as_str(), first.missing.as_deref()), ("lost […]", Some("2")));
+    let PartOutcome::Complete(second) = receive(at("21", Some((5, 2, 2)), "start")).await else {
+        panic!("whole")
+    };
+    assert_eq!(store.inbox_entry(second).await.unwrap().unwrap().text, "fresh start");
 }
 
 async fn an_sms_is_mailed_to_the_latest_sender_to_its_number_with_retries(store: &Store) {
@@ -1663,11 +1685,17 @@ async fn stop_and_start_words_change_the_opt_out_list(store: &Store) {
     );
     assert!(list.contains(&number));
     let listed = store.optouts(false).await.unwrap();
-    assert_eq!((listed[0].origin.as_deref(), listed[0].seq), (Some("fr"), None));
+    assert_eq!((listed[0].origin.as_deref(), listed[0].seq), (Some("fr"), Some(3)));
     assert!(
         store.optout_feed(2).await.unwrap().is_empty(),
         "a peer's change is not fed on"
     );
+    // The next change of this instance's own takes the next seq: a peer that read up to
+    // 2 gets it, none is given twice.
+    let uk: crate::e164::E164 = UK.parse().unwrap();
+    assert!(store.set_optout(uk, true, "smsgw optout add".into()).await.unwrap());
+    let feed = store.optout_feed(2).await.unwrap();
+    assert_eq!((feed.len(), feed[0].number.as_str(), feed[0].seq), (1, UK, Some(4)));
     // By hand: already out; then in.
     assert!(
         !store

@@ -33,10 +33,12 @@ pub struct ReceivedPart {
 
 impl ReceivedPart {
     /// What a copy of this part has in common with it, for `inbox_parts.copy_key`: a
-    /// part the network delivers twice is kept once.
+    /// part the network delivers twice is kept once. The centre's time stamp is in it:
+    /// a copy keeps it, while a later SMS whose sender reused the 8-bit reference has
+    /// its own, and is not taken for a copy.
     pub(in crate::store) fn copy_key(&self) -> String {
         match self.concat {
-            Some((reference, parts, part)) => format!("{reference}/{parts}/{part}"),
+            Some((reference, parts, part)) => format!("{reference}/{parts}/{part} {}", self.sent),
             None => format!("{} {}", self.sent, self.text),
         }
     }
@@ -81,10 +83,14 @@ pub struct InboundRules {
     pub stop_reply: Option<String>,
     /// `instance.name`: the instance that accepts the confirmation SMS.
     pub instance: String,
+    /// `sms.default_region`: the country of an originator the network gives in
+    /// national form (the modem worker makes it E.164 before the store sees it).
+    pub region: Option<phonenumber::country::Id>,
 }
 
 impl InboundRules {
-    /// The rules of `[inbound]`, as instance `instance` applies them.
+    /// The rules of `[inbound]`, as instance `instance` applies them (no region: see
+    /// [`InboundRules::of`]).
     pub fn new(inbound: &crate::config::Inbound, instance: &str) -> InboundRules {
         let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
         InboundRules {
@@ -96,6 +102,7 @@ impl InboundRules {
             start_words: inbound.start_words.clone(),
             stop_reply: Some(inbound.stop_reply.trim().to_string()).filter(|text| !text.is_empty()),
             instance: instance.to_string(),
+            region: None,
         }
     }
 
@@ -125,6 +132,14 @@ impl InboundRules {
             origin: None,
             trace: Vec::new(),
         })
+    }
+
+    /// The rules of a running instance's config.
+    pub fn of(config: &crate::config::Config) -> InboundRules {
+        InboundRules {
+            region: Some(config.sms.default_region.id()),
+            ..InboundRules::new(&config.inbound, &config.instance.name)
+        }
     }
 
     /// What the whole text says: a stop word, a start word, or a message.
@@ -343,7 +358,7 @@ impl Store {
         self.wake.outbound.notify_one();
         // A stop word's confirmation SMS, when one was queued.
         self.wake.received.notify_one();
-        if let Err(error) = self.reload_optouts().await {
+        if let Err(error) = self.reload_optouts_if_changed().await {
             tracing::warn!(%error, "cannot read the opt-out list again");
         }
     }
@@ -489,9 +504,15 @@ mod tests {
             concat,
             text: text.into(),
         };
+        // A copy has the part's centre time stamp; its text is not compared.
         assert_eq!(
             part(Some((7, 3, 2)), "t1", "x").copy_key(),
-            part(Some((7, 3, 2)), "t2", "y").copy_key()
+            part(Some((7, 3, 2)), "t1", "y").copy_key()
+        );
+        // The same reference and part number later: another SMS.
+        assert_ne!(
+            part(Some((7, 3, 2)), "t1", "x").copy_key(),
+            part(Some((7, 3, 2)), "t2", "x").copy_key()
         );
         assert_ne!(
             part(Some((7, 3, 2)), "t1", "x").copy_key(),

@@ -2,10 +2,11 @@
 //! to them is refused at RCPT, from memory ([`OptOutList`]), and requests already
 //! queued for one fail with a DSN when it opts out.
 //!
-//! Each change this instance makes gets a sequence number, so that its peers can poll
-//! its changes since the last they saw (`GET /optouts?after=N`, beside `/status`) and
-//! apply them: a change learnt from a peer is stored with its origin and not passed on
-//! (every instance polls every peer). A number that texted a start word keeps its row,
+//! Each change gets the next sequence number (`seq`), so that its peers can poll this
+//! instance's own changes since the last they saw (`GET /optouts?after=N`, beside
+//! `/status`) and apply them: a change learnt from a peer is stored with its origin and
+//! not passed on (every instance polls every peer). That every change, a peer's too,
+//! moves `max(seq)` is how the instances of a site see each other's changes. A number that texted a start word keeps its row,
 //! `opted_out` false, so that the change reaches the peers too; between two changes of
 //! one number, the later one stands.
 
@@ -31,7 +32,7 @@ pub struct OptOut {
     /// The peer it was learnt from; `None`: this instance (or its site).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
-    /// The order of this instance's own changes, for the peers' feed.
+    /// The order of the changes, for the peers' feed (which gives only `origin` None).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
 }
@@ -102,17 +103,20 @@ impl Store {
                 _ = ticks.tick() => {}
                 () = shutdown.cancelled() => return,
             }
-            let latest = read_only!(self, optout::latest_seq());
-            let known = self.optouts.seq.load(std::sync::atomic::Ordering::Relaxed);
-            let reloaded = match latest {
-                Ok(seq) if seq == known => Ok(()),
-                Ok(_) => self.reload_optouts().await,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = reloaded {
+            if let Err(error) = self.reload_optouts_if_changed().await {
                 tracing::warn!(%error, "cannot read the opt-out list");
             }
         }
+    }
+
+    /// Reads the list again if its latest `seq` moved since it was last read (one index
+    /// lookup when it did not).
+    pub(in crate::store) async fn reload_optouts_if_changed(&self) -> Result<(), StoreError> {
+        let latest = read_only!(self, optout::latest_seq())?;
+        if latest != self.optouts.seq.load(std::sync::atomic::Ordering::Relaxed) {
+            self.reload_optouts().await?;
+        }
+        Ok(())
     }
 
     /// Every number on the list (opted in again ones too, with `all`), by number.

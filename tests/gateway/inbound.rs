@@ -100,6 +100,24 @@ fn a_reply_comes_back_threaded_and_replying_to_it_sends_only_the_new_text() {
         "Perfect, I will book a table.\r\n\r\nOn Thu, +33612345678 wrote:\r\n> Yes, see you there\r\n\r\n-- \r\nAlice";
     mail(&gateway, "alice@example.com", NUMBER, &headers, body);
     let records = gateway.wait_records("sim0", 2);
+    // An out-of-office answer to that mail is no SMS (RFC 3834): refused at the end of data.
+    let mut client = gateway.client();
+    client.command("EHLO test.example", 250);
+    client.command("MAIL FROM:<alice@example.com>", 250);
+    client.command(&format!("RCPT TO:<{NUMBER}@sms>"), 250);
+    client.command("DATA", 354);
+    client.send(&format!(
+        "Subject: Out of office\r\nAuto-Submitted: auto-replied\r\nIn-Reply-To: <{id}>\r\n\r\nBack on Monday.\r\n.\r\n"
+    ));
+    let refused = client.expect(550);
+    assert!(
+        refused.text().starts_with("5.7.1 An automatic reply to an SMS"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        reply.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-generated")
+    );
     assert_eq!(records[1]["text"], "Perfect, I will book a table.", "{records:#?}");
     assert_eq!(
         records[0]["text"], "Dinner\nAt 8 tonight?",

@@ -44,7 +44,9 @@ pub(super) async fn run(
             () = sleep_or_never(due) => modem.fire_due(Now::read(), &mut out),
             _ = injections.tick() => {
                 for sms in injected(&inject).await {
-                    modem.inject(&sms, Now::read())?;
+                    if let Err(error) = modem.inject(&sms, Now::read()) {
+                        tracing::warn!(modem = %modem.name, %error, "an SMS to receive cannot be encoded: dropped");
+                    }
                 }
             }
             // Wedged, nothing reaches the modem any more (the slave's output is stopped).

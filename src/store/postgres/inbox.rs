@@ -18,6 +18,34 @@ pub(in crate::store) async fn receive_part(
     now: i64,
 ) -> Result<PartOutcome, StoreError> {
     let (reference, parts, number) = part.position();
+    let group = Group {
+        modem: part.modem.clone(),
+        originator: part.originator.clone(),
+        reference,
+        parts,
+    };
+    // As on SQLite: a part number already there from another SMS that reused the
+    // reference closes that one, as what arrived of it.
+    let taken: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM inbox_parts
+             WHERE modem = $1 AND originator = $2 AND reference IS NOT DISTINCT FROM $3 AND parts = $4
+               AND part = $5 AND inbox_id IS NULL AND copy_key <> $6)",
+            &[
+                &group.modem,
+                &group.originator,
+                &reference,
+                &parts,
+                &number,
+                &part.copy_key(),
+            ],
+        )
+        .await?
+        .try_get(0)?;
+    if taken && reference.is_some() {
+        let arrived = group.arrived(tx).await?;
+        group.store_whole(tx, arrived, rules, now).await?;
+    }
     let stored = tx
         .execute(
             "INSERT INTO inbox_parts (modem, originator, copy_key, reference, parts, part, text, sent, received)
@@ -38,12 +66,6 @@ pub(in crate::store) async fn receive_part(
     if stored == 0 {
         return Ok(PartOutcome::Duplicate);
     }
-    let group = Group {
-        modem: part.modem.clone(),
-        originator: part.originator.clone(),
-        reference,
-        parts,
-    };
     let arrived = group.arrived(tx).await?;
     if (arrived.len() as i64) < parts {
         return Ok(PartOutcome::Waiting);

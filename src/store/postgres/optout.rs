@@ -51,7 +51,8 @@ pub(in crate::store) async fn list(tx: &Tx, all: bool) -> Result<Vec<OptOut>, St
 /// The site's own changes after `after`, in order.
 pub(in crate::store) async fn feed(tx: &Tx, after: i64, limit: usize) -> Result<Vec<OptOut>, StoreError> {
     tx.query(
-        "SELECT number, opted_out, changed, source, origin, seq FROM optouts WHERE seq > $1 ORDER BY seq LIMIT $2",
+        "SELECT number, opted_out, changed, source, origin, seq FROM optouts
+         WHERE seq > $1 AND origin IS NULL ORDER BY seq LIMIT $2",
         &[&after, &(limit as i64)],
     )
     .await?
@@ -60,8 +61,10 @@ pub(in crate::store) async fn feed(tx: &Tx, after: i64, limit: usize) -> Result<
     .collect()
 }
 
-/// As SQLite's `optout::apply`; the number's row is locked first, so that two
-/// instances changing it at once take turns.
+/// The advisory lock that orders the site's opt-out changes.
+const OPTOUT_LOCK: i64 = 0x736d_7367_775f_6f6f;
+
+/// As SQLite's `optout::apply`; changes take turns in the site.
 pub(in crate::store) async fn apply(tx: &Tx, change: &OptOut, now: i64) -> Result<bool, StoreError> {
     let known: Option<(bool, i64)> = tx
         .query_opt(
@@ -77,17 +80,14 @@ pub(in crate::store) async fn apply(tx: &Tx, change: &OptOut, now: i64) -> Resul
         (None, Some(_)) if !moved => return Ok(false),
         _ => {}
     }
-    let seq = if change.origin.is_none() {
-        "nextval('optouts_seq')"
-    } else {
-        "NULL::bigint"
-    };
+    // One change at a time in the site, so that `seq` follows commit order: a peer that
+    // read up to 42 never misses a 41 committed after it.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OPTOUT_LOCK]).await?;
     tx.execute(
-        &format!(
-            "INSERT INTO optouts (number, opted_out, changed, source, origin, seq) VALUES ($1, $2, $3, $4, $5, {seq})
-             ON CONFLICT (number) DO UPDATE SET opted_out = $2, changed = $3, source = $4, origin = $5,
-                                                seq = excluded.seq"
-        ),
+        "INSERT INTO optouts (number, opted_out, changed, source, origin, seq)
+         VALUES ($1, $2, $3, $4, $5, nextval('optouts_seq'))
+         ON CONFLICT (number) DO UPDATE SET opted_out = $2, changed = $3, source = $4, origin = $5,
+                                            seq = excluded.seq",
         &[
             &change.number,
             &change.opted_out,

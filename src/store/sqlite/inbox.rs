@@ -16,6 +16,29 @@ pub(in crate::store) fn receive_part(
     now: i64,
 ) -> Result<PartOutcome, StoreError> {
     let (reference, parts, number) = part.position();
+    let group = Group {
+        modem: part.modem.clone(),
+        originator: part.originator.clone(),
+        reference,
+        parts,
+    };
+    // This part number is there already, from another SMS that reused the reference
+    // (not a copy: its key differs): that one is stored as what arrived of it, and
+    // this part starts a new one.
+    let taken: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM inbox_parts
+             WHERE modem = ?1 AND originator = ?2 AND reference IS ?3 AND parts = ?4 AND part = ?5
+               AND inbox_id IS NULL AND copy_key != ?6)",
+        )?
+        .query_row(
+            params![group.modem, group.originator, reference, parts, number, part.copy_key()],
+            |row| row.get(0),
+        )?;
+    if taken && reference.is_some() {
+        let arrived = group.arrived(conn)?;
+        group.store_whole(conn, arrived, rules, now)?;
+    }
     let stored = conn
         .prepare_cached(
             "INSERT INTO inbox_parts (modem, originator, copy_key, reference, parts, part, text, sent, received)
@@ -35,12 +58,6 @@ pub(in crate::store) fn receive_part(
     if stored == 0 {
         return Ok(PartOutcome::Duplicate);
     }
-    let group = Group {
-        modem: part.modem.clone(),
-        originator: part.originator.clone(),
-        reference,
-        parts,
-    };
     let arrived = group.arrived(conn)?;
     if (arrived.len() as i64) < parts {
         return Ok(PartOutcome::Waiting);

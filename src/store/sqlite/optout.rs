@@ -49,14 +49,15 @@ pub(in crate::store) fn feed(conn: &Connection, after: i64, limit: usize) -> Res
     Ok(conn
         .prepare_cached(
             "SELECT number, opted_out, changed, source, origin, seq FROM optouts INDEXED BY optouts_feed
-             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+             WHERE seq > ?1 AND origin IS NULL ORDER BY seq LIMIT ?2",
         )?
         .query_map(params![after, limit as i64], read)?
         .collect::<Result<_, _>>()?)
 }
 
-/// Applies one change: this instance's own (`origin` None: it always stands, and gets
-/// the next `seq`), or a peer's (only if later than what the list has for the number).
+/// Applies one change: this instance's own (`origin` None: it always stands), or a
+/// peer's (only if later than what the list has for the number); either gets the next
+/// `seq`, and the feed gives this instance's own.
 /// False if the number's place on the list did not change. Opting out fails the
 /// requests waiting for the number.
 pub(in crate::store) fn apply(conn: &Connection, change: &OptOut, now: i64) -> Result<bool, StoreError> {
@@ -70,13 +71,11 @@ pub(in crate::store) fn apply(conn: &Connection, change: &OptOut, now: i64) -> R
         (None, Some(_)) if !moved => return Ok(false),
         _ => {}
     }
-    let seq: Option<i64> = match change.origin {
-        None => Some(
-            conn.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM optouts")?
-                .query_row([], |row| row.get(0))?,
-        ),
-        Some(_) => None,
-    };
+    // Every change takes the next `seq`, a peer's too: the latest only grows, so the
+    // feed never gives a number twice and every reader of `max(seq)` sees each change.
+    let seq: i64 = conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM optouts")?
+        .query_row([], |row| row.get(0))?;
     conn.prepare_cached(
         "INSERT INTO optouts (number, opted_out, changed, source, origin, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (number) DO UPDATE SET opted_out = ?2, changed = ?3, source = ?4, origin = ?5, seq = ?6",
