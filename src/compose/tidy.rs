@@ -49,12 +49,30 @@ fn visible_text(text: &str) -> String {
 /// as `--` once editors trim trailing spaces, or Outlook's "Original
 /// Message" line, under which the whole previous mail follows unquoted.
 fn before_signature<'l, 'a>(lines: &'l [&'a str]) -> &'l [&'a str] {
-    let is_separator = |line: &&str| {
-        let line = line.trim_end();
-        line == "--" || is_original_message_line(line)
-    };
-    let end = lines.iter().position(is_separator).unwrap_or(lines.len());
+    let end = (0..lines.len())
+        .find(|&at| {
+            let line = lines[at].trim_end();
+            line == "--" || is_original_message_line(line) || starts_outlook_header(&lines[at..])
+        })
+        .unwrap_or(lines.len());
     &lines[..end]
+}
+
+/// Outlook's reply header, under which the previous mail follows unquoted: a rule of
+/// underscores before `From:`, or `From:` followed by `Sent:` (or `Date:`).
+fn starts_outlook_header(lines: &[&str]) -> bool {
+    let field = |line: Option<&&str>, name: &str| {
+        line.is_some_and(|l| {
+            l.trim_start()
+                .get(..name.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(name))
+        })
+    };
+    let first = lines[0].trim();
+    let rule = first.len() >= 10 && first.chars().all(|c| c == '_');
+    let next = lines[1..].iter().find(|l| !l.trim().is_empty());
+    (rule && field(next, "From:"))
+        || (field(Some(&lines[0]), "From:") && (field(lines.get(1), "Sent:") || field(lines.get(1), "Date:")))
 }
 
 fn is_original_message_line(line: &str) -> bool {

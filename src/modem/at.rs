@@ -566,6 +566,9 @@ pub fn message_reference(info: &[String]) -> Option<u8> {
 pub struct Listed {
     /// Its slot, for `AT+CMGR` and `AT+CMGD`.
     pub index: u32,
+    /// `<stat>`: 0 received unread, 1 received read, 2 and 3 stored to send (a SIM
+    /// that was in a phone keeps its drafts there).
+    pub stat: u8,
     /// TPDU octets (the last field of its `+CMGL:` line).
     pub length: usize,
     /// The PDU, hex, SMSC address first.
@@ -583,13 +586,15 @@ pub fn listed(lines: &[String]) -> Vec<Listed> {
         };
         let mut fields = fields.split(',').map(str::trim);
         let index = fields.next().and_then(|f| f.parse().ok());
+        let stat = fields.next().and_then(|f| f.parse().ok());
         let length = fields.next_back().and_then(|f| f.parse().ok());
         let pdu = lines
             .get(at + 1)
             .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_hexdigit()));
-        if let (Some(index), Some(length), Some(pdu)) = (index, length, pdu) {
+        if let (Some(index), Some(stat), Some(length), Some(pdu)) = (index, stat, length, pdu) {
             found.push(Listed {
                 index,
+                stat,
                 length,
                 pdu: pdu.clone(),
             });
@@ -621,11 +626,13 @@ mod tests {
             [
                 Listed {
                     index: 1,
+                    stat: 0,
                     length: 24,
                     pdu: "07913396050066F0040B913316325476F800002211".into()
                 },
                 Listed {
                     index: 4,
+                    stat: 1,
                     length: 30,
                     pdu: "0791ABCD".into()
                 },

@@ -468,7 +468,8 @@ async fn read_stored(context: &Context, port: &mut Port) -> Result<(), Stop> {
         }
         Err(error) => return Err(error.into()),
     };
-    for message in super::at::listed(&lines) {
+    // Received ones only: the messages a phone stored to send are left alone.
+    for message in super::at::listed(&lines).into_iter().filter(|m| m.stat <= 1) {
         tracing::info!(modem = %modem, index = message.index, "SMS found in the SIM");
         if stored_or_direct(context, &message.pdu, message.length).await? {
             port.command(&Command::Delete(message.index)).await?;

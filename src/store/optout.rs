@@ -165,13 +165,20 @@ impl Store {
     }
 
     /// Applies changes polled from `peer`'s feed (each only if later than what the list
-    /// has for its number); returns how many changed the list.
+    /// has for its number, a time ahead of this instance's clock counting as now);
+    /// returns how many changed the list.
     pub async fn apply_peer_optouts(&self, peer: &str, changes: Vec<OptOut>) -> Result<usize, StoreError> {
+        // A peer's words are shown by `smsgw optout list`: no control characters, and
+        // a length a person reads; a time from its future is taken as now, so that no
+        // peer (or clock) can pin a number's place for good.
+        let now = now_ms();
         let changes: Vec<OptOut> = changes
             .into_iter()
             .map(|change| OptOut {
                 origin: Some(peer.to_string()),
                 seq: None,
+                source: change.source.chars().filter(|c| !c.is_control()).take(200).collect(),
+                changed: change.changed.min(now),
                 ..change
             })
             .collect();

@@ -59,6 +59,7 @@ fn fixtures() {
         // A reply to a mail made of an SMS: only the new text, whatever the mode.
         ("reply_to_sms", SubjectBody, "Perfect, I will book a table."),
         ("reply_to_sms", Subject, "Perfect, I will book a table."),
+        ("outlook_reply_to_sms", SubjectBody, "Perfect, I will book a table."),
         ("subject_only", Body, ""),
         ("no_subject", SubjectBody, "Just the body."),
         ("no_subject", Subject, ""),
