@@ -73,21 +73,25 @@ pub fn build(sms: &PendingInbound, writer: &Writer<'_>) -> Vec<u8> {
     let mut mail = String::new();
     let mut header = |name: &str, value: &str| mail.push_str(&format!("{name}: {}\r\n", clean(value)));
     let local = address_local_part(&sms.originator);
-    header(
-        "From",
-        &format!(
-            "\"{}\" <{local}@{}>",
-            sms.originator.replace(['"', '\\'], ""),
-            writer.sms_domain
-        ),
-    );
+    let name = sms.originator.replace(['"', '\\'], "");
+    let name = if name.is_ascii() {
+        format!("\"{name}\"")
+    } else {
+        encoded_word(&name)
+    };
+    header("From", &format!("{name} <{local}@{}>", writer.sms_domain));
     header("To", &format!("<{}>", sms.recipient));
     header("Subject", &encoded_word(&subject));
     header("Date", &Utc::of_millis(sms.received).rfc5322());
     header("Message-ID", &format!("<{}>", message_id(sms.id, writer)));
     if let Some(id) = &original.message_id {
         header("In-Reply-To", &format!("<{id}>"));
+        // The first (the thread's root) and the latest: enough for every client to
+        // thread it, in a header that stays short however long the conversation.
         let mut references = original.references.clone();
+        if references.len() > 10 {
+            references.drain(1..references.len() - 9);
+        }
         references.push(id.clone());
         let references: Vec<String> = references.iter().map(|id| format!("<{id}>")).collect();
         header("References", &references.join(" "));
@@ -259,8 +263,32 @@ References: <m0@example.com>\r\n\r\nAt 8?\r\n";
     }
 
     #[test]
-    fn odd_senders_and_long_subjects_make_valid_headers() {
+    fn odd_senders_long_subjects_and_long_threads_make_valid_headers() {
         assert_eq!(address_local_part("My Bank \"Ltd\""), "My_Bank__Ltd_");
+        let mut bank = sms(None);
+        bank.originator = "Banque Société".into();
+        let raw = build(&bank, &WRITER);
+        let mail = MessageParser::new().parse(&raw).unwrap();
+        let from = mail.from().unwrap().first().unwrap();
+        assert_eq!(
+            (from.name(), from.address()),
+            (Some("Banque Société"), Some("Banque_Soci_t_@sms"))
+        );
+        // A long thread keeps its root and its latest ids.
+        let ids_sent: Vec<String> = (0..30).map(|n| format!("<m{n}@example.com>")).collect();
+        let original = format!(
+            "Subject: x\r\nMessage-ID: <m30@example.com>\r\nReferences: {}\r\n\r\nx",
+            ids_sent.join(" ")
+        );
+        let raw = build(&sms(Some(original.as_bytes())), &WRITER);
+        let mail = MessageParser::new().parse(&raw).unwrap();
+        let kept = ids(mail.references());
+        assert_eq!(kept.len(), 11, "{kept:?}");
+        assert_eq!(
+            (kept[0].as_str(), kept[1].as_str()),
+            ("m0@example.com", "m21@example.com")
+        );
+        assert_eq!(kept[10], "m30@example.com");
         let long = "é".repeat(100);
         let encoded = encoded_word(&long);
         assert!(encoded.lines().all(|line| line.trim_start().len() <= 75), "{encoded}");

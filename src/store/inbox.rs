@@ -83,6 +83,8 @@ pub struct InboundRules {
     pub stop_reply: Option<String>,
     /// `instance.name`: the instance that accepts the confirmation SMS.
     pub instance: String,
+    /// The first of `smtp.sms_domains`: the domain of a confirmation's recipient.
+    pub sms_domain: String,
     /// `sms.default_region`: the country of an originator the network gives in
     /// national form (the modem worker makes it E.164 before the store sees it).
     pub region: Option<phonenumber::country::Id>,
@@ -102,6 +104,7 @@ impl InboundRules {
             start_words: inbound.start_words.clone(),
             stop_reply: Some(inbound.stop_reply.trim().to_string()).filter(|text| !text.is_empty()),
             instance: instance.to_string(),
+            sms_domain: "sms".into(),
             region: None,
         }
     }
@@ -124,7 +127,7 @@ impl InboundRules {
             parts: split.parts.len(),
             text,
             requests: vec![NewRequest {
-                recipient: format!("{number}@sms"),
+                recipient: format!("{number}@{}", self.sms_domain),
                 number: number.clone(),
                 notify: Some("NEVER".into()),
                 orcpt: None,
@@ -138,8 +141,17 @@ impl InboundRules {
     pub fn of(config: &crate::config::Config) -> InboundRules {
         InboundRules {
             region: Some(config.sms.default_region.id()),
+            sms_domain: config.smtp.sms_domains.first().cloned().unwrap_or_else(|| "sms".into()),
             ..InboundRules::new(&config.inbound, &config.instance.name)
         }
+    }
+
+    /// How long the parts of an SMS stored whole are kept for the copies the network (or
+    /// a SIM that a crash left undeleted, read again at the next start) may deliver:
+    /// twice the reassembly timeout, and at least a week, so a gateway down for days
+    /// does not mail an SMS twice. Their rows are small.
+    pub(in crate::store) fn copies_kept_ms(&self) -> i64 {
+        self.reassembly_timeout_ms.saturating_mul(2).max(7 * 24 * 3_600_000)
     }
 
     /// What the whole text says: a stop word, a start word, or a message.

@@ -104,10 +104,10 @@ pub(in crate::store) async fn complete_overdue(tx: &Tx, rules: &InboundRules, no
             group.store_whole(tx, arrived, rules, now).await?;
         }
     }
-    // As on SQLite: kept for copies twice the timeout after they arrived.
+    // As on SQLite: kept for copies (`InboundRules::copies_kept_ms`).
     tx.execute(
         "DELETE FROM inbox_parts WHERE inbox_id IS NOT NULL AND received <= $1",
-        &[&(now - 2 * rules.reassembly_timeout_ms)],
+        &[&(now - rules.copies_kept_ms())],
     )
     .await?;
     Ok(overdue.len())

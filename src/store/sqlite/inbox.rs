@@ -91,10 +91,10 @@ pub(in crate::store) fn complete_overdue(
         let arrived = group.arrived(conn)?;
         group.store_whole(conn, arrived, rules, now)?;
     }
-    // A whole SMS's parts are kept for the copies the network may deliver again: twice
-    // the timeout after their arrival is at least one after the SMS was stored whole.
+    // A whole SMS's parts are kept for the copies that may come again (see
+    // `InboundRules::copies_kept_ms`).
     conn.prepare_cached("DELETE FROM inbox_parts WHERE inbox_id IS NOT NULL AND received <= ?1")?
-        .execute(params![now - 2 * rules.reassembly_timeout_ms])?;
+        .execute(params![now - rules.copies_kept_ms()])?;
     Ok(overdue.len())
 }
 
