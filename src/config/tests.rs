@@ -691,3 +691,18 @@ fn a_bad_inbound_value_is_named_by_its_key() {
         ])
     );
 }
+
+#[test]
+fn inbound_settings_that_turn_a_feature_off_unawares_are_warnings() {
+    let config = load("[inbound]\nambiguous = \"default_recipient\"\nstop_words = []\n").unwrap();
+    let warnings: Vec<String> = config.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("inbound.ambiguous: \"default_recipient\" while"),
+        "{warnings:?}"
+    );
+    assert!(warnings[1].starts_with("inbound.stop_words: empty"), "{warnings:?}");
+    let fine =
+        load("[inbound]\nambiguous = \"default_recipient\"\ndefault_recipient = \"desk@example.com\"\n").unwrap();
+    assert!(fine.warnings().is_empty());
+}

@@ -227,6 +227,20 @@ pub(super) fn warnings(config: &Config) -> Vec<Problem> {
             ));
         }
     }
+    let inbound = &config.inbound;
+    if inbound.ambiguous == super::Ambiguous::DefaultRecipient && inbound.default_recipient.is_none() {
+        warnings.push(Problem::new(
+            "inbound.ambiguous",
+            "\"default_recipient\" while inbound.default_recipient is empty: an SMS from a number several \
+             senders texted is kept in the inbox, mailed to no one",
+        ));
+    }
+    if inbound.stop_words.words().next().is_none() {
+        warnings.push(Problem::new(
+            "inbound.stop_words",
+            "empty: no SMS opts its number out (smsgw optout add still does)",
+        ));
+    }
     warnings
 }
 

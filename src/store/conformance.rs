@@ -1627,13 +1627,21 @@ async fn stop_and_start_words_change_the_opt_out_list(store: &Store) {
     assert_eq!(state(store, late[0]).await, State::Failed);
     let rows = store.list(QueueFilter::default()).await.unwrap();
     assert_eq!(confirmations(rows), [(FR.to_string(), State::Received)]);
-    assert!(list.contains(&number), "in memory at once");
-    assert_eq!(state(store, waiting[0]).await, State::Failed);
+    // Alone (no peers), routing queues what was received: such a request fails in that
+    // same transaction, and the confirmation is queued.
+    let later = store.receive(to(&[FR], None)).await.unwrap();
+    store.queue_received().await.unwrap();
+    assert_eq!(state(store, later[0]).await, State::Failed);
+    let rows = store.list(QueueFilter::default()).await.unwrap();
+    assert_eq!(confirmations(rows), [(FR.to_string(), State::Queued)]);
     assert_eq!(
         state(store, waiting[1]).await,
-        State::Received,
-        "another number waits on"
+        State::Queued,
+        "another number is queued"
     );
+    assert!(list.contains(&number), "in memory at once");
+    assert_eq!(state(store, waiting[0]).await, State::Failed);
+    assert_ne!(state(store, waiting[1]).await, State::Failed, "another number waits on");
     let failed = history(store, waiting[0]).await;
     assert!(
         failed

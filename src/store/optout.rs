@@ -56,14 +56,6 @@ impl OptOutList {
             .contains(number.as_str())
     }
 
-    /// Whether no number opted out.
-    pub fn is_empty(&self) -> bool {
-        self.numbers
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_empty()
-    }
-
     pub(in crate::store) fn replace(&self, numbers: HashSet<String>) {
         *self.numbers.write().unwrap_or_else(std::sync::PoisonError::into_inner) = numbers;
     }
@@ -145,12 +137,10 @@ impl Store {
 
     /// Fails the `received` requests (with their DSNs) whose number opted out after
     /// RCPT let them in: a mail still in DATA when the STOP committed. The routing stage
-    /// calls it before each round, so none is sent. A request from the null sender
-    /// passes: `inbound.stop_reply`'s confirmation is one. Returns how many failed.
+    /// of a cluster calls it before each round (alone, `queue_received` does it in its
+    /// own transaction), so none is sent. A request from the null sender passes:
+    /// `inbound.stop_reply`'s confirmation is one. Returns how many failed.
     pub async fn fail_opted_out(&self) -> Result<usize, StoreError> {
-        if self.optouts.is_empty() {
-            return Ok(0);
-        }
         let failed = transact!(self, optout::fail_received(now_ms()))?;
         if failed > 0 {
             self.wake.outbound.notify_one();

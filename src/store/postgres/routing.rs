@@ -9,6 +9,8 @@ use crate::store::{Route, State, StoreError, UnroutedRequest};
 
 /// `received → queued` for every received request.
 pub(in crate::store) async fn queue_received(tx: &Tx, now: i64) -> Result<usize, StoreError> {
+    // As on SQLite: the requests to numbers that opted out after their RCPT fail first.
+    super::optout::fail_received(tx, now).await?;
     // One statement: the requests moved are exactly those whose event is written, even
     // while another instance moves some of them.
     let moved = tx

@@ -9,6 +9,9 @@ use rusqlite::{Connection, params};
 
 /// `received → queued` for every received request.
 pub(in crate::store) fn queue_received(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    // In this transaction, so that none slips between: a request to a number that opted
+    // out after its RCPT fails instead (see `Store::fail_opted_out`).
+    super::optout::fail_received(conn, now)?;
     // Set-wise: under load one statement moves a whole batch.
     conn.prepare_cached(
         "INSERT INTO events (request_id, time, state, detail)
