@@ -110,14 +110,11 @@ async fn fail_unroutable(cluster: &Cluster, store: &Store) -> Result<usize, Stor
 
 /// One round; true if there may be more to route at once.
 async fn round(cluster: &Cluster, store: &Store, retry: Duration) -> Result<bool, StoreError> {
+    // Either way, a request whose number opted out after its RCPT fails in the
+    // transaction that queues or routes the others.
     if !cluster.has_peers() {
-        // Those whose number opted out meanwhile fail in the same transaction.
         store.queue_received().await?;
         return Ok(false);
-    }
-    let late = store.fail_opted_out().await?;
-    if late > 0 {
-        tracing::info!(requests = late, "requests to numbers that opted out meanwhile: failed");
     }
     let requests = store.due_for_routing(BATCH).await?;
     if requests.is_empty() {

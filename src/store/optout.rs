@@ -135,19 +135,6 @@ impl Store {
         Ok(changed)
     }
 
-    /// Fails the `received` requests (with their DSNs) whose number opted out after
-    /// RCPT let them in: a mail still in DATA when the STOP committed. The routing stage
-    /// of a cluster calls it before each round (alone, `queue_received` does it in its
-    /// own transaction), so none is sent. A request from the null sender passes:
-    /// `inbound.stop_reply`'s confirmation is one. Returns how many failed.
-    pub async fn fail_opted_out(&self) -> Result<usize, StoreError> {
-        let failed = transact!(self, optout::fail_received(now_ms()))?;
-        if failed > 0 {
-            self.wake.outbound.notify_one();
-        }
-        Ok(failed)
-    }
-
     /// This instance's own changes after `after` (a `seq`), in order, at most
     /// [`FEED_BATCH`]: what its peers poll.
     pub async fn optout_feed(&self, after: i64) -> Result<Vec<OptOut>, StoreError> {

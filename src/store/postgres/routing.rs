@@ -117,6 +117,8 @@ pub(in crate::store) async fn count_in_states(tx: &Tx, states: &[State]) -> Resu
 /// Applies routing decisions, in one transaction; wakes every instance's modems if any
 /// went to the queue.
 pub(in crate::store) async fn route_all(tx: &Tx, routes: &[(i64, Route)], now: i64) -> Result<(), StoreError> {
+    // As on SQLite: those whose number opted out after their RCPT fail first.
+    super::optout::fail_received(tx, now).await?;
     for (id, to) in routes {
         route(tx, *id, to, now).await?;
     }

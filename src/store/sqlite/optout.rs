@@ -119,8 +119,10 @@ fn fail_waiting_for(conn: &Connection, number: &str, now: i64) -> Result<(), Sto
     Ok(())
 }
 
-/// See [`Store::fail_opted_out`](crate::store::Store::fail_opted_out).
-pub(in crate::store) fn fail_received(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+/// Fails the `received` requests (with their DSNs) to numbers that opted out after their
+/// RCPT, but those from the null sender. Run in the transactions that queue
+/// and route requests.
+pub(in crate::store) fn fail_received(conn: &Connection, now: i64) -> Result<(), StoreError> {
     let late: Vec<(i64, String)> = conn
         .prepare_cached(
             "SELECT r.id, r.number FROM requests r JOIN messages m ON m.id = r.message_id
@@ -140,5 +142,5 @@ pub(in crate::store) fn fail_received(conn: &Connection, now: i64) -> Result<usi
             now,
         )?;
     }
-    Ok(late.len())
+    Ok(())
 }

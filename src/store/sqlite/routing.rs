@@ -10,7 +10,8 @@ use rusqlite::{Connection, params};
 /// `received → queued` for every received request.
 pub(in crate::store) fn queue_received(conn: &Connection, now: i64) -> Result<usize, StoreError> {
     // In this transaction, so that none slips between: a request to a number that opted
-    // out after its RCPT fails instead (see `Store::fail_opted_out`).
+    // out after its RCPT (its mail still in DATA when the STOP committed) fails instead;
+    // one from the null sender passes (`inbound.stop_reply`'s confirmation is one).
     super::optout::fail_received(conn, now)?;
     // Set-wise: under load one statement moves a whole batch.
     conn.prepare_cached(
@@ -102,5 +103,8 @@ pub(in crate::store) fn count_in_states(conn: &Connection, states: &[State]) -> 
 
 /// Applies routing decisions, in one transaction.
 pub(in crate::store) fn route_all(conn: &Connection, routes: &[(i64, Route)], now: i64) -> Result<(), StoreError> {
+    // As in `queue_received`: a request to a number that opted out after its RCPT fails
+    // here, and its route, guarded by `received`, then changes nothing.
+    super::optout::fail_received(conn, now)?;
     routes.iter().try_for_each(|(id, to)| route(conn, *id, to, now))
 }
