@@ -98,6 +98,10 @@ pub enum Command {
     Read(u32),
     /// `AT+CMGD=<index>`: deletes a stored message once read.
     Delete(u32),
+    /// `AT+CPMS="SM","SM","SM"`: reads, writes and new messages all in the SIM's memory,
+    /// the one listed at start: an SMS that arrives while no one listens is found there,
+    /// whatever memory the modem stored new ones in before.
+    SimMemoryForAll,
     /// `AT+CMGL=4`: every message in the selected memory, read or not, with its PDU:
     /// at start, what arrived while no one listened (or was not deleted before a crash).
     ListAll,
@@ -178,6 +182,7 @@ impl fmt::Display for Command {
             Command::Read(index) => write!(f, "AT+CMGR={index}"),
             Command::Delete(index) => write!(f, "AT+CMGD={index}"),
             Command::ListAll => write!(f, "AT+CMGL=4"),
+            Command::SimMemoryForAll => write!(f, "AT+CPMS=\"SM\",\"SM\",\"SM\""),
         }
     }
 }
@@ -639,6 +644,7 @@ mod tests {
             ]
         );
         assert_eq!(Command::ListAll.to_string(), "AT+CMGL=4");
+        assert_eq!(Command::SimMemoryForAll.to_string(), "AT+CPMS=\"SM\",\"SM\",\"SM\"");
     }
     use super::*;
 

@@ -165,6 +165,15 @@ async fn init(port: &mut Port, spec: &ModemSpec) -> Result<Radio, Stop> {
     if !spec.smsc.is_empty() {
         port.command(&Command::ServiceCentre(spec.smsc.clone())).await?;
     }
+    // Before the indications: new SMS go where the listing at start looks. A modem that
+    // refuses is used as it is (`+CMTI` names the memory of each new one anyway).
+    match port.command(&Command::SimMemoryForAll).await {
+        Ok(_) => {}
+        Err(AtError::Failed { result, .. }) => {
+            tracing::warn!(modem = %spec.name, ?result, "AT+CPMS=\"SM\",\"SM\",\"SM\" refused: SMS that arrive while the gateway is down may be found only when announced again")
+        }
+        Err(error) => return Err(error.into()),
+    }
     port.command(&Command::Indications(spec.reports)).await?;
     // Unsolicited +CREG: reports look like AT+CREG?'s answer: off, or each cell change
     // puts the driver out of step. A modem that refuses is used as it is.
