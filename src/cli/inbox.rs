@@ -52,15 +52,15 @@ async fn inbox(config: &Config, command: InboxCommand) -> anyhow::Result<ExitCod
                 "ID", "FROM", "MODEM", "STATE", "RECEIVED", "MAILED TO"
             )?;
             for e in &entries {
-                let text: String = e.text.replace('\n', " ").chars().take(40).collect();
+                let text: String = e.sms.text.replace('\n', " ").chars().take(40).collect();
                 writeln!(
                     out,
                     "{:>6}  {:<16}  {:<10}  {:<8}  {:<31}  {:<30}  {text}",
-                    e.id,
-                    e.originator,
-                    e.modem,
+                    e.sms.id,
+                    e.sms.originator,
+                    e.sms.modem,
                     e.state,
-                    Utc::of_millis(e.received).rfc5322(),
+                    Utc::of_millis(e.sms.received).rfc5322(),
                     e.recipient.as_deref().unwrap_or("-"),
                 )?;
             }
@@ -80,27 +80,31 @@ async fn inbox(config: &Config, command: InboxCommand) -> anyhow::Result<ExitCod
 }
 
 fn print_entry(out: &mut impl Write, e: &InboxEntry) -> std::io::Result<()> {
-    writeln!(out, "SMS {}  from {}  ({})", e.id, e.originator, e.kind)?;
+    writeln!(out, "SMS {}  from {}  ({})", e.sms.id, e.sms.originator, e.sms.kind)?;
     writeln!(
         out,
         "received {} by modem {} (sent {})",
-        Utc::of_millis(e.received).rfc5322(),
-        e.modem,
-        e.sent.as_deref().unwrap_or("at an unknown time")
+        Utc::of_millis(e.sms.received).rfc5322(),
+        e.sms.modem,
+        e.sms.sent.as_deref().unwrap_or("at an unknown time")
     )?;
-    match &e.missing {
-        Some(missing) => writeln!(out, "{} part(s), incomplete: part(s) {missing} never arrived", e.parts)?,
-        None => writeln!(out, "{} part(s)", e.parts)?,
+    match &e.sms.missing {
+        Some(missing) => writeln!(
+            out,
+            "{} part(s), incomplete: part(s) {missing} never arrived",
+            e.sms.parts
+        )?,
+        None => writeln!(out, "{} part(s)", e.sms.parts)?,
     }
-    writeln!(out, "text: {}", e.text.replace('\n', "\n      "))?;
+    writeln!(out, "text: {}", e.sms.text.replace('\n', "\n      "))?;
     if let Some(request) = e.reply_to {
         writeln!(out, "answers request {request} (smsgw queue show {request})")?;
     }
-    if e.others > 0 {
+    if e.sms.others > 0 {
         writeln!(
             out,
             "{} other sender(s) also wrote to {} lately",
-            e.others, e.originator
+            e.sms.others, e.sms.originator
         )?;
     }
     let outcome = e.outcome.as_deref().unwrap_or("");

@@ -11,7 +11,7 @@ use mail_parser::{HeaderValue, MessageParser};
 
 use super::build::{clean, text_part};
 use crate::compose::SMS_MAIL_ID;
-use crate::store::{InboxKind, PendingInbound};
+use crate::store::{InboxKind, PendingInbound, ReceivedSms};
 use crate::utc::Utc;
 
 /// Who writes the mail.
@@ -63,15 +63,16 @@ pub fn message_id(id: i64, writer: &Writer<'_>) -> String {
 }
 
 /// The mail, RFC 5322 bytes with CRLF line ends.
-pub fn build(sms: &PendingInbound, writer: &Writer<'_>) -> Vec<u8> {
-    let original = sms.original.as_deref().map(Original::read).unwrap_or_default();
+pub fn build(mail: &PendingInbound, writer: &Writer<'_>) -> Vec<u8> {
+    let sms = &mail.sms;
+    let original = mail.original.as_deref().map(Original::read).unwrap_or_default();
     let subject = match &original.subject {
         Some(subject) if subject.to_ascii_lowercase().starts_with("re:") => subject.clone(),
         Some(subject) => format!("Re: {subject}"),
         None => format!("SMS from {}", sms.originator),
     };
-    let mut mail = String::new();
-    let mut header = |name: &str, value: &str| mail.push_str(&format!("{name}: {}\r\n", clean(value)));
+    let mut text = String::new();
+    let mut header = |name: &str, value: &str| text.push_str(&format!("{name}: {}\r\n", clean(value)));
     let local = address_local_part(&sms.originator);
     let name = sms.originator.replace(['"', '\\'], "");
     let name = if name.is_ascii() {
@@ -80,7 +81,7 @@ pub fn build(sms: &PendingInbound, writer: &Writer<'_>) -> Vec<u8> {
         encoded_word(&name)
     };
     header("From", &format!("{name} <{local}@{}>", writer.sms_domain));
-    header("To", &format!("<{}>", sms.recipient));
+    header("To", &format!("<{}>", mail.recipient));
     header("Subject", &encoded_word(&subject));
     header("Date", &Utc::of_millis(sms.received).rfc5322());
     header("Message-ID", &format!("<{}>", message_id(sms.id, writer)));
@@ -101,13 +102,13 @@ pub fn build(sms: &PendingInbound, writer: &Writer<'_>) -> Vec<u8> {
     header("Auto-Submitted", "auto-generated");
     header("X-Auto-Response-Suppress", "All");
     header("MIME-Version", "1.0");
-    mail.push_str(&text_part(&body(sms, writer)));
-    mail.into_bytes()
+    text.push_str(&text_part(&body(sms, writer)));
+    text.into_bytes()
 }
 
 /// The SMS text, then a signature (`-- `, which mail clients leave out of a reply, and
 /// smsgw drops from one anyway): when and where it was received, and what else to know.
-fn body(sms: &PendingInbound, writer: &Writer<'_>) -> String {
+fn body(sms: &ReceivedSms, writer: &Writer<'_>) -> String {
     let mut notes = vec![format!(
         "SMS from {}, received {} by modem {} of {}.",
         sms.originator,
@@ -187,17 +188,19 @@ References: <m0@example.com>\r\n\r\nAt 8?\r\n";
 
     fn sms(original: Option<&[u8]>) -> PendingInbound {
         PendingInbound {
-            id: 42,
-            received: 1_795_000_000_000,
-            sent: Some("2026-11-18T10:00:00+01:00".into()),
-            modem: "sim0".into(),
-            originator: "+33612345678".into(),
-            text: "Yes, see you there \u{1F600}".into(),
-            parts: 1,
-            missing: None,
-            kind: InboxKind::Text,
+            sms: ReceivedSms {
+                id: 42,
+                received: 1_795_000_000_000,
+                sent: Some("2026-11-18T10:00:00+01:00".into()),
+                modem: "sim0".into(),
+                originator: "+33612345678".into(),
+                text: "Yes, see you there \u{1F600}".into(),
+                parts: 1,
+                missing: None,
+                kind: InboxKind::Text,
+                others: 0,
+            },
             recipient: "alice@example.com".into(),
-            others: 0,
             attempts: 0,
             original: original.map(<[u8]>::to_vec),
         }
@@ -244,11 +247,11 @@ References: <m0@example.com>\r\n\r\nAt 8?\r\n";
     #[test]
     fn notes_say_what_is_missing_who_else_wrote_and_an_opt_out() {
         let mut stop = sms(Some(b"Subject: Re: Sal\xc3\xbct\r\nMessage-ID: <x@y>\r\n\r\nhi"));
-        stop.text = "STOP".into();
-        stop.kind = InboxKind::Stop;
-        stop.others = 2;
-        stop.missing = Some("2".into());
-        stop.parts = 3;
+        stop.sms.text = "STOP".into();
+        stop.sms.kind = InboxKind::Stop;
+        stop.sms.others = 2;
+        stop.sms.missing = Some("2".into());
+        stop.sms.parts = 3;
         let raw = build(&stop, &WRITER);
         let mail = MessageParser::new().parse(&raw).unwrap();
         assert_eq!(mail.subject(), Some("Re: Salüt"), "no second Re:, and UTF-8 kept");
@@ -266,7 +269,7 @@ References: <m0@example.com>\r\n\r\nAt 8?\r\n";
     fn odd_senders_long_subjects_and_long_threads_make_valid_headers() {
         assert_eq!(address_local_part("My Bank \"Ltd\""), "My_Bank__Ltd_");
         let mut bank = sms(None);
-        bank.originator = "Banque Société".into();
+        bank.sms.originator = "Banque Société".into();
         let raw = build(&bank, &WRITER);
         let mail = MessageParser::new().parse(&raw).unwrap();
         let from = mail.from().unwrap().first().unwrap();

@@ -164,17 +164,17 @@ impl Notifier {
     }
 
     /// One attempt at the mail of an incoming SMS.
-    async fn deliver_sms(&self, store: &Store, sms: &PendingInbound) -> DsnOutcome {
+    async fn deliver_sms(&self, store: &Store, mail: &PendingInbound) -> DsnOutcome {
         let writer = inbound::Writer {
             hostname: &self.hostname,
             sms_domain: &self.sms_domain,
             store_id: store.id(),
         };
-        let message = inbound::build(sms, &writer);
+        let message = inbound::build(mail, &writer);
         let outcome = self
-            .outcome(&self.from, &sms.recipient, &message, sms.attempts, sms.received)
+            .outcome(&self.from, &mail.recipient, &message, mail.attempts, mail.sms.received)
             .await;
-        let (inbox, from, to) = (sms.id, &sms.originator, &sms.recipient);
+        let (inbox, from, to) = (mail.sms.id, &mail.sms.originator, &mail.recipient);
         match &outcome {
             DsnOutcome::Sent(answer) => {
                 tracing::info!(inbox, %from, %to, %answer, "SMS mailed");

@@ -1444,11 +1444,11 @@ async fn incoming_parts_are_kept_once_and_make_one_sms(store: &Store) {
     );
     let entry = store.inbox_entry(id).await.unwrap().unwrap();
     assert_eq!(
-        (entry.text.as_str(), entry.parts, entry.missing.as_deref()),
+        (entry.sms.text.as_str(), entry.sms.parts, entry.sms.missing.as_deref()),
         ("hello world", 2, None)
     );
-    assert_eq!((entry.modem.as_str(), entry.originator.as_str()), ("m1", FR));
-    assert_eq!(entry.sent.as_deref(), Some("2026-11-26T10:00:00+01:00"));
+    assert_eq!((entry.sms.modem.as_str(), entry.sms.originator.as_str()), ("m1", FR));
+    assert_eq!(entry.sms.sent.as_deref(), Some("2026-11-26T10:00:00+01:00"));
     // No mail was sent to FR, and there is no default recipient: kept, saying why.
     assert_eq!(entry.state, InboxState::Kept);
     assert_eq!(entry.recipient, None);
@@ -1475,17 +1475,23 @@ async fn incoming_parts_are_kept_once_and_make_one_sms(store: &Store) {
     let PartOutcome::Complete(reused) = receive(at("01", Some((7, 2, 2)), "one")).await else {
         panic!("the second SMS of reference 7 completes")
     };
-    assert_eq!(store.inbox_entry(reused).await.unwrap().unwrap().text, "new one");
+    assert_eq!(store.inbox_entry(reused).await.unwrap().unwrap().sms.text, "new one");
     // While one waits for its part 2, another SMS with its reference begins: the first is
     // stored as what arrived, and the second goes on.
     assert_eq!(receive(at("10", Some((5, 2, 1)), "lost ")).await, PartOutcome::Waiting);
     assert_eq!(receive(at("20", Some((5, 2, 1)), "fresh ")).await, PartOutcome::Waiting);
     let first = store.inbox(1).await.unwrap().pop().unwrap();
-    assert_eq!((first.text.as_str(), first.missing.as_deref()), ("lost […]", Some("2")));
+    assert_eq!(
+        (first.sms.text.as_str(), first.sms.missing.as_deref()),
+        ("lost […]", Some("2"))
+    );
     let PartOutcome::Complete(second) = receive(at("21", Some((5, 2, 2)), "start")).await else {
         panic!("whole")
     };
-    assert_eq!(store.inbox_entry(second).await.unwrap().unwrap().text, "fresh start");
+    assert_eq!(
+        store.inbox_entry(second).await.unwrap().unwrap().sms.text,
+        "fresh start"
+    );
 }
 
 async fn an_sms_is_mailed_to_the_latest_sender_to_its_number_with_retries(store: &Store) {
@@ -1503,14 +1509,14 @@ async fn an_sms_is_mailed_to_the_latest_sender_to_its_number_with_retries(store:
     assert_eq!(store.next_inbound_in().await.unwrap(), Some(0));
     let due = store.inbound_due(10).await.unwrap();
     assert_eq!(due.len(), 2, "{due:?}");
-    let reply = due.iter().find(|m| m.id == id).unwrap();
+    let reply = due.iter().find(|m| m.sms.id == id).unwrap();
     assert_eq!(reply.recipient, "a@example.com");
     assert_eq!(
         reply.original.as_deref(),
         Some(&b"Subject: x\r\n\r\ny"[..]),
         "the original mail, to thread under"
     );
-    let other = due.iter().find(|m| m.id != id).unwrap();
+    let other = due.iter().find(|m| m.sms.id != id).unwrap();
     assert_eq!(
         (other.recipient.as_str(), other.original.is_none()),
         ("desk@example.com", true)
@@ -1536,7 +1542,7 @@ async fn an_sms_is_mailed_to_the_latest_sender_to_its_number_with_retries(store:
         (entry.state, entry.attempts, entry.outcome.as_deref()),
         (InboxState::Pending, 1, Some("451 try later"))
     );
-    let dropped = store.inbox_entry(other.id).await.unwrap().unwrap();
+    let dropped = store.inbox_entry(other.sms.id).await.unwrap().unwrap();
     assert_eq!(dropped.state, InboxState::Dropped);
     assert_eq!(
         dropped.outcome.as_deref(),
@@ -1577,7 +1583,7 @@ async fn an_incomplete_sms_is_stored_as_what_arrived_after_its_time(store: &Stor
     assert_eq!(store.complete_overdue(&overdue).await.unwrap(), 1);
     let entry = store.inbox(1).await.unwrap().pop().unwrap();
     assert_eq!(
-        (entry.text.as_str(), entry.missing.as_deref()),
+        (entry.sms.text.as_str(), entry.sms.missing.as_deref()),
         ("[…]middle[…]", Some("1,3"))
     );
     assert_eq!(store.complete_overdue(&overdue).await.unwrap(), 0, "stored once");
@@ -1657,7 +1663,7 @@ async fn stop_and_start_words_change_the_opt_out_list(store: &Store) {
     );
     assert!(dsns(store).await.contains(&(waiting[0], DsnAction::Failed)));
     let entry = store.inbox(1).await.unwrap().pop().unwrap();
-    assert_eq!(entry.kind, InboxKind::Stop);
+    assert_eq!(entry.sms.kind, InboxKind::Stop);
     let listed = store.optouts(false).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(

@@ -264,40 +264,9 @@ pub(in crate::store) fn texted(kind: InboxKind, modem: &str) -> String {
     format!("{} texted to modem {modem}", kind.as_str().to_uppercase())
 }
 
-/// A mail to deliver, made from an incoming SMS.
-#[derive(Debug, Clone)]
-pub struct PendingInbound {
-    /// The inbox row.
-    pub id: i64,
-    /// When the last part arrived (unix milliseconds).
-    pub received: i64,
-    /// When the centre received its first part (TP-SCTS).
-    pub sent: Option<String>,
-    /// The modem that received it.
-    pub modem: String,
-    /// Who texted it.
-    pub originator: String,
-    /// The text (missing parts shown as `[…]`).
-    pub text: String,
-    /// How many parts it had.
-    pub parts: i64,
-    /// The parts that never came.
-    pub missing: Option<String>,
-    /// A stop or start word, or a message.
-    pub kind: InboxKind,
-    /// The mailbox it goes to.
-    pub recipient: String,
-    /// How many other senders texted that number within the window.
-    pub others: i64,
-    /// Delivery attempts so far.
-    pub attempts: i64,
-    /// The mail it answers, as received, for its Subject and Message-ID.
-    pub original: Option<Vec<u8>>,
-}
-
-/// One incoming SMS, as `smsgw inbox list` and `show` print it.
+/// An incoming SMS as stored whole: what its mail and `smsgw inbox` are made of.
 #[derive(Debug, Clone, Serialize)]
-pub struct InboxEntry {
+pub struct ReceivedSms {
     /// The inbox row.
     pub id: i64,
     /// When it was stored whole (unix milliseconds).
@@ -309,7 +278,7 @@ pub struct InboxEntry {
     /// Who texted it.
     #[serde(rename = "from")]
     pub originator: String,
-    /// The text.
+    /// The text (missing parts shown as `[…]`).
     pub text: String,
     /// How many parts.
     pub parts: i64,
@@ -317,12 +286,41 @@ pub struct InboxEntry {
     pub missing: Option<String>,
     /// A stop or start word, or a message.
     pub kind: InboxKind,
+    /// How many other senders texted that number within the window.
+    pub others: i64,
+}
+
+/// The columns of `inbox` (alias `i`) a [`ReceivedSms`] is read from, in its fields'
+/// order: both backends read them with one function.
+pub(in crate::store) const SMS_COLUMNS: &str =
+    "i.id, i.received, i.sent, i.modem, i.originator, i.text, i.parts, i.missing, i.kind, i.others";
+
+/// How many [`SMS_COLUMNS`]: the columns after them start here.
+pub(in crate::store) const SMS_COLUMN_COUNT: usize = 10;
+
+/// A mail to deliver, made from an incoming SMS.
+#[derive(Debug, Clone)]
+pub struct PendingInbound {
+    /// The SMS.
+    pub sms: ReceivedSms,
+    /// The mailbox it goes to.
+    pub recipient: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// The mail it answers, as received, for its Subject and Message-ID.
+    pub original: Option<Vec<u8>>,
+}
+
+/// One incoming SMS, as `smsgw inbox list` and `show` print it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboxEntry {
+    /// The SMS.
+    #[serde(flatten)]
+    pub sms: ReceivedSms,
     /// The request it answers.
     pub reply_to: Option<i64>,
     /// Whom it is mailed to.
     pub recipient: Option<String>,
-    /// How many other senders texted that number within the window.
-    pub others: i64,
     /// Where its mail stands.
     pub state: InboxState,
     /// Why it is kept, what the receiving server answered, or the last error.
@@ -388,7 +386,7 @@ impl Store {
     /// Records what became of one delivery attempt of `mail`.
     pub async fn record_inbound_attempt(&self, mail: &PendingInbound, outcome: DsnOutcome) -> Result<(), StoreError> {
         let (state, next, text) = attempt_record(&outcome, &mail.recipient, now_ms());
-        let id = mail.id;
+        let id = mail.sms.id;
         transact!(self, inbox::record_attempt(id, state, next, &text))
     }
 

@@ -45,7 +45,7 @@ use crate::config::Config;
 pub use dispatch::QueuedRequest;
 pub use dsn::{DsnAction, DsnOutcome, PendingDsn, ReportWait};
 pub use forwarding::{ForwardOutcome, ForwardRequest};
-pub use inbox::{InboundRules, InboxEntry, PartOutcome, PendingInbound, ReceivedPart};
+pub use inbox::{InboundRules, InboxEntry, PartOutcome, PendingInbound, ReceivedPart, ReceivedSms};
 pub use intake::{NewMail, NewRequest};
 pub use optout::{FEED_BATCH, OptOut, OptOutList, opted_out_reason};
 pub use query::{HistoryLine, QueueFilter, RequestDetail, RequestRow};

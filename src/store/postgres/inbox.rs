@@ -4,10 +4,12 @@
 use super::Tx;
 use super::optout;
 use super::site::{DEAD_AFTER_MS, SERVER_NOW};
-use crate::store::inbox::{Candidate, decide, join_parts, missing_list, number_of, texted};
+use crate::store::inbox::{
+    Candidate, SMS_COLUMN_COUNT, SMS_COLUMNS, decide, join_parts, missing_list, number_of, texted,
+};
 use crate::store::{
     InboundRules, InboxEntry, InboxKind, InboxState, OptOut, PartOutcome, PartStatus, PendingInbound, ReceivedPart,
-    StoreError,
+    ReceivedSms, StoreError,
 };
 
 /// See [`Store::receive_part`](crate::store::Store::receive_part).
@@ -263,30 +265,23 @@ pub(in crate::store) async fn inbound_due(tx: &Tx, now: i64, limit: usize) -> Re
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?;
+    let after = SMS_COLUMN_COUNT;
     tx.query(
-        "SELECT i.id, i.received, i.sent, i.modem, i.originator, i.text, i.parts, i.missing, i.kind,
-                i.recipient, i.others, i.attempts, m.raw
-         FROM inbox i LEFT JOIN requests r ON r.id = i.reply_to LEFT JOIN messages m ON m.id = r.message_id
-         WHERE i.id = ANY($1) ORDER BY i.next_attempt, i.id",
+        &format!(
+            "SELECT {SMS_COLUMNS}, i.recipient, i.attempts, m.raw
+             FROM inbox i LEFT JOIN requests r ON r.id = i.reply_to LEFT JOIN messages m ON m.id = r.message_id
+             WHERE i.id = ANY($1) ORDER BY i.next_attempt, i.id"
+        ),
         &[&taken],
     )
     .await?
     .iter()
     .map(|row| {
         Ok(PendingInbound {
-            id: row.try_get(0)?,
-            received: row.try_get(1)?,
-            sent: row.try_get(2)?,
-            modem: row.try_get(3)?,
-            originator: row.try_get(4)?,
-            text: row.try_get(5)?,
-            parts: row.try_get(6)?,
-            missing: row.try_get(7)?,
-            kind: row.try_get(8)?,
-            recipient: row.try_get(9)?,
-            others: row.try_get(10)?,
-            attempts: row.try_get(11)?,
-            original: row.try_get(12)?,
+            sms: sms_of(row)?,
+            recipient: row.try_get(after)?,
+            attempts: row.try_get(after + 1)?,
+            original: row.try_get(after + 2)?,
         })
     })
     .collect()
@@ -322,32 +317,41 @@ pub(in crate::store) async fn record_attempt(
 
 /// Inbox rows, newest first: row `id` only, or the latest `limit`.
 pub(in crate::store) async fn entries(tx: &Tx, id: Option<i64>, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+    let after = SMS_COLUMN_COUNT;
     tx.query(
-        "SELECT id, received, sent, modem, originator, text, parts, missing, kind, reply_to, recipient,
-                others, state, outcome, attempts
-         FROM inbox WHERE $1::bigint IS NULL OR id = $1 ORDER BY id DESC LIMIT $2",
+        &format!(
+            "SELECT {SMS_COLUMNS}, i.reply_to, i.recipient, i.state, i.outcome, i.attempts
+             FROM inbox i WHERE $1::bigint IS NULL OR i.id = $1 ORDER BY i.id DESC LIMIT $2"
+        ),
         &[&id, &(limit as i64)],
     )
     .await?
     .iter()
     .map(|row| {
         Ok(InboxEntry {
-            id: row.try_get(0)?,
-            received: row.try_get(1)?,
-            sent: row.try_get(2)?,
-            modem: row.try_get(3)?,
-            originator: row.try_get(4)?,
-            text: row.try_get(5)?,
-            parts: row.try_get(6)?,
-            missing: row.try_get(7)?,
-            kind: row.try_get(8)?,
-            reply_to: row.try_get(9)?,
-            recipient: row.try_get(10)?,
-            others: row.try_get(11)?,
-            state: row.try_get(12)?,
-            outcome: row.try_get(13)?,
-            attempts: row.try_get(14)?,
+            sms: sms_of(row)?,
+            reply_to: row.try_get(after)?,
+            recipient: row.try_get(after + 1)?,
+            state: row.try_get(after + 2)?,
+            outcome: row.try_get(after + 3)?,
+            attempts: row.try_get(after + 4)?,
         })
     })
     .collect()
+}
+
+/// The [`ReceivedSms`] of a row that begins with [`SMS_COLUMNS`].
+fn sms_of(row: &tokio_postgres::Row) -> Result<ReceivedSms, StoreError> {
+    Ok(ReceivedSms {
+        id: row.try_get(0)?,
+        received: row.try_get(1)?,
+        sent: row.try_get(2)?,
+        modem: row.try_get(3)?,
+        originator: row.try_get(4)?,
+        text: row.try_get(5)?,
+        parts: row.try_get(6)?,
+        missing: row.try_get(7)?,
+        kind: row.try_get(8)?,
+        others: row.try_get(9)?,
+    })
 }

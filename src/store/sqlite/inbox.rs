@@ -1,12 +1,14 @@
 //! SQLite: inbox (incoming SMS, their parts, and the mail each becomes).
 
 use super::optout;
-use crate::store::inbox::{Candidate, decide, join_parts, missing_list, number_of, texted};
+use crate::store::inbox::{
+    Candidate, SMS_COLUMN_COUNT, SMS_COLUMNS, decide, join_parts, missing_list, number_of, texted,
+};
 use crate::store::{
     InboundRules, InboxEntry, InboxKind, InboxState, OptOut, PartOutcome, PartStatus, PendingInbound, ReceivedPart,
-    StoreError,
+    ReceivedSms, StoreError,
 };
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Row, params};
 
 /// See [`Store::receive_part`](crate::store::Store::receive_part).
 pub(in crate::store) fn receive_part(
@@ -224,35 +226,42 @@ fn candidates(conn: &Connection, originator: &str, since: i64) -> Result<Vec<Can
         .collect::<Result<_, _>>()?)
 }
 
+/// The [`ReceivedSms`] of a row that begins with [`SMS_COLUMNS`].
+fn sms_of(row: &Row<'_>) -> rusqlite::Result<ReceivedSms> {
+    Ok(ReceivedSms {
+        id: row.get(0)?,
+        received: row.get(1)?,
+        sent: row.get(2)?,
+        modem: row.get(3)?,
+        originator: row.get(4)?,
+        text: row.get(5)?,
+        parts: row.get(6)?,
+        missing: row.get(7)?,
+        kind: row.get(8)?,
+        others: row.get(9)?,
+    })
+}
+
 /// Mails of incoming SMS due at `now`, oldest first.
 pub(in crate::store) fn inbound_due(
     conn: &Connection,
     now: i64,
     limit: usize,
 ) -> Result<Vec<PendingInbound>, StoreError> {
+    let after = SMS_COLUMN_COUNT;
     Ok(conn
-        .prepare_cached(
-            "SELECT i.id, i.received, i.sent, i.modem, i.originator, i.text, i.parts, i.missing, i.kind,
-                    i.recipient, i.others, i.attempts, m.raw
+        .prepare_cached(&format!(
+            "SELECT {SMS_COLUMNS}, i.recipient, i.attempts, m.raw
              FROM inbox i LEFT JOIN requests r ON r.id = i.reply_to LEFT JOIN messages m ON m.id = r.message_id
              WHERE i.state = ?1 AND i.next_attempt <= ?2
-             ORDER BY i.next_attempt, i.id LIMIT ?3",
-        )?
+             ORDER BY i.next_attempt, i.id LIMIT ?3"
+        ))?
         .query_map(params![InboxState::Pending, now, limit as i64], |row| {
             Ok(PendingInbound {
-                id: row.get(0)?,
-                received: row.get(1)?,
-                sent: row.get(2)?,
-                modem: row.get(3)?,
-                originator: row.get(4)?,
-                text: row.get(5)?,
-                parts: row.get(6)?,
-                missing: row.get(7)?,
-                kind: row.get(8)?,
-                recipient: row.get(9)?,
-                others: row.get(10)?,
-                attempts: row.get(11)?,
-                original: row.get(12)?,
+                sms: sms_of(row)?,
+                recipient: row.get(after)?,
+                attempts: row.get(after + 1)?,
+                original: row.get(after + 2)?,
             })
         })?
         .collect::<Result<_, _>>()?)
@@ -287,29 +296,20 @@ pub(in crate::store) fn entries(
     id: Option<i64>,
     limit: usize,
 ) -> Result<Vec<InboxEntry>, StoreError> {
+    let after = SMS_COLUMN_COUNT;
     Ok(conn
-        .prepare_cached(
-            "SELECT id, received, sent, modem, originator, text, parts, missing, kind, reply_to, recipient,
-                    others, state, outcome, attempts
-             FROM inbox WHERE ?1 IS NULL OR id = ?1 ORDER BY id DESC LIMIT ?2",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {SMS_COLUMNS}, i.reply_to, i.recipient, i.state, i.outcome, i.attempts
+             FROM inbox i WHERE ?1 IS NULL OR i.id = ?1 ORDER BY i.id DESC LIMIT ?2"
+        ))?
         .query_map(params![id, limit as i64], |row| {
             Ok(InboxEntry {
-                id: row.get(0)?,
-                received: row.get(1)?,
-                sent: row.get(2)?,
-                modem: row.get(3)?,
-                originator: row.get(4)?,
-                text: row.get(5)?,
-                parts: row.get(6)?,
-                missing: row.get(7)?,
-                kind: row.get(8)?,
-                reply_to: row.get(9)?,
-                recipient: row.get(10)?,
-                others: row.get(11)?,
-                state: row.get(12)?,
-                outcome: row.get(13)?,
-                attempts: row.get(14)?,
+                sms: sms_of(row)?,
+                reply_to: row.get(after)?,
+                recipient: row.get(after + 1)?,
+                state: row.get(after + 2)?,
+                outcome: row.get(after + 3)?,
+                attempts: row.get(after + 4)?,
             })
         })?
         .collect::<Result<_, _>>()?)
