@@ -38,7 +38,8 @@ pub struct OptOut {
 }
 
 /// The numbers opted out, in memory: RCPT asks it for each recipient without a query.
-/// The store reloads it after each change it makes, and a site's instances every second.
+/// The store reloads it after each change it makes, and whenever the latest `seq` moves
+/// (looked at every second: the CLI's changes, another instance's of the site).
 #[derive(Debug, Default)]
 pub struct OptOutList {
     numbers: RwLock<HashSet<String>>,
